@@ -1,0 +1,81 @@
+//! The crate's error type.
+//!
+//! Every fallible call returns [`Result`]. Decoders never panic on bad bytes: they return
+//! [`Error::Corruption`] naming the file, the byte offset and what was expected there.
+
+use std::path::PathBuf;
+
+/// The result type of every fallible kho call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in kho.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O error, with the operation and path that failed.
+    #[error("I/O error during {op} on {}: {source}", path.display())]
+    Io {
+        /// What kho was doing (`"write"`, `"fsync"`, `"rename"`, ...).
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Bytes on disk are not what a well-formed file holds at that place.
+    #[error("corruption in {} at offset {offset}: {what}", file.display())]
+    Corruption {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset within `file` of the damaged structure.
+        offset: u64,
+        /// What was expected and what was found.
+        what: String,
+    },
+
+    /// The caller passed something kho refuses (oversized key, empty key, bad option, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// Another process (or another `Db` in this process) holds the database's lock file.
+    #[error("database at {} is in use: {reason}", path.display())]
+    Busy {
+        /// The database directory.
+        path: PathBuf,
+        /// Why the lock could not be taken.
+        reason: String,
+    },
+
+    /// An earlier write or fsync failed; the database refuses further writes because what
+    /// reached the disk is unknown. Reopen the database to recover.
+    #[error("database is poisoned by an earlier I/O failure; reopen to recover")]
+    Poisoned,
+
+    /// The database was closed.
+    #[error("database is closed")]
+    Closed,
+
+    /// The database directory does not hold a database and `create_if_missing` is off,
+    /// or it holds one and `error_if_exists` is on.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl Error {
+    /// Builds an [`Error::Corruption`].
+    pub(crate) fn corruption(file: impl Into<PathBuf>, offset: u64, what: impl Into<String>) -> Self {
+        Error::Corruption { file: file.into(), offset, what: what.into() }
+    }
+
+    /// Builds an [`Error::Io`].
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { op, path: path.into(), source }
+    }
+
+    /// True for [`Error::Corruption`].
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}

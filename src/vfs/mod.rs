@@ -1,0 +1,96 @@
+//! The file-system seam: every byte kho reads or writes goes through [`FileSystem`].
+//!
+//! [`StdFs`] is the real operating-system implementation. `FaultFs` (in `fault.rs`) is an
+//! in-memory implementation for tests that remembers what was synced, can simulate a crash
+//! (dropping or tearing unsynced file data and unsynced directory entries) and can inject
+//! I/O errors on chosen operations.
+//!
+//! Contract every implementation keeps (see `docs/durability.md`):
+//! - `WritableFile::append` makes bytes visible to readers of the same file system but not
+//!   durable; `WritableFile::sync` makes every appended byte durable.
+//! - A newly created, renamed or removed directory entry is durable only after
+//!   `FileSystem::sync_dir` on its parent directory.
+//! - `rename` atomically replaces the target.
+//! - Files opened with `open` are immutable while open (kho never rewrites a file in place).
+
+mod std_fs;
+
+// mod fault; (FaultFs lands next)
+
+// pub use fault::{FaultFs, FaultKind, FaultOp};
+pub use std_fs::StdFs;
+
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::Result;
+
+/// A file opened for appending. Dropping it without `sync` leaves the data not durable.
+pub trait WritableFile: Send + Sync {
+    /// Appends `data` to the end of the file.
+    fn append(&mut self, data: &[u8]) -> Result<()>;
+    /// Hands buffered bytes to the operating system (they survive a process crash but not a
+    /// power loss).
+    fn flush(&mut self) -> Result<()>;
+    /// Makes every appended byte durable (flush + fdatasync).
+    fn sync(&mut self) -> Result<()>;
+    /// Bytes appended so far (the file's length once flushed).
+    fn len(&self) -> u64;
+    /// True when nothing has been appended.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An immutable file opened for positioned reads.
+pub trait RandomAccessFile: Send + Sync + Debug {
+    /// Reads exactly `len` bytes at `offset`; an error (never a short read) if the file is
+    /// shorter.
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes>;
+    /// The file's length in bytes.
+    fn len(&self) -> u64;
+    /// True for an empty file.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A held lock on a database directory; dropping it releases the lock.
+pub trait FileLock: Send + Sync + Debug {}
+
+/// The file-system operations kho needs. Paths are absolute or relative to the process's
+/// working directory; kho only ever passes paths inside the database directory.
+pub trait FileSystem: Send + Sync + Debug {
+    /// Creates `path` (truncating an existing file) for appending.
+    fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>>;
+    /// Opens an existing file for positioned reads.
+    fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>>;
+    /// Reads a whole file.
+    fn read_all(&self, path: &Path) -> Result<Bytes> {
+        let f = self.open(path)?;
+        let len = usize::try_from(f.len()).map_err(|_| {
+            crate::Error::InvalidArgument(format!("{} is too large", path.display()))
+        })?;
+        f.read_at(0, len)
+    }
+    /// Atomically renames `from` to `to`, replacing `to` if present.
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Removes a file.
+    fn remove(&self, path: &Path) -> Result<()>;
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, path: &Path) -> Result<()>;
+    /// Lists the file names (not paths) in a directory.
+    fn list(&self, dir: &Path) -> Result<Vec<String>>;
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, dir: &Path) -> Result<()>;
+    /// True if `path` exists.
+    fn exists(&self, path: &Path) -> Result<bool>;
+    /// Takes an exclusive lock on `path` (creating it), or fails with [`crate::Error::Busy`].
+    fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>>;
+}
+
+/// A shared handle to a file system.
+pub type SharedFs = Arc<dyn FileSystem>;

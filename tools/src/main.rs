@@ -1,0 +1,4 @@
+//! The `kho` command-line tool.
+fn main() {
+    println!("kho");
+}
