@@ -12,3 +12,9 @@ pub mod vfs;
 
 pub use error::{Error, Result};
 pub use key::{SeqNo, ValueKind, MAX_SEQUENCE};
+mod batch;
+mod options;
+pub mod wal;
+
+pub use batch::WriteBatch;
+pub use options::{Options, RecoveryMode, WriteOptions};

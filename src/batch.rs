@@ -1,0 +1,246 @@
+//! [`WriteBatch`]: an ordered group of puts and deletes applied atomically, and its encoding,
+//! which is also the payload of one write-ahead-log record (see `docs/wal-format.md`).
+//!
+//! Encoding: `seq: u64 LE | count: u32 LE | op*` with
+//! `op := kind: u8 | key_len: varint | key | (value_len: varint | value)?` — the value only
+//! for puts. Operation `i` gets sequence number `seq + i`; a batch of `count` operations
+//! therefore consumes `count` sequence numbers.
+
+use crate::coding::{put_len_prefixed, Reader};
+use crate::key::{SeqNo, ValueKind};
+use crate::options::Options;
+use crate::{Error, Result};
+
+/// Bytes of the batch header (`seq` and `count`).
+pub(crate) const BATCH_HEADER: usize = 12;
+
+/// An atomic group of writes. Later operations on the same key win.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WriteBatch {
+    rep: Vec<u8>,
+    count: u32,
+}
+
+impl Default for WriteBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for WriteBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBatch").field("count", &self.count).field("bytes", &self.rep.len()).finish()
+    }
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        WriteBatch { rep: vec![0; BATCH_HEADER], count: 0 }
+    }
+
+    /// Adds a put of `value` at `key`.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.rep.push(ValueKind::Put as u8);
+        put_len_prefixed(&mut self.rep, key.as_ref());
+        put_len_prefixed(&mut self.rep, value.as_ref());
+        self.count += 1;
+    }
+
+    /// Adds a delete of `key`.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) {
+        self.rep.push(ValueKind::Delete as u8);
+        put_len_prefixed(&mut self.rep, key.as_ref());
+        self.count += 1;
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Removes every operation.
+    pub fn clear(&mut self) {
+        self.rep.truncate(BATCH_HEADER);
+        self.count = 0;
+    }
+
+    /// Size of the encoded batch in bytes (what it costs in the log).
+    pub fn encoded_size(&self) -> usize {
+        self.rep.len()
+    }
+
+    /// Checks every operation against the size limits in `opts`.
+    pub(crate) fn validate(&self, opts: &Options) -> Result<()> {
+        if self.rep.len() > opts.max_batch_size {
+            return Err(Error::InvalidArgument(format!(
+                "write batch of {} bytes exceeds max_batch_size {}",
+                self.rep.len(),
+                opts.max_batch_size
+            )));
+        }
+        for op in self.ops() {
+            let (_, key, value) = op.map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            if key.len() > opts.max_key_size {
+                return Err(Error::InvalidArgument(format!(
+                    "key of {} bytes exceeds max_key_size {}",
+                    key.len(),
+                    opts.max_key_size
+                )));
+            }
+            if value.len() > opts.max_value_size {
+                return Err(Error::InvalidArgument(format!(
+                    "value of {} bytes exceeds max_value_size {}",
+                    value.len(),
+                    opts.max_value_size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stamps the batch with its first sequence number and returns the encoding.
+    pub(crate) fn encode_with_seq(&mut self, seq: SeqNo) -> &[u8] {
+        self.rep[..8].copy_from_slice(&seq.to_le_bytes());
+        self.rep[8..12].copy_from_slice(&self.count.to_le_bytes());
+        &self.rep
+    }
+
+    /// The operations in order, decoded from the in-memory encoding.
+    pub(crate) fn ops(&self) -> BatchOps<'_> {
+        BatchOps { r: Reader::new(&self.rep[BATCH_HEADER..]), left: self.count, base: BATCH_HEADER, done: false }
+    }
+}
+
+/// A decoded batch read back from a log record.
+#[derive(Debug)]
+pub(crate) struct DecodedBatch<'a> {
+    pub seq: SeqNo,
+    pub count: u32,
+    rep: &'a [u8],
+}
+
+impl<'a> DecodedBatch<'a> {
+    /// Parses the header of an encoded batch; ops are decoded lazily by [`Self::ops`].
+    pub(crate) fn parse(rep: &'a [u8]) -> std::result::Result<Self, String> {
+        let mut r = Reader::new(rep);
+        let seq = r.u64().ok_or("batch shorter than its 12-byte header")?;
+        let count = r.u32().ok_or("batch shorter than its 12-byte header")?;
+        Ok(DecodedBatch { seq, count, rep })
+    }
+
+    pub(crate) fn ops(&self) -> BatchOps<'a> {
+        BatchOps { r: Reader::new(&self.rep[BATCH_HEADER..]), left: self.count, base: BATCH_HEADER, done: false }
+    }
+}
+
+/// Iterator over `(kind, key, value)` of an encoded batch; the error names the byte offset
+/// within the batch and what was wrong.
+pub(crate) struct BatchOps<'a> {
+    r: Reader<'a>,
+    left: u32,
+    base: usize,
+    done: bool,
+}
+
+/// A malformed batch: offset within the batch and what was wrong.
+#[derive(Debug)]
+pub(crate) struct BatchError {
+    pub offset: usize,
+    pub what: &'static str,
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed write batch at byte {}: {}", self.offset, self.what)
+    }
+}
+
+impl<'a> Iterator for BatchOps<'a> {
+    type Item = std::result::Result<(ValueKind, &'a [u8], &'a [u8]), BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.left == 0 {
+            self.done = true;
+            return (!self.r.is_empty()).then(|| {
+                Err(BatchError { offset: self.base + self.r.position(), what: "bytes after the last operation" })
+            });
+        }
+        self.left -= 1;
+        let at = self.base + self.r.position();
+        let mut err = |what| {
+            self.done = true;
+            Some(Err(BatchError { offset: at, what }))
+        };
+        let Some(kind) = self.r.u8() else { return err("missing operation") };
+        let Some(kind) = ValueKind::from_u8(kind) else { return err("unknown operation kind") };
+        let Some(key) = self.r.len_prefixed() else { return err("truncated key") };
+        let value: &[u8] = match kind {
+            ValueKind::Put => match self.r.len_prefixed() {
+                Some(v) => v,
+                None => return err("truncated value"),
+            },
+            ValueKind::Delete => &[],
+        };
+        Some(Ok((kind, key, value)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_decode_roundtrip() {
+        let mut b = WriteBatch::new();
+        b.put(b"a", b"1");
+        b.delete(b"b");
+        b.put(b"", b"");
+        assert_eq!(b.len(), 3);
+        let enc = b.encode_with_seq(77).to_vec();
+        let d = DecodedBatch::parse(&enc).unwrap();
+        assert_eq!((d.seq, d.count), (77, 3));
+        let ops: Vec<_> = d.ops().map(|o| o.unwrap()).collect();
+        assert_eq!(
+            ops,
+            vec![(ValueKind::Put, &b"a"[..], &b"1"[..]), (ValueKind::Delete, &b"b"[..], &b""[..]), (ValueKind::Put, &b""[..], &b""[..])]
+        );
+    }
+
+    #[test]
+    fn malformed_batches_are_errors_not_panics() {
+        let mut b = WriteBatch::new();
+        b.put(b"key", b"value");
+        let enc = b.encode_with_seq(1).to_vec();
+        for cut in 0..enc.len() {
+            if let Ok(d) = DecodedBatch::parse(&enc[..cut]) {
+                assert!(d.ops().any(|o| o.is_err()));
+            }
+        }
+        let mut extra = enc.clone();
+        extra.push(9);
+        let d = DecodedBatch::parse(&extra).unwrap();
+        assert!(d.ops().any(|o| o.is_err()));
+    }
+
+    #[test]
+    fn validate_enforces_limits() {
+        let opts = Options { max_key_size: 4, max_value_size: 4, ..Options::default() };
+        let mut b = WriteBatch::new();
+        b.put(b"1234", b"1234");
+        b.validate(&opts).unwrap();
+        b.put(b"12345", b"");
+        assert!(matches!(b.validate(&opts), Err(Error::InvalidArgument(_))));
+        let mut b = WriteBatch::new();
+        b.put(b"k", b"12345");
+        assert!(matches!(b.validate(&opts), Err(Error::InvalidArgument(_))));
+    }
+}

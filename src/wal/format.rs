@@ -1,0 +1,49 @@
+//! Constants of the log record framing; see `docs/wal-format.md`.
+//!
+//! ```text
+//! record := len: u32 LE | transform: u8 | payload_crc: u32 LE | header_crc: u32 LE | payload
+//! payload_crc = crc32(payload)               (crc32 = CRC-32/ISO-HDLC, as crc32fast computes)
+//! header_crc  = crc32(len | transform | payload_crc)   (the 9 bytes before it)
+//! ```
+
+/// Bytes before the payload.
+pub const HEADER_LEN: usize = 13;
+
+/// Largest payload a record may carry (1 GiB); anything larger is corruption.
+pub const MAX_PAYLOAD: u32 = 1 << 30;
+
+/// Transform id: the payload is stored as is. (Encryption will add ids, never reuse them.)
+pub const TRANSFORM_NONE: u8 = 0;
+
+/// Encodes the header of a record whose payload is `payload`.
+pub(crate) fn encode_header(payload: &[u8], transform: u8) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[4] = transform;
+    h[5..9].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    let hcrc = crc32fast::hash(&h[0..9]);
+    h[9..13].copy_from_slice(&hcrc.to_le_bytes());
+    h
+}
+
+/// A header that passed its own checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub len: u32,
+    pub transform: u8,
+    pub payload_crc: u32,
+}
+
+/// Parses and checks a header; `None` if the bytes are not an intact header.
+pub(crate) fn decode_header(h: &[u8]) -> Option<Header> {
+    let h: &[u8; HEADER_LEN] = h.get(..HEADER_LEN)?.try_into().ok()?;
+    let le32 = |b: &[u8]| b.try_into().ok().map(u32::from_le_bytes);
+    if crc32fast::hash(&h[0..9]) != le32(&h[9..13])? {
+        return None;
+    }
+    let len = le32(&h[0..4])?;
+    if len > MAX_PAYLOAD {
+        return None;
+    }
+    Some(Header { len, transform: h[4], payload_crc: le32(&h[5..9])? })
+}

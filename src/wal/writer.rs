@@ -1,0 +1,61 @@
+//! [`LogWriter`]: appends framed records to a log file.
+
+use std::path::{Path, PathBuf};
+
+use super::format::{encode_header, MAX_PAYLOAD, TRANSFORM_NONE};
+use crate::vfs::WritableFile;
+use crate::{Error, Result};
+
+/// Appends records to one log file. Not thread-safe; the write path owns it.
+pub(crate) struct LogWriter {
+    file: Box<dyn WritableFile>,
+    path: PathBuf,
+    number: u64,
+    scratch: Vec<u8>,
+}
+
+impl LogWriter {
+    pub(crate) fn new(file: Box<dyn WritableFile>, path: PathBuf, number: u64) -> Self {
+        LogWriter { file, path, number, scratch: Vec::new() }
+    }
+
+    /// Frames every payload as its own record and hands them to the file in one append.
+    /// The bytes are not durable until [`Self::sync`].
+    pub(crate) fn add_records<'a>(&mut self, payloads: impl IntoIterator<Item = &'a [u8]>) -> Result<()> {
+        self.scratch.clear();
+        for p in payloads {
+            if p.len() > MAX_PAYLOAD as usize {
+                return Err(Error::InvalidArgument(format!("log record of {} bytes is too large", p.len())));
+            }
+            self.scratch.extend_from_slice(&encode_header(p, TRANSFORM_NONE));
+            self.scratch.extend_from_slice(p);
+        }
+        self.file.append(&self.scratch)?;
+        self.file.flush()
+    }
+
+    /// Appends one record.
+    pub(crate) fn add_record(&mut self, payload: &[u8]) -> Result<()> {
+        self.add_records(std::iter::once(payload))
+    }
+
+    /// Makes every appended record durable.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.file.sync()
+    }
+
+    /// The log file's number.
+    pub(crate) fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The log file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn len(&self) -> u64 {
+        self.file.len()
+    }
+}
