@@ -13,6 +13,7 @@ pub mod vfs;
 pub use error::{Error, Result};
 pub use key::{SeqNo, ValueKind, MAX_SEQUENCE};
 mod batch;
+mod memtable;
 mod options;
 pub mod wal;
 
