@@ -74,6 +74,26 @@ impl Error {
         Error::Io { op, path: path.into(), source }
     }
 
+    /// A copy of this error for another waiter of the same failed operation (e.g. every
+    /// writer of a failed commit group). I/O sources are copied by kind and message.
+    pub(crate) fn replicate(&self) -> Error {
+        match self {
+            Error::Io { op, path, source } => Error::Io {
+                op,
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Corruption { file, offset, what } => {
+                Error::Corruption { file: file.clone(), offset: *offset, what: what.clone() }
+            }
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+            Error::Busy { path, reason } => Error::Busy { path: path.clone(), reason: reason.clone() },
+            Error::Poisoned => Error::Poisoned,
+            Error::Closed => Error::Closed,
+            Error::NotFound(m) => Error::NotFound(m.clone()),
+        }
+    }
+
     /// True for [`Error::Corruption`].
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })

@@ -98,3 +98,11 @@ pub(crate) mod vec_iter {
         }
     }
 }
+
+mod db_iter;
+mod level;
+mod merge;
+
+pub use db_iter::DbIterator;
+pub(crate) use level::LevelIter;
+pub(crate) use merge::MergingIter;

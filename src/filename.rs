@@ -1,0 +1,126 @@
+//! Names of the files in a database directory, and the `CURRENT` pointer's format.
+//!
+//! ```text
+//! NNNNNN.log        write-ahead log (NNNNNN = file number, at least 6 digits)
+//! NNNNNN.sst        SSTable
+//! MANIFEST-NNNNNN   manifest log of version edits
+//! CURRENT           names the live manifest: "MANIFEST-NNNNNN\n" then "crc32 XXXXXXXX\n"
+//! LOCK              advisory lock held by the one writer process
+//! *.tmp             a file being written for an atomic rename; garbage after a crash
+//! ```
+//! All file numbers come from one counter, so a number names exactly one file.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// The kinds of files kho keeps in a database directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A write-ahead log with its number.
+    Log(u64),
+    /// An SSTable with its number.
+    Table(u64),
+    /// A manifest with its number.
+    Manifest(u64),
+    /// The `CURRENT` pointer.
+    Current,
+    /// The lock file.
+    Lock,
+    /// A temporary file.
+    Temp,
+}
+
+/// Name of the lock file.
+pub const LOCK: &str = "LOCK";
+/// Name of the pointer to the live manifest.
+pub const CURRENT: &str = "CURRENT";
+
+/// Path of log `n` in `dir`.
+pub fn log_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:06}.log"))
+}
+
+/// Path of SSTable `n` in `dir`.
+pub fn table_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:06}.sst"))
+}
+
+/// Name of manifest `n`.
+pub fn manifest_name(n: u64) -> String {
+    format!("MANIFEST-{n:06}")
+}
+
+/// Classifies a file name; `None` for names kho does not own.
+pub fn parse_file_name(name: &str) -> Option<FileKind> {
+    let num = |s: &str| (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten();
+    if name == CURRENT {
+        Some(FileKind::Current)
+    } else if name == LOCK {
+        Some(FileKind::Lock)
+    } else if name.ends_with(".tmp") {
+        Some(FileKind::Temp)
+    } else if let Some(n) = name.strip_prefix("MANIFEST-") {
+        num(n).map(FileKind::Manifest)
+    } else if let Some(n) = name.strip_suffix(".log") {
+        num(n).map(FileKind::Log)
+    } else if let Some(n) = name.strip_suffix(".sst") {
+        num(n).map(FileKind::Table)
+    } else {
+        None
+    }
+}
+
+/// The content of `CURRENT` pointing at manifest `n`.
+pub(crate) fn encode_current(n: u64) -> String {
+    let line = format!("{}\n", manifest_name(n));
+    let crc = crc32fast::hash(line.as_bytes());
+    format!("{line}crc32 {crc:08x}\n")
+}
+
+/// Parses `CURRENT`; returns the manifest number it names.
+pub fn decode_current(path: &Path, data: &[u8]) -> Result<u64> {
+    let bad = |offset: u64, what: &str| Error::corruption(path, offset, what);
+    let text = std::str::from_utf8(data).map_err(|e| bad(e.valid_up_to() as u64, "CURRENT is not UTF-8"))?;
+    let nl = text.find('\n').ok_or_else(|| bad(0, "CURRENT has no newline"))?;
+    let (line, rest) = text.split_at(nl + 1);
+    let expected = format!("crc32 {:08x}\n", crc32fast::hash(line.as_bytes()));
+    if rest != expected {
+        return Err(bad(line.len() as u64, "CURRENT checksum line missing or wrong"));
+    }
+    match parse_file_name(line.trim_end_matches('\n')) {
+        Some(FileKind::Manifest(n)) => Ok(n),
+        _ => Err(bad(0, "CURRENT does not name a manifest")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_roundtrip() {
+        let d = Path::new("/db");
+        assert_eq!(parse_file_name(log_path(d, 7).file_name().unwrap().to_str().unwrap()), Some(FileKind::Log(7)));
+        assert_eq!(parse_file_name("1234567.sst"), Some(FileKind::Table(1_234_567)));
+        assert_eq!(parse_file_name(&manifest_name(3)), Some(FileKind::Manifest(3)));
+        assert_eq!(parse_file_name("CURRENT.tmp"), Some(FileKind::Temp));
+        assert_eq!(parse_file_name("x.sst"), None);
+        assert_eq!(parse_file_name(".log"), None);
+        assert_eq!(parse_file_name("notes.txt"), None);
+    }
+
+    #[test]
+    fn current_detects_every_flipped_byte() {
+        let good = encode_current(42);
+        assert_eq!(decode_current(Path::new("CURRENT"), good.as_bytes()).unwrap(), 42);
+        for i in 0..good.len() {
+            for bit in 0..8 {
+                let mut b = good.clone().into_bytes();
+                b[i] ^= 1 << bit;
+                assert!(decode_current(Path::new("CURRENT"), &b).is_err(), "flip {i}/{bit}");
+            }
+        }
+        assert!(decode_current(Path::new("CURRENT"), b"").is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! [`TableFile`]: a live SSTable as the versions see it — its metadata, its lazily opened
+//! reader, and deletion once no version references it.
+//!
+//! Invariant: a table file is removed from disk only when (a) an applied `VersionEdit` has
+//! deleted it (`mark_obsolete`) and (b) the last `Arc<TableFile>` is dropped, i.e. no
+//! version, iterator or in-flight read can still reach it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::sst::{BlockCache, SstReader};
+use crate::vfs::SharedFs;
+use crate::Result;
+
+use super::FileMeta;
+
+/// What a table needs to open its reader.
+#[derive(Debug, Clone)]
+pub(crate) struct TableContext {
+    pub fs: SharedFs,
+    pub dir: PathBuf,
+    pub cache: Option<Arc<BlockCache>>,
+}
+
+/// One live SSTable.
+pub(crate) struct TableFile {
+    pub meta: FileMeta,
+    ctx: TableContext,
+    reader: OnceLock<Arc<SstReader>>,
+    obsolete: AtomicBool,
+}
+
+impl std::fmt::Debug for TableFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableFile").field("number", &self.meta.number).field("size", &self.meta.size).finish()
+    }
+}
+
+impl TableFile {
+    pub(crate) fn new(meta: FileMeta, ctx: TableContext) -> Self {
+        TableFile { meta, ctx, reader: OnceLock::new(), obsolete: AtomicBool::new(false) }
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> PathBuf {
+        crate::filename::table_path(&self.ctx.dir, self.meta.number)
+    }
+
+    /// The table's reader, opened (footer, index and filter loaded) on first use.
+    pub(crate) fn reader(&self) -> Result<&Arc<SstReader>> {
+        if let Some(r) = self.reader.get() {
+            return Ok(r);
+        }
+        let path = self.path();
+        let file = self.ctx.fs.open(&path)?;
+        if file.len() != self.meta.size {
+            return Err(crate::Error::corruption(
+                &path,
+                file.len(),
+                format!("table is {} bytes but the manifest records {}", file.len(), self.meta.size),
+            ));
+        }
+        let reader = Arc::new(SstReader::open(file, path, self.meta.number, self.ctx.cache.clone())?);
+        // Two threads may open concurrently; the first to finish wins, the other is dropped.
+        Ok(self.reader.get_or_init(|| reader))
+    }
+
+    /// Records that a version edit removed this file; it is deleted when the last reference
+    /// goes away.
+    pub(crate) fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for TableFile {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            // A failure leaves an orphan that the next open deletes; nothing is lost.
+            let _ = self.ctx.fs.remove(&self.path());
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! [`Version`]: an immutable view of the live SSTables, level by level.
+//!
+//! Invariants:
+//! - Level 0 files may overlap; they are ordered newest first (by largest sequence number,
+//!   then file number), so the first hit for a key is its newest version.
+//! - Files of every level `>= 1` do not overlap and are ordered by smallest key.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::iter::InternalIterator;
+use crate::key::{compare_internal, user_key, ParsedKey, ValueKind};
+use crate::{Error, Result};
+
+use super::{TableContext, TableFile, VersionEdit};
+
+/// The live files at one point in time.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Version {
+    pub levels: Vec<Vec<Arc<TableFile>>>,
+}
+
+impl Version {
+    /// An empty version with `num_levels` levels.
+    pub(crate) fn empty(num_levels: usize) -> Self {
+        Version { levels: vec![Vec::new(); num_levels] }
+    }
+
+    /// The version that results from applying `edit` to `self`. Removed files are not
+    /// touched: retiring them is the caller's job once the edit is durable.
+    pub(crate) fn apply(&self, edit: &VersionEdit, ctx: &TableContext) -> Result<Version> {
+        let mut levels = self.levels.clone();
+        for &(level, number) in &edit.deleted_files {
+            let files = levels
+                .get_mut(level as usize)
+                .ok_or_else(|| Error::InvalidArgument(format!("level {level} out of range")))?;
+            files.retain(|f| f.meta.number != number);
+        }
+        for (level, meta) in &edit.new_files {
+            let files = levels
+                .get_mut(*level as usize)
+                .ok_or_else(|| Error::InvalidArgument(format!("level {level} out of range")))?;
+            files.push(Arc::new(TableFile::new(meta.clone(), ctx.clone())));
+        }
+        let mut v = Version { levels };
+        v.sort();
+        Ok(v)
+    }
+
+    fn sort(&mut self) {
+        for (level, files) in self.levels.iter_mut().enumerate() {
+            if level == 0 {
+                files.sort_by(|a, b| {
+                    (b.meta.largest_seq, b.meta.number).cmp(&(a.meta.largest_seq, a.meta.number))
+                });
+            } else {
+                files.sort_by(|a, b| compare_internal(&a.meta.smallest, &b.meta.smallest));
+            }
+        }
+    }
+
+    /// Every live file, level by level.
+    pub(crate) fn files(&self) -> impl Iterator<Item = (usize, &Arc<TableFile>)> {
+        self.levels.iter().enumerate().flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)))
+    }
+
+    /// The newest entry for `user_key` visible at the sequence in `lookup` (an internal seek
+    /// key for `user_key`), searching level 0 newest first, then each deeper level.
+    pub(crate) fn get(&self, lookup: &[u8]) -> Result<Option<(ValueKind, Bytes)>> {
+        let ukey = user_key(lookup);
+        for (level, files) in self.levels.iter().enumerate() {
+            if level == 0 {
+                for f in files {
+                    if ukey < user_key(&f.meta.smallest) || ukey > user_key(&f.meta.largest) {
+                        continue;
+                    }
+                    if let Some(hit) = table_get(f, lookup)? {
+                        return Ok(Some(hit));
+                    }
+                }
+            } else {
+                let i = files.partition_point(|f| compare_internal(&f.meta.largest, lookup) == Ordering::Less);
+                if let Some(f) = files.get(i) {
+                    if user_key(&f.meta.smallest) <= ukey {
+                        if let Some(hit) = table_get(f, lookup)? {
+                            return Ok(Some(hit));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Cursors over every level: one per level-0 file, one concatenating cursor per deeper
+    /// non-empty level.
+    pub(crate) fn iterators(&self, out: &mut Vec<Box<dyn InternalIterator>>) -> Result<()> {
+        for (level, files) in self.levels.iter().enumerate() {
+            if level == 0 {
+                for f in files {
+                    out.push(Box::new(f.reader()?.iter()));
+                }
+            } else if !files.is_empty() {
+                out.push(Box::new(crate::iter::LevelIter::new(files.clone())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of files at `level`.
+    pub(crate) fn num_files(&self, level: usize) -> usize {
+        self.levels.get(level).map_or(0, Vec::len)
+    }
+}
+
+fn table_get(f: &TableFile, lookup: &[u8]) -> Result<Option<(ValueKind, Bytes)>> {
+    let Some((k, v)) = f.reader()?.get(lookup)? else { return Ok(None) };
+    let p = ParsedKey::parse(&k).ok_or_else(|| Error::corruption(f.path(), 0, "malformed internal key in table"))?;
+    Ok(Some((p.kind, v)))
+}
