@@ -15,9 +15,9 @@
 
 mod std_fs;
 
-// mod fault; (FaultFs lands next)
+mod fault;
 
-// pub use fault::{FaultFs, FaultKind, FaultOp};
+pub use fault::{CrashMode, FaultFs, FaultKind, FaultOp};
 pub use std_fs::StdFs;
 
 use std::fmt::Debug;
