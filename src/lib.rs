@@ -1,21 +1,52 @@
 //! # kho
 //!
-//! An embedded, log-structured key-value engine: an append-only checksummed write-ahead log,
-//! a concurrent memtable, zstd-compressed SSTables with bloom filters, and a manifest.
+//! An embedded, log-structured key-value engine: an append-only checksummed write-ahead log
+//! with group commit, a concurrent memtable, zstd-compressed SSTables with bloom filters, and
+//! a manifest of versioned file sets — built for person-centric records that must never be
+//! lost or read back corrupt.
+//!
+//! ```
+//! use kho::{Db, Options, WriteBatch, WriteOptions};
+//!
+//! # fn main() -> kho::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Db::open(dir.path(), Options::default())?;
+//! db.put("citizen:001", "Ha Noi")?;
+//!
+//! let mut batch = WriteBatch::new();
+//! batch.put("citizen:079", "TP.HCM");
+//! batch.delete("citizen:001");
+//! db.write(batch, &WriteOptions::synced())?; // atomic, durable once it returns
+//!
+//! assert_eq!(db.get("citizen:001")?, None);
+//! let keys: Vec<_> = db.prefix("citizen:")?.map(|kv| kv.map(|(k, _)| k)).collect::<kho::Result<_>>()?;
+//! assert_eq!(keys, vec!["citizen:079"]);
+//! db.close()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! See `docs/architecture.md` for the design and `docs/durability.md` for what is
+//! guaranteed after a crash.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod batch;
 mod coding;
+mod db;
 mod error;
+pub mod filename;
 mod iter;
 mod key;
-pub mod vfs;
-
-pub use error::{Error, Result};
-pub use key::{SeqNo, ValueKind, MAX_SEQUENCE};
-mod batch;
 mod memtable;
 mod options;
+pub mod sst;
+pub mod version;
+pub mod vfs;
 pub mod wal;
 
 pub use batch::WriteBatch;
+pub use db::{Db, DbStats, Snapshot};
+pub use error::{Error, Result};
+pub use iter::DbIterator;
+pub use key::{SeqNo, ValueKind, MAX_SEQUENCE};
 pub use options::{Options, RecoveryMode, WriteOptions};

@@ -179,6 +179,13 @@ impl VersionSet {
         Ok(self.current.clone())
     }
 
+    /// Installs `edit` (tables written during recovery) without logging it; the caller then
+    /// writes a new manifest holding the full state.
+    pub(crate) fn install_recovered(&mut self, edit: &VersionEdit) -> Result<()> {
+        self.current = Arc::new(self.current.apply(edit, &self.ctx)?);
+        Ok(())
+    }
+
     /// Starts a new manifest holding the full current state and points `CURRENT` at it.
     /// The old manifest becomes garbage for the caller to delete.
     pub(crate) fn write_new_manifest(&mut self) -> Result<()> {

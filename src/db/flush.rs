@@ -1,0 +1,176 @@
+//! Flushing: writing frozen memtables to level-0 SSTables in a background thread, and the
+//! table-building routine recovery shares.
+//!
+//! Order of a flush (see `docs/durability.md`): write the table and fsync it -> fsync the
+//! directory -> append + fsync the `VersionEdit` (new file, new log number) -> install the
+//! new super version -> delete logs older than the new log number.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{DbInner, SuperVersion};
+use crate::filename::{parse_file_name, table_path, FileKind};
+use crate::iter::InternalIterator;
+use crate::key::ParsedKey;
+use crate::memtable::{Memtable, MemtableIter};
+use crate::options::Options;
+use crate::sst::{SstOptions, SstWriter};
+use crate::version::{FileMeta, TableContext, VersionEdit};
+use crate::{Error, Result};
+
+/// SSTable options derived from the database options.
+pub(crate) fn sst_options(opts: &Options) -> SstOptions {
+    SstOptions {
+        block_size: opts.block_size,
+        restart_interval: opts.block_restart_interval,
+        bloom_bits_per_key: opts.bloom_bits_per_key,
+        compression_level: opts.compression_level,
+        ..SstOptions::default()
+    }
+}
+
+/// Writes every entry of `iter` to SSTable `number` and fsyncs it. `None` if `iter` is empty
+/// (no file is left behind).
+pub(crate) fn write_table(
+    ctx: &TableContext,
+    number: u64,
+    iter: &mut dyn InternalIterator,
+    opts: &SstOptions,
+) -> Result<Option<FileMeta>> {
+    iter.seek_to_first()?;
+    if !iter.valid() {
+        return Ok(None);
+    }
+    let path = table_path(&ctx.dir, number);
+    let mut writer = SstWriter::new(ctx.fs.create(&path)?, path.clone(), opts);
+    let smallest = Bytes::copy_from_slice(iter.key());
+    let mut largest = Vec::new();
+    let (mut min_seq, mut max_seq, mut entries) = (u64::MAX, 0, 0u64);
+    while iter.valid() {
+        let key = iter.key();
+        let p = ParsedKey::parse(key).ok_or_else(|| Error::corruption(&path, 0, "malformed internal key to flush"))?;
+        min_seq = min_seq.min(p.seq);
+        max_seq = max_seq.max(p.seq);
+        entries += 1;
+        writer.add(key, &iter.value())?;
+        largest.clear();
+        largest.extend_from_slice(key);
+        iter.next()?;
+    }
+    let props = writer.finish()?;
+    Ok(Some(FileMeta {
+        number,
+        size: props.file_size,
+        smallest,
+        largest: Bytes::from(largest),
+        smallest_seq: min_seq,
+        largest_seq: max_seq,
+        entries,
+    }))
+}
+
+impl DbInner {
+    /// Body of the background flush thread.
+    pub(crate) fn flush_loop(self: &Arc<Self>) {
+        loop {
+            let mem = {
+                let mut bg = self.bg.lock();
+                loop {
+                    if bg.shutting_down || bg.error.is_some() {
+                        return;
+                    }
+                    if let Some(m) = self.super_version.read().imm.last().cloned() {
+                        break m;
+                    }
+                    self.bg_cv.wait(&mut bg);
+                }
+            };
+            let result = self.flush_memtable(&mem);
+            let mut bg = self.bg.lock();
+            if let Err(e) = result {
+                self.poison();
+                bg.error.get_or_insert(e);
+            }
+            self.bg_cv.notify_all();
+        }
+    }
+
+    /// Writes the oldest frozen memtable `mem` to level 0 and retires it and its log.
+    fn flush_memtable(&self, mem: &Arc<Memtable>) -> Result<()> {
+        let number = self.versions.lock().new_file_number();
+        let meta = write_table(&self.ctx, number, &mut MemtableIter::new(mem.clone()), &sst_options(&self.opts))?;
+        if meta.is_some() {
+            self.ctx.fs.sync_dir(&self.dir)?;
+        }
+        let mut versions = self.versions.lock();
+        // The log after this memtable's holds everything not yet flushed.
+        let next_log = {
+            let sv = self.super_version.read();
+            let pos = sv.imm.iter().position(|m| Arc::ptr_eq(m, mem)).unwrap_or(0);
+            match pos.checked_sub(1) {
+                Some(newer) => sv.imm.get(newer).map_or(sv.mem.wal_number(), |m| m.wal_number()),
+                None => sv.mem.wal_number(),
+            }
+        };
+        let edit = VersionEdit {
+            log_number: Some(next_log),
+            last_sequence: Some(mem.max_seq()),
+            new_files: meta.into_iter().map(|m| (0, m)).collect(),
+            ..VersionEdit::default()
+        };
+        let version = versions.log_and_apply(edit)?;
+        {
+            let mut sv = self.super_version.write();
+            let imm = sv.imm.iter().filter(|m| !Arc::ptr_eq(m, mem)).cloned().collect();
+            *sv = Arc::new(SuperVersion { mem: sv.mem.clone(), imm, version });
+        }
+        drop(versions);
+        self.delete_logs_before(next_log);
+        Ok(())
+    }
+
+    /// Removes log files that hold only flushed data. Failures leave garbage that the next
+    /// open removes.
+    fn delete_logs_before(&self, log_number: u64) {
+        if let Ok(names) = self.ctx.fs.list(&self.dir) {
+            for name in names {
+                if let Some(FileKind::Log(n)) = parse_file_name(&name) {
+                    if n < log_number {
+                        let _ = self.ctx.fs.remove(&self.dir.join(name));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Freezes the active memtable if non-empty and waits until no frozen memtable is left.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.check_open()?;
+        {
+            let mut wal = self.wal.lock();
+            let wal = wal.as_mut().ok_or(Error::Closed)?;
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(Error::Poisoned);
+            }
+            if !self.super_version.read().mem.is_empty() {
+                self.wait_for_room()?;
+                self.rotate(wal)?;
+            }
+        }
+        let mut bg = self.bg.lock();
+        loop {
+            if let Some(e) = &bg.error {
+                return Err(e.replicate());
+            }
+            if self.super_version.read().imm.is_empty() {
+                return Ok(());
+            }
+            if bg.shutting_down {
+                return Err(Error::Closed);
+            }
+            self.bg_cv.wait(&mut bg);
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Opening a database: lock, recover the manifest, replay the logs, start a fresh log and
+//! manifest, delete leftovers, start the flush thread; and closing it.
+//!
+//! Recovery rules (see `docs/durability.md`):
+//! - `CURRENT` names the manifest; its edits give the live tables, the oldest live log
+//!   (`log_number`), the next file number and the last flushed sequence number.
+//! - Every log numbered `>= log_number` is replayed in order. Only the newest log may end in
+//!   a torn record (older logs were fsynced before the switch); a torn tail is dropped under
+//!   [`RecoveryMode::TolerateCorruptedTail`] and is corruption otherwise.
+//! - Replayed data is written to level-0 tables before anything is deleted, then a new
+//!   manifest (full state, new log number) becomes `CURRENT`. Only then are old logs,
+//!   manifests, temporary files and tables the manifest does not list removed.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::flush::{sst_options, write_table};
+use super::{BgState, Db, DbHandle, DbInner, SuperVersion, WalState, NUM_LEVELS};
+use crate::batch::DecodedBatch;
+use crate::filename::{log_path, parse_file_name, FileKind, LOCK};
+use crate::memtable::{Memtable, MemtableIter};
+use crate::options::{Options, RecoveryMode};
+use crate::sst::BlockCache;
+use crate::version::{TableContext, VersionEdit, VersionSet};
+use crate::wal::{LogReader, LogWriter, TailState};
+use crate::{Error, Result};
+
+impl Db {
+    /// Opens (or, with `create_if_missing`, creates) the database in directory `path`.
+    ///
+    /// Fails with [`Error::Busy`] if another process or `Db` holds it, and with
+    /// [`Error::Corruption`] if its files are damaged beyond what the recovery mode accepts.
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        opts.validate()?;
+        let dir = path.as_ref().to_path_buf();
+        let fs = opts.fs.clone();
+        if opts.create_if_missing {
+            fs.create_dir_all(&dir)?;
+        } else if !fs.exists(&dir)? {
+            return Err(Error::NotFound(format!("database directory {} does not exist", dir.display())));
+        }
+        let lock = fs.lock(&dir.join(LOCK))?;
+        let cache = (opts.block_cache_capacity > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
+        let ctx = TableContext { fs: fs.clone(), dir: dir.clone(), cache };
+
+        let mut versions = match VersionSet::recover(ctx.clone(), NUM_LEVELS)? {
+            Some(_) if opts.error_if_exists => {
+                return Err(Error::InvalidArgument(format!("database {} already exists", dir.display())))
+            }
+            Some(v) => v,
+            None if !opts.create_if_missing => {
+                return Err(Error::NotFound(format!("no database in {}", dir.display())))
+            }
+            None => VersionSet::new_empty(ctx.clone(), NUM_LEVELS),
+        };
+
+        let last_seq = replay_logs(&ctx, &opts, &mut versions)?;
+        let wal_number = versions.new_file_number();
+        let wal_path = log_path(&dir, wal_number);
+        let wal_file = fs.create(&wal_path)?;
+        versions.log_number = wal_number;
+        versions.last_sequence = last_seq;
+        versions.write_new_manifest()?; // fsyncs the directory: the new log's entry too
+        delete_obsolete_files(&ctx, &versions)?;
+
+        let version = versions.current();
+        let inner = Arc::new(DbInner {
+            dir,
+            opts,
+            ctx,
+            lock: Mutex::new(Some(lock)),
+            super_version: RwLock::new(Arc::new(SuperVersion {
+                mem: Arc::new(Memtable::new(wal_number)),
+                imm: Vec::new(),
+                version,
+            })),
+            visible_seq: AtomicU64::new(last_seq),
+            versions: Mutex::new(versions),
+            commit: Default::default(),
+            wal: Mutex::new(Some(WalState { writer: LogWriter::new(wal_file, wal_path, wal_number), last_seq })),
+            bg: Mutex::new(BgState::default()),
+            bg_cv: Condvar::new(),
+            poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            snapshots: Default::default(),
+            flush_thread: Mutex::new(None),
+        });
+        let worker = inner.clone();
+        let thread = std::thread::Builder::new()
+            .name("kho-flush".into())
+            .spawn(move || worker.flush_loop())
+            .map_err(|e| Error::io("spawn flush thread", &inner.dir, e))?;
+        *inner.flush_thread.lock() = Some(thread);
+        Ok(Db { handle: Arc::new(DbHandle { inner }) })
+    }
+}
+
+/// Replays every live log into memtables, writing them to level-0 tables (recorded in the
+/// version set, not yet in a manifest). Returns the last sequence number seen.
+fn replay_logs(ctx: &TableContext, opts: &Options, versions: &mut VersionSet) -> Result<u64> {
+    let mut logs: Vec<u64> = ctx
+        .fs
+        .list(&ctx.dir)?
+        .iter()
+        .filter_map(|n| match parse_file_name(n) {
+            Some(FileKind::Log(n)) if n >= versions.log_number => Some(n),
+            _ => None,
+        })
+        .collect();
+    logs.sort_unstable();
+    let mut last_seq = versions.last_sequence;
+    let mut edit = VersionEdit::default();
+    let mut mem = Memtable::new(0);
+    let sst_opts = sst_options(opts);
+    let mut flush = |mem: Memtable, versions: &mut VersionSet, edit: &mut VersionEdit| -> Result<()> {
+        let number = versions.new_file_number();
+        if let Some(meta) = write_table(ctx, number, &mut MemtableIter::new(Arc::new(mem)), &sst_opts)? {
+            edit.new_files.push((0, meta));
+        }
+        Ok(())
+    };
+    for (i, &number) in logs.iter().enumerate() {
+        versions.next_file_number = versions.next_file_number.max(number + 1);
+        let path = log_path(&ctx.dir, number);
+        let mut reader = LogReader::new(ctx.fs.read_all(&path)?, &path);
+        while let Some(rec) = reader.next_record()? {
+            let payload_at = rec.offset + crate::wal::format::HEADER_LEN as u64;
+            let batch = DecodedBatch::parse(&rec.payload).map_err(|w| Error::corruption(&path, payload_at, w))?;
+            let mut seq = batch.seq;
+            for op in batch.ops() {
+                let (kind, key, value) = op.map_err(|e| Error::corruption(&path, payload_at + e.offset as u64, e.what))?;
+                mem.insert(key, seq, kind, Bytes::copy_from_slice(value));
+                seq += 1;
+            }
+            last_seq = last_seq.max(seq.saturating_sub(1));
+            if mem.approximate_size() >= opts.write_buffer_size {
+                flush(std::mem::replace(&mut mem, Memtable::new(0)), versions, &mut edit)?;
+            }
+        }
+        if let Some(TailState::Torn { offset, reason }) = reader.tail() {
+            let newest = i + 1 == logs.len();
+            if !newest || opts.recovery_mode == RecoveryMode::AbsoluteConsistency {
+                let why = if newest { "torn tail (absolute consistency requested)" } else { "torn tail in a log that is not the newest" };
+                return Err(Error::corruption(&path, *offset, format!("{reason}: {why}")));
+            }
+        }
+    }
+    if !mem.is_empty() {
+        flush(mem, versions, &mut edit)?;
+    }
+    if !edit.new_files.is_empty() {
+        ctx.fs.sync_dir(&ctx.dir)?;
+        versions.install_recovered(&edit)?;
+    }
+    Ok(last_seq)
+}
+
+/// Removes files no longer referenced: old logs and manifests, temporary files and tables
+/// the current version does not list (outputs of an interrupted flush).
+fn delete_obsolete_files(ctx: &TableContext, versions: &VersionSet) -> Result<()> {
+    let live: HashSet<u64> = versions.current().files().map(|(_, f)| f.meta.number).collect();
+    for name in ctx.fs.list(&ctx.dir)? {
+        let garbage = match parse_file_name(&name) {
+            Some(FileKind::Log(n)) => n < versions.log_number,
+            Some(FileKind::Manifest(n)) => n != versions.manifest_number(),
+            Some(FileKind::Table(n)) => !live.contains(&n),
+            Some(FileKind::Temp) => true,
+            _ => false,
+        };
+        if garbage {
+            ctx.fs.remove(&ctx.dir.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+impl DbInner {
+    /// Syncs the log, stops the flush thread and releases the lock. Idempotent.
+    pub(crate) fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let synced = match self.wal.lock().take() {
+            Some(mut wal) if !self.poisoned.load(Ordering::Acquire) => wal.writer.sync(),
+            _ => Ok(()),
+        };
+        {
+            let mut bg = self.bg.lock();
+            bg.shutting_down = true;
+            self.bg_cv.notify_all();
+        }
+        if let Some(t) = self.flush_thread.lock().take() {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+        self.lock.lock().take();
+        synced
+    }
+}

@@ -1,0 +1,201 @@
+//! The write path: group commit, memtable rotation and backpressure.
+//!
+//! Writers enqueue their batch; the first writer to find no active leader becomes leader,
+//! takes every queued batch (up to [`MAX_GROUP_BYTES`]), and for the whole group:
+//! checks the poison flag, makes room (rotating a full memtable, stalling while too many
+//! frozen memtables wait for flush), assigns sequence numbers, appends all records with one
+//! `append`, fsyncs once if any writer asked for `sync`, inserts into the memtable and
+//! publishes the last sequence number. Then it hands every writer its result.
+//!
+//! Invariants: WAL before memtable; the sequence number is published only after the
+//! memtable holds the whole group; after a failed log write or fsync the database is
+//! poisoned and refuses writes (what reached the disk is unknown).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::{DbInner, SuperVersion, WalState};
+use crate::batch::WriteBatch;
+use crate::filename::log_path;
+use crate::memtable::Memtable;
+use crate::options::WriteOptions;
+use crate::wal::LogWriter;
+use crate::{Error, Result};
+
+/// Largest group one leader commits, in encoded bytes: bounds the latency a small write
+/// waits behind a large group, as LevelDB's 1 MiB limit does.
+const MAX_GROUP_BYTES: usize = 1 << 20;
+
+struct Pending {
+    ticket: u64,
+    batch: WriteBatch,
+    sync: bool,
+}
+
+#[derive(Default)]
+struct QueueState {
+    pending: VecDeque<Pending>,
+    done: HashMap<u64, Result<()>>,
+    leader_active: bool,
+    next_ticket: u64,
+}
+
+/// The queue writers join to be committed by a leader.
+#[derive(Default)]
+pub(crate) struct CommitQueue {
+    state: Mutex<QueueState>,
+    cv: Condvar,
+}
+
+impl DbInner {
+    /// Commits `batch` atomically; returns once it is in the log (fsynced if asked) and
+    /// visible to reads.
+    pub(crate) fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
+        self.check_open()?;
+        batch.validate(&self.opts)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let q = &self.commit;
+        let mut st = q.state.lock();
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        st.pending.push_back(Pending { ticket, batch, sync: opts.sync });
+        loop {
+            if let Some(r) = st.done.remove(&ticket) {
+                return r;
+            }
+            if st.leader_active {
+                q.cv.wait(&mut st);
+                continue;
+            }
+            st.leader_active = true;
+            let mut group = Vec::new();
+            let mut bytes = 0;
+            while let Some(p) = st.pending.front() {
+                if !group.is_empty() && bytes + p.batch.encoded_size() > MAX_GROUP_BYTES {
+                    break;
+                }
+                bytes += p.batch.encoded_size();
+                group.extend(st.pending.pop_front());
+            }
+            let result = MutexGuard::unlocked(&mut st, || self.commit_group(&mut group));
+            for p in &group {
+                st.done.insert(p.ticket, result.as_ref().map(|_| ()).map_err(Error::replicate));
+            }
+            st.leader_active = false;
+            q.cv.notify_all();
+        }
+    }
+
+    /// Leader only: logs, applies and publishes one group.
+    fn commit_group(&self, group: &mut [Pending]) -> Result<()> {
+        let mut wal_guard = self.wal.lock();
+        let wal = wal_guard.as_mut().ok_or(Error::Closed)?;
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        self.make_room(wal)?;
+
+        let first = wal.last_seq + 1;
+        let mut seq = first;
+        for p in group.iter_mut() {
+            p.batch.encode_with_seq(seq);
+            seq += p.batch.len() as u64;
+        }
+        let last = seq - 1;
+        let sync = group.iter().any(|p| p.sync);
+        let logged = wal.writer.add_records(group.iter().map(|p| p.batch.encoded())).and_then(|()| {
+            if sync {
+                wal.writer.sync()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = logged {
+            self.poison();
+            return Err(e);
+        }
+        wal.last_seq = last;
+
+        let mem = self.super_version.read().mem.clone();
+        let mut seq = first;
+        for p in group.iter_mut() {
+            let rep = Bytes::from(p.batch.take_rep());
+            // The batch was validated before it was queued, so every operation decodes.
+            let ops = crate::batch::DecodedBatch::parse(&rep).map(|b| b.ops()).into_iter().flatten();
+            for (kind, key, value) in ops.flatten() {
+                mem.insert(key, seq, kind, rep.slice_ref(value));
+                seq += 1;
+            }
+        }
+        self.visible_seq.store(last, Ordering::Release);
+        Ok(())
+    }
+
+    /// Leader only: if the active memtable is full, waits for room among the frozen ones and
+    /// rotates to a new memtable and log.
+    fn make_room(&self, wal: &mut WalState) -> Result<()> {
+        if self.super_version.read().mem.approximate_size() < self.opts.write_buffer_size {
+            return Ok(());
+        }
+        self.wait_for_room()?;
+        self.rotate(wal)
+    }
+
+    /// Blocks while the number of frozen memtables is at its limit.
+    pub(super) fn wait_for_room(&self) -> Result<()> {
+        let mut bg = self.bg.lock();
+        let mut stalled = false;
+        loop {
+            if let Some(e) = &bg.error {
+                return Err(e.replicate());
+            }
+            if bg.shutting_down {
+                return Err(Error::Closed);
+            }
+            if self.super_version.read().imm.len() < self.opts.max_immutable_memtables {
+                return Ok(());
+            }
+            if !stalled {
+                bg.stalls += 1;
+                stalled = true;
+            }
+            self.bg_cv.wait(&mut bg);
+        }
+    }
+
+    /// Freezes the active memtable and starts a new one with a new log. The old log is
+    /// fsynced first, so only the newest log can ever have a torn tail.
+    pub(super) fn rotate(&self, wal: &mut WalState) -> Result<()> {
+        if let Err(e) = wal.writer.sync() {
+            self.poison();
+            return Err(e);
+        }
+        let number = self.versions.lock().new_file_number();
+        let path = log_path(&self.dir, number);
+        let file = self.ctx.fs.create(&path).and_then(|f| self.ctx.fs.sync_dir(&self.dir).map(|()| f));
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                self.poison();
+                return Err(e);
+            }
+        };
+        wal.writer = LogWriter::new(file, path, number);
+        {
+            let mut sv = self.super_version.write();
+            let mut imm = Vec::with_capacity(sv.imm.len() + 1);
+            imm.push(sv.mem.clone());
+            imm.extend(sv.imm.iter().cloned());
+            *sv = Arc::new(SuperVersion { mem: Arc::new(Memtable::new(number)), imm, version: sv.version.clone() });
+        }
+        let _bg = self.bg.lock();
+        self.bg_cv.notify_all();
+        Ok(())
+    }
+}

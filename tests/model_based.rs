@@ -1,0 +1,178 @@
+//! Model-based test: random sequences of puts, deletes, batches, reads, range scans in both
+//! directions, snapshots, flushes and reopens against `Db` on the in-memory file system,
+//! compared at every read with a `BTreeMap` model.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use common::{db_dir, fault_fs, small_options};
+use kho::{Db, WriteBatch, WriteOptions};
+use proptest::prelude::*;
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u8, Vec<u8>),
+    Delete(u8),
+    Batch(Vec<(u8, Option<Vec<u8>>)>),
+    Get(u8),
+    Range { lo: Option<u8>, hi: Option<u8>, hi_inclusive: bool, reverse: bool },
+    Mixed(Vec<bool>),
+    TakeSnapshot,
+    ReadSnapshot(usize, u8),
+    IterSnapshot(usize),
+    DropSnapshot(usize),
+    Flush,
+    Reopen,
+}
+
+fn key(k: u8) -> Vec<u8> {
+    format!("key{k:03}").into_bytes()
+}
+
+fn value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => prop::collection::vec(any::<u8>(), 0..24),
+        1 => prop::collection::vec(any::<u8>(), 200..600),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let k = 0u8..40;
+    prop_oneof![
+        30 => (k.clone(), value()).prop_map(|(k, v)| Op::Put(k, v)),
+        10 => k.clone().prop_map(Op::Delete),
+        8 => prop::collection::vec((k.clone(), prop::option::of(value())), 1..8).prop_map(Op::Batch),
+        15 => k.clone().prop_map(Op::Get),
+        6 => (prop::option::of(0u8..42), prop::option::of(0u8..42), any::<bool>(), any::<bool>())
+            .prop_map(|(lo, hi, hi_inclusive, reverse)| Op::Range { lo, hi, hi_inclusive, reverse }),
+        3 => prop::collection::vec(any::<bool>(), 0..50).prop_map(Op::Mixed),
+        3 => Just(Op::TakeSnapshot),
+        4 => (any::<usize>(), k.clone()).prop_map(|(i, k)| Op::ReadSnapshot(i, k)),
+        2 => any::<usize>().prop_map(Op::IterSnapshot),
+        1 => any::<usize>().prop_map(Op::DropSnapshot),
+        2 => Just(Op::Flush),
+        2 => Just(Op::Reopen),
+    ]
+}
+
+fn collect(it: kho::DbIterator, reverse: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let items: kho::Result<Vec<_>> = if reverse {
+        it.rev().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec()))).collect()
+    } else {
+        it.map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec()))).collect()
+    };
+    items.unwrap()
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let (_fs, shared) = fault_fs();
+    let open = || Db::open(db_dir(), small_options(shared.clone())).unwrap();
+    let mut db = open();
+    let mut model = Model::new();
+    let mut snapshots: Vec<(kho::Snapshot, Model)> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Put(k, v) => {
+                db.put(key(k), &v).unwrap();
+                model.insert(key(k), v);
+            }
+            Op::Delete(k) => {
+                db.delete(key(k)).unwrap();
+                model.remove(&key(k));
+            }
+            Op::Batch(ops) => {
+                let mut b = WriteBatch::new();
+                for (k, v) in ops {
+                    match v {
+                        Some(v) => {
+                            b.put(key(k), &v);
+                            model.insert(key(k), v);
+                        }
+                        None => {
+                            b.delete(key(k));
+                            model.remove(&key(k));
+                        }
+                    }
+                }
+                db.write(b, &WriteOptions { sync: true }).unwrap();
+            }
+            Op::Get(k) => {
+                prop_assert_eq!(db.get(key(k)).unwrap().map(|v| v.to_vec()), model.get(&key(k)).cloned());
+            }
+            Op::Range { lo, hi, hi_inclusive, reverse } => {
+                let lo_b = lo.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
+                let hi_b = match hi {
+                    None => Bound::Unbounded,
+                    Some(k) if hi_inclusive => Bound::Included(key(k)),
+                    Some(k) => Bound::Excluded(key(k)),
+                };
+                if let (Bound::Included(l), Bound::Included(h) | Bound::Excluded(h)) = (&lo_b, &hi_b) {
+                    if l > h {
+                        continue; // BTreeMap::range panics on inverted ranges
+                    }
+                }
+                let got = collect(db.range((lo_b.clone(), hi_b.clone())).unwrap(), reverse);
+                let mut want: Vec<_> = model.range((lo_b, hi_b)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                if reverse {
+                    want.reverse();
+                }
+                prop_assert_eq!(got, want);
+            }
+            Op::Mixed(dirs) => {
+                let mut it = db.iter().unwrap();
+                let mut front = model.iter();
+                for back in dirs {
+                    let (got, want) = if back {
+                        (it.next_back(), front.next_back())
+                    } else {
+                        (it.next(), front.next())
+                    };
+                    prop_assert_eq!(got.map(|kv| kv.unwrap().0.to_vec()), want.map(|(k, _)| k.clone()));
+                }
+            }
+            Op::TakeSnapshot => snapshots.push((db.snapshot(), model.clone())),
+            Op::ReadSnapshot(i, k) => {
+                if !snapshots.is_empty() {
+                    let (snap, m) = &snapshots[i % snapshots.len()];
+                    prop_assert_eq!(snap.get(key(k)).unwrap().map(|v| v.to_vec()), m.get(&key(k)).cloned());
+                }
+            }
+            Op::IterSnapshot(i) => {
+                if !snapshots.is_empty() {
+                    let (snap, m) = &snapshots[i % snapshots.len()];
+                    let want: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    prop_assert_eq!(collect(snap.iter().unwrap(), false), want);
+                }
+            }
+            Op::DropSnapshot(i) => {
+                if !snapshots.is_empty() {
+                    let i = i % snapshots.len();
+                    snapshots.swap_remove(i);
+                }
+            }
+            Op::Flush => db.flush().unwrap(),
+            Op::Reopen => {
+                snapshots.clear();
+                db.close().unwrap();
+                db = open();
+            }
+        }
+    }
+    let all = collect(db.iter().unwrap(), false);
+    prop_assert_eq!(all, model.into_iter().collect::<Vec<_>>());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn db_matches_btreemap_model(ops in prop::collection::vec(op(), 1..120)) {
+        run(ops)?;
+    }
+}
