@@ -8,6 +8,7 @@ mod coding;
 mod error;
 mod iter;
 mod key;
+pub mod sst;
 pub mod vfs;
 
 pub use error::{Error, Result};
