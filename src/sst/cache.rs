@@ -1,0 +1,143 @@
+//! [`BlockCache`]: a sharded, byte-weighted cache of decoded data blocks shared by readers.
+//!
+//! Keys are `(cache_id, block offset)`: each open table gets a `cache_id` unique among the
+//! tables sharing a cache (the database uses the file number), so two tables never collide.
+//! Values are `Arc<Block>`; a cursor keeps its block alive after eviction. Only data blocks
+//! are cached: index, filter and properties live in the reader for as long as it is open.
+//!
+//! Invariant: the total weight (raw block bytes plus a fixed per-entry overhead) stays within
+//! the capacity given to [`BlockCache::new`], up to quick_cache's approximation.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use quick_cache::sync::Cache;
+use quick_cache::Weighter;
+
+use crate::sst::block::Block;
+
+/// Bytes charged per cached block on top of its size (the `Block`, `Arc` and table entry).
+const ENTRY_OVERHEAD: u64 = 128;
+
+#[derive(Debug, Clone, Copy)]
+struct BlockWeighter;
+
+impl Weighter<(u64, u64), Arc<Block>> for BlockWeighter {
+    fn weight(&self, _key: &(u64, u64), block: &Arc<Block>) -> u64 {
+        block.len() as u64 + ENTRY_OVERHEAD
+    }
+}
+
+/// A cache of decoded data blocks, shared by every reader given it. Cheap to share behind an
+/// `Arc`; all methods take `&self`.
+pub struct BlockCache {
+    cache: Cache<(u64, u64), Arc<Block>, BlockWeighter>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl std::fmt::Debug for BlockCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockCache")
+            .field("capacity", &self.capacity())
+            .field("usage", &self.usage())
+            .field("hits", &self.hits())
+            .field("misses", &self.misses())
+            .finish()
+    }
+}
+
+impl BlockCache {
+    /// A cache holding up to about `capacity_bytes` of blocks.
+    pub fn new(capacity_bytes: usize) -> Self {
+        let estimated_items = (capacity_bytes / 4096).max(16);
+        BlockCache {
+            cache: Cache::with_weighter(estimated_items, capacity_bytes as u64, BlockWeighter),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Looks up block `offset` of table `cache_id`, counting a hit or a miss.
+    pub(crate) fn get(&self, cache_id: u64, offset: u64) -> Option<Arc<Block>> {
+        let r = self.cache.get(&(cache_id, offset));
+        let counter = if r.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        r
+    }
+
+    /// Inserts a block (replacing any previous one under the same key).
+    pub(crate) fn insert(&self, cache_id: u64, offset: u64, block: Arc<Block>) {
+        self.cache.insert((cache_id, offset), block);
+    }
+
+    /// Lookups that found their block.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Lookups that had to read their block from the file.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    /// Bytes currently charged to cached blocks.
+    pub fn usage(&self) -> u64 {
+        self.cache.weight()
+    }
+
+    /// The capacity in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.cache.capacity()
+    }
+
+    /// Blocks currently cached.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// True when no block is cached.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::path::Path;
+
+    fn block(n: usize) -> Arc<Block> {
+        let mut b = crate::sst::block_builder::BlockBuilder::new(16);
+        let key = crate::key::internal_key(b"k", 1, crate::key::ValueKind::Put);
+        b.add(&key, &vec![7u8; n]);
+        Arc::new(
+            Block::new(
+                Bytes::copy_from_slice(b.finish()),
+                Arc::from(Path::new("t")),
+                0,
+            )
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn counts_hits_and_misses_and_respects_capacity() {
+        let c = BlockCache::new(64 * 1024);
+        assert!(c.get(1, 0).is_none());
+        c.insert(1, 0, block(100));
+        assert!(c.get(1, 0).is_some());
+        assert!(c.get(2, 0).is_none(), "cache ids keep tables apart");
+        assert_eq!((c.hits(), c.misses()), (1, 2));
+        for off in 0..200u64 {
+            c.insert(3, off, block(4000));
+        }
+        assert!(c.usage() <= c.capacity(), "{c:?}");
+        assert!(c.len() < 200);
+    }
+}

@@ -1,0 +1,449 @@
+//! [`SstReader`]: an open table — point lookups, block access for cursors, and `verify`.
+//!
+//! `open` reads and checks the footer, then the index, filter and properties blocks, which
+//! stay in memory for the life of the reader; data blocks are read on demand through the
+//! optional shared [`BlockCache`].
+//!
+//! Invariants after a successful `open`: the footer is valid; the index has one entry per
+//! data block (as many as the properties say), its keys are strictly increasing, and its
+//! handles tile `[0, data_end)` exactly, in order. So every data block read is in bounds, and
+//! a damaged data block can only show up as a checksum, transform or block-format error when
+//! that block is read.
+
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::key::{compare_internal, user_key, ParsedKey, ValueKind};
+use crate::sst::block::{Block, BlockIter};
+use crate::sst::bloom::BloomFilter;
+use crate::sst::cache::BlockCache;
+use crate::sst::footer::{BlockHandle, Footer};
+use crate::sst::format::{Transform, BLOCK_TRAILER_LEN, FOOTER_LEN};
+use crate::sst::iter::SstIter;
+use crate::sst::properties::TableProperties;
+use crate::sst::transform::{announced_raw_len, open_block};
+use crate::vfs::RandomAccessFile;
+use crate::{Error, Result};
+
+/// One index entry: a key `>=` every key of its data block and `<` every key of the next.
+#[derive(Debug)]
+pub(crate) struct IndexEntry {
+    pub key: Box<[u8]>,
+    pub handle: BlockHandle,
+}
+
+/// Which part of a table a block is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlockKind {
+    /// A data block.
+    Data,
+    /// The bloom filter block.
+    Filter,
+    /// The properties block.
+    Properties,
+    /// The index block.
+    Index,
+}
+
+/// Where a block is and how it is stored, for `kho dump`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlockInfo {
+    /// Which block this is.
+    pub kind: BlockKind,
+    /// File offset of the block's first byte.
+    pub offset: u64,
+    /// Bytes the block takes in the file: payload plus the 5-byte trailer.
+    pub stored_size: u64,
+    /// Size of the raw block (as announced by a zstd block's header; not decompressed).
+    pub raw_size: u64,
+    /// How the payload is stored.
+    pub transform: Transform,
+}
+
+/// What [`SstReader::verify`] checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Data blocks read and checked.
+    pub data_blocks: u64,
+    /// Entries read and checked.
+    pub entries: u64,
+    /// Raw bytes of all data blocks.
+    pub raw_data_bytes: u64,
+    /// Bytes of the whole file.
+    pub file_size: u64,
+}
+
+/// An open, immutable table. Share it as `Arc<SstReader>`; all methods take `&self`.
+pub struct SstReader {
+    file: Arc<dyn RandomAccessFile>,
+    path: Arc<Path>,
+    cache_id: u64,
+    cache: Option<Arc<BlockCache>>,
+    footer: Footer,
+    index: Vec<IndexEntry>,
+    filter: Option<BloomFilter>,
+    props: TableProperties,
+}
+
+impl std::fmt::Debug for SstReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SstReader")
+            .field("path", &self.path)
+            .field("cache_id", &self.cache_id)
+            .field("data_blocks", &self.index.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads and decodes the block at `handle` (bounds already checked by the caller).
+fn read_block(file: &dyn RandomAccessFile, path: &Path, handle: BlockHandle) -> Result<Bytes> {
+    let len = usize::try_from(handle.size)
+        .ok()
+        .and_then(|s| s.checked_add(BLOCK_TRAILER_LEN))
+        .ok_or_else(|| {
+            Error::corruption(
+                path,
+                handle.offset,
+                format!("block size {} too large", handle.size),
+            )
+        })?;
+    let stored = file.read_at(handle.offset, len)?;
+    Ok(open_block(path, handle, stored)?.0)
+}
+
+impl SstReader {
+    /// Opens the table in `file` (at `path`, for messages). `cache_id` must be unique among
+    /// the open tables sharing `cache` (the database passes the file number).
+    pub fn open(
+        file: Arc<dyn RandomAccessFile>,
+        path: PathBuf,
+        cache_id: u64,
+        cache: Option<Arc<BlockCache>>,
+    ) -> Result<SstReader> {
+        let path: Arc<Path> = Arc::from(path);
+        let file_len = file.len();
+        if file_len < FOOTER_LEN as u64 {
+            return Err(Error::corruption(
+                &*path,
+                0,
+                format!("file of {file_len} bytes is too short for a {FOOTER_LEN}-byte footer"),
+            ));
+        }
+        let footer_at = file_len - FOOTER_LEN as u64;
+        let footer_bytes = file.read_at(footer_at, FOOTER_LEN)?;
+        let footer = Footer::decode(&path, file_len, &footer_bytes)?;
+
+        let props_raw = read_block(&*file, &path, footer.properties)?;
+        let mut props = TableProperties::decode(&props_raw, &path, footer.properties.offset)?;
+        props.file_size = file_len;
+
+        let filter = if footer.filter == BlockHandle::NONE {
+            None
+        } else {
+            let raw = read_block(&*file, &path, footer.filter)?;
+            Some(BloomFilter::decode(raw, &path, footer.filter.offset)?)
+        };
+
+        let index_raw = read_block(&*file, &path, footer.index)?;
+        let index = Self::decode_index(index_raw, &path, &footer)?;
+        if index.len() as u64 != props.data_blocks {
+            return Err(Error::corruption(
+                &*path,
+                footer.index.offset,
+                format!(
+                    "index lists {} data blocks, properties say {}",
+                    index.len(),
+                    props.data_blocks
+                ),
+            ));
+        }
+        Ok(SstReader {
+            file,
+            path,
+            cache_id,
+            cache,
+            footer,
+            index,
+            filter,
+            props,
+        })
+    }
+
+    /// Decodes the index block and checks that its keys increase and its handles tile the
+    /// data area.
+    fn decode_index(raw: Bytes, path: &Arc<Path>, footer: &Footer) -> Result<Vec<IndexEntry>> {
+        let at = footer.index.offset;
+        let block = Arc::new(Block::new(raw, Arc::clone(path), at)?);
+        let mut it = BlockIter::new(block);
+        let mut index: Vec<IndexEntry> = Vec::new();
+        let mut expect_offset = 0u64;
+        it.seek_to_first()?;
+        while it.valid() {
+            let bad = |what: String| {
+                Error::corruption(&**path, at, format!("index entry {}: {what}", index.len()))
+            };
+            let handle = BlockHandle::decode_varint(it.value_slice())
+                .ok_or_else(|| bad("bad block handle".into()))?;
+            if handle.offset != expect_offset {
+                return Err(bad(format!(
+                    "data block at {} where {expect_offset} was expected",
+                    handle.offset
+                )));
+            }
+            expect_offset = handle
+                .end()
+                .filter(|&e| e <= footer.data_end())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "data block {}+{} runs past the data area ({})",
+                        handle.offset,
+                        handle.size,
+                        footer.data_end()
+                    ))
+                })?;
+            if index
+                .last()
+                .is_some_and(|prev| compare_internal(&prev.key, it.key()) != Ordering::Less)
+            {
+                return Err(bad("index keys out of order".into()));
+            }
+            index.push(IndexEntry {
+                key: it.key().into(),
+                handle,
+            });
+            it.next()?;
+        }
+        if expect_offset != footer.data_end() {
+            return Err(Error::corruption(
+                &**path,
+                at,
+                format!(
+                    "data blocks end at {expect_offset}, the data area at {}",
+                    footer.data_end()
+                ),
+            ));
+        }
+        Ok(index)
+    }
+
+    /// The table's properties (`file_size` included).
+    pub fn properties(&self) -> &TableProperties {
+        &self.props
+    }
+
+    /// The table's file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// False only if the table certainly holds no entry for `user_key` (bloom filter; always
+    /// true for a table without a filter).
+    pub fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.may_contain(user_key))
+    }
+
+    /// The first entry `>= lookup` (an encoded internal key, usually
+    /// `(user_key, snapshot_seq, Put)`) if its user key equals `lookup`'s, as
+    /// `(internal key, value)`. Tombstones are returned like any entry: the caller reads the
+    /// kind from the key's trailer. Consults the bloom filter first.
+    pub fn get(&self, lookup: &[u8]) -> Result<Option<(Bytes, Bytes)>> {
+        let uk = user_key(lookup);
+        if !self.may_contain(uk) {
+            return Ok(None);
+        }
+        let mut i = self.index_search(lookup);
+        while i < self.index.len() {
+            let mut it = BlockIter::new(self.data_block(i)?);
+            it.seek(lookup)?;
+            if it.valid() {
+                if user_key(it.key()) != uk {
+                    return Ok(None);
+                }
+                return Ok(Some((Bytes::copy_from_slice(it.key()), it.value())));
+            }
+            // Only possible if an index key is a separator above its block's last key.
+            i += 1;
+        }
+        Ok(None)
+    }
+
+    /// A cursor over the whole table, initially not valid. Holds the reader alive.
+    pub fn iter(self: &Arc<Self>) -> SstIter {
+        SstIter::new(Arc::clone(self))
+    }
+
+    /// Number of data blocks.
+    pub(crate) fn num_blocks(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Index of the first data block whose index key is `>= target` (`num_blocks()` if none).
+    pub(crate) fn index_search(&self, target: &[u8]) -> usize {
+        self.index
+            .partition_point(|e| compare_internal(&e.key, target) == Ordering::Less)
+    }
+
+    /// Data block `i` (`< num_blocks()`), from the cache when possible.
+    pub(crate) fn data_block(&self, i: usize) -> Result<Arc<Block>> {
+        let handle = self
+            .index
+            .get(i)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("data block {i} of {}", self.index.len()))
+            })?
+            .handle;
+        if let Some(cache) = &self.cache {
+            if let Some(b) = cache.get(self.cache_id, handle.offset) {
+                return Ok(b);
+            }
+        }
+        let block = Arc::new(self.read_data_block(handle)?);
+        if let Some(cache) = &self.cache {
+            cache.insert(self.cache_id, handle.offset, Arc::clone(&block));
+        }
+        Ok(block)
+    }
+
+    fn read_data_block(&self, handle: BlockHandle) -> Result<Block> {
+        let raw = read_block(&*self.file, &self.path, handle)?;
+        Block::new(raw, Arc::clone(&self.path), handle.offset)
+    }
+
+    /// Lists every block in file order with its stored and raw size and transform. Reads
+    /// only each block's header and trailer: checksums are [`SstReader::verify`]'s job.
+    pub fn layout(&self) -> Result<Vec<BlockInfo>> {
+        let mut out = Vec::with_capacity(self.index.len() + 3);
+        let data = self.index.iter().map(|e| (BlockKind::Data, e.handle));
+        let meta = [
+            (BlockKind::Filter, self.footer.filter),
+            (BlockKind::Properties, self.footer.properties),
+            (BlockKind::Index, self.footer.index),
+        ];
+        for (kind, h) in data.chain(meta) {
+            if kind == BlockKind::Filter && h == BlockHandle::NONE {
+                continue;
+            }
+            let head = self
+                .file
+                .read_at(h.offset, usize::try_from(h.size.min(10)).unwrap_or(10))?;
+            let t = self.file.read_at(h.offset + h.size, 1)?;
+            let tb = t.first().copied().unwrap_or(u8::MAX);
+            let bad = |what: String| Error::corruption(&*self.path, h.offset, what);
+            let transform = Transform::from_u8(tb)
+                .ok_or_else(|| bad(format!("unknown block transform {tb}")))?;
+            let raw_size = announced_raw_len(&head, h.size, transform)
+                .ok_or_else(|| bad("bad zstd raw length varint".into()))?;
+            out.push(BlockInfo {
+                kind,
+                offset: h.offset,
+                stored_size: h.size + BLOCK_TRAILER_LEN as u64,
+                raw_size,
+                transform,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reads every data block from the file (bypassing the cache) and checks its checksum,
+    /// transform and format; that keys are valid internal keys, strictly increasing within and
+    /// across blocks and consistent with the index; that every user key passes the bloom
+    /// filter; and that the counts, key range and sequence range match the properties.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            file_size: self.props.file_size,
+            ..VerifyReport::default()
+        };
+        let mut seen = TableProperties::default();
+        let mut last: Vec<u8> = Vec::new();
+        let mut min_seq = u64::MAX;
+        for (i, entry) in self.index.iter().enumerate() {
+            let at = entry.handle.offset;
+            let bad = |what: String| {
+                Error::corruption(&*self.path, at, format!("data block {i}: {what}"))
+            };
+            let block = Arc::new(self.read_data_block(entry.handle)?);
+            report.raw_data_bytes += block.len() as u64;
+            let mut it = BlockIter::new(block);
+            it.seek_to_first()?;
+            if !it.valid() {
+                return Err(bad("empty data block".into()));
+            }
+            if let Some(prev) = i.checked_sub(1).and_then(|p| self.index.get(p)) {
+                if compare_internal(it.key(), &prev.key) != Ordering::Greater {
+                    return Err(bad(
+                        "first key is not above the previous block's index key".into()
+                    ));
+                }
+            }
+            while it.valid() {
+                let key = it.key();
+                let p = ParsedKey::parse(key)
+                    .ok_or_else(|| bad(format!("malformed internal key of {} bytes", key.len())))?;
+                if seen.entries > 0 && compare_internal(&last, key) != Ordering::Less {
+                    return Err(bad(format!(
+                        "key {} is not above its predecessor",
+                        seen.entries
+                    )));
+                }
+                if (seen.entries == 0 || user_key(&last) != p.user_key)
+                    && !self.may_contain(p.user_key)
+                {
+                    return Err(bad(
+                        "bloom filter does not contain a key of the table".into()
+                    ));
+                }
+                if seen.entries == 0 {
+                    seen.smallest_key = key.to_vec();
+                }
+                seen.entries += 1;
+                seen.deletions += u64::from(p.kind == ValueKind::Delete);
+                seen.raw_key_bytes += key.len() as u64;
+                seen.raw_value_bytes += it.value_slice().len() as u64;
+                min_seq = min_seq.min(p.seq);
+                seen.max_seq = seen.max_seq.max(p.seq);
+                last.clear();
+                last.extend_from_slice(key);
+                it.next()?;
+            }
+            if compare_internal(&last, &entry.key) == Ordering::Greater {
+                return Err(bad("last key is above the block's index key".into()));
+            }
+            report.data_blocks += 1;
+        }
+        seen.largest_key = last;
+        seen.min_seq = if seen.entries == 0 { 0 } else { min_seq };
+        report.entries = seen.entries;
+        let p = &self.props;
+        let checks: [(&str, bool); 9] = [
+            ("entries", seen.entries == p.entries),
+            ("deletions", seen.deletions == p.deletions),
+            ("raw key bytes", seen.raw_key_bytes == p.raw_key_bytes),
+            ("raw value bytes", seen.raw_value_bytes == p.raw_value_bytes),
+            ("raw data bytes", report.raw_data_bytes == p.raw_data_bytes),
+            (
+                "stored data bytes",
+                self.footer.data_end() == p.stored_data_bytes,
+            ),
+            ("smallest key", seen.smallest_key == p.smallest_key),
+            ("largest key", seen.largest_key == p.largest_key),
+            (
+                "sequence range",
+                (seen.min_seq, seen.max_seq) == (p.min_seq, p.max_seq),
+            ),
+        ];
+        if let Some((what, _)) = checks.iter().find(|(_, ok)| !ok) {
+            return Err(Error::corruption(
+                &*self.path,
+                self.footer.properties.offset,
+                format!("properties disagree with the data: {what}"),
+            ));
+        }
+        Ok(report)
+    }
+}

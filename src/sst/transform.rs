@@ -1,0 +1,291 @@
+//! The block envelope: `payload | transform: u8 | crc32: u32 LE` around every block.
+//!
+//! Writing: [`BlockCompressor`] picks the transform for a raw block (zstd when it saves at
+//! least `min_compression_saving`, raw otherwise) and [`block_trailer`] computes the trailer.
+//! Reading: [`open_block`] checks the checksum, decodes the transform and returns the raw
+//! block, zero-copy for raw blocks.
+//!
+//! Invariants: the checksum covers `payload ++ transform`; a zstd payload is
+//! `varint(raw_len) ++ one zstd frame` with `raw_len <= MAX_BLOCK_RAW_LEN`, and decompression
+//! must produce exactly `raw_len` bytes.
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use bytes::Bytes;
+
+use crate::coding::{get_varint, put_varint};
+use crate::sst::footer::BlockHandle;
+use crate::sst::format::{Transform, BLOCK_TRAILER_LEN, MAX_BLOCK_RAW_LEN};
+use crate::{Error, Result};
+
+/// Computes the trailer for `payload` stored with transform `t`.
+pub(crate) fn block_trailer(payload: &[u8], t: Transform) -> [u8; BLOCK_TRAILER_LEN] {
+    let mut h = crc32fast::Hasher::new();
+    h.update(payload);
+    h.update(&[t as u8]);
+    let crc = h.finalize().to_le_bytes();
+    [t as u8, crc[0], crc[1], crc[2], crc[3]]
+}
+
+/// Chooses and applies the transform of each block a writer emits. Holds one zstd context
+/// and two output buffers for the life of the writer, so compressing allocates nothing once
+/// the buffers have grown to the block size.
+pub(crate) struct BlockCompressor {
+    level: i32,
+    min_saving: f64,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+    frame: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl BlockCompressor {
+    /// `level == 0` stores every block raw.
+    pub(crate) fn new(level: i32, min_saving: f64) -> Self {
+        BlockCompressor {
+            level,
+            min_saving,
+            zstd: None,
+            frame: Vec::new(),
+            payload: Vec::new(),
+        }
+    }
+
+    /// Returns the payload to store for `raw` and its transform: the zstd form when it is at
+    /// least `min_saving` smaller, else `raw` itself.
+    pub(crate) fn compress<'a>(
+        &'a mut self,
+        raw: &'a [u8],
+        path: &Path,
+    ) -> Result<(&'a [u8], Transform)> {
+        if self.level == 0 || raw.is_empty() {
+            return Ok((raw, Transform::Raw));
+        }
+        let ctx = match &mut self.zstd {
+            Some(c) => c,
+            None => self.zstd.insert(
+                zstd::bulk::Compressor::new(self.level)
+                    .map_err(|e| Error::io("zstd init", path, e))?,
+            ),
+        };
+        // zstd writes from the start of the buffer's spare capacity, so compress into `frame`
+        // and assemble `varint(raw_len) ++ frame` in `payload`.
+        self.frame.clear();
+        self.frame.reserve(zstd::compress_bound(raw.len()));
+        let n = ctx
+            .compress_to_buffer(raw, &mut self.frame)
+            .map_err(|e| Error::io("zstd compress", path, e))?;
+        self.frame.truncate(n);
+        self.payload.clear();
+        put_varint(&mut self.payload, raw.len() as u64);
+        self.payload.extend_from_slice(&self.frame);
+        let limit = raw.len() as f64 * (1.0 - self.min_saving);
+        if (self.payload.len() as f64) <= limit {
+            Ok((&self.payload, Transform::Zstd))
+        } else {
+            Ok((raw, Transform::Raw))
+        }
+    }
+}
+
+thread_local! {
+    /// One zstd decompression context per thread, reused across readers.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn decompress_into(frame: &[u8], out: &mut Vec<u8>) -> std::io::Result<usize> {
+    DECOMPRESSOR.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            let d = match &mut *slot {
+                Some(d) => d,
+                None => slot.insert(zstd::bulk::Decompressor::new()?),
+            };
+            d.decompress_to_buffer(frame, out)
+        }
+        // Re-entered on this thread (cannot happen today): use a one-off context.
+        Err(_) => zstd::bulk::Decompressor::new()?.decompress_to_buffer(frame, out),
+    })
+}
+
+/// Splits `stored` (a block's payload plus trailer, read at `handle`) after checking the
+/// checksum; returns the payload and its transform.
+fn split_checked(path: &Path, handle: BlockHandle, stored: &Bytes) -> Result<(Bytes, Transform)> {
+    let bad = |what: String| Error::corruption(path, handle.offset, what);
+    let plen = stored.len().checked_sub(BLOCK_TRAILER_LEN).ok_or_else(|| {
+        bad(format!(
+            "block of {} bytes is shorter than its trailer",
+            stored.len()
+        ))
+    })?;
+    let (payload, trailer) = stored.split_at(plen);
+    let [t, c0, c1, c2, c3] = <[u8; BLOCK_TRAILER_LEN]>::try_from(trailer)
+        .map_err(|_| bad("block trailer is not 5 bytes".into()))?;
+    let stored_crc = u32::from_le_bytes([c0, c1, c2, c3]);
+    let mut h = crc32fast::Hasher::new();
+    h.update(payload);
+    h.update(&[t]);
+    let crc = h.finalize();
+    if crc != stored_crc {
+        return Err(bad(format!(
+            "block checksum {stored_crc:#010x}, computed {crc:#010x} ({} payload bytes)",
+            plen
+        )));
+    }
+    let transform =
+        Transform::from_u8(t).ok_or_else(|| bad(format!("unknown block transform {t}")))?;
+    Ok((stored.slice(..plen), transform))
+}
+
+/// Checks and decodes a block: `stored` is its payload plus trailer as read at `handle`.
+/// Returns the raw block (a zero-copy slice of `stored` when it was stored raw).
+pub(crate) fn open_block(
+    path: &Path,
+    handle: BlockHandle,
+    stored: Bytes,
+) -> Result<(Bytes, Transform)> {
+    let (payload, transform) = split_checked(path, handle, &stored)?;
+    let bad = |what: String| Error::corruption(path, handle.offset, what);
+    match transform {
+        Transform::Raw => Ok((payload, transform)),
+        Transform::Zstd => {
+            let (raw_len, n) =
+                get_varint(&payload).ok_or_else(|| bad("bad zstd raw length varint".into()))?;
+            let raw_len = usize::try_from(raw_len)
+                .ok()
+                .filter(|&l| l <= MAX_BLOCK_RAW_LEN)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "zstd block claims {raw_len} raw bytes, limit {MAX_BLOCK_RAW_LEN}"
+                    ))
+                })?;
+            let frame = payload.get(n..).unwrap_or_default();
+            let mut out = Vec::with_capacity(raw_len);
+            let got = decompress_into(frame, &mut out)
+                .map_err(|e| bad(format!("zstd decompression failed: {e}")))?;
+            if got != raw_len || out.len() != raw_len {
+                return Err(bad(format!(
+                    "zstd block decompressed to {got} bytes, expected {raw_len}"
+                )));
+            }
+            Ok((Bytes::from(out), transform))
+        }
+    }
+}
+
+/// The raw size announced by a payload's first bytes (`head`), without decompressing:
+/// `payload_len` for raw blocks, the varint prefix for zstd blocks.
+pub(crate) fn announced_raw_len(head: &[u8], payload_len: u64, t: Transform) -> Option<u64> {
+    match t {
+        Transform::Raw => Some(payload_len),
+        Transform::Zstd => get_varint(head).map(|(v, _)| v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(payload: &[u8], t: Transform) -> Bytes {
+        let mut v = payload.to_vec();
+        v.extend_from_slice(&block_trailer(payload, t));
+        Bytes::from(v)
+    }
+
+    fn h(size: usize) -> BlockHandle {
+        BlockHandle {
+            offset: 7,
+            size: size as u64,
+        }
+    }
+
+    #[test]
+    fn compressible_block_roundtrips_through_zstd() {
+        let raw: Vec<u8> = (0..4096u32).map(|i| (i % 7) as u8).collect();
+        let mut c = BlockCompressor::new(3, 0.125);
+        let (p, t) = c.compress(&raw, Path::new("t")).unwrap();
+        assert_eq!(t, Transform::Zstd);
+        assert!(p.len() < raw.len() / 4);
+        let p = p.to_vec();
+        let (back, t2) = open_block(Path::new("t"), h(p.len()), envelope(&p, t)).unwrap();
+        assert_eq!((&back[..], t2), (&raw[..], Transform::Zstd));
+        assert_eq!(announced_raw_len(&p, p.len() as u64, t), Some(4096));
+    }
+
+    #[test]
+    fn incompressible_block_falls_back_to_raw() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let raw: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut c = BlockCompressor::new(3, 0.125);
+        let (p, t) = c.compress(&raw, Path::new("t")).unwrap();
+        assert_eq!((p, t), (&raw[..], Transform::Raw));
+        // Level 0 never compresses.
+        let zeros = vec![0u8; 4096];
+        let mut c = BlockCompressor::new(0, 0.125);
+        assert_eq!(
+            c.compress(&zeros, Path::new("t")).unwrap().1,
+            Transform::Raw
+        );
+        // A saving threshold of 100% can never be met.
+        let mut c = BlockCompressor::new(3, 1.0);
+        assert_eq!(
+            c.compress(&zeros, Path::new("t")).unwrap().1,
+            Transform::Raw
+        );
+    }
+
+    #[test]
+    fn damaged_envelopes_are_corruption() {
+        let good = envelope(b"hello", Transform::Raw);
+        for i in 0..good.len() {
+            let mut b = good.to_vec();
+            b[i] ^= 0x40;
+            assert!(open_block(Path::new("t"), h(5), Bytes::from(b))
+                .unwrap_err()
+                .is_corruption());
+        }
+        assert!(open_block(Path::new("t"), h(0), Bytes::from_static(b"abc"))
+            .unwrap_err()
+            .is_corruption());
+        // Well-checksummed but unknown transform, oversized or lying raw length.
+        assert!(open_block(
+            Path::new("t"),
+            h(1),
+            envelope(b"x", Transform::Raw).slice(..1)
+        )
+        .unwrap_err()
+        .is_corruption());
+        let mut huge = Vec::new();
+        put_varint(&mut huge, (MAX_BLOCK_RAW_LEN + 1) as u64);
+        assert!(open_block(
+            Path::new("t"),
+            h(huge.len()),
+            envelope(&huge, Transform::Zstd)
+        )
+        .unwrap_err()
+        .is_corruption());
+        let mut lying = Vec::new();
+        put_varint(&mut lying, 10);
+        lying.extend_from_slice(&zstd::bulk::compress(&[1u8; 20], 3).unwrap());
+        assert!(open_block(
+            Path::new("t"),
+            h(lying.len()),
+            envelope(&lying, Transform::Zstd)
+        )
+        .unwrap_err()
+        .is_corruption());
+        let mut unknown = b"x".to_vec();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(b"x\x09");
+        unknown.push(9);
+        unknown.extend_from_slice(&crc.finalize().to_le_bytes());
+        let e = open_block(Path::new("t"), h(1), Bytes::from(unknown)).unwrap_err();
+        assert!(e.to_string().contains("unknown block transform 9"), "{e}");
+    }
+}
