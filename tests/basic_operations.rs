@@ -10,7 +10,7 @@ fn open(dir: &std::path::Path) -> Db {
     Db::open(dir, Options { write_buffer_size: 64 << 10, ..Options::default() }).unwrap()
 }
 
-fn keys(it: kho::DbIterator) -> Vec<String> {
+fn keys(it: impl Iterator<Item = kho::Result<(bytes::Bytes, bytes::Bytes)>>) -> Vec<String> {
     it.map(|kv| String::from_utf8(kv.unwrap().0.to_vec()).unwrap()).collect()
 }
 

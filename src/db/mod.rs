@@ -209,6 +209,7 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<Db>();
         check::<Snapshot>();
-        check::<crate::DbIterator>();
+        fn check_send<T: Send>() {}
+        check_send::<crate::DbIterator>();
     }
 }

@@ -82,7 +82,7 @@ impl Db {
             visible_seq: AtomicU64::new(last_seq),
             versions: Mutex::new(versions),
             commit: Default::default(),
-            wal: Mutex::new(Some(WalState { writer: LogWriter::new(wal_file, wal_path, wal_number), last_seq })),
+            wal: Mutex::new(Some(WalState { writer: LogWriter::new(wal_file), last_seq })),
             bg: Mutex::new(BgState::default()),
             bg_cv: Condvar::new(),
             poisoned: AtomicBool::new(false),
@@ -117,7 +117,7 @@ fn replay_logs(ctx: &TableContext, opts: &Options, versions: &mut VersionSet) ->
     let mut edit = VersionEdit::default();
     let mut mem = Memtable::new(0);
     let sst_opts = sst_options(opts);
-    let mut flush = |mem: Memtable, versions: &mut VersionSet, edit: &mut VersionEdit| -> Result<()> {
+    let flush = |mem: Memtable, versions: &mut VersionSet, edit: &mut VersionEdit| -> Result<()> {
         let number = versions.new_file_number();
         if let Some(meta) = write_table(ctx, number, &mut MemtableIter::new(Arc::new(mem)), &sst_opts)? {
             edit.new_files.push((0, meta));

@@ -186,7 +186,7 @@ impl DbInner {
                 return Err(e);
             }
         };
-        wal.writer = LogWriter::new(file, path, number);
+        wal.writer = LogWriter::new(file);
         {
             let mut sv = self.super_version.write();
             let mut imm = Vec::with_capacity(sv.imm.len() + 1);

@@ -120,11 +120,6 @@ impl Memtable {
         self.approx_bytes.load(AtomicOrdering::Relaxed)
     }
 
-    /// Number of entries.
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
-    }
-
     /// True when nothing was inserted.
     pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty()
@@ -158,7 +153,6 @@ mod tests {
         assert_eq!(m.get(b"k", 9).map(|e| e.0), Some(ValueKind::Delete));
         assert_eq!(m.get(b"j", 9), None);
         assert_eq!(m.get(b"ka", 9), Some((ValueKind::Put, Bytes::from_static(b"x"))));
-        assert_eq!(m.len(), 4);
         assert_eq!(m.max_seq(), 5);
         assert!(m.approximate_size() > 4 * ENTRY_OVERHEAD);
     }

@@ -14,7 +14,7 @@ mod table_file;
 mod version;
 
 pub use edit::{FileMeta, VersionEdit};
-pub(crate) use edit::MAX_LEVELS;
-pub(crate) use set::{read_manifest, VersionSet};
+pub use set::read_manifest;
+pub(crate) use set::VersionSet;
 pub(crate) use table_file::{TableContext, TableFile};
 pub(crate) use version::Version;

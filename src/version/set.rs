@@ -9,7 +9,7 @@
 //!   by write `CURRENT.tmp` -> fsync -> rename over `CURRENT` -> fsync the directory.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::filename::{decode_current, encode_current, manifest_name, CURRENT};
@@ -24,7 +24,6 @@ pub(crate) struct VersionSet {
     manifest: Option<LogWriter>,
     manifest_number: u64,
     current: Arc<Version>,
-    num_levels: usize,
     /// The next number to hand out for a log, table or manifest.
     pub next_file_number: u64,
     /// Logs numbered below this hold only flushed data.
@@ -46,7 +45,7 @@ impl std::fmt::Debug for VersionSet {
 
 /// Reads every edit of a manifest. A torn tail (an edit whose fsync never completed) is
 /// dropped: such an edit was never acted upon. Damage followed by intact edits is corruption.
-pub(crate) fn read_manifest(fs: &dyn crate::vfs::FileSystem, path: &Path) -> Result<Vec<VersionEdit>> {
+pub fn read_manifest(fs: &dyn crate::vfs::FileSystem, path: &Path) -> Result<Vec<VersionEdit>> {
     let mut reader = LogReader::new(fs.read_all(path)?, path);
     let mut edits = Vec::new();
     while let Some(rec) = reader.next_record()? {
@@ -67,7 +66,6 @@ impl VersionSet {
             manifest: None,
             manifest_number: 0,
             current: Arc::new(Version::empty(num_levels)),
-            num_levels,
             next_file_number: 1,
             log_number: 0,
             last_sequence: 0,
@@ -124,7 +122,6 @@ impl VersionSet {
             manifest: None,
             manifest_number,
             current,
-            num_levels,
             next_file_number,
             log_number: log_number.ok_or_else(|| missing("log number"))?,
             last_sequence: last_seq.ok_or_else(|| missing("last sequence"))?,
@@ -146,11 +143,6 @@ impl VersionSet {
     /// The live manifest's number.
     pub(crate) fn manifest_number(&self) -> u64 {
         self.manifest_number
-    }
-
-    /// Number of levels.
-    pub(crate) fn num_levels(&self) -> usize {
-        self.num_levels
     }
 
     /// Logs `edit` durably in the manifest, then installs the resulting version. Counters
@@ -200,23 +192,13 @@ impl VersionSet {
         };
         let mut buf = Vec::new();
         snapshot.encode(&mut buf);
-        let mut writer = LogWriter::new(self.ctx.fs.create(&path)?, path, number);
+        let mut writer = LogWriter::new(self.ctx.fs.create(&path)?);
         writer.add_record(&buf)?;
         writer.sync()?;
         set_current(&self.ctx, number)?;
         self.manifest = Some(writer);
         self.manifest_number = number;
         Ok(())
-    }
-
-    /// Size of the live manifest in bytes.
-    pub(crate) fn manifest_size(&self) -> u64 {
-        self.manifest.as_ref().map_or(0, LogWriter::len)
-    }
-
-    /// The database directory.
-    pub(crate) fn dir(&self) -> &PathBuf {
-        &self.ctx.dir
     }
 }
 

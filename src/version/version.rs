@@ -108,11 +108,6 @@ impl Version {
         }
         Ok(())
     }
-
-    /// Number of files at `level`.
-    pub(crate) fn num_files(&self, level: usize) -> usize {
-        self.levels.get(level).map_or(0, Vec::len)
-    }
 }
 
 fn table_get(f: &TableFile, lookup: &[u8]) -> Result<Option<(ValueKind, Bytes)>> {

@@ -1,7 +1,5 @@
 //! [`LogWriter`]: appends framed records to a log file.
 
-use std::path::{Path, PathBuf};
-
 use super::format::{encode_header, MAX_PAYLOAD, TRANSFORM_NONE};
 use crate::vfs::WritableFile;
 use crate::{Error, Result};
@@ -9,14 +7,12 @@ use crate::{Error, Result};
 /// Appends records to one log file. Not thread-safe; the write path owns it.
 pub(crate) struct LogWriter {
     file: Box<dyn WritableFile>,
-    path: PathBuf,
-    number: u64,
     scratch: Vec<u8>,
 }
 
 impl LogWriter {
-    pub(crate) fn new(file: Box<dyn WritableFile>, path: PathBuf, number: u64) -> Self {
-        LogWriter { file, path, number, scratch: Vec::new() }
+    pub(crate) fn new(file: Box<dyn WritableFile>) -> Self {
+        LogWriter { file, scratch: Vec::new() }
     }
 
     /// Frames every payload as its own record and hands them to the file in one append.
@@ -44,18 +40,4 @@ impl LogWriter {
         self.file.sync()
     }
 
-    /// The log file's number.
-    pub(crate) fn number(&self) -> u64 {
-        self.number
-    }
-
-    /// The log file's path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Bytes written so far.
-    pub(crate) fn len(&self) -> u64 {
-        self.file.len()
-    }
 }
