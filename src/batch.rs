@@ -29,14 +29,20 @@ impl Default for WriteBatch {
 
 impl std::fmt::Debug for WriteBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteBatch").field("count", &self.count).field("bytes", &self.rep.len()).finish()
+        f.debug_struct("WriteBatch")
+            .field("count", &self.count)
+            .field("bytes", &self.rep.len())
+            .finish()
     }
 }
 
 impl WriteBatch {
     /// An empty batch.
     pub fn new() -> Self {
-        WriteBatch { rep: vec![0; BATCH_HEADER], count: 0 }
+        WriteBatch {
+            rep: vec![0; BATCH_HEADER],
+            count: 0,
+        }
     }
 
     /// Adds a put of `value` at `key`.
@@ -125,7 +131,12 @@ impl WriteBatch {
 
     /// The operations in order, decoded from the in-memory encoding.
     pub(crate) fn ops(&self) -> BatchOps<'_> {
-        BatchOps { r: Reader::new(&self.rep[BATCH_HEADER..]), left: self.count, base: BATCH_HEADER, done: false }
+        BatchOps {
+            r: Reader::new(&self.rep[BATCH_HEADER..]),
+            left: self.count,
+            base: BATCH_HEADER,
+            done: false,
+        }
     }
 }
 
@@ -147,7 +158,12 @@ impl<'a> DecodedBatch<'a> {
     }
 
     pub(crate) fn ops(&self) -> BatchOps<'a> {
-        BatchOps { r: Reader::new(&self.rep[BATCH_HEADER..]), left: self.count, base: BATCH_HEADER, done: false }
+        BatchOps {
+            r: Reader::new(&self.rep[BATCH_HEADER..]),
+            left: self.count,
+            base: BATCH_HEADER,
+            done: false,
+        }
     }
 }
 
@@ -169,7 +185,11 @@ pub(crate) struct BatchError {
 
 impl std::fmt::Display for BatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "malformed write batch at byte {}: {}", self.offset, self.what)
+        write!(
+            f,
+            "malformed write batch at byte {}: {}",
+            self.offset, self.what
+        )
     }
 }
 
@@ -183,7 +203,10 @@ impl<'a> Iterator for BatchOps<'a> {
         if self.left == 0 {
             self.done = true;
             return (!self.r.is_empty()).then(|| {
-                Err(BatchError { offset: self.base + self.r.position(), what: "bytes after the last operation" })
+                Err(BatchError {
+                    offset: self.base + self.r.position(),
+                    what: "bytes after the last operation",
+                })
             });
         }
         self.left -= 1;
@@ -192,9 +215,15 @@ impl<'a> Iterator for BatchOps<'a> {
             self.done = true;
             Some(Err(BatchError { offset: at, what }))
         };
-        let Some(kind) = self.r.u8() else { return err("missing operation") };
-        let Some(kind) = ValueKind::from_u8(kind) else { return err("unknown operation kind") };
-        let Some(key) = self.r.len_prefixed() else { return err("truncated key") };
+        let Some(kind) = self.r.u8() else {
+            return err("missing operation");
+        };
+        let Some(kind) = ValueKind::from_u8(kind) else {
+            return err("unknown operation kind");
+        };
+        let Some(key) = self.r.len_prefixed() else {
+            return err("truncated key");
+        };
         let value: &[u8] = match kind {
             ValueKind::Put => match self.r.len_prefixed() {
                 Some(v) => v,
@@ -223,7 +252,11 @@ mod tests {
         let ops: Vec<_> = d.ops().map(|o| o.unwrap()).collect();
         assert_eq!(
             ops,
-            vec![(ValueKind::Put, &b"a"[..], &b"1"[..]), (ValueKind::Delete, &b"b"[..], &b""[..]), (ValueKind::Put, &b""[..], &b""[..])]
+            vec![
+                (ValueKind::Put, &b"a"[..], &b"1"[..]),
+                (ValueKind::Delete, &b"b"[..], &b""[..]),
+                (ValueKind::Put, &b""[..], &b""[..])
+            ]
         );
     }
 
@@ -245,7 +278,11 @@ mod tests {
 
     #[test]
     fn validate_enforces_limits() {
-        let opts = Options { max_key_size: 4, max_value_size: 4, ..Options::default() };
+        let opts = Options {
+            max_key_size: 4,
+            max_value_size: 4,
+            ..Options::default()
+        };
         let mut b = WriteBatch::new();
         b.put(b"1234", b"1234");
         b.validate(&opts).unwrap();

@@ -50,7 +50,8 @@ pub(crate) fn write_table(
     let (mut min_seq, mut max_seq, mut entries) = (u64::MAX, 0, 0u64);
     while iter.valid() {
         let key = iter.key();
-        let p = ParsedKey::parse(key).ok_or_else(|| Error::corruption(&path, 0, "malformed internal key to flush"))?;
+        let p = ParsedKey::parse(key)
+            .ok_or_else(|| Error::corruption(&path, 0, "malformed internal key to flush"))?;
         min_seq = min_seq.min(p.seq);
         max_seq = max_seq.max(p.seq);
         entries += 1;
@@ -100,7 +101,12 @@ impl DbInner {
     /// Writes the oldest frozen memtable `mem` to level 0 and retires it and its log.
     fn flush_memtable(&self, mem: &Arc<Memtable>) -> Result<()> {
         let number = self.versions.lock().new_file_number();
-        let meta = write_table(&self.ctx, number, &mut MemtableIter::new(mem.clone()), &sst_options(&self.opts))?;
+        let meta = write_table(
+            &self.ctx,
+            number,
+            &mut MemtableIter::new(mem.clone()),
+            &sst_options(&self.opts),
+        )?;
         if meta.is_some() {
             self.ctx.fs.sync_dir(&self.dir)?;
         }
@@ -110,7 +116,10 @@ impl DbInner {
             let sv = self.super_version.read();
             let pos = sv.imm.iter().position(|m| Arc::ptr_eq(m, mem)).unwrap_or(0);
             match pos.checked_sub(1) {
-                Some(newer) => sv.imm.get(newer).map_or(sv.mem.wal_number(), |m| m.wal_number()),
+                Some(newer) => sv
+                    .imm
+                    .get(newer)
+                    .map_or(sv.mem.wal_number(), |m| m.wal_number()),
                 None => sv.mem.wal_number(),
             }
         };
@@ -123,8 +132,17 @@ impl DbInner {
         let version = versions.log_and_apply(edit)?;
         {
             let mut sv = self.super_version.write();
-            let imm = sv.imm.iter().filter(|m| !Arc::ptr_eq(m, mem)).cloned().collect();
-            *sv = Arc::new(SuperVersion { mem: sv.mem.clone(), imm, version });
+            let imm = sv
+                .imm
+                .iter()
+                .filter(|m| !Arc::ptr_eq(m, mem))
+                .cloned()
+                .collect();
+            *sv = Arc::new(SuperVersion {
+                mem: sv.mem.clone(),
+                imm,
+                version,
+            });
         }
         drop(versions);
         self.delete_logs_before(next_log);

@@ -136,7 +136,9 @@ impl Drop for DbHandle {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("dir", &self.inner().dir).finish_non_exhaustive()
+        f.debug_struct("Db")
+            .field("dir", &self.inner().dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -176,7 +178,12 @@ impl Db {
             memtable_bytes: sv.mem.approximate_size(),
             immutable_memtables: sv.imm.len(),
             files_per_level: sv.version.levels.iter().map(Vec::len).collect(),
-            bytes_per_level: sv.version.levels.iter().map(|l| l.iter().map(|f| f.meta.size).sum()).collect(),
+            bytes_per_level: sv
+                .version
+                .levels
+                .iter()
+                .map(|l| l.iter().map(|f| f.meta.size).sum())
+                .collect(),
             write_stalls: inner.bg.lock().stalls,
         }
     }

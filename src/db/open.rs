@@ -42,15 +42,26 @@ impl Db {
         if opts.create_if_missing {
             fs.create_dir_all(&dir)?;
         } else if !fs.exists(&dir)? {
-            return Err(Error::NotFound(format!("database directory {} does not exist", dir.display())));
+            return Err(Error::NotFound(format!(
+                "database directory {} does not exist",
+                dir.display()
+            )));
         }
         let lock = fs.lock(&dir.join(LOCK))?;
-        let cache = (opts.block_cache_capacity > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
-        let ctx = TableContext { fs: fs.clone(), dir: dir.clone(), cache };
+        let cache = (opts.block_cache_capacity > 0)
+            .then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
+        let ctx = TableContext {
+            fs: fs.clone(),
+            dir: dir.clone(),
+            cache,
+        };
 
         let mut versions = match VersionSet::recover(ctx.clone(), NUM_LEVELS)? {
             Some(_) if opts.error_if_exists => {
-                return Err(Error::InvalidArgument(format!("database {} already exists", dir.display())))
+                return Err(Error::InvalidArgument(format!(
+                    "database {} already exists",
+                    dir.display()
+                )))
             }
             Some(v) => v,
             None if !opts.create_if_missing => {
@@ -82,7 +93,10 @@ impl Db {
             visible_seq: AtomicU64::new(last_seq),
             versions: Mutex::new(versions),
             commit: Default::default(),
-            wal: Mutex::new(Some(WalState { writer: LogWriter::new(wal_file), last_seq })),
+            wal: Mutex::new(Some(WalState {
+                writer: LogWriter::new(wal_file),
+                last_seq,
+            })),
             bg: Mutex::new(BgState::default()),
             bg_cv: Condvar::new(),
             poisoned: AtomicBool::new(false),
@@ -96,7 +110,9 @@ impl Db {
             .spawn(move || worker.flush_loop())
             .map_err(|e| Error::io("spawn flush thread", &inner.dir, e))?;
         *inner.flush_thread.lock() = Some(thread);
-        Ok(Db { handle: Arc::new(DbHandle { inner }) })
+        Ok(Db {
+            handle: Arc::new(DbHandle { inner }),
+        })
     }
 }
 
@@ -119,7 +135,12 @@ fn replay_logs(ctx: &TableContext, opts: &Options, versions: &mut VersionSet) ->
     let sst_opts = sst_options(opts);
     let flush = |mem: Memtable, versions: &mut VersionSet, edit: &mut VersionEdit| -> Result<()> {
         let number = versions.new_file_number();
-        if let Some(meta) = write_table(ctx, number, &mut MemtableIter::new(Arc::new(mem)), &sst_opts)? {
+        if let Some(meta) = write_table(
+            ctx,
+            number,
+            &mut MemtableIter::new(Arc::new(mem)),
+            &sst_opts,
+        )? {
             edit.new_files.push((0, meta));
         }
         Ok(())
@@ -130,23 +151,37 @@ fn replay_logs(ctx: &TableContext, opts: &Options, versions: &mut VersionSet) ->
         let mut reader = LogReader::new(ctx.fs.read_all(&path)?, &path);
         while let Some(rec) = reader.next_record()? {
             let payload_at = rec.offset + crate::wal::format::HEADER_LEN as u64;
-            let batch = DecodedBatch::parse(&rec.payload).map_err(|w| Error::corruption(&path, payload_at, w))?;
+            let batch = DecodedBatch::parse(&rec.payload)
+                .map_err(|w| Error::corruption(&path, payload_at, w))?;
             let mut seq = batch.seq;
             for op in batch.ops() {
-                let (kind, key, value) = op.map_err(|e| Error::corruption(&path, payload_at + e.offset as u64, e.what))?;
+                let (kind, key, value) =
+                    op.map_err(|e| Error::corruption(&path, payload_at + e.offset as u64, e.what))?;
                 mem.insert(key, seq, kind, Bytes::copy_from_slice(value));
                 seq += 1;
             }
             last_seq = last_seq.max(seq.saturating_sub(1));
             if mem.approximate_size() >= opts.write_buffer_size {
-                flush(std::mem::replace(&mut mem, Memtable::new(0)), versions, &mut edit)?;
+                flush(
+                    std::mem::replace(&mut mem, Memtable::new(0)),
+                    versions,
+                    &mut edit,
+                )?;
             }
         }
         if let Some(TailState::Torn { offset, reason }) = reader.tail() {
             let newest = i + 1 == logs.len();
             if !newest || opts.recovery_mode == RecoveryMode::AbsoluteConsistency {
-                let why = if newest { "torn tail (absolute consistency requested)" } else { "torn tail in a log that is not the newest" };
-                return Err(Error::corruption(&path, *offset, format!("{reason}: {why}")));
+                let why = if newest {
+                    "torn tail (absolute consistency requested)"
+                } else {
+                    "torn tail in a log that is not the newest"
+                };
+                return Err(Error::corruption(
+                    &path,
+                    *offset,
+                    format!("{reason}: {why}"),
+                ));
             }
         }
     }
@@ -163,7 +198,11 @@ fn replay_logs(ctx: &TableContext, opts: &Options, versions: &mut VersionSet) ->
 /// Removes files no longer referenced: old logs and manifests, temporary files and tables
 /// the current version does not list (outputs of an interrupted flush).
 fn delete_obsolete_files(ctx: &TableContext, versions: &VersionSet) -> Result<()> {
-    let live: HashSet<u64> = versions.current().files().map(|(_, f)| f.meta.number).collect();
+    let live: HashSet<u64> = versions
+        .current()
+        .files()
+        .map(|(_, f)| f.meta.number)
+        .collect();
     for name in ctx.fs.list(&ctx.dir)? {
         let garbage = match parse_file_name(&name) {
             Some(FileKind::Log(n)) => n < versions.log_number,

@@ -64,7 +64,11 @@ impl DbInner {
         let mut st = q.state.lock();
         let ticket = st.next_ticket;
         st.next_ticket += 1;
-        st.pending.push_back(Pending { ticket, batch, sync: opts.sync });
+        st.pending.push_back(Pending {
+            ticket,
+            batch,
+            sync: opts.sync,
+        });
         loop {
             if let Some(r) = st.done.remove(&ticket) {
                 return r;
@@ -85,7 +89,10 @@ impl DbInner {
             }
             let result = MutexGuard::unlocked(&mut st, || self.commit_group(&mut group));
             for p in &group {
-                st.done.insert(p.ticket, result.as_ref().map(|_| ()).map_err(Error::replicate));
+                st.done.insert(
+                    p.ticket,
+                    result.as_ref().map(|_| ()).map_err(Error::replicate),
+                );
             }
             st.leader_active = false;
             q.cv.notify_all();
@@ -109,13 +116,10 @@ impl DbInner {
         }
         let last = seq - 1;
         let sync = group.iter().any(|p| p.sync);
-        let logged = wal.writer.add_records(group.iter().map(|p| p.batch.encoded())).and_then(|()| {
-            if sync {
-                wal.writer.sync()
-            } else {
-                Ok(())
-            }
-        });
+        let logged = wal
+            .writer
+            .add_records(group.iter().map(|p| p.batch.encoded()))
+            .and_then(|()| if sync { wal.writer.sync() } else { Ok(()) });
         if let Err(e) = logged {
             self.poison();
             return Err(e);
@@ -127,7 +131,10 @@ impl DbInner {
         for p in group.iter_mut() {
             let rep = Bytes::from(p.batch.take_rep());
             // The batch was validated before it was queued, so every operation decodes.
-            let ops = crate::batch::DecodedBatch::parse(&rep).map(|b| b.ops()).into_iter().flatten();
+            let ops = crate::batch::DecodedBatch::parse(&rep)
+                .map(|b| b.ops())
+                .into_iter()
+                .flatten();
             for (kind, key, value) in ops.flatten() {
                 mem.insert(key, seq, kind, rep.slice_ref(value));
                 seq += 1;
@@ -178,7 +185,11 @@ impl DbInner {
         }
         let number = self.versions.lock().new_file_number();
         let path = log_path(&self.dir, number);
-        let file = self.ctx.fs.create(&path).and_then(|f| self.ctx.fs.sync_dir(&self.dir).map(|()| f));
+        let file = self
+            .ctx
+            .fs
+            .create(&path)
+            .and_then(|f| self.ctx.fs.sync_dir(&self.dir).map(|()| f));
         let file = match file {
             Ok(f) => f,
             Err(e) => {
@@ -192,7 +203,11 @@ impl DbInner {
             let mut imm = Vec::with_capacity(sv.imm.len() + 1);
             imm.push(sv.mem.clone());
             imm.extend(sv.imm.iter().cloned());
-            *sv = Arc::new(SuperVersion { mem: Arc::new(Memtable::new(number)), imm, version: sv.version.clone() });
+            *sv = Arc::new(SuperVersion {
+                mem: Arc::new(Memtable::new(number)),
+                imm,
+                version: sv.version.clone(),
+            });
         }
         let _bg = self.bg.lock();
         self.bg_cv.notify_all();

@@ -30,7 +30,11 @@ pub(crate) struct MergingIter {
 
 impl MergingIter {
     pub(crate) fn new(children: Vec<Box<dyn InternalIterator>>) -> Self {
-        MergingIter { children, current: None, direction: Direction::Forward }
+        MergingIter {
+            children,
+            current: None,
+            direction: Direction::Forward,
+        }
     }
 
     fn find_smallest(&mut self) {
@@ -38,7 +42,8 @@ impl MergingIter {
         for (i, c) in self.children.iter().enumerate() {
             if c.valid() {
                 match self.current {
-                    Some(j) if compare_internal(c.key(), self.children[j].key()) != Ordering::Less => {}
+                    Some(j)
+                        if compare_internal(c.key(), self.children[j].key()) != Ordering::Less => {}
                     _ => self.current = Some(i),
                 }
             }
@@ -50,7 +55,9 @@ impl MergingIter {
         for (i, c) in self.children.iter().enumerate().rev() {
             if c.valid() {
                 match self.current {
-                    Some(j) if compare_internal(c.key(), self.children[j].key()) != Ordering::Greater => {}
+                    Some(j)
+                        if compare_internal(c.key(), self.children[j].key())
+                            != Ordering::Greater => {}
                     _ => self.current = Some(i),
                 }
             }
@@ -58,7 +65,10 @@ impl MergingIter {
     }
 
     /// Runs `f` on every child, invalidating the merge if any fails.
-    fn each_child(&mut self, mut f: impl FnMut(&mut dyn InternalIterator) -> Result<()>) -> Result<()> {
+    fn each_child(
+        &mut self,
+        mut f: impl FnMut(&mut dyn InternalIterator) -> Result<()>,
+    ) -> Result<()> {
         for c in &mut self.children {
             if let Err(e) = f(c.as_mut()) {
                 self.current = None;
@@ -107,7 +117,9 @@ impl InternalIterator for MergingIter {
     }
 
     fn next(&mut self) -> Result<()> {
-        let Some(cur) = self.current else { return Ok(()) };
+        let Some(cur) = self.current else {
+            return Ok(());
+        };
         if self.direction != Direction::Forward {
             // Move every other child to its first entry after key().
             let key = self.children[cur].key().to_vec();
@@ -140,7 +152,9 @@ impl InternalIterator for MergingIter {
     }
 
     fn prev(&mut self) -> Result<()> {
-        let Some(cur) = self.current else { return Ok(()) };
+        let Some(cur) = self.current else {
+            return Ok(());
+        };
         if self.direction != Direction::Reverse {
             // Move every other child to its last entry before key().
             let key = self.children[cur].key().to_vec();
@@ -173,11 +187,17 @@ impl InternalIterator for MergingIter {
     }
 
     fn key(&self) -> &[u8] {
-        self.current.and_then(|i| self.children.get(i)).map(|c| c.key()).unwrap_or_default()
+        self.current
+            .and_then(|i| self.children.get(i))
+            .map(|c| c.key())
+            .unwrap_or_default()
     }
 
     fn value(&self) -> Bytes {
-        self.current.and_then(|i| self.children.get(i)).map(|c| c.value()).unwrap_or_default()
+        self.current
+            .and_then(|i| self.children.get(i))
+            .map(|c| c.value())
+            .unwrap_or_default()
     }
 }
 
@@ -191,7 +211,12 @@ mod tests {
     fn entries(keys: &[(u8, u64)]) -> Vec<(Vec<u8>, Bytes)> {
         let mut v: Vec<_> = keys
             .iter()
-            .map(|&(k, s)| (internal_key(&[k], s, ValueKind::Put), Bytes::from(vec![k, s as u8])))
+            .map(|&(k, s)| {
+                (
+                    internal_key(&[k], s, ValueKind::Put),
+                    Bytes::from(vec![k, s as u8]),
+                )
+            })
             .collect();
         v.sort_by(|a, b| compare_internal(&a.0, &b.0));
         v.dedup_by(|a, b| a.0 == b.0);

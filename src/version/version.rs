@@ -25,7 +25,9 @@ pub(crate) struct Version {
 impl Version {
     /// An empty version with `num_levels` levels.
     pub(crate) fn empty(num_levels: usize) -> Self {
-        Version { levels: vec![Vec::new(); num_levels] }
+        Version {
+            levels: vec![Vec::new(); num_levels],
+        }
     }
 
     /// The version that results from applying `edit` to `self`. Removed files are not
@@ -63,7 +65,10 @@ impl Version {
 
     /// Every live file, level by level.
     pub(crate) fn files(&self) -> impl Iterator<Item = (usize, &Arc<TableFile>)> {
-        self.levels.iter().enumerate().flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)))
+        self.levels
+            .iter()
+            .enumerate()
+            .flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)))
     }
 
     /// The newest entry for `user_key` visible at the sequence in `lookup` (an internal seek
@@ -81,7 +86,9 @@ impl Version {
                     }
                 }
             } else {
-                let i = files.partition_point(|f| compare_internal(&f.meta.largest, lookup) == Ordering::Less);
+                let i = files.partition_point(|f| {
+                    compare_internal(&f.meta.largest, lookup) == Ordering::Less
+                });
                 if let Some(f) = files.get(i) {
                     if user_key(&f.meta.smallest) <= ukey {
                         if let Some(hit) = table_get(f, lookup)? {
@@ -111,7 +118,10 @@ impl Version {
 }
 
 fn table_get(f: &TableFile, lookup: &[u8]) -> Result<Option<(ValueKind, Bytes)>> {
-    let Some((k, v)) = f.reader()?.get(lookup)? else { return Ok(None) };
-    let p = ParsedKey::parse(&k).ok_or_else(|| Error::corruption(f.path(), 0, "malformed internal key in table"))?;
+    let Some((k, v)) = f.reader()?.get(lookup)? else {
+        return Ok(None);
+    };
+    let p = ParsedKey::parse(&k)
+        .ok_or_else(|| Error::corruption(f.path(), 0, "malformed internal key in table"))?;
     Ok(Some((p.kind, v)))
 }
