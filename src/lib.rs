@@ -39,6 +39,7 @@ mod iter;
 mod key;
 mod memtable;
 mod options;
+pub mod record;
 pub mod sst;
 pub mod version;
 pub mod vfs;
