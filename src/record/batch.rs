@@ -97,7 +97,8 @@ impl StoreBatch {
         self.ops.is_empty()
     }
 
-    /// Applies every op atomically.
+    /// Applies every op atomically. A batch whose ops change nothing (deletes of absent
+    /// records) writes nothing, so its `sync` makes no earlier write durable.
     pub fn commit(self) -> Result<()> {
         if self.ops.is_empty() {
             return Ok(());
