@@ -106,7 +106,7 @@ fn a_wiped_index_is_rebuilt_from_a_generated_population() {
     let mut batch = s.batch();
     for e in pop.events() {
         match e {
-            Event::Upsert(r) => {
+            Event::Upsert(r) | Event::Correct(r) => {
                 batch
                     .upsert(r.collection, &r.pk, &r.id, &r.payload)
                     .unwrap();

@@ -19,6 +19,8 @@ use crate::{DbIterator, Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IdQuery {
+    /// Everyone: the whole index.
+    All,
     /// Everyone whose birth was registered in `province` (`PPP`).
     Province(u16),
     /// Everyone registered in `province` with century/gender digit `digit` (`PPP G`).
@@ -56,6 +58,7 @@ impl IdQuery {
             k
         };
         match *self {
+            IdQuery::All => Ok(vec![vec![TAG_INDEX]]),
             IdQuery::Province(p) => Ok(vec![with_tag(province(p)?)]),
             IdQuery::ProvinceCenturyGender { province: p, digit } => {
                 if digit > 9 {

@@ -180,8 +180,11 @@ pub struct GenRecord {
 /// One step of the generated history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Insert or replace a record (a replacement with another ID is a correction).
+    /// Insert or replace a record.
     Upsert(GenRecord),
+    /// Upsert a record filed earlier under a mistyped ID with its right ID (the index entry
+    /// must move).
+    Correct(GenRecord),
     /// Delete a record.
     Delete {
         /// Collection name.
@@ -426,7 +429,7 @@ impl Events {
             records[k].id =
                 NationalId::from_parts_clamped(p.province, p.gender, p.birth_year, wrong_serial);
             let due = i + 1 + r.below(MAX_DELAY);
-            self.schedule(due, Event::Upsert(right));
+            self.schedule(due, Event::Correct(right));
         }
         for rec in records {
             if rec.collection == "vehicle" && r.chance(30) {
@@ -500,7 +503,7 @@ mod tests {
         let mut seen: HashMap<(&str, String), NationalId> = HashMap::new();
         for e in pop.events() {
             match e {
-                Event::Upsert(r) => {
+                Event::Upsert(r) | Event::Correct(r) => {
                     upserts += 1;
                     if let Some(old) = seen.insert((r.collection, r.pk.clone()), r.id) {
                         if old != r.id {
