@@ -65,25 +65,13 @@ pub enum Error {
 
 impl Error {
     /// Builds an [`Error::Corruption`].
-    pub(crate) fn corruption(
-        file: impl Into<PathBuf>,
-        offset: u64,
-        what: impl Into<String>,
-    ) -> Self {
-        Error::Corruption {
-            file: file.into(),
-            offset,
-            what: what.into(),
-        }
+    pub(crate) fn corruption(file: impl Into<PathBuf>, offset: u64, what: impl Into<String>) -> Self {
+        Error::Corruption { file: file.into(), offset, what: what.into() }
     }
 
     /// Builds an [`Error::Io`].
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Io { op, path: path.into(), source }
     }
 
     /// A copy of this error for another waiter of the same failed operation (e.g. every
@@ -98,16 +86,11 @@ impl Error {
                     None => std::io::Error::new(source.kind(), source.to_string()),
                 },
             },
-            Error::Corruption { file, offset, what } => Error::Corruption {
-                file: file.clone(),
-                offset: *offset,
-                what: what.clone(),
-            },
+            Error::Corruption { file, offset, what } => {
+                Error::Corruption { file: file.clone(), offset: *offset, what: what.clone() }
+            }
             Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
-            Error::Busy { path, reason } => Error::Busy {
-                path: path.clone(),
-                reason: reason.clone(),
-            },
+            Error::Busy { path, reason } => Error::Busy { path: path.clone(), reason: reason.clone() },
             Error::Poisoned => Error::Poisoned,
             Error::Closed => Error::Closed,
             Error::NotFound(m) => Error::NotFound(m.clone()),

@@ -32,6 +32,7 @@
 
 mod batch;
 mod coding;
+mod compaction;
 mod db;
 mod error;
 pub mod filename;

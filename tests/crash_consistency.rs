@@ -20,10 +20,7 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// One step of the workload.
 enum Step {
-    Write {
-        batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-        sync: bool,
-    },
+    Write { batch: Vec<(Vec<u8>, Option<Vec<u8>>)>, sync: bool },
     Flush,
 }
 
@@ -35,16 +32,9 @@ fn workload() -> Vec<Step> {
         let batch = match i % 4 {
             0 | 1 => vec![(k(i * 7), Some(v(i)))],
             2 => vec![(k(i * 3), None)],
-            _ => vec![
-                (k(i), Some(v(i))),
-                (k(i + 1), Some(v(i + 1))),
-                (k(i * 5), None),
-            ],
+            _ => vec![(k(i), Some(v(i))), (k(i + 1), Some(v(i + 1))), (k(i * 5), None)],
         };
-        steps.push(Step::Write {
-            batch,
-            sync: i % 3 == 0,
-        });
+        steps.push(Step::Write { batch, sync: i % 3 == 0 });
         if i % 16 == 15 {
             steps.push(Step::Flush);
         }
@@ -125,17 +115,10 @@ fn check_crash_points(mode: impl Fn(u64) -> CrashMode) {
         }
         db.put("after-crash", "ok").unwrap();
         db.flush().unwrap();
-        assert_eq!(
-            db.get("after-crash").unwrap().unwrap(),
-            "ok",
-            "crash point {point}"
-        );
+        assert_eq!(db.get("after-crash").unwrap().unwrap(), "ok", "crash point {point}");
         drop(db);
         if finished {
-            assert!(
-                point > 50,
-                "the workload should have many crash points, saw {point}"
-            );
+            assert!(point > 50, "the workload should have many crash points, saw {point}");
             return;
         }
         point += 1;
@@ -149,7 +132,5 @@ fn every_crash_point_dropping_unsynced_data() {
 
 #[test]
 fn every_crash_point_tearing_unsynced_data() {
-    check_crash_points(|point| CrashMode::TearUnsynced {
-        seed: point * 7919 + 1,
-    });
+    check_crash_points(|point| CrashMode::TearUnsynced { seed: point * 7919 + 1 });
 }

@@ -20,12 +20,7 @@ enum Op {
     Delete(u8),
     Batch(Vec<(u8, Option<Vec<u8>>)>),
     Get(u8),
-    Range {
-        lo: Option<u8>,
-        hi: Option<u8>,
-        hi_inclusive: bool,
-        reverse: bool,
-    },
+    Range { lo: Option<u8>, hi: Option<u8>, hi_inclusive: bool, reverse: bool },
     Mixed(Vec<bool>),
     TakeSnapshot,
     ReadSnapshot(usize, u8),
@@ -67,12 +62,9 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn collect(it: kho::DbIterator, reverse: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
     let items: kho::Result<Vec<_>> = if reverse {
-        it.rev()
-            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .collect()
+        it.rev().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec()))).collect()
     } else {
-        it.map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .collect()
+        it.map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec()))).collect()
     };
     items.unwrap()
 }
@@ -110,35 +102,22 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 db.write(b, &WriteOptions { sync: true }).unwrap();
             }
             Op::Get(k) => {
-                prop_assert_eq!(
-                    db.get(key(k)).unwrap().map(|v| v.to_vec()),
-                    model.get(&key(k)).cloned()
-                );
+                prop_assert_eq!(db.get(key(k)).unwrap().map(|v| v.to_vec()), model.get(&key(k)).cloned());
             }
-            Op::Range {
-                lo,
-                hi,
-                hi_inclusive,
-                reverse,
-            } => {
+            Op::Range { lo, hi, hi_inclusive, reverse } => {
                 let lo_b = lo.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
                 let hi_b = match hi {
                     None => Bound::Unbounded,
                     Some(k) if hi_inclusive => Bound::Included(key(k)),
                     Some(k) => Bound::Excluded(key(k)),
                 };
-                if let (Bound::Included(l), Bound::Included(h) | Bound::Excluded(h)) =
-                    (&lo_b, &hi_b)
-                {
+                if let (Bound::Included(l), Bound::Included(h) | Bound::Excluded(h)) = (&lo_b, &hi_b) {
                     if l > h {
                         continue; // BTreeMap::range panics on inverted ranges
                     }
                 }
                 let got = collect(db.range((lo_b.clone(), hi_b.clone())).unwrap(), reverse);
-                let mut want: Vec<_> = model
-                    .range((lo_b, hi_b))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let mut want: Vec<_> = model.range((lo_b, hi_b)).map(|(k, v)| (k.clone(), v.clone())).collect();
                 if reverse {
                     want.reverse();
                 }
@@ -148,25 +127,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let mut it = db.iter().unwrap();
                 let mut front = model.iter();
                 for back in dirs {
-                    let (got, want) = if back {
-                        (it.next_back(), front.next_back())
-                    } else {
-                        (it.next(), front.next())
-                    };
-                    prop_assert_eq!(
-                        got.map(|kv| kv.unwrap().0.to_vec()),
-                        want.map(|(k, _)| k.clone())
-                    );
+                    let (got, want) =
+                        if back { (it.next_back(), front.next_back()) } else { (it.next(), front.next()) };
+                    prop_assert_eq!(got.map(|kv| kv.unwrap().0.to_vec()), want.map(|(k, _)| k.clone()));
                 }
             }
             Op::TakeSnapshot => snapshots.push((db.snapshot(), model.clone())),
             Op::ReadSnapshot(i, k) => {
                 if !snapshots.is_empty() {
                     let (snap, m) = &snapshots[i % snapshots.len()];
-                    prop_assert_eq!(
-                        snap.get(key(k)).unwrap().map(|v| v.to_vec()),
-                        m.get(&key(k)).cloned()
-                    );
+                    prop_assert_eq!(snap.get(key(k)).unwrap().map(|v| v.to_vec()), m.get(&key(k)).cloned());
                 }
             }
             Op::IterSnapshot(i) => {

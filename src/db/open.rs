@@ -20,7 +20,7 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::flush::{sst_options, write_table};
-use super::{BgState, Db, DbHandle, DbInner, SuperVersion, WalState, NUM_LEVELS};
+use super::{BgState, Db, DbHandle, DbInner, SuperVersion, WalState};
 use crate::batch::DecodedBatch;
 use crate::filename::{log_path, parse_file_name, FileKind, LOCK};
 use crate::memtable::{Memtable, MemtableIter};
@@ -42,32 +42,21 @@ impl Db {
         if opts.create_if_missing {
             fs.create_dir_all(&dir)?;
         } else if !fs.exists(&dir)? {
-            return Err(Error::NotFound(format!(
-                "database directory {} does not exist",
-                dir.display()
-            )));
+            return Err(Error::NotFound(format!("database directory {} does not exist", dir.display())));
         }
         let lock = fs.lock(&dir.join(LOCK))?;
-        let cache = (opts.block_cache_capacity > 0)
-            .then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
-        let ctx = TableContext {
-            fs: fs.clone(),
-            dir: dir.clone(),
-            cache,
-        };
+        let cache = (opts.block_cache_capacity > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
+        let ctx = TableContext { fs: fs.clone(), dir: dir.clone(), cache };
 
-        let mut versions = match VersionSet::recover(ctx.clone(), NUM_LEVELS)? {
+        let mut versions = match VersionSet::recover(ctx.clone(), opts.num_levels)? {
             Some(_) if opts.error_if_exists => {
-                return Err(Error::InvalidArgument(format!(
-                    "database {} already exists",
-                    dir.display()
-                )))
+                return Err(Error::InvalidArgument(format!("database {} already exists", dir.display())))
             }
             Some(v) => v,
             None if !opts.create_if_missing => {
                 return Err(Error::NotFound(format!("no database in {}", dir.display())))
             }
-            None => VersionSet::new_empty(ctx.clone(), NUM_LEVELS),
+            None => VersionSet::new_empty(ctx.clone(), opts.num_levels),
         };
 
         let last_seq = replay_logs(&ctx, &opts, &mut versions)?;
@@ -80,6 +69,7 @@ impl Db {
         delete_obsolete_files(&ctx, &versions)?;
 
         let version = versions.current();
+        let num_levels = opts.num_levels;
         let inner = Arc::new(DbInner {
             dir,
             opts,
@@ -93,26 +83,35 @@ impl Db {
             visible_seq: AtomicU64::new(last_seq),
             versions: Mutex::new(versions),
             commit: Default::default(),
-            wal: Mutex::new(Some(WalState {
-                writer: LogWriter::new(wal_file),
-                last_seq,
-            })),
+            wal: Mutex::new(Some(WalState { writer: LogWriter::new(wal_file), last_seq })),
             bg: Mutex::new(BgState::default()),
             bg_cv: Condvar::new(),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             snapshots: Default::default(),
-            flush_thread: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
+            compaction_lock: Mutex::new(()),
+            compaction_cursors: Mutex::new(vec![Vec::new(); num_levels]),
+            compaction_debt: AtomicU64::new(0),
+            counters: Default::default(),
         });
-        let worker = inner.clone();
-        let thread = std::thread::Builder::new()
-            .name("kho-flush".into())
-            .spawn(move || worker.flush_loop())
-            .map_err(|e| Error::io("spawn flush thread", &inner.dir, e))?;
-        *inner.flush_thread.lock() = Some(thread);
-        Ok(Db {
-            handle: Arc::new(DbHandle { inner }),
-        })
+        inner.install_version(inner.versions.lock().current());
+        // From here on the handle owns the threads: dropping it on an error below stops them.
+        let db = Db { handle: Arc::new(DbHandle { inner: inner.clone() }) };
+        let flusher = inner.clone();
+        let compactor = inner.clone();
+        let bodies: [(&str, Box<dyn FnOnce() + Send>); 2] = [
+            ("kho-flush", Box::new(move || flusher.flush_loop())),
+            ("kho-compact", Box::new(move || compactor.compaction_loop())),
+        ];
+        for (name, body) in bodies {
+            let thread = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(body)
+                .map_err(|e| Error::io("spawn background thread", &inner.dir, e))?;
+            inner.threads.lock().push(thread);
+        }
+        Ok(db)
     }
 }
 
@@ -132,15 +131,10 @@ fn replay_logs(ctx: &TableContext, opts: &Options, versions: &mut VersionSet) ->
     let mut last_seq = versions.last_sequence;
     let mut edit = VersionEdit::default();
     let mut mem = Memtable::new(0);
-    let sst_opts = sst_options(opts);
+    let sst_opts = sst_options(opts, 0);
     let flush = |mem: Memtable, versions: &mut VersionSet, edit: &mut VersionEdit| -> Result<()> {
         let number = versions.new_file_number();
-        if let Some(meta) = write_table(
-            ctx,
-            number,
-            &mut MemtableIter::new(Arc::new(mem)),
-            &sst_opts,
-        )? {
+        if let Some(meta) = write_table(ctx, number, &mut MemtableIter::new(Arc::new(mem)), &sst_opts)? {
             edit.new_files.push((0, meta));
         }
         Ok(())
@@ -151,8 +145,7 @@ fn replay_logs(ctx: &TableContext, opts: &Options, versions: &mut VersionSet) ->
         let mut reader = LogReader::new(ctx.fs.read_all(&path)?, &path);
         while let Some(rec) = reader.next_record()? {
             let payload_at = rec.offset + crate::wal::format::HEADER_LEN as u64;
-            let batch = DecodedBatch::parse(&rec.payload)
-                .map_err(|w| Error::corruption(&path, payload_at, w))?;
+            let batch = DecodedBatch::parse(&rec.payload).map_err(|w| Error::corruption(&path, payload_at, w))?;
             let mut seq = batch.seq;
             for op in batch.ops() {
                 let (kind, key, value) =
@@ -162,11 +155,7 @@ fn replay_logs(ctx: &TableContext, opts: &Options, versions: &mut VersionSet) ->
             }
             last_seq = last_seq.max(seq.saturating_sub(1));
             if mem.approximate_size() >= opts.write_buffer_size {
-                flush(
-                    std::mem::replace(&mut mem, Memtable::new(0)),
-                    versions,
-                    &mut edit,
-                )?;
+                flush(std::mem::replace(&mut mem, Memtable::new(0)), versions, &mut edit)?;
             }
         }
         if let Some(TailState::Torn { offset, reason }) = reader.tail() {
@@ -177,11 +166,7 @@ fn replay_logs(ctx: &TableContext, opts: &Options, versions: &mut VersionSet) ->
                 } else {
                     "torn tail in a log that is not the newest"
                 };
-                return Err(Error::corruption(
-                    &path,
-                    *offset,
-                    format!("{reason}: {why}"),
-                ));
+                return Err(Error::corruption(&path, *offset, format!("{reason}: {why}")));
             }
         }
     }
@@ -198,11 +183,7 @@ fn replay_logs(ctx: &TableContext, opts: &Options, versions: &mut VersionSet) ->
 /// Removes files no longer referenced: old logs and manifests, temporary files and tables
 /// the current version does not list (outputs of an interrupted flush).
 fn delete_obsolete_files(ctx: &TableContext, versions: &VersionSet) -> Result<()> {
-    let live: HashSet<u64> = versions
-        .current()
-        .files()
-        .map(|(_, f)| f.meta.number)
-        .collect();
+    let live: HashSet<u64> = versions.current().files().map(|(_, f)| f.meta.number).collect();
     for name in ctx.fs.list(&ctx.dir)? {
         let garbage = match parse_file_name(&name) {
             Some(FileKind::Log(n)) => n < versions.log_number,
@@ -219,7 +200,8 @@ fn delete_obsolete_files(ctx: &TableContext, versions: &VersionSet) -> Result<()
 }
 
 impl DbInner {
-    /// Syncs the log, stops the flush thread and releases the lock. Idempotent.
+    /// Syncs the log, stops the background threads (a running compaction finishes first)
+    /// and releases the lock. Idempotent.
     pub(crate) fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -233,7 +215,8 @@ impl DbInner {
             bg.shutting_down = true;
             self.bg_cv.notify_all();
         }
-        if let Some(t) = self.flush_thread.lock().take() {
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for t in threads {
             if t.thread().id() != std::thread::current().id() {
                 let _ = t.join();
             }

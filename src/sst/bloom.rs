@@ -27,9 +27,7 @@ const P5: u64 = 0x27D4_EB2F_1656_67C5;
 
 #[inline]
 fn round(acc: u64, input: u64) -> u64 {
-    acc.wrapping_add(input.wrapping_mul(P2))
-        .rotate_left(31)
-        .wrapping_mul(P1)
+    acc.wrapping_add(input.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
 }
 
 #[inline]
@@ -49,8 +47,7 @@ pub fn bloom_hash(key: &[u8]) -> u64 {
     let len = key.len() as u64;
     let mut stripes = key.chunks_exact(32);
     let mut h = if key.len() >= 32 {
-        let (mut v1, mut v2, mut v3, mut v4) =
-            (P1.wrapping_add(P2), P2, 0u64, 0u64.wrapping_sub(P1));
+        let (mut v1, mut v2, mut v3, mut v4) = (P1.wrapping_add(P2), P2, 0u64, 0u64.wrapping_sub(P1));
         for s in &mut stripes {
             v1 = round(v1, le64(&s[0..8]));
             v2 = round(v2, le64(&s[8..16]));
@@ -110,10 +107,7 @@ pub struct BloomBuilder {
 impl BloomBuilder {
     /// A builder sizing the filter at `bits_per_key` bits per added key (at least 1).
     pub fn new(bits_per_key: u32) -> Self {
-        BloomBuilder {
-            bits_per_key: bits_per_key.max(1),
-            hashes: Vec::new(),
-        }
+        BloomBuilder { bits_per_key: bits_per_key.max(1), hashes: Vec::new() }
     }
 
     /// Adds a key. The caller dedupes equal consecutive keys (duplicates only waste bits).
@@ -127,11 +121,7 @@ impl BloomBuilder {
     }
 
     fn num_bits(&self) -> usize {
-        let bits = self
-            .hashes
-            .len()
-            .saturating_mul(self.bits_per_key as usize)
-            .max(MIN_BLOOM_BITS);
+        let bits = self.hashes.len().saturating_mul(self.bits_per_key as usize).max(MIN_BLOOM_BITS);
         bits.div_ceil(8).saturating_mul(8)
     }
 
@@ -178,14 +168,12 @@ impl BloomFilter {
             return Err(Error::corruption(
                 path,
                 file_offset,
-                format!("filter with {nbytes} bit-array bytes and k = {k} (want >= 1 byte, 1 <= k <= {MAX_BLOOM_PROBES})"),
+                format!(
+                    "filter with {nbytes} bit-array bytes and k = {k} (want >= 1 byte, 1 <= k <= {MAX_BLOOM_PROBES})"
+                ),
             ));
         }
-        Ok(BloomFilter {
-            bits: block.slice(..nbytes),
-            nbits: nbytes as u64 * 8,
-            k,
-        })
+        Ok(BloomFilter { bits: block.slice(..nbytes), nbits: nbytes as u64 * 8, k })
     }
 
     /// False only if `key` was certainly not added.
@@ -199,10 +187,7 @@ impl BloomFilter {
         let mut g = h;
         for _ in 0..self.k {
             let bit = g % self.nbits;
-            let set = self
-                .bits
-                .get((bit / 8) as usize)
-                .is_some_and(|b| b & (1 << (bit % 8)) != 0);
+            let set = self.bits.get((bit / 8) as usize).is_some_and(|b| b & (1 << (bit % 8)) != 0);
             if !set {
                 return false;
             }
@@ -221,10 +206,7 @@ mod tests {
         assert_eq!(bloom_hash(b""), 0xEF46_DB37_51D8_E999);
         assert_eq!(bloom_hash(b"a"), 0xD24E_C4F1_A98C_6E5B);
         assert_eq!(bloom_hash(b"abc"), 0x44BC_2CF5_AD77_0999);
-        assert_eq!(
-            bloom_hash(b"Nobody inspects the spammish repetition"),
-            0xFBCE_A83C_8A37_8BF1
-        );
+        assert_eq!(bloom_hash(b"Nobody inspects the spammish repetition"), 0xFBCE_A83C_8A37_8BF1);
     }
 
     fn filter(keys: impl Iterator<Item = Vec<u8>>, bpk: u32) -> BloomFilter {
@@ -245,9 +227,7 @@ mod tests {
         for i in 0..n {
             assert!(f.may_contain(format!("user{i:08}").as_bytes()));
         }
-        let fp = (n..2 * n)
-            .filter(|i| f.may_contain(format!("user{i:08}").as_bytes()))
-            .count();
+        let fp = (n..2 * n).filter(|i| f.may_contain(format!("user{i:08}").as_bytes())).count();
         let rate = fp as f64 / f64::from(n);
         assert!(rate < 0.02, "false-positive rate {rate}");
     }

@@ -26,20 +26,13 @@ pub struct SstIter {
 
 impl std::fmt::Debug for SstIter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SstIter")
-            .field("block_index", &self.block_index)
-            .field("valid", &self.valid())
-            .finish()
+        f.debug_struct("SstIter").field("block_index", &self.block_index).field("valid", &self.valid()).finish()
     }
 }
 
 impl SstIter {
     pub(crate) fn new(reader: Arc<SstReader>) -> Self {
-        SstIter {
-            reader,
-            block_index: 0,
-            block: None,
-        }
+        SstIter { reader, block_index: 0, block: None }
     }
 
     /// The table this cursor reads.
@@ -87,11 +80,7 @@ impl SstIter {
     /// While the block cursor is exhausted, moves to the last entry of the previous block.
     fn skip_backward(&mut self) -> Result<()> {
         while !self.block.as_ref().is_some_and(BlockIter::valid) {
-            let Some(prev) = self
-                .block_index
-                .checked_sub(1)
-                .filter(|_| self.block.is_some())
-            else {
+            let Some(prev) = self.block_index.checked_sub(1).filter(|_| self.block.is_some()) else {
                 self.block = None;
                 return Ok(());
             };
@@ -204,9 +193,7 @@ impl SstIter {
 
     /// The current value, sharing the block's bytes. Requires `valid()`.
     pub fn value(&self) -> Bytes {
-        self.block
-            .as_ref()
-            .map_or_else(Bytes::new, BlockIter::value)
+        self.block.as_ref().map_or_else(Bytes::new, BlockIter::value)
     }
 }
 

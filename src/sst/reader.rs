@@ -106,13 +106,7 @@ fn read_block(file: &dyn RandomAccessFile, path: &Path, handle: BlockHandle) -> 
     let len = usize::try_from(handle.size)
         .ok()
         .and_then(|s| s.checked_add(BLOCK_TRAILER_LEN))
-        .ok_or_else(|| {
-            Error::corruption(
-                path,
-                handle.offset,
-                format!("block size {} too large", handle.size),
-            )
-        })?;
+        .ok_or_else(|| Error::corruption(path, handle.offset, format!("block size {} too large", handle.size)))?;
     let stored = file.read_at(handle.offset, len)?;
     Ok(open_block(path, handle, stored)?.0)
 }
@@ -156,23 +150,10 @@ impl SstReader {
             return Err(Error::corruption(
                 &*path,
                 footer.index.offset,
-                format!(
-                    "index lists {} data blocks, properties say {}",
-                    index.len(),
-                    props.data_blocks
-                ),
+                format!("index lists {} data blocks, properties say {}", index.len(), props.data_blocks),
             ));
         }
-        Ok(SstReader {
-            file,
-            path,
-            cache_id,
-            cache,
-            footer,
-            index,
-            filter,
-            props,
-        })
+        Ok(SstReader { file, path, cache_id, cache, footer, index, filter, props })
     }
 
     /// Decodes the index block and checks that its keys increase and its handles tile the
@@ -185,48 +166,30 @@ impl SstReader {
         let mut expect_offset = 0u64;
         it.seek_to_first()?;
         while it.valid() {
-            let bad = |what: String| {
-                Error::corruption(&**path, at, format!("index entry {}: {what}", index.len()))
-            };
-            let handle = BlockHandle::decode_varint(it.value_slice())
-                .ok_or_else(|| bad("bad block handle".into()))?;
+            let bad = |what: String| Error::corruption(&**path, at, format!("index entry {}: {what}", index.len()));
+            let handle = BlockHandle::decode_varint(it.value_slice()).ok_or_else(|| bad("bad block handle".into()))?;
             if handle.offset != expect_offset {
-                return Err(bad(format!(
-                    "data block at {} where {expect_offset} was expected",
-                    handle.offset
-                )));
+                return Err(bad(format!("data block at {} where {expect_offset} was expected", handle.offset)));
             }
-            expect_offset = handle
-                .end()
-                .filter(|&e| e <= footer.data_end())
-                .ok_or_else(|| {
-                    bad(format!(
-                        "data block {}+{} runs past the data area ({})",
-                        handle.offset,
-                        handle.size,
-                        footer.data_end()
-                    ))
-                })?;
-            if index
-                .last()
-                .is_some_and(|prev| compare_internal(&prev.key, it.key()) != Ordering::Less)
-            {
+            expect_offset = handle.end().filter(|&e| e <= footer.data_end()).ok_or_else(|| {
+                bad(format!(
+                    "data block {}+{} runs past the data area ({})",
+                    handle.offset,
+                    handle.size,
+                    footer.data_end()
+                ))
+            })?;
+            if index.last().is_some_and(|prev| compare_internal(&prev.key, it.key()) != Ordering::Less) {
                 return Err(bad("index keys out of order".into()));
             }
-            index.push(IndexEntry {
-                key: it.key().into(),
-                handle,
-            });
+            index.push(IndexEntry { key: it.key().into(), handle });
             it.next()?;
         }
         if expect_offset != footer.data_end() {
             return Err(Error::corruption(
                 &**path,
                 at,
-                format!(
-                    "data blocks end at {expect_offset}, the data area at {}",
-                    footer.data_end()
-                ),
+                format!("data blocks end at {expect_offset}, the data area at {}", footer.data_end()),
             ));
         }
         Ok(index)
@@ -285,8 +248,7 @@ impl SstReader {
 
     /// Index of the first data block whose index key is `>= target` (`num_blocks()` if none).
     pub(crate) fn index_search(&self, target: &[u8]) -> usize {
-        self.index
-            .partition_point(|e| compare_internal(&e.key, target) == Ordering::Less)
+        self.index.partition_point(|e| compare_internal(&e.key, target) == Ordering::Less)
     }
 
     /// Data block `i` (`< num_blocks()`), from the cache when possible.
@@ -294,9 +256,7 @@ impl SstReader {
         let handle = self
             .index
             .get(i)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("data block {i} of {}", self.index.len()))
-            })?
+            .ok_or_else(|| Error::InvalidArgument(format!("data block {i} of {}", self.index.len())))?
             .handle;
         if let Some(cache) = &self.cache {
             if let Some(b) = cache.get(self.cache_id, handle.offset) {
@@ -329,16 +289,13 @@ impl SstReader {
             if kind == BlockKind::Filter && h == BlockHandle::NONE {
                 continue;
             }
-            let head = self
-                .file
-                .read_at(h.offset, usize::try_from(h.size.min(10)).unwrap_or(10))?;
+            let head = self.file.read_at(h.offset, usize::try_from(h.size.min(10)).unwrap_or(10))?;
             let t = self.file.read_at(h.offset + h.size, 1)?;
             let tb = t.first().copied().unwrap_or(u8::MAX);
             let bad = |what: String| Error::corruption(&*self.path, h.offset, what);
-            let transform = Transform::from_u8(tb)
-                .ok_or_else(|| bad(format!("unknown block transform {tb}")))?;
-            let raw_size = announced_raw_len(&head, h.size, transform)
-                .ok_or_else(|| bad("bad zstd raw length varint".into()))?;
+            let transform = Transform::from_u8(tb).ok_or_else(|| bad(format!("unknown block transform {tb}")))?;
+            let raw_size =
+                announced_raw_len(&head, h.size, transform).ok_or_else(|| bad("bad zstd raw length varint".into()))?;
             out.push(BlockInfo {
                 kind,
                 offset: h.offset,
@@ -355,18 +312,13 @@ impl SstReader {
     /// across blocks and consistent with the index; that every user key passes the bloom
     /// filter; and that the counts, key range and sequence range match the properties.
     pub fn verify(&self) -> Result<VerifyReport> {
-        let mut report = VerifyReport {
-            file_size: self.props.file_size,
-            ..VerifyReport::default()
-        };
+        let mut report = VerifyReport { file_size: self.props.file_size, ..VerifyReport::default() };
         let mut seen = TableProperties::default();
         let mut last: Vec<u8> = Vec::new();
         let mut min_seq = u64::MAX;
         for (i, entry) in self.index.iter().enumerate() {
             let at = entry.handle.offset;
-            let bad = |what: String| {
-                Error::corruption(&*self.path, at, format!("data block {i}: {what}"))
-            };
+            let bad = |what: String| Error::corruption(&*self.path, at, format!("data block {i}: {what}"));
             let block = Arc::new(self.read_data_block(entry.handle)?);
             report.raw_data_bytes += block.len() as u64;
             let mut it = BlockIter::new(block);
@@ -376,9 +328,7 @@ impl SstReader {
             }
             if let Some(prev) = i.checked_sub(1).and_then(|p| self.index.get(p)) {
                 if compare_internal(it.key(), &prev.key) != Ordering::Greater {
-                    return Err(bad(
-                        "first key is not above the previous block's index key".into()
-                    ));
+                    return Err(bad("first key is not above the previous block's index key".into()));
                 }
             }
             while it.valid() {
@@ -386,17 +336,10 @@ impl SstReader {
                 let p = ParsedKey::parse(key)
                     .ok_or_else(|| bad(format!("malformed internal key of {} bytes", key.len())))?;
                 if seen.entries > 0 && compare_internal(&last, key) != Ordering::Less {
-                    return Err(bad(format!(
-                        "key {} is not above its predecessor",
-                        seen.entries
-                    )));
+                    return Err(bad(format!("key {} is not above its predecessor", seen.entries)));
                 }
-                if (seen.entries == 0 || user_key(&last) != p.user_key)
-                    && !self.may_contain(p.user_key)
-                {
-                    return Err(bad(
-                        "bloom filter does not contain a key of the table".into()
-                    ));
+                if (seen.entries == 0 || user_key(&last) != p.user_key) && !self.may_contain(p.user_key) {
+                    return Err(bad("bloom filter does not contain a key of the table".into()));
                 }
                 if seen.entries == 0 {
                     seen.smallest_key = key.to_vec();
@@ -426,16 +369,10 @@ impl SstReader {
             ("raw key bytes", seen.raw_key_bytes == p.raw_key_bytes),
             ("raw value bytes", seen.raw_value_bytes == p.raw_value_bytes),
             ("raw data bytes", report.raw_data_bytes == p.raw_data_bytes),
-            (
-                "stored data bytes",
-                self.footer.data_end() == p.stored_data_bytes,
-            ),
+            ("stored data bytes", self.footer.data_end() == p.stored_data_bytes),
             ("smallest key", seen.smallest_key == p.smallest_key),
             ("largest key", seen.largest_key == p.largest_key),
-            (
-                "sequence range",
-                (seen.min_seq, seen.max_seq) == (p.min_seq, p.max_seq),
-            ),
+            ("sequence range", (seen.min_seq, seen.max_seq) == (p.min_seq, p.max_seq)),
         ];
         if let Some((what, _)) = checks.iter().find(|(_, ok)| !ok) {
             return Err(Error::corruption(

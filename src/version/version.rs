@@ -25,9 +25,7 @@ pub(crate) struct Version {
 impl Version {
     /// An empty version with `num_levels` levels.
     pub(crate) fn empty(num_levels: usize) -> Self {
-        Version {
-            levels: vec![Vec::new(); num_levels],
-        }
+        Version { levels: vec![Vec::new(); num_levels] }
     }
 
     /// The version that results from applying `edit` to `self`. Removed files are not
@@ -54,9 +52,7 @@ impl Version {
     fn sort(&mut self) {
         for (level, files) in self.levels.iter_mut().enumerate() {
             if level == 0 {
-                files.sort_by(|a, b| {
-                    (b.meta.largest_seq, b.meta.number).cmp(&(a.meta.largest_seq, a.meta.number))
-                });
+                files.sort_by(|a, b| (b.meta.largest_seq, b.meta.number).cmp(&(a.meta.largest_seq, a.meta.number)));
             } else {
                 files.sort_by(|a, b| compare_internal(&a.meta.smallest, &b.meta.smallest));
             }
@@ -65,10 +61,7 @@ impl Version {
 
     /// Every live file, level by level.
     pub(crate) fn files(&self) -> impl Iterator<Item = (usize, &Arc<TableFile>)> {
-        self.levels
-            .iter()
-            .enumerate()
-            .flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)))
+        self.levels.iter().enumerate().flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)))
     }
 
     /// The newest entry for `user_key` visible at the sequence in `lookup` (an internal seek
@@ -86,9 +79,7 @@ impl Version {
                     }
                 }
             } else {
-                let i = files.partition_point(|f| {
-                    compare_internal(&f.meta.largest, lookup) == Ordering::Less
-                });
+                let i = files.partition_point(|f| compare_internal(&f.meta.largest, lookup) == Ordering::Less);
                 if let Some(f) = files.get(i) {
                     if user_key(&f.meta.smallest) <= ukey {
                         if let Some(hit) = table_get(f, lookup)? {
@@ -121,7 +112,6 @@ fn table_get(f: &TableFile, lookup: &[u8]) -> Result<Option<(ValueKind, Bytes)>>
     let Some((k, v)) = f.reader()?.get(lookup)? else {
         return Ok(None);
     };
-    let p = ParsedKey::parse(&k)
-        .ok_or_else(|| Error::corruption(f.path(), 0, "malformed internal key in table"))?;
+    let p = ParsedKey::parse(&k).ok_or_else(|| Error::corruption(f.path(), 0, "malformed internal key in table"))?;
     Ok(Some((p.kind, v)))
 }
