@@ -1,6 +1,8 @@
 //! Model-based test: random sequences of puts, deletes, batches, reads, range scans in both
 //! directions, snapshots, flushes and reopens against `Db` on the in-memory file system,
-//! compared at every read with a `BTreeMap` model.
+//! compared at every read with a `BTreeMap` model — once with the default shape and once
+//! with options that keep background compactions running, with manual `compact_range`
+//! calls and iterators and snapshots held across compactions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
@@ -28,6 +30,9 @@ enum Op {
     DropSnapshot(usize),
     Flush,
     Reopen,
+    CompactRange(Option<u8>, Option<u8>),
+    HoldIterator,
+    CheckHeldIterator(usize),
 }
 
 fn key(k: u8) -> Vec<u8> {
@@ -57,6 +62,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::DropSnapshot),
         2 => Just(Op::Flush),
         2 => Just(Op::Reopen),
+        2 => (prop::option::of(0u8..42), prop::option::of(0u8..42)).prop_map(|(a, b)| Op::CompactRange(a, b)),
+        2 => Just(Op::HoldIterator),
+        2 => any::<usize>().prop_map(Op::CheckHeldIterator),
     ]
 }
 
@@ -69,12 +77,31 @@ fn collect(it: kho::DbIterator, reverse: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
     items.unwrap()
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// Options under which background compactions run constantly and reach every level: two
+/// level-0 files trigger one, level 1 holds 4 KiB, outputs are cut at 2 KiB.
+fn compacting_options(fs: kho::vfs::SharedFs) -> kho::Options {
+    kho::Options {
+        level0_compaction_trigger: 2,
+        level0_slowdown_trigger: 4,
+        level0_stop_trigger: 6,
+        level_base_bytes: 4 << 10,
+        level_multiplier: 2,
+        target_file_size: 2 << 10,
+        num_levels: 4,
+        ..small_options(fs)
+    }
+}
+
+fn run(ops: Vec<Op>, compacting: bool) -> Result<(), TestCaseError> {
     let (_fs, shared) = fault_fs();
-    let open = || Db::open(db_dir(), small_options(shared.clone())).unwrap();
+    let open = || {
+        let opts = if compacting { compacting_options(shared.clone()) } else { small_options(shared.clone()) };
+        Db::open(db_dir(), opts).unwrap()
+    };
     let mut db = open();
     let mut model = Model::new();
     let mut snapshots: Vec<(kho::Snapshot, Model)> = Vec::new();
+    let mut held: Vec<(kho::DbIterator, Model)> = Vec::new();
     for op in ops {
         match op {
             Op::Put(k, v) => {
@@ -153,7 +180,21 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Flush => db.flush().unwrap(),
+            Op::CompactRange(a, b) => {
+                let lo = a.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
+                let hi = b.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
+                db.compact_range((lo, hi)).unwrap();
+            }
+            Op::HoldIterator => held.push((db.iter().unwrap(), model.clone())),
+            Op::CheckHeldIterator(i) => {
+                if !held.is_empty() {
+                    let (it, m) = held.swap_remove(i % held.len());
+                    let want: Vec<_> = m.into_iter().collect();
+                    prop_assert_eq!(collect(it, false), want);
+                }
+            }
             Op::Reopen => {
+                held.clear();
                 snapshots.clear();
                 db.close().unwrap();
                 db = open();
@@ -170,6 +211,11 @@ proptest! {
 
     #[test]
     fn db_matches_btreemap_model(ops in prop::collection::vec(op(), 1..120)) {
-        run(ops)?;
+        run(ops, false)?;
+    }
+
+    #[test]
+    fn db_matches_model_under_constant_compaction(ops in prop::collection::vec(op(), 1..160)) {
+        run(ops, true)?;
     }
 }

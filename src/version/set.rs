@@ -171,8 +171,11 @@ impl VersionSet {
         edit.encode(&mut buf);
         manifest.add_record(&buf)?;
         manifest.sync()?;
-        // Durable: now retire removed files and install.
+        // Durable: now retire removed files (not those merely moved to another level).
         for &(level, number) in &edit.deleted_files {
+            if edit.new_files.iter().any(|(_, f)| f.number == number) {
+                continue;
+            }
             if let Some(f) =
                 self.current.levels.get(level as usize).and_then(|l| l.iter().find(|f| f.meta.number == number))
             {
