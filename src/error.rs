@@ -57,6 +57,10 @@ pub enum Error {
     #[error("database is closed")]
     Closed,
 
+    /// A write, flush or compaction on a database opened read-only.
+    #[error("database is open read-only")]
+    ReadOnly,
+
     /// The database directory does not hold a database and `create_if_missing` is off,
     /// or it holds one and `error_if_exists` is on.
     #[error("{0}")]
@@ -93,6 +97,7 @@ impl Error {
             Error::Busy { path, reason } => Error::Busy { path: path.clone(), reason: reason.clone() },
             Error::Poisoned => Error::Poisoned,
             Error::Closed => Error::Closed,
+            Error::ReadOnly => Error::ReadOnly,
             Error::NotFound(m) => Error::NotFound(m.clone()),
         }
     }

@@ -102,7 +102,7 @@ impl DbInner {
     /// level holding such keys, rewriting them (no trivial moves) so that overwritten
     /// versions and tombstones no snapshot needs are dropped.
     pub(crate) fn compact_range(&self, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> Result<()> {
-        self.check_open()?;
+        self.check_writable()?;
         self.flush()?;
         let _running = self.compaction_lock.lock();
         let version = self.versions.lock().current();

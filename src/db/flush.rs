@@ -130,7 +130,7 @@ impl DbInner {
 
     /// Freezes the active memtable if non-empty and waits until no frozen memtable is left.
     pub(crate) fn flush(&self) -> Result<()> {
-        self.check_open()?;
+        self.check_writable()?;
         {
             let mut wal = self.wal.lock();
             let wal = wal.as_mut().ok_or(Error::Closed)?;

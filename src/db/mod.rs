@@ -79,6 +79,8 @@ struct BgState {
 /// Shared state of an open database.
 pub(crate) struct DbInner {
     dir: PathBuf,
+    /// Opened with [`Db::open_read_only`]: no log, no lock, no background threads.
+    read_only: bool,
     opts: Options,
     ctx: TableContext,
     lock: Mutex<Option<Box<dyn FileLock>>>,
@@ -114,6 +116,14 @@ impl DbInner {
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        if self.read_only {
+            return Err(Error::ReadOnly);
         }
         Ok(())
     }
@@ -155,6 +165,12 @@ impl Db {
     /// The database directory.
     pub fn path(&self) -> &Path {
         &self.inner().dir
+    }
+
+    /// Every live table with its level, as the current version lists them.
+    pub fn live_files(&self) -> Vec<(usize, crate::version::FileMeta)> {
+        let (sv, _) = self.inner().read_view();
+        sv.version.files().map(|(level, f)| (level, f.meta.clone())).collect()
     }
 
     /// The newest sequence number visible to reads.

@@ -57,7 +57,7 @@ impl DbInner {
     /// Commits `batch` atomically; returns once it is in the log (fsynced if asked) and
     /// visible to reads.
     pub(crate) fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
-        self.check_open()?;
+        self.check_writable()?;
         batch.validate(&self.opts)?;
         if batch.is_empty() {
             return Ok(());
