@@ -447,3 +447,292 @@ impl SstReader {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::internal_key;
+    use crate::sst::test_util::{entries, open_table, write_table, MemFile};
+    use crate::sst::SstOptions;
+
+    fn lookup(uk: &[u8], snapshot: u64) -> Vec<u8> {
+        internal_key(uk, snapshot, ValueKind::Put)
+    }
+
+    #[test]
+    fn get_finds_the_newest_version_visible_at_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = |uk: &[u8], seq, kind| internal_key(uk, seq, kind);
+        let items: Vec<(Vec<u8>, Bytes)> = vec![
+            (k(b"apple", 3, ValueKind::Put), Bytes::from_static(b"a3")),
+            (k(b"kiwi", 10, ValueKind::Put), Bytes::from_static(b"k10")),
+            (k(b"kiwi", 7, ValueKind::Delete), Bytes::new()),
+            (k(b"kiwi", 5, ValueKind::Put), Bytes::from_static(b"k5")),
+            (k(b"pear", 2, ValueKind::Put), Bytes::from_static(b"p2")),
+        ];
+        for opts in [
+            SstOptions::default(),
+            SstOptions {
+                block_size: 1,
+                ..SstOptions::default()
+            },
+        ] {
+            let (path, _) = write_table(dir.path(), "t.sst", &items, &opts);
+            let r = open_table(&path, None);
+            let get = |uk: &[u8], snap| {
+                r.get(&lookup(uk, snap))
+                    .unwrap()
+                    .map(|(k, v)| (k.to_vec(), v))
+            };
+            assert_eq!(get(b"kiwi", 100), Some(items[1].clone()));
+            assert_eq!(get(b"kiwi", 10), Some(items[1].clone()));
+            assert_eq!(
+                get(b"kiwi", 9),
+                Some(items[2].clone()),
+                "the tombstone is returned"
+            );
+            assert_eq!(get(b"kiwi", 6), Some(items[3].clone()));
+            assert_eq!(get(b"kiwi", 4), None, "older than every version");
+            assert_eq!(get(b"apple", 3), Some(items[0].clone()));
+            assert_eq!(get(b"apple", 2), None);
+            assert_eq!(get(b"pear", 9), Some(items[4].clone()));
+            for miss in [&b"a"[..], b"banana", b"kiwi2", b"zebra", b""] {
+                assert_eq!(get(miss, 100), None);
+            }
+        }
+    }
+
+    #[test]
+    fn get_over_many_blocks_and_the_bloom_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = entries(400, 3, 30);
+        let (path, props) = write_table(
+            dir.path(),
+            "t.sst",
+            &items,
+            &SstOptions {
+                block_size: 256,
+                ..SstOptions::default()
+            },
+        );
+        assert!(props.data_blocks > 50);
+        let r = open_table(&path, None);
+        for (key, value) in &items {
+            let (k, v) = r.get(key).unwrap().unwrap();
+            assert_eq!((&k[..], &v), (&key[..], value));
+            assert!(r.may_contain(user_key(key)));
+        }
+        let absent = (0..1000)
+            .filter(|i| r.may_contain(format!("nokey{i}").as_bytes()))
+            .count();
+        assert!(absent < 50, "{absent} false positives out of 1000");
+    }
+
+    #[test]
+    fn block_cache_counts_hits_and_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = entries(200, 1, 30);
+        let (path, props) = write_table(
+            dir.path(),
+            "t.sst",
+            &items,
+            &SstOptions {
+                block_size: 512,
+                ..SstOptions::default()
+            },
+        );
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        let r = open_table(&path, Some(Arc::clone(&cache)));
+        let scan = || {
+            let mut it = r.iter();
+            it.seek_to_first().unwrap();
+            let mut n = 0;
+            while it.valid() {
+                n += 1;
+                it.next().unwrap();
+            }
+            n
+        };
+        assert_eq!(scan(), items.len());
+        assert_eq!((cache.hits(), cache.misses()), (0, props.data_blocks));
+        assert_eq!(cache.len() as u64, props.data_blocks);
+        assert_eq!(scan(), items.len());
+        assert_eq!(
+            (cache.hits(), cache.misses()),
+            (props.data_blocks, props.data_blocks)
+        );
+        r.get(&items[7].0).unwrap().unwrap();
+        assert_eq!(cache.hits(), props.data_blocks + 1);
+        // verify reads from the file, not the cache.
+        r.verify().unwrap();
+        assert_eq!(cache.hits() + cache.misses(), 2 * props.data_blocks + 1);
+    }
+
+    #[test]
+    fn layout_tiles_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, props) = write_table(
+            dir.path(),
+            "t.sst",
+            &entries(100, 2, 20),
+            &SstOptions {
+                block_size: 300,
+                ..SstOptions::default()
+            },
+        );
+        let r = open_table(&path, None);
+        let layout = r.layout().unwrap();
+        let kinds: Vec<BlockKind> = layout
+            .iter()
+            .map(|b| b.kind)
+            .skip(props.data_blocks as usize)
+            .collect();
+        assert_eq!(
+            kinds,
+            [BlockKind::Filter, BlockKind::Properties, BlockKind::Index]
+        );
+        let mut at = 0;
+        for b in &layout {
+            assert_eq!(b.offset, at);
+            at += b.stored_size;
+        }
+        assert_eq!(at + FOOTER_LEN as u64, props.file_size);
+        let report = r.verify().unwrap();
+        assert_eq!(
+            (report.entries, report.data_blocks, report.raw_data_bytes),
+            (200, props.data_blocks, props.raw_data_bytes)
+        );
+    }
+
+    /// Opens `bytes` as a table and exercises every read path; returns whether any of them
+    /// reported corruption. Anything other than `Ok` or `Corruption` fails the test.
+    fn exercise(bytes: Bytes, keys: &[Vec<u8>]) -> bool {
+        let check = |r: Result<()>| match r {
+            Ok(()) => false,
+            Err(e) if e.is_corruption() => true,
+            Err(e) => panic!("expected corruption, got {e}"),
+        };
+        let r = match SstReader::open(Arc::new(MemFile(bytes)), PathBuf::from("bad.sst"), 1, None) {
+            Ok(r) => Arc::new(r),
+            Err(e) => return check(Err(e)),
+        };
+        let mut bad = check(r.verify().map(drop));
+        let mut it = r.iter();
+        let mut r1 = it.seek_to_first();
+        while r1.is_ok() && it.valid() {
+            r1 = it.next();
+        }
+        bad |= check(r1);
+        let mut r2 = it.seek_to_last();
+        while r2.is_ok() && it.valid() {
+            r2 = it.prev();
+        }
+        bad |= check(r2);
+        for k in keys {
+            bad |= check(r.get(k).map(drop));
+            bad |= check(it.seek(k));
+            bad |= check(it.seek_for_prev(k));
+        }
+        let _ = r.layout();
+        bad
+    }
+
+    #[test]
+    fn every_flipped_byte_and_every_truncation_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = entries(12, 2, 24);
+        let keys: Vec<Vec<u8>> = items.iter().map(|(k, _)| k.clone()).collect();
+        for (name, opts) in [
+            (
+                "zstd.sst",
+                SstOptions {
+                    block_size: 128,
+                    restart_interval: 2,
+                    ..SstOptions::default()
+                },
+            ),
+            (
+                "raw.sst",
+                SstOptions {
+                    block_size: 128,
+                    compression_level: 0,
+                    ..SstOptions::default()
+                },
+            ),
+        ] {
+            let (path, _) = write_table(dir.path(), name, &items, &opts);
+            let good = Bytes::from(std::fs::read(&path).unwrap());
+            assert!(
+                !exercise(good.clone(), &keys),
+                "{name}: the intact table is fine"
+            );
+            for i in 0..good.len() {
+                for flip in [0x01u8, 0xff] {
+                    let mut b = good.to_vec();
+                    b[i] ^= flip;
+                    assert!(
+                        exercise(Bytes::from(b), &keys),
+                        "{name}: flipping byte {i} with {flip:#x} went unnoticed"
+                    );
+                }
+            }
+            for len in 0..good.len() {
+                let e = SstReader::open(
+                    Arc::new(MemFile(good.slice(..len))),
+                    PathBuf::from("t"),
+                    1,
+                    None,
+                )
+                .unwrap_err();
+                assert!(e.is_corruption(), "{name}: truncated to {len}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn corruption_names_the_file_and_block_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = entries(50, 1, 24);
+        let (path, _) = write_table(
+            dir.path(),
+            "t.sst",
+            &items,
+            &SstOptions {
+                block_size: 200,
+                ..SstOptions::default()
+            },
+        );
+        let good = std::fs::read(&path).unwrap();
+        let r = open_table(&path, None);
+        let third = r.layout().unwrap()[2].offset;
+        let mut b = good.clone();
+        b[third as usize + 3] ^= 0x10;
+        let bad = SstReader::open(
+            Arc::new(MemFile(Bytes::from(b))),
+            PathBuf::from("x/000007.sst"),
+            1,
+            None,
+        )
+        .unwrap();
+        match bad.verify().unwrap_err() {
+            Error::Corruption { file, offset, what } => {
+                assert_eq!((file, offset), (PathBuf::from("x/000007.sst"), third));
+                assert!(what.contains("checksum"), "{what}");
+            }
+            e => panic!("{e}"),
+        }
+        // Blocks before the damaged one still read; the cursor stops with the error.
+        let bad = Arc::new(bad);
+        let mut it = bad.iter();
+        it.seek_to_first().unwrap();
+        let mut n = 0;
+        let err = loop {
+            match it.next() {
+                Ok(()) if it.valid() => n += 1,
+                Ok(()) => panic!("damage not reached"),
+                Err(e) => break e,
+            }
+        };
+        assert!(err.is_corruption() && !it.valid() && n > 0);
+    }
+}
