@@ -11,5 +11,15 @@ mod key;
 pub mod sst;
 pub mod vfs;
 
+#[cfg(feature = "internals")]
+pub mod internals {
+    //! **Unstable.** Internals exposed only for kho's own benchmarks (`cargo bench --features
+    //! internals`). Nothing here is part of the API: it may change or vanish in any release.
+
+    pub use crate::sst::block::{Block, BlockIter};
+    pub use crate::sst::block_builder::BlockBuilder;
+    pub use crate::sst::bloom::{bloom_hash, BloomBuilder, BloomFilter};
+}
+
 pub use error::{Error, Result};
 pub use key::{SeqNo, ValueKind, MAX_SEQUENCE};

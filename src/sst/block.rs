@@ -351,6 +351,13 @@ impl BlockIter {
     }
 
     /// Moves to the next entry. Requires `valid()`.
+    #[cfg_attr(
+        feature = "internals",
+        expect(
+            clippy::should_implement_trait,
+            reason = "a fallible cursor step, not an Iterator"
+        )
+    )]
     pub fn next(&mut self) -> Result<()> {
         let r = self.parse_next().map(drop);
         self.guard(r)

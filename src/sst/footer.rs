@@ -123,7 +123,7 @@ impl Footer {
             properties,
             index,
         };
-        footer.check_layout(at).map_err(|what| bad(what))?;
+        footer.check_layout(at).map_err(bad)?;
         Ok(footer)
     }
 

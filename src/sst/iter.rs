@@ -170,6 +170,10 @@ impl SstIter {
     }
 
     /// Moves to the next entry. Requires `valid()`.
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "a fallible cursor step, not an Iterator"
+    )]
     pub fn next(&mut self) -> Result<()> {
         let r = self.next_inner();
         self.guard(r)
