@@ -460,6 +460,14 @@ mod tests {
     }
 
     #[test]
+    fn shared_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<SstReader>();
+        check::<BlockCache>();
+        check::<SstIter>();
+    }
+
+    #[test]
     fn get_finds_the_newest_version_visible_at_a_snapshot() {
         let dir = tempfile::tempdir().unwrap();
         let k = |uk: &[u8], seq, kind| internal_key(uk, seq, kind);
