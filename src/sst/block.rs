@@ -93,12 +93,19 @@ impl Block {
     /// Decodes the entry header at `offset < restarts_offset`.
     fn decode_entry(&self, offset: usize) -> Result<Entry> {
         let area = self.data.get(offset..self.restarts_offset).unwrap_or_default();
-        let mut r = Reader::new(area);
-        let mut field = || r.varint().and_then(|v| usize::try_from(v).ok());
-        let (Some(shared), Some(unshared), Some(vlen)) = (field(), field(), field()) else {
-            return Err(self.corruption(offset, "truncated or overlong entry header"));
+        let (shared, unshared, vlen, header_len) = match area {
+            // Fast path: all three fields fit in one byte each (small keys and values).
+            [a, b, c, ..] if (a | b | c) < 0x80 => (usize::from(*a), usize::from(*b), usize::from(*c), 3),
+            _ => {
+                let mut r = Reader::new(area);
+                let mut field = || r.varint().and_then(|v| usize::try_from(v).ok());
+                let (Some(shared), Some(unshared), Some(vlen)) = (field(), field(), field()) else {
+                    return Err(self.corruption(offset, "truncated or overlong entry header"));
+                };
+                (shared, unshared, vlen, r.position())
+            }
         };
-        let key_start = offset + r.position();
+        let key_start = offset + header_len;
         let key_end = key_start.checked_add(unshared);
         let value_end = key_end.and_then(|k| k.checked_add(vlen));
         match (key_end, value_end) {
@@ -186,6 +193,9 @@ impl BlockIter {
         self.current = self.block.restarts_offset;
         self.next = self.current;
         self.key.clear();
+        // Keep `value()` in bounds even if called against the contract.
+        self.value_start = 0;
+        self.value_end = 0;
     }
 
     /// Runs a movement; any error leaves the cursor invalid.
@@ -305,6 +315,10 @@ impl BlockIter {
     }
 
     /// Moves to the next entry. Requires `valid()`.
+    #[cfg_attr(
+        feature = "internals",
+        expect(clippy::should_implement_trait, reason = "a fallible cursor step, not an Iterator")
+    )]
     pub fn next(&mut self) -> Result<()> {
         let r = self.parse_next().map(drop);
         self.guard(r)

@@ -6,8 +6,9 @@
 //! Hash: [`bloom_hash`] is XXH64 with seed 0, a fixed, published, platform-independent
 //! function (never `std`'s `DefaultHasher`, whose output may change between Rust releases).
 //! Probes use double hashing in wrapping 64-bit arithmetic: with `h = bloom_hash(key)` and
-//! `delta = h.rotate_left(32)`, probe `j` (for `j` in `0..k`) tests bit
-//! `(h + j * delta) mod 2^64 mod m`.
+//! `delta = h.rotate_left(32)` (the two 32-bit halves swapped), probe `j` (for `j` in `0..k`)
+//! takes `g = (h + j * delta) mod 2^64` and tests bit `(g * m) >> 64` (the high half of the
+//! 128-bit product: a multiply instead of a division, mapping `g` uniformly onto `0..m`).
 //!
 //! Invariants: `k` is in `1..=MAX_BLOOM_PROBES` and `m >= 8`; a filter failing either is
 //! corruption. A filter never gives a false negative for a key added to its builder.
@@ -91,6 +92,12 @@ pub fn bloom_hash(key: &[u8]) -> u64 {
     h
 }
 
+/// Maps a probe hash `g` onto a bit index in `0..nbits`.
+#[inline]
+fn probe_bit(g: u64, nbits: u64) -> u64 {
+    ((u128::from(g) * u128::from(nbits)) >> 64) as u64
+}
+
 /// The probe count for `bits_per_key`: `round(bits_per_key * ln 2)` clamped to `1..=30`.
 fn probes(bits_per_key: u32) -> u8 {
     let k = (f64::from(bits_per_key) * std::f64::consts::LN_2).round();
@@ -135,7 +142,7 @@ impl BloomBuilder {
             let delta = h.rotate_left(32);
             let mut g = h;
             for _ in 0..k {
-                let bit = (g % nbits as u64) as usize;
+                let bit = probe_bit(g, nbits as u64) as usize;
                 if let Some(byte) = bits.get_mut(bit / 8) {
                     *byte |= 1 << (bit % 8);
                 }
@@ -186,7 +193,7 @@ impl BloomFilter {
         let delta = h.rotate_left(32);
         let mut g = h;
         for _ in 0..self.k {
-            let bit = g % self.nbits;
+            let bit = probe_bit(g, self.nbits);
             let set = self.bits.get((bit / 8) as usize).is_some_and(|b| b & (1 << (bit % 8)) != 0);
             if !set {
                 return false;

@@ -104,7 +104,7 @@ impl Footer {
         }
         let [filter, properties, index] = handles;
         let footer = Footer { filter, properties, index };
-        footer.check_layout(at).map_err(|what| bad(what))?;
+        footer.check_layout(at).map_err(bad)?;
         Ok(footer)
     }
 
