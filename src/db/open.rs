@@ -90,18 +90,9 @@ impl Db {
         // From here on the handle owns the threads: dropping it on an error below stops them.
         let db = Db { handle: Arc::new(DbHandle { inner: inner.clone() }) };
         let flusher = inner.clone();
+        spawn(&inner, "kho-flush", move || flusher.flush_loop())?;
         let compactor = inner.clone();
-        let bodies: [(&str, Box<dyn FnOnce() + Send>); 2] = [
-            ("kho-flush", Box::new(move || flusher.flush_loop())),
-            ("kho-compact", Box::new(move || compactor.compaction_loop())),
-        ];
-        for (name, body) in bodies {
-            let thread = std::thread::Builder::new()
-                .name(name.into())
-                .spawn(body)
-                .map_err(|e| Error::io("spawn background thread", &inner.dir, e))?;
-            inner.threads.lock().push(thread);
-        }
+        spawn(&inner, "kho-compact", move || compactor.compaction_loop())?;
         Ok(db)
     }
 
@@ -177,6 +168,16 @@ impl DbInner {
         inner.install_version(inner.versions.lock().current());
         inner
     }
+}
+
+/// Starts a background thread owned by `inner` (joined by `close`).
+fn spawn(inner: &DbInner, name: &str, body: impl FnOnce() + Send + 'static) -> Result<()> {
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map_err(|e| Error::io("spawn background thread", &inner.dir, e))?;
+    inner.threads.lock().push(thread);
+    Ok(())
 }
 
 /// A memtable full during replay goes here (to be written as a level-0 table).

@@ -59,7 +59,7 @@ impl Version {
     fn sort(&mut self) {
         for (level, files) in self.levels.iter_mut().enumerate() {
             if level == 0 {
-                files.sort_by(|a, b| (b.meta.largest_seq, b.meta.number).cmp(&(a.meta.largest_seq, a.meta.number)));
+                files.sort_by_key(|f| std::cmp::Reverse((f.meta.largest_seq, f.meta.number)));
             } else {
                 files.sort_by(|a, b| compare_internal(&a.meta.smallest, &b.meta.smallest));
             }
