@@ -29,20 +29,14 @@ impl Default for WriteBatch {
 
 impl std::fmt::Debug for WriteBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteBatch")
-            .field("count", &self.count)
-            .field("bytes", &self.rep.len())
-            .finish()
+        f.debug_struct("WriteBatch").field("count", &self.count).field("bytes", &self.rep.len()).finish()
     }
 }
 
 impl WriteBatch {
     /// An empty batch.
     pub fn new() -> Self {
-        WriteBatch {
-            rep: vec![0; BATCH_HEADER],
-            count: 0,
-        }
+        WriteBatch { rep: vec![0; BATCH_HEADER], count: 0 }
     }
 
     /// Adds a put of `value` at `key`.
@@ -131,12 +125,7 @@ impl WriteBatch {
 
     /// The operations in order, decoded from the in-memory encoding.
     pub(crate) fn ops(&self) -> BatchOps<'_> {
-        BatchOps {
-            r: Reader::new(&self.rep[BATCH_HEADER..]),
-            left: self.count,
-            base: BATCH_HEADER,
-            done: false,
-        }
+        BatchOps { r: Reader::new(&self.rep[BATCH_HEADER..]), left: self.count, base: BATCH_HEADER, done: false }
     }
 }
 
@@ -158,12 +147,7 @@ impl<'a> DecodedBatch<'a> {
     }
 
     pub(crate) fn ops(&self) -> BatchOps<'a> {
-        BatchOps {
-            r: Reader::new(&self.rep[BATCH_HEADER..]),
-            left: self.count,
-            base: BATCH_HEADER,
-            done: false,
-        }
+        BatchOps { r: Reader::new(&self.rep[BATCH_HEADER..]), left: self.count, base: BATCH_HEADER, done: false }
     }
 }
 
@@ -185,11 +169,7 @@ pub(crate) struct BatchError {
 
 impl std::fmt::Display for BatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "malformed write batch at byte {}: {}",
-            self.offset, self.what
-        )
+        write!(f, "malformed write batch at byte {}: {}", self.offset, self.what)
     }
 }
 
@@ -203,10 +183,7 @@ impl<'a> Iterator for BatchOps<'a> {
         if self.left == 0 {
             self.done = true;
             return (!self.r.is_empty()).then(|| {
-                Err(BatchError {
-                    offset: self.base + self.r.position(),
-                    what: "bytes after the last operation",
-                })
+                Err(BatchError { offset: self.base + self.r.position(), what: "bytes after the last operation" })
             });
         }
         self.left -= 1;
@@ -278,11 +255,7 @@ mod tests {
 
     #[test]
     fn validate_enforces_limits() {
-        let opts = Options {
-            max_key_size: 4,
-            max_value_size: 4,
-            ..Options::default()
-        };
+        let opts = Options { max_key_size: 4, max_value_size: 4, ..Options::default() };
         let mut b = WriteBatch::new();
         b.put(b"1234", b"1234");
         b.validate(&opts).unwrap();

@@ -110,17 +110,7 @@ mod tests {
 
     #[test]
     fn varint_roundtrip_and_lengths() {
-        for v in [
-            0u64,
-            1,
-            127,
-            128,
-            300,
-            16_383,
-            16_384,
-            u32::MAX as u64,
-            u64::MAX,
-        ] {
+        for v in [0u64, 1, 127, 128, 300, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
             let mut b = Vec::new();
             put_varint(&mut b, v);
             assert_eq!(b.len(), varint_len(v));
@@ -133,10 +123,7 @@ mod tests {
         assert_eq!(get_varint(&[]), None);
         assert_eq!(get_varint(&[0x80]), None);
         assert_eq!(get_varint(&[0xff; 11]), None);
-        assert_eq!(
-            get_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]),
-            None
-        );
+        assert_eq!(get_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]), None);
     }
 
     #[test]

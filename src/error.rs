@@ -57,6 +57,10 @@ pub enum Error {
     #[error("database is closed")]
     Closed,
 
+    /// A write, flush or compaction on a database opened read-only.
+    #[error("database is open read-only")]
+    ReadOnly,
+
     /// The database directory does not hold a database and `create_if_missing` is off,
     /// or it holds one and `error_if_exists` is on.
     #[error("{0}")]
@@ -88,25 +92,13 @@ pub enum Error {
 
 impl Error {
     /// Builds an [`Error::Corruption`].
-    pub(crate) fn corruption(
-        file: impl Into<PathBuf>,
-        offset: u64,
-        what: impl Into<String>,
-    ) -> Self {
-        Error::Corruption {
-            file: file.into(),
-            offset,
-            what: what.into(),
-        }
+    pub(crate) fn corruption(file: impl Into<PathBuf>, offset: u64, what: impl Into<String>) -> Self {
+        Error::Corruption { file: file.into(), offset, what: what.into() }
     }
 
     /// Builds an [`Error::Io`].
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Io { op, path: path.into(), source }
     }
 
     /// A copy of this error for another waiter of the same failed operation (e.g. every
@@ -121,18 +113,14 @@ impl Error {
                     None => std::io::Error::new(source.kind(), source.to_string()),
                 },
             },
-            Error::Corruption { file, offset, what } => Error::Corruption {
-                file: file.clone(),
-                offset: *offset,
-                what: what.clone(),
-            },
+            Error::Corruption { file, offset, what } => {
+                Error::Corruption { file: file.clone(), offset: *offset, what: what.clone() }
+            }
             Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
-            Error::Busy { path, reason } => Error::Busy {
-                path: path.clone(),
-                reason: reason.clone(),
-            },
+            Error::Busy { path, reason } => Error::Busy { path: path.clone(), reason: reason.clone() },
             Error::Poisoned => Error::Poisoned,
             Error::Closed => Error::Closed,
+            Error::ReadOnly => Error::ReadOnly,
             Error::NotFound(m) => Error::NotFound(m.clone()),
             Error::InvalidNationalId { input, reason } => Error::InvalidNationalId {
                 input: input.clone(),

@@ -53,11 +53,7 @@ pub fn manifest_name(n: u64) -> String {
 
 /// Classifies a file name; `None` for names kho does not own.
 pub fn parse_file_name(name: &str) -> Option<FileKind> {
-    let num = |s: &str| {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
+    let num = |s: &str| (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten();
     if name == CURRENT {
         Some(FileKind::Current)
     } else if name == LOCK {
@@ -85,18 +81,12 @@ pub(crate) fn encode_current(n: u64) -> String {
 /// Parses `CURRENT`; returns the manifest number it names.
 pub fn decode_current(path: &Path, data: &[u8]) -> Result<u64> {
     let bad = |offset: u64, what: &str| Error::corruption(path, offset, what);
-    let text = std::str::from_utf8(data)
-        .map_err(|e| bad(e.valid_up_to() as u64, "CURRENT is not UTF-8"))?;
-    let nl = text
-        .find('\n')
-        .ok_or_else(|| bad(0, "CURRENT has no newline"))?;
+    let text = std::str::from_utf8(data).map_err(|e| bad(e.valid_up_to() as u64, "CURRENT is not UTF-8"))?;
+    let nl = text.find('\n').ok_or_else(|| bad(0, "CURRENT has no newline"))?;
     let (line, rest) = text.split_at(nl + 1);
     let expected = format!("crc32 {:08x}\n", crc32fast::hash(line.as_bytes()));
     if rest != expected {
-        return Err(bad(
-            line.len() as u64,
-            "CURRENT checksum line missing or wrong",
-        ));
+        return Err(bad(line.len() as u64, "CURRENT checksum line missing or wrong"));
     }
     match parse_file_name(line.trim_end_matches('\n')) {
         Some(FileKind::Manifest(n)) => Ok(n),
@@ -111,18 +101,9 @@ mod tests {
     #[test]
     fn names_roundtrip() {
         let d = Path::new("/db");
-        assert_eq!(
-            parse_file_name(log_path(d, 7).file_name().unwrap().to_str().unwrap()),
-            Some(FileKind::Log(7))
-        );
-        assert_eq!(
-            parse_file_name("1234567.sst"),
-            Some(FileKind::Table(1_234_567))
-        );
-        assert_eq!(
-            parse_file_name(&manifest_name(3)),
-            Some(FileKind::Manifest(3))
-        );
+        assert_eq!(parse_file_name(log_path(d, 7).file_name().unwrap().to_str().unwrap()), Some(FileKind::Log(7)));
+        assert_eq!(parse_file_name("1234567.sst"), Some(FileKind::Table(1_234_567)));
+        assert_eq!(parse_file_name(&manifest_name(3)), Some(FileKind::Manifest(3)));
         assert_eq!(parse_file_name("CURRENT.tmp"), Some(FileKind::Temp));
         assert_eq!(parse_file_name("x.sst"), None);
         assert_eq!(parse_file_name(".log"), None);
@@ -132,18 +113,12 @@ mod tests {
     #[test]
     fn current_detects_every_flipped_byte() {
         let good = encode_current(42);
-        assert_eq!(
-            decode_current(Path::new("CURRENT"), good.as_bytes()).unwrap(),
-            42
-        );
+        assert_eq!(decode_current(Path::new("CURRENT"), good.as_bytes()).unwrap(), 42);
         for i in 0..good.len() {
             for bit in 0..8 {
                 let mut b = good.clone().into_bytes();
                 b[i] ^= 1 << bit;
-                assert!(
-                    decode_current(Path::new("CURRENT"), &b).is_err(),
-                    "flip {i}/{bit}"
-                );
+                assert!(decode_current(Path::new("CURRENT"), &b).is_err(), "flip {i}/{bit}");
             }
         }
         assert!(decode_current(Path::new("CURRENT"), b"").is_err());

@@ -79,11 +79,7 @@ impl<'a> ParsedKey<'a> {
         let (user_key, t) = ikey.split_at(split);
         let trailer = u64::from_le_bytes(t.try_into().ok()?);
         let kind = ValueKind::from_u8((trailer & 0xff) as u8)?;
-        Some(ParsedKey {
-            user_key,
-            seq: trailer >> 8,
-            kind,
-        })
+        Some(ParsedKey { user_key, seq: trailer >> 8, kind })
     }
 }
 
@@ -107,9 +103,7 @@ fn trailer(ikey: &[u8]) -> u64 {
 /// Orders encoded internal keys: user key ascending, then trailer descending.
 #[inline]
 pub(crate) fn compare_internal(a: &[u8], b: &[u8]) -> Ordering {
-    user_key(a)
-        .cmp(user_key(b))
-        .then_with(|| trailer(b).cmp(&trailer(a)))
+    user_key(a).cmp(user_key(b)).then_with(|| trailer(b).cmp(&trailer(a)))
 }
 
 #[cfg(test)]
@@ -134,10 +128,7 @@ mod tests {
     fn parse_roundtrip_and_rejects_garbage() {
         let k = internal_key(b"hello", 42, ValueKind::Delete);
         let p = ParsedKey::parse(&k).unwrap();
-        assert_eq!(
-            (p.user_key, p.seq, p.kind),
-            (&b"hello"[..], 42, ValueKind::Delete)
-        );
+        assert_eq!((p.user_key, p.seq, p.kind), (&b"hello"[..], 42, ValueKind::Delete));
         assert!(ParsedKey::parse(b"short").is_none());
         let mut bad = k.clone();
         let n = bad.len();

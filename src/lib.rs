@@ -32,6 +32,7 @@
 
 mod batch;
 mod coding;
+mod compaction;
 mod db;
 mod error;
 pub mod filename;
@@ -45,8 +46,18 @@ pub mod version;
 pub mod vfs;
 pub mod wal;
 
+#[cfg(feature = "internals")]
+pub mod internals {
+    //! **Unstable.** Internals exposed only for kho's own benchmarks (`cargo bench --features
+    //! internals`). Nothing here is part of the API: it may change or vanish in any release.
+
+    pub use crate::sst::block::{Block, BlockIter};
+    pub use crate::sst::block_builder::BlockBuilder;
+    pub use crate::sst::bloom::{bloom_hash, BloomBuilder, BloomFilter};
+}
+
 pub use batch::WriteBatch;
-pub use db::{Db, DbStats, Snapshot};
+pub use db::{Db, DbStats, LevelStats, Snapshot};
 pub use error::{Error, Result};
 pub use iter::DbIterator;
 pub use key::{SeqNo, ValueKind, MAX_SEQUENCE};

@@ -55,6 +55,33 @@ pub struct Options {
     pub block_cache_capacity: usize,
     /// How recovery treats a damaged log tail.
     pub recovery_mode: RecoveryMode,
+    /// Number of levels in the tree (level 0 plus `num_levels - 1` sorted levels).
+    /// Default: 7, enough for `base * 10^5` bytes at the last level.
+    pub num_levels: usize,
+    /// Level-0 files that trigger a compaction into level 1. Default: 4 (RocksDB's): every
+    /// level-0 file is one more table a read may have to probe.
+    pub level0_compaction_trigger: usize,
+    /// Level-0 files at which each write group is delayed by 1 ms. Default: 20.
+    pub level0_slowdown_trigger: usize,
+    /// Level-0 files at which writes stop until compaction catches up. Default: 36.
+    pub level0_stop_trigger: usize,
+    /// Target size of level 1 in bytes; level `n` targets `base * multiplier^(n-1)`.
+    /// Default: 256 MiB (RocksDB's), about four level-0 flushes of the default memtable.
+    pub level_base_bytes: u64,
+    /// Growth factor between consecutive level targets. Default: 10, which bounds the write
+    /// amplification per level at about 10 and keeps ~90% of the data at the last level.
+    pub level_multiplier: u64,
+    /// Size at which compaction output files are cut. Default: 64 MiB.
+    pub target_file_size: u64,
+    /// Bytes of compaction debt (bytes above the level targets) at which writes are slowed.
+    /// Default: 64 GiB (RocksDB's).
+    pub soft_pending_compaction_bytes: u64,
+    /// Bytes of compaction debt at which writes stop. Default: 256 GiB (RocksDB's).
+    pub hard_pending_compaction_bytes: u64,
+    /// zstd level per level, overriding `compression_level` (e.g. `[1, 1, 3, 3, 3, 6, 6]`:
+    /// fast where data is rewritten soon, stronger where it stays). Default: empty (use
+    /// `compression_level` everywhere).
+    pub compression_per_level: Vec<i32>,
 }
 
 impl Default for Options {
@@ -74,6 +101,16 @@ impl Default for Options {
             compression_level: 3,
             block_cache_capacity: 64 << 20,
             recovery_mode: RecoveryMode::TolerateCorruptedTail,
+            num_levels: 7,
+            level0_compaction_trigger: 4,
+            level0_slowdown_trigger: 20,
+            level0_stop_trigger: 36,
+            level_base_bytes: 256 << 20,
+            level_multiplier: 10,
+            target_file_size: 64 << 20,
+            soft_pending_compaction_bytes: 64 << 30,
+            hard_pending_compaction_bytes: 256 << 30,
+            compression_per_level: Vec::new(),
         }
     }
 }
@@ -93,6 +130,12 @@ impl std::fmt::Debug for Options {
             .field("compression_level", &self.compression_level)
             .field("block_cache_capacity", &self.block_cache_capacity)
             .field("recovery_mode", &self.recovery_mode)
+            .field("num_levels", &self.num_levels)
+            .field("level0_compaction_trigger", &self.level0_compaction_trigger)
+            .field("level_base_bytes", &self.level_base_bytes)
+            .field("level_multiplier", &self.level_multiplier)
+            .field("target_file_size", &self.target_file_size)
+            .field("compression_per_level", &self.compression_per_level)
             .finish_non_exhaustive()
     }
 }
@@ -116,10 +159,41 @@ impl Options {
         if !(0..=22).contains(&self.compression_level) {
             return bad("compression_level must be between 0 and 22");
         }
+        if !(2..=crate::version::MAX_LEVELS as usize).contains(&self.num_levels) {
+            return bad("num_levels must be between 2 and 16");
+        }
+        if self.level0_compaction_trigger == 0
+            || self.level0_slowdown_trigger < self.level0_compaction_trigger
+            || self.level0_stop_trigger < self.level0_slowdown_trigger
+        {
+            return bad("level-0 triggers must satisfy 0 < compaction <= slowdown <= stop");
+        }
+        if self.level_multiplier < 2 || self.level_base_bytes == 0 || self.target_file_size == 0 {
+            return bad("level_multiplier must be at least 2; level_base_bytes and target_file_size positive");
+        }
+        if self.compression_per_level.iter().any(|l| !(0..=22).contains(l)) {
+            return bad("compression_per_level entries must be between 0 and 22");
+        }
         if self.max_key_size > (1 << 20) || self.max_value_size > (1 << 30) {
             return bad("max_key_size is at most 1 MiB and max_value_size at most 1 GiB");
         }
         Ok(())
+    }
+}
+
+impl Options {
+    /// The zstd level for tables written to `level`.
+    pub(crate) fn compression_for_level(&self, level: usize) -> i32 {
+        self.compression_per_level.get(level).copied().unwrap_or(self.compression_level)
+    }
+
+    /// The target size in bytes of `level` (`>= 1`).
+    pub(crate) fn level_target_bytes(&self, level: usize) -> u64 {
+        let mut t = self.level_base_bytes;
+        for _ in 1..level {
+            t = t.saturating_mul(self.level_multiplier);
+        }
+        t
     }
 }
 

@@ -15,17 +15,10 @@ use kho::{Db, Error, Options, RecoveryMode, WriteOptions};
 /// A database with flushed tables and unflushed log records, closed.
 fn build() -> (Arc<FaultFs>, Options) {
     let (fs, shared) = fault_fs();
-    let opts = Options {
-        write_buffer_size: 1 << 20,
-        ..small_options(shared)
-    };
+    let opts = Options { write_buffer_size: 1 << 20, ..small_options(shared) };
     let db = Db::open(db_dir(), opts.clone()).unwrap();
     for i in 0..300u32 {
-        db.put(
-            format!("table-key-{i:04}"),
-            format!("value {i} {}", "y".repeat(40)),
-        )
-        .unwrap();
+        db.put(format!("table-key-{i:04}"), format!("value {i} {}", "y".repeat(40))).unwrap();
     }
     db.flush().unwrap();
     for i in 0..20u32 {
@@ -38,22 +31,11 @@ fn build() -> (Arc<FaultFs>, Options) {
 }
 
 fn file_ending(fs: &FaultFs, suffix: &str) -> PathBuf {
-    fs.list_all()
-        .into_iter()
-        .find(|p| p.to_string_lossy().ends_with(suffix))
-        .unwrap()
+    fs.list_all().into_iter().find(|p| p.to_string_lossy().ends_with(suffix)).unwrap()
 }
 
 fn manifest(fs: &FaultFs) -> PathBuf {
-    fs.list_all()
-        .into_iter()
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("MANIFEST")
-        })
-        .unwrap()
+    fs.list_all().into_iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with("MANIFEST")).unwrap()
 }
 
 /// Opens and reads every key; returns the first error.
@@ -72,11 +54,7 @@ fn open_and_read_all(opts: &Options) -> kho::Result<usize> {
 
 fn assert_corruption_in(r: kho::Result<usize>, file: &Path) -> u64 {
     match r {
-        Err(Error::Corruption {
-            file: f,
-            offset,
-            what,
-        }) => {
+        Err(Error::Corruption { file: f, offset, what }) => {
             assert_eq!(f, file, "corruption reported in the wrong file ({what})");
             offset
         }
@@ -100,10 +78,7 @@ fn wal_damage_in_the_last_record_is_a_torn_tail() {
     let len = fs.file_len(&log).unwrap();
     fs.corrupt_byte(&log, len - 2, 0x01).unwrap();
     // Tolerated by default: the last (torn) write is dropped, everything else is there.
-    let strict = Options {
-        recovery_mode: RecoveryMode::AbsoluteConsistency,
-        ..opts.clone()
-    };
+    let strict = Options { recovery_mode: RecoveryMode::AbsoluteConsistency, ..opts.clone() };
     assert_corruption_in(open_and_read_all(&strict), &log);
     assert_eq!(open_and_read_all(&opts).unwrap(), 300 + 19);
 }
@@ -154,17 +129,11 @@ fn no_flip_or_truncation_of_any_file_panics() {
         for offset in (0..len).step_by(step as usize) {
             let copy = fs.crash_clone(kho::vfs::CrashMode::DropUnsynced);
             copy.corrupt_byte(path, offset, 0xA5).unwrap();
-            let opts = Options {
-                fs: copy.clone(),
-                ..opts.clone()
-            };
+            let opts = Options { fs: copy.clone(), ..opts.clone() };
             let _ = open_and_read_all(&opts); // Ok or Err, never a panic
             let copy = fs.crash_clone(kho::vfs::CrashMode::DropUnsynced);
             copy.truncate(path, offset).unwrap();
-            let _ = open_and_read_all(&Options {
-                fs: copy.clone(),
-                ..opts.clone()
-            });
+            let _ = open_and_read_all(&Options { fs: copy.clone(), ..opts.clone() });
         }
     }
 }

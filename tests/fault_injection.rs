@@ -67,10 +67,7 @@ fn failed_background_flush_is_reported_and_recoverable() {
     fs.inject(FaultOp::SyncDir, 0, FaultKind::Eio); // the flush's directory sync fails
     let err = db.flush().unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
-    assert!(
-        db.put("x", "y").is_err(),
-        "writes refused after a background failure"
-    );
+    assert!(db.put("x", "y").is_err(), "writes refused after a background failure");
     drop(db);
     fs.clear_faults();
     fs.crash(CrashMode::DropUnsynced);
@@ -86,19 +83,9 @@ fn failed_open_leaves_the_database_openable() {
         synced_put(&db, &format!("k{i:02}"), &"v".repeat(100)).unwrap();
     }
     drop(db);
-    for op in [
-        FaultOp::Create,
-        FaultOp::Append,
-        FaultOp::Sync,
-        FaultOp::Rename,
-        FaultOp::SyncDir,
-        FaultOp::Remove,
-    ] {
+    for op in [FaultOp::Create, FaultOp::Append, FaultOp::Sync, FaultOp::Rename, FaultOp::SyncDir, FaultOp::Remove] {
         fs.inject(op, 0, FaultKind::Eio);
-        assert!(
-            Db::open(db_dir(), small_options(shared.clone())).is_err(),
-            "{op:?}"
-        );
+        assert!(Db::open(db_dir(), small_options(shared.clone())).is_err(), "{op:?}");
         fs.clear_faults();
         fs.crash(CrashMode::DropUnsynced);
         let db = Db::open(db_dir(), small_options(shared.clone())).unwrap();

@@ -1,6 +1,8 @@
 //! Model-based test: random sequences of puts, deletes, batches, reads, range scans in both
 //! directions, snapshots, flushes and reopens against `Db` on the in-memory file system,
-//! compared at every read with a `BTreeMap` model.
+//! compared at every read with a `BTreeMap` model — once with the default shape and once
+//! with options that keep background compactions running, with manual `compact_range`
+//! calls and iterators and snapshots held across compactions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
@@ -20,12 +22,7 @@ enum Op {
     Delete(u8),
     Batch(Vec<(u8, Option<Vec<u8>>)>),
     Get(u8),
-    Range {
-        lo: Option<u8>,
-        hi: Option<u8>,
-        hi_inclusive: bool,
-        reverse: bool,
-    },
+    Range { lo: Option<u8>, hi: Option<u8>, hi_inclusive: bool, reverse: bool },
     Mixed(Vec<bool>),
     TakeSnapshot,
     ReadSnapshot(usize, u8),
@@ -33,6 +30,9 @@ enum Op {
     DropSnapshot(usize),
     Flush,
     Reopen,
+    CompactRange(Option<u8>, Option<u8>),
+    HoldIterator,
+    CheckHeldIterator(usize),
 }
 
 fn key(k: u8) -> Vec<u8> {
@@ -62,27 +62,46 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::DropSnapshot),
         2 => Just(Op::Flush),
         2 => Just(Op::Reopen),
+        2 => (prop::option::of(0u8..42), prop::option::of(0u8..42)).prop_map(|(a, b)| Op::CompactRange(a, b)),
+        2 => Just(Op::HoldIterator),
+        2 => any::<usize>().prop_map(Op::CheckHeldIterator),
     ]
 }
 
 fn collect(it: kho::DbIterator, reverse: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
     let items: kho::Result<Vec<_>> = if reverse {
-        it.rev()
-            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .collect()
+        it.rev().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec()))).collect()
     } else {
-        it.map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .collect()
+        it.map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec()))).collect()
     };
     items.unwrap()
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+/// Options under which background compactions run constantly and reach every level: two
+/// level-0 files trigger one, level 1 holds 4 KiB, outputs are cut at 2 KiB.
+fn compacting_options(fs: kho::vfs::SharedFs) -> kho::Options {
+    kho::Options {
+        level0_compaction_trigger: 2,
+        level0_slowdown_trigger: 4,
+        level0_stop_trigger: 6,
+        level_base_bytes: 4 << 10,
+        level_multiplier: 2,
+        target_file_size: 2 << 10,
+        num_levels: 4,
+        ..small_options(fs)
+    }
+}
+
+fn run(ops: Vec<Op>, compacting: bool) -> Result<(), TestCaseError> {
     let (_fs, shared) = fault_fs();
-    let open = || Db::open(db_dir(), small_options(shared.clone())).unwrap();
+    let open = || {
+        let opts = if compacting { compacting_options(shared.clone()) } else { small_options(shared.clone()) };
+        Db::open(db_dir(), opts).unwrap()
+    };
     let mut db = open();
     let mut model = Model::new();
     let mut snapshots: Vec<(kho::Snapshot, Model)> = Vec::new();
+    let mut held: Vec<(kho::DbIterator, Model)> = Vec::new();
     for op in ops {
         match op {
             Op::Put(k, v) => {
@@ -110,35 +129,22 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 db.write(b, &WriteOptions { sync: true }).unwrap();
             }
             Op::Get(k) => {
-                prop_assert_eq!(
-                    db.get(key(k)).unwrap().map(|v| v.to_vec()),
-                    model.get(&key(k)).cloned()
-                );
+                prop_assert_eq!(db.get(key(k)).unwrap().map(|v| v.to_vec()), model.get(&key(k)).cloned());
             }
-            Op::Range {
-                lo,
-                hi,
-                hi_inclusive,
-                reverse,
-            } => {
+            Op::Range { lo, hi, hi_inclusive, reverse } => {
                 let lo_b = lo.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
                 let hi_b = match hi {
                     None => Bound::Unbounded,
                     Some(k) if hi_inclusive => Bound::Included(key(k)),
                     Some(k) => Bound::Excluded(key(k)),
                 };
-                if let (Bound::Included(l), Bound::Included(h) | Bound::Excluded(h)) =
-                    (&lo_b, &hi_b)
-                {
+                if let (Bound::Included(l), Bound::Included(h) | Bound::Excluded(h)) = (&lo_b, &hi_b) {
                     if l > h {
                         continue; // BTreeMap::range panics on inverted ranges
                     }
                 }
                 let got = collect(db.range((lo_b.clone(), hi_b.clone())).unwrap(), reverse);
-                let mut want: Vec<_> = model
-                    .range((lo_b, hi_b))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let mut want: Vec<_> = model.range((lo_b, hi_b)).map(|(k, v)| (k.clone(), v.clone())).collect();
                 if reverse {
                     want.reverse();
                 }
@@ -148,25 +154,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let mut it = db.iter().unwrap();
                 let mut front = model.iter();
                 for back in dirs {
-                    let (got, want) = if back {
-                        (it.next_back(), front.next_back())
-                    } else {
-                        (it.next(), front.next())
-                    };
-                    prop_assert_eq!(
-                        got.map(|kv| kv.unwrap().0.to_vec()),
-                        want.map(|(k, _)| k.clone())
-                    );
+                    let (got, want) =
+                        if back { (it.next_back(), front.next_back()) } else { (it.next(), front.next()) };
+                    prop_assert_eq!(got.map(|kv| kv.unwrap().0.to_vec()), want.map(|(k, _)| k.clone()));
                 }
             }
             Op::TakeSnapshot => snapshots.push((db.snapshot(), model.clone())),
             Op::ReadSnapshot(i, k) => {
                 if !snapshots.is_empty() {
                     let (snap, m) = &snapshots[i % snapshots.len()];
-                    prop_assert_eq!(
-                        snap.get(key(k)).unwrap().map(|v| v.to_vec()),
-                        m.get(&key(k)).cloned()
-                    );
+                    prop_assert_eq!(snap.get(key(k)).unwrap().map(|v| v.to_vec()), m.get(&key(k)).cloned());
                 }
             }
             Op::IterSnapshot(i) => {
@@ -183,7 +180,21 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Flush => db.flush().unwrap(),
+            Op::CompactRange(a, b) => {
+                let lo = a.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
+                let hi = b.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
+                db.compact_range((lo, hi)).unwrap();
+            }
+            Op::HoldIterator => held.push((db.iter().unwrap(), model.clone())),
+            Op::CheckHeldIterator(i) => {
+                if !held.is_empty() {
+                    let (it, m) = held.swap_remove(i % held.len());
+                    let want: Vec<_> = m.into_iter().collect();
+                    prop_assert_eq!(collect(it, false), want);
+                }
+            }
             Op::Reopen => {
+                held.clear();
                 snapshots.clear();
                 db.close().unwrap();
                 db = open();
@@ -200,6 +211,11 @@ proptest! {
 
     #[test]
     fn db_matches_btreemap_model(ops in prop::collection::vec(op(), 1..120)) {
-        run(ops)?;
+        run(ops, false)?;
+    }
+
+    #[test]
+    fn db_matches_model_under_constant_compaction(ops in prop::collection::vec(op(), 1..160)) {
+        run(ops, true)?;
     }
 }

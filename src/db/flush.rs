@@ -8,31 +8,31 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
+use super::stats::Counters;
 use super::{DbInner, SuperVersion};
-use crate::filename::{parse_file_name, table_path, FileKind};
+use crate::compaction::output::TableOutput;
+use crate::compaction::picker::pending_compaction_bytes;
+use crate::filename::{parse_file_name, FileKind};
 use crate::iter::InternalIterator;
-use crate::key::ParsedKey;
 use crate::memtable::{Memtable, MemtableIter};
 use crate::options::Options;
-use crate::sst::{SstOptions, SstWriter};
+use crate::sst::SstOptions;
 use crate::version::{FileMeta, TableContext, VersionEdit};
 use crate::{Error, Result};
 
-/// SSTable options derived from the database options.
-pub(crate) fn sst_options(opts: &Options) -> SstOptions {
+/// SSTable options for tables written to `level`.
+pub(crate) fn sst_options(opts: &Options, level: usize) -> SstOptions {
     SstOptions {
         block_size: opts.block_size,
         restart_interval: opts.block_restart_interval,
         bloom_bits_per_key: opts.bloom_bits_per_key,
-        compression_level: opts.compression_level,
+        compression_level: opts.compression_for_level(level),
         ..SstOptions::default()
     }
 }
 
 /// Writes every entry of `iter` to SSTable `number` and fsyncs it. `None` if `iter` is empty
-/// (no file is left behind).
+/// (no file is created).
 pub(crate) fn write_table(
     ctx: &TableContext,
     number: u64,
@@ -43,33 +43,12 @@ pub(crate) fn write_table(
     if !iter.valid() {
         return Ok(None);
     }
-    let path = table_path(&ctx.dir, number);
-    let mut writer = SstWriter::new(ctx.fs.create(&path)?, path.clone(), opts);
-    let smallest = Bytes::copy_from_slice(iter.key());
-    let mut largest = Vec::new();
-    let (mut min_seq, mut max_seq, mut entries) = (u64::MAX, 0, 0u64);
+    let mut out = TableOutput::create(ctx, number, opts)?;
     while iter.valid() {
-        let key = iter.key();
-        let p = ParsedKey::parse(key)
-            .ok_or_else(|| Error::corruption(&path, 0, "malformed internal key to flush"))?;
-        min_seq = min_seq.min(p.seq);
-        max_seq = max_seq.max(p.seq);
-        entries += 1;
-        writer.add(key, &iter.value())?;
-        largest.clear();
-        largest.extend_from_slice(key);
+        out.add(iter.key(), &iter.value())?;
         iter.next()?;
     }
-    let props = writer.finish()?;
-    Ok(Some(FileMeta {
-        number,
-        size: props.file_size,
-        smallest,
-        largest: Bytes::from(largest),
-        smallest_seq: min_seq,
-        largest_seq: max_seq,
-        entries,
-    }))
+    out.finish()
 }
 
 impl DbInner {
@@ -101,14 +80,11 @@ impl DbInner {
     /// Writes the oldest frozen memtable `mem` to level 0 and retires it and its log.
     fn flush_memtable(&self, mem: &Arc<Memtable>) -> Result<()> {
         let number = self.versions.lock().new_file_number();
-        let meta = write_table(
-            &self.ctx,
-            number,
-            &mut MemtableIter::new(mem.clone()),
-            &sst_options(&self.opts),
-        )?;
-        if meta.is_some() {
+        let meta = write_table(&self.ctx, number, &mut MemtableIter::new(mem.clone()), &sst_options(&self.opts, 0))?;
+        if let Some(m) = &meta {
             self.ctx.fs.sync_dir(&self.dir)?;
+            Counters::add(&self.counters.flush_bytes, m.size);
+            Counters::add(&self.counters.flushes, 1);
         }
         let mut versions = self.versions.lock();
         // The log after this memtable's holds everything not yet flushed.
@@ -116,10 +92,7 @@ impl DbInner {
             let sv = self.super_version.read();
             let pos = sv.imm.iter().position(|m| Arc::ptr_eq(m, mem)).unwrap_or(0);
             match pos.checked_sub(1) {
-                Some(newer) => sv
-                    .imm
-                    .get(newer)
-                    .map_or(sv.mem.wal_number(), |m| m.wal_number()),
+                Some(newer) => sv.imm.get(newer).map_or(sv.mem.wal_number(), |m| m.wal_number()),
                 None => sv.mem.wal_number(),
             }
         };
@@ -130,19 +103,11 @@ impl DbInner {
             ..VersionEdit::default()
         };
         let version = versions.log_and_apply(edit)?;
+        self.compaction_debt.store(pending_compaction_bytes(&version, &self.opts), Ordering::Relaxed);
         {
             let mut sv = self.super_version.write();
-            let imm = sv
-                .imm
-                .iter()
-                .filter(|m| !Arc::ptr_eq(m, mem))
-                .cloned()
-                .collect();
-            *sv = Arc::new(SuperVersion {
-                mem: sv.mem.clone(),
-                imm,
-                version,
-            });
+            let imm = sv.imm.iter().filter(|m| !Arc::ptr_eq(m, mem)).cloned().collect();
+            *sv = Arc::new(SuperVersion { mem: sv.mem.clone(), imm, version });
         }
         drop(versions);
         self.delete_logs_before(next_log);
@@ -165,7 +130,7 @@ impl DbInner {
 
     /// Freezes the active memtable if non-empty and waits until no frozen memtable is left.
     pub(crate) fn flush(&self) -> Result<()> {
-        self.check_open()?;
+        self.check_writable()?;
         {
             let mut wal = self.wal.lock();
             let wal = wal.as_mut().ok_or(Error::Closed)?;

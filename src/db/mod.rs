@@ -3,17 +3,20 @@
 //! (`snapshot.rs`).
 //!
 //! Concurrency and lock order (take locks only in this order):
-//! `commit queue -> wal -> versions -> super_version -> bg`.
+//! `commit queue -> compaction_lock -> wal -> versions -> super_version -> bg`; the only
+//! exception is that `bg` may be held while briefly taking a `super_version` read lock.
 //! - `wal` is held by the one group-commit leader while it appends, syncs, rotates the
 //!   memtable and inserts; nobody else touches the log writer.
 //! - `versions` guards the [`VersionSet`] (manifest writes, file numbers).
 //! - `super_version` is swapped, never mutated: readers clone the `Arc` under a read lock
 //!   together with the visible sequence number, so what they see is one consistent state.
 
+mod compact;
 mod flush;
 mod open;
 mod read;
 mod snapshot;
+mod stats;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -33,10 +36,8 @@ use crate::wal::LogWriter;
 use crate::{Error, Result};
 
 pub use snapshot::Snapshot;
+pub use stats::{DbStats, LevelStats};
 use write::CommitQueue;
-
-/// Number of levels in the LSM tree.
-pub(crate) const NUM_LEVELS: usize = 7;
 
 /// The memtables and tables a read sees, swapped as one unit.
 #[derive(Debug)]
@@ -73,13 +74,13 @@ struct BgState {
     shutting_down: bool,
     /// The first background failure; once set, writes fail and `flush` reports it.
     error: Option<Error>,
-    /// Number of times a writer waited for a flush to make room.
-    stalls: u64,
 }
 
 /// Shared state of an open database.
 pub(crate) struct DbInner {
     dir: PathBuf,
+    /// Opened with [`Db::open_read_only`]: no log, no lock, no background threads.
+    read_only: bool,
     opts: Options,
     ctx: TableContext,
     lock: Mutex<Option<Box<dyn FileLock>>>,
@@ -94,7 +95,15 @@ pub(crate) struct DbInner {
     poisoned: AtomicBool,
     closed: AtomicBool,
     snapshots: snapshot::SnapshotList,
-    flush_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The flush and compaction threads.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Held while a compaction runs: one at a time.
+    compaction_lock: Mutex<()>,
+    /// Per level, the largest key compacted last (round-robin position of the picker).
+    compaction_cursors: Mutex<Vec<Vec<u8>>>,
+    /// Estimated compaction debt of the current version, for write backpressure.
+    compaction_debt: AtomicU64,
+    counters: stats::Counters,
 }
 
 impl DbInner {
@@ -107,6 +116,14 @@ impl DbInner {
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        if self.read_only {
+            return Err(Error::ReadOnly);
         }
         Ok(())
     }
@@ -136,9 +153,7 @@ impl Drop for DbHandle {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db")
-            .field("dir", &self.inner().dir)
-            .finish_non_exhaustive()
+        f.debug_struct("Db").field("dir", &self.inner().dir).finish_non_exhaustive()
     }
 }
 
@@ -150,6 +165,12 @@ impl Db {
     /// The database directory.
     pub fn path(&self) -> &Path {
         &self.inner().dir
+    }
+
+    /// Every live table with its level, as the current version lists them.
+    pub fn live_files(&self) -> Vec<(usize, crate::version::FileMeta)> {
+        let (sv, _) = self.inner().read_view();
+        sv.version.files().map(|(level, f)| (level, f.meta.clone())).collect()
     }
 
     /// The newest sequence number visible to reads.
@@ -169,42 +190,42 @@ impl Db {
         self.inner().close()
     }
 
-    /// Counters describing the database's current shape.
+    /// Counters describing the database's shape and what it has done, printable as a
+    /// RocksDB-style "Compaction Stats" table (`println!("{}", db.stats())`).
     pub fn stats(&self) -> DbStats {
         let inner = self.inner();
         let (sv, seq) = inner.read_view();
-        DbStats {
+        let scores = crate::compaction::picker::level_scores(&sv.version, &inner.opts);
+        let levels = sv
+            .version
+            .levels
+            .iter()
+            .enumerate()
+            .map(|(level, files)| LevelStats {
+                files: files.len(),
+                bytes: files.iter().map(|f| f.meta.size).sum(),
+                score: scores.get(level).copied().unwrap_or(0.0),
+                ..LevelStats::default()
+            })
+            .collect();
+        let mut stats = DbStats {
             last_sequence: seq,
             memtable_bytes: sv.mem.approximate_size(),
             immutable_memtables: sv.imm.len(),
-            files_per_level: sv.version.levels.iter().map(Vec::len).collect(),
-            bytes_per_level: sv
-                .version
-                .levels
-                .iter()
-                .map(|l| l.iter().map(|f| f.meta.size).sum())
-                .collect(),
-            write_stalls: inner.bg.lock().stalls,
-        }
+            levels,
+            user_bytes: 0,
+            table_bytes_written: 0,
+            pending_compaction_bytes: inner.compaction_debt.load(Ordering::Relaxed),
+            trivial_moves: 0,
+            write_slowdowns: 0,
+            write_stops: 0,
+            stall_micros: 0,
+            cache_hits: inner.ctx.cache.as_ref().map_or(0, |c| c.hits()),
+            cache_misses: inner.ctx.cache.as_ref().map_or(0, |c| c.misses()),
+        };
+        stats.fill_counters(&inner.counters);
+        stats
     }
-}
-
-/// A point-in-time summary returned by [`Db::stats`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DbStats {
-    /// Newest visible sequence number.
-    pub last_sequence: SeqNo,
-    /// Approximate bytes in the active memtable.
-    pub memtable_bytes: usize,
-    /// Frozen memtables waiting for flush.
-    pub immutable_memtables: usize,
-    /// Number of SSTables per level.
-    pub files_per_level: Vec<usize>,
-    /// Bytes of SSTables per level.
-    pub bytes_per_level: Vec<u64>,
-    /// Times a writer waited for background work to make room.
-    pub write_stalls: u64,
 }
 
 #[cfg(test)]

@@ -28,9 +28,7 @@ impl DbInner {
 }
 
 /// Converts any range of byte-string-like keys into owned bounds.
-pub(crate) fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(
-    range: &R,
-) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+pub(crate) fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(range: &R) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let own = |b: Bound<&K>| match b {
         Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
         Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
@@ -117,27 +115,9 @@ mod tests {
 
     #[test]
     fn prefix_bounds_cover_exactly_the_prefix() {
-        assert_eq!(
-            prefix_bounds(b"ab"),
-            (
-                Bound::Included(b"ab".to_vec()),
-                Bound::Excluded(b"ac".to_vec())
-            )
-        );
-        assert_eq!(
-            prefix_bounds(b"a\xff"),
-            (
-                Bound::Included(b"a\xff".to_vec()),
-                Bound::Excluded(b"b".to_vec())
-            )
-        );
-        assert_eq!(
-            prefix_bounds(b"\xff\xff"),
-            (Bound::Included(b"\xff\xff".to_vec()), Bound::Unbounded)
-        );
-        assert_eq!(
-            prefix_bounds(b""),
-            (Bound::Included(vec![]), Bound::Unbounded)
-        );
+        assert_eq!(prefix_bounds(b"ab"), (Bound::Included(b"ab".to_vec()), Bound::Excluded(b"ac".to_vec())));
+        assert_eq!(prefix_bounds(b"a\xff"), (Bound::Included(b"a\xff".to_vec()), Bound::Excluded(b"b".to_vec())));
+        assert_eq!(prefix_bounds(b"\xff\xff"), (Bound::Included(b"\xff\xff".to_vec()), Bound::Unbounded));
+        assert_eq!(prefix_bounds(b""), (Bound::Included(vec![]), Bound::Unbounded));
     }
 }

@@ -39,10 +39,7 @@ impl SnapshotList {
     }
 
     /// Every live snapshot's sequence number, ascending and deduplicated.
-    #[allow(
-        dead_code,
-        reason = "used by compaction to decide which versions to keep"
-    )]
+    #[allow(dead_code, reason = "used by compaction to decide which versions to keep")]
     pub(crate) fn sequences(&self) -> Vec<SeqNo> {
         self.seqs.lock().keys().copied().collect()
     }
@@ -107,11 +104,7 @@ impl Snapshot {
         self.iter_bounds(lower, upper)
     }
 
-    fn iter_bounds(
-        &self,
-        lower: std::ops::Bound<Vec<u8>>,
-        upper: std::ops::Bound<Vec<u8>>,
-    ) -> Result<DbIterator> {
+    fn iter_bounds(&self, lower: std::ops::Bound<Vec<u8>>, upper: std::ops::Bound<Vec<u8>>) -> Result<DbIterator> {
         self.inner.check_open()?;
         let (sv, _) = self.inner.read_view();
         Ok(DbIterator::new(sv, self.seq, lower, upper))

@@ -14,10 +14,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use super::stats::Counters;
 use super::{DbInner, SuperVersion, WalState};
 use crate::batch::WriteBatch;
 use crate::filename::log_path;
@@ -55,7 +57,7 @@ impl DbInner {
     /// Commits `batch` atomically; returns once it is in the log (fsynced if asked) and
     /// visible to reads.
     pub(crate) fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
-        self.check_open()?;
+        self.check_writable()?;
         batch.validate(&self.opts)?;
         if batch.is_empty() {
             return Ok(());
@@ -64,11 +66,7 @@ impl DbInner {
         let mut st = q.state.lock();
         let ticket = st.next_ticket;
         st.next_ticket += 1;
-        st.pending.push_back(Pending {
-            ticket,
-            batch,
-            sync: opts.sync,
-        });
+        st.pending.push_back(Pending { ticket, batch, sync: opts.sync });
         loop {
             if let Some(r) = st.done.remove(&ticket) {
                 return r;
@@ -89,10 +87,7 @@ impl DbInner {
             }
             let result = MutexGuard::unlocked(&mut st, || self.commit_group(&mut group));
             for p in &group {
-                st.done.insert(
-                    p.ticket,
-                    result.as_ref().map(|_| ()).map_err(Error::replicate),
-                );
+                st.done.insert(p.ticket, result.as_ref().map(|_| ()).map_err(Error::replicate));
             }
             st.leader_active = false;
             q.cv.notify_all();
@@ -106,6 +101,7 @@ impl DbInner {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
+        self.throttle()?;
         self.make_room(wal)?;
 
         let first = wal.last_seq + 1;
@@ -116,25 +112,26 @@ impl DbInner {
         }
         let last = seq - 1;
         let sync = group.iter().any(|p| p.sync);
-        let logged = wal
-            .writer
-            .add_records(group.iter().map(|p| p.batch.encoded()))
-            .and_then(|()| if sync { wal.writer.sync() } else { Ok(()) });
+        let logged = wal.writer.add_records(group.iter().map(|p| p.batch.encoded())).and_then(|()| {
+            if sync {
+                wal.writer.sync()
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = logged {
             self.poison();
             return Err(e);
         }
         wal.last_seq = last;
+        Counters::add(&self.counters.user_bytes, group.iter().map(|p| p.batch.encoded_size() as u64).sum());
 
         let mem = self.super_version.read().mem.clone();
         let mut seq = first;
         for p in group.iter_mut() {
             let rep = Bytes::from(p.batch.take_rep());
             // The batch was validated before it was queued, so every operation decodes.
-            let ops = crate::batch::DecodedBatch::parse(&rep)
-                .map(|b| b.ops())
-                .into_iter()
-                .flatten();
+            let ops = crate::batch::DecodedBatch::parse(&rep).map(|b| b.ops()).into_iter().flatten();
             for (kind, key, value) in ops.flatten() {
                 mem.insert(key, seq, kind, rep.slice_ref(value));
                 seq += 1;
@@ -156,24 +153,51 @@ impl DbInner {
 
     /// Blocks while the number of frozen memtables is at its limit.
     pub(super) fn wait_for_room(&self) -> Result<()> {
+        self.wait_until(|| self.super_version.read().imm.len() < self.opts.max_immutable_memtables)
+    }
+
+    /// Write backpressure: stops writers while level 0 or the compaction debt is at its stop
+    /// threshold, and delays each write group by 1 ms while it is past the slowdown one.
+    fn throttle(&self) -> Result<()> {
+        let o = &self.opts;
+        let l0 = || self.super_version.read().version.levels.first().map_or(0, Vec::len);
+        let debt = || self.compaction_debt.load(Ordering::Relaxed);
+        if l0() >= o.level0_stop_trigger || debt() >= o.hard_pending_compaction_bytes {
+            self.wait_until(|| l0() < o.level0_stop_trigger && debt() < o.hard_pending_compaction_bytes)?;
+        } else if l0() >= o.level0_slowdown_trigger || debt() >= o.soft_pending_compaction_bytes {
+            Counters::add(&self.counters.slowdowns, 1);
+            let start = Instant::now();
+            std::thread::sleep(Duration::from_millis(1));
+            Counters::add(&self.counters.stall_micros, start.elapsed().as_micros() as u64);
+        }
+        Ok(())
+    }
+
+    /// Blocks until `ready()` (re-checked whenever background work finishes), counting the
+    /// wait as a write stop; fails if background work failed or the database closes.
+    fn wait_until(&self, ready: impl Fn() -> bool) -> Result<()> {
         let mut bg = self.bg.lock();
-        let mut stalled = false;
-        loop {
+        let mut start = None;
+        let result = loop {
             if let Some(e) = &bg.error {
-                return Err(e.replicate());
+                break Err(e.replicate());
             }
             if bg.shutting_down {
-                return Err(Error::Closed);
+                break Err(Error::Closed);
             }
-            if self.super_version.read().imm.len() < self.opts.max_immutable_memtables {
-                return Ok(());
+            if ready() {
+                break Ok(());
             }
-            if !stalled {
-                bg.stalls += 1;
-                stalled = true;
+            if start.is_none() {
+                Counters::add(&self.counters.stops, 1);
+                start = Some(Instant::now());
             }
             self.bg_cv.wait(&mut bg);
+        };
+        if let Some(start) = start {
+            Counters::add(&self.counters.stall_micros, start.elapsed().as_micros() as u64);
         }
+        result
     }
 
     /// Freezes the active memtable and starts a new one with a new log. The old log is
@@ -185,11 +209,7 @@ impl DbInner {
         }
         let number = self.versions.lock().new_file_number();
         let path = log_path(&self.dir, number);
-        let file = self
-            .ctx
-            .fs
-            .create(&path)
-            .and_then(|f| self.ctx.fs.sync_dir(&self.dir).map(|()| f));
+        let file = self.ctx.fs.create(&path).and_then(|f| self.ctx.fs.sync_dir(&self.dir).map(|()| f));
         let file = match file {
             Ok(f) => f,
             Err(e) => {
@@ -203,11 +223,7 @@ impl DbInner {
             let mut imm = Vec::with_capacity(sv.imm.len() + 1);
             imm.push(sv.mem.clone());
             imm.extend(sv.imm.iter().cloned());
-            *sv = Arc::new(SuperVersion {
-                mem: Arc::new(Memtable::new(number)),
-                imm,
-                version: sv.version.clone(),
-            });
+            *sv = Arc::new(SuperVersion { mem: Arc::new(Memtable::new(number)), imm, version: sv.version.clone() });
         }
         let _bg = self.bg.lock();
         self.bg_cv.notify_all();

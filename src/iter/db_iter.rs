@@ -33,33 +33,15 @@ pub struct DbIterator {
 
 impl std::fmt::Debug for DbIterator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbIterator")
-            .field("seq", &self.seq)
-            .field("done", &self.done)
-            .finish_non_exhaustive()
+        f.debug_struct("DbIterator").field("seq", &self.seq).field("done", &self.done).finish_non_exhaustive()
     }
 }
 
 impl DbIterator {
     /// An iterator over `sv` as of sequence `seq`. The caller guarantees `sv` holds every
     /// version visible at `seq` (it was taken no earlier than `seq` was published).
-    pub(crate) fn new(
-        sv: Arc<SuperVersion>,
-        seq: SeqNo,
-        lower: Bound<Vec<u8>>,
-        upper: Bound<Vec<u8>>,
-    ) -> Self {
-        DbIterator {
-            sv,
-            seq,
-            lower,
-            upper,
-            front: None,
-            back: None,
-            front_key: None,
-            back_key: None,
-            done: false,
-        }
+    pub(crate) fn new(sv: Arc<SuperVersion>, seq: SeqNo, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Self {
+        DbIterator { sv, seq, lower, upper, front: None, back: None, front_key: None, back_key: None, done: false }
     }
 
     /// Restarts the iterator at the first key `>= key` (within the original range); both
@@ -92,9 +74,7 @@ impl DbIterator {
             let mut it = self.merging()?;
             match &self.lower {
                 Bound::Unbounded => it.seek_to_first()?,
-                Bound::Included(k) | Bound::Excluded(k) => {
-                    it.seek(&internal_key(k, MAX_SEQUENCE, ValueKind::MAX))?
-                }
+                Bound::Included(k) | Bound::Excluded(k) => it.seek(&internal_key(k, MAX_SEQUENCE, ValueKind::MAX))?,
             }
             self.front = Some(it);
         }
@@ -107,9 +87,7 @@ impl DbIterator {
                 it.next()?;
                 continue;
             }
-            if !within_upper(&self.upper, p.user_key)
-                || self.back_key.as_deref().is_some_and(|b| p.user_key >= b)
-            {
+            if !within_upper(&self.upper, p.user_key) || self.back_key.as_deref().is_some_and(|b| p.user_key >= b) {
                 return Ok(None);
             }
             // This entry resolves its user key: older versions are skipped from now on.
@@ -132,9 +110,7 @@ impl DbIterator {
             match &self.upper {
                 Bound::Unbounded => it.seek_to_last()?,
                 Bound::Included(k) => it.seek_for_prev(&internal_key(k, 0, ValueKind::Delete))?,
-                Bound::Excluded(k) => {
-                    it.seek_for_prev(&internal_key(k, MAX_SEQUENCE, ValueKind::MAX))?
-                }
+                Bound::Excluded(k) => it.seek_for_prev(&internal_key(k, MAX_SEQUENCE, ValueKind::MAX))?,
             }
             self.back = Some(it);
         }
@@ -147,12 +123,7 @@ impl DbIterator {
                 return Ok(None);
             }
             let ukey = parse(it.key())?.user_key.to_vec();
-            if !within_lower(&self.lower, &ukey)
-                || self
-                    .front_key
-                    .as_deref()
-                    .is_some_and(|f| ukey.as_slice() <= f)
-            {
+            if !within_lower(&self.lower, &ukey) || self.front_key.as_deref().is_some_and(|f| ukey.as_slice() <= f) {
                 return Ok(None);
             }
             // Entries of one user key arrive oldest first; keep the newest visible one.
@@ -209,8 +180,7 @@ fn within_lower(lower: &Bound<Vec<u8>>, k: &[u8]) -> bool {
 }
 
 fn parse(ikey: &[u8]) -> Result<ParsedKey<'_>> {
-    ParsedKey::parse(ikey)
-        .ok_or_else(|| Error::corruption("<iterator>", 0, "malformed internal key"))
+    ParsedKey::parse(ikey).ok_or_else(|| Error::corruption("<iterator>", 0, "malformed internal key"))
 }
 
 impl Iterator for DbIterator {

@@ -22,11 +22,7 @@ pub(crate) struct LevelIter {
 impl LevelIter {
     /// `files` must be sorted by smallest key and must not overlap.
     pub(crate) fn new(files: Vec<Arc<TableFile>>) -> Self {
-        LevelIter {
-            files,
-            index: 0,
-            cur: None,
-        }
+        LevelIter { files, index: 0, cur: None }
     }
 
     fn open(&mut self, index: usize) -> Result<bool> {
@@ -113,9 +109,7 @@ impl InternalIterator for LevelIter {
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
         let r = (|| {
-            let i = self
-                .files
-                .partition_point(|f| compare_internal(&f.meta.largest, target) == Ordering::Less);
+            let i = self.files.partition_point(|f| compare_internal(&f.meta.largest, target) == Ordering::Less);
             if self.open(i)? {
                 if let Some(c) = &mut self.cur {
                     c.seek(target)?;
@@ -128,9 +122,7 @@ impl InternalIterator for LevelIter {
 
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
         let r = (|| {
-            let i = self.files.partition_point(|f| {
-                compare_internal(&f.meta.smallest, target) != Ordering::Greater
-            });
+            let i = self.files.partition_point(|f| compare_internal(&f.meta.smallest, target) != Ordering::Greater);
             let Some(i) = i.checked_sub(1) else {
                 self.cur = None;
                 return Ok(());

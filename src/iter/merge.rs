@@ -30,11 +30,7 @@ pub(crate) struct MergingIter {
 
 impl MergingIter {
     pub(crate) fn new(children: Vec<Box<dyn InternalIterator>>) -> Self {
-        MergingIter {
-            children,
-            current: None,
-            direction: Direction::Forward,
-        }
+        MergingIter { children, current: None, direction: Direction::Forward }
     }
 
     fn find_smallest(&mut self) {
@@ -42,8 +38,7 @@ impl MergingIter {
         for (i, c) in self.children.iter().enumerate() {
             if c.valid() {
                 match self.current {
-                    Some(j)
-                        if compare_internal(c.key(), self.children[j].key()) != Ordering::Less => {}
+                    Some(j) if compare_internal(c.key(), self.children[j].key()) != Ordering::Less => {}
                     _ => self.current = Some(i),
                 }
             }
@@ -55,9 +50,7 @@ impl MergingIter {
         for (i, c) in self.children.iter().enumerate().rev() {
             if c.valid() {
                 match self.current {
-                    Some(j)
-                        if compare_internal(c.key(), self.children[j].key())
-                            != Ordering::Greater => {}
+                    Some(j) if compare_internal(c.key(), self.children[j].key()) != Ordering::Greater => {}
                     _ => self.current = Some(i),
                 }
             }
@@ -65,10 +58,7 @@ impl MergingIter {
     }
 
     /// Runs `f` on every child, invalidating the merge if any fails.
-    fn each_child(
-        &mut self,
-        mut f: impl FnMut(&mut dyn InternalIterator) -> Result<()>,
-    ) -> Result<()> {
+    fn each_child(&mut self, mut f: impl FnMut(&mut dyn InternalIterator) -> Result<()>) -> Result<()> {
         for c in &mut self.children {
             if let Err(e) = f(c.as_mut()) {
                 self.current = None;
@@ -187,17 +177,11 @@ impl InternalIterator for MergingIter {
     }
 
     fn key(&self) -> &[u8] {
-        self.current
-            .and_then(|i| self.children.get(i))
-            .map(|c| c.key())
-            .unwrap_or_default()
+        self.current.and_then(|i| self.children.get(i)).map(|c| c.key()).unwrap_or_default()
     }
 
     fn value(&self) -> Bytes {
-        self.current
-            .and_then(|i| self.children.get(i))
-            .map(|c| c.value())
-            .unwrap_or_default()
+        self.current.and_then(|i| self.children.get(i)).map(|c| c.value()).unwrap_or_default()
     }
 }
 
@@ -209,15 +193,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn entries(keys: &[(u8, u64)]) -> Vec<(Vec<u8>, Bytes)> {
-        let mut v: Vec<_> = keys
-            .iter()
-            .map(|&(k, s)| {
-                (
-                    internal_key(&[k], s, ValueKind::Put),
-                    Bytes::from(vec![k, s as u8]),
-                )
-            })
-            .collect();
+        let mut v: Vec<_> =
+            keys.iter().map(|&(k, s)| (internal_key(&[k], s, ValueKind::Put), Bytes::from(vec![k, s as u8]))).collect();
         v.sort_by(|a, b| compare_internal(&a.0, &b.0));
         v.dedup_by(|a, b| a.0 == b.0);
         v

@@ -73,16 +73,12 @@ pub(crate) mod vec_iter {
             Ok(())
         }
         fn seek(&mut self, t: &[u8]) -> Result<()> {
-            let i = self
-                .items
-                .partition_point(|(k, _)| compare_internal(k, t) == Ordering::Less);
+            let i = self.items.partition_point(|(k, _)| compare_internal(k, t) == Ordering::Less);
             self.pos = (i < self.items.len()).then_some(i);
             Ok(())
         }
         fn seek_for_prev(&mut self, t: &[u8]) -> Result<()> {
-            let i = self
-                .items
-                .partition_point(|(k, _)| compare_internal(k, t) != Ordering::Greater);
+            let i = self.items.partition_point(|(k, _)| compare_internal(k, t) != Ordering::Greater);
             self.pos = i.checked_sub(1);
             Ok(())
         }

@@ -70,17 +70,11 @@ impl InternalIterator for MemtableIter {
     }
 
     fn key(&self) -> &[u8] {
-        self.cur
-            .as_ref()
-            .map(|e| &e.key().0[..])
-            .unwrap_or_default()
+        self.cur.as_ref().map(|e| &e.key().0[..]).unwrap_or_default()
     }
 
     fn value(&self) -> Bytes {
-        self.cur
-            .as_ref()
-            .map(|e| e.value().clone())
-            .unwrap_or_default()
+        self.cur.as_ref().map(|e| e.value().clone()).unwrap_or_default()
     }
 }
 
@@ -94,25 +88,16 @@ mod tests {
     fn matches_reference_cursor_in_both_directions() {
         let mem = Arc::new(Memtable::new(1));
         let mut items = Vec::new();
-        for (i, k) in [b"b".as_slice(), b"a", b"c", b"b", b"aa"]
-            .iter()
-            .enumerate()
-        {
+        for (i, k) in [b"b".as_slice(), b"a", b"c", b"b", b"aa"].iter().enumerate() {
             let seq = i as u64 + 1;
             mem.insert(k, seq, ValueKind::Put, Bytes::from(vec![i as u8]));
-            items.push((
-                internal_key(k, seq, ValueKind::Put),
-                Bytes::from(vec![i as u8]),
-            ));
+            items.push((internal_key(k, seq, ValueKind::Put), Bytes::from(vec![i as u8])));
         }
         items.sort_by(|a, b| crate::key::compare_internal(&a.0, &b.0));
         let mut it = MemtableIter::new(mem.clone());
         let mut reference = VecIter::new(items);
-        let targets = [
-            internal_key(b"b", 2, ValueKind::Put),
-            internal_key(b"a", 0, ValueKind::Delete),
-            b"zzzzzzzzzz".to_vec(),
-        ];
+        let targets =
+            [internal_key(b"b", 2, ValueKind::Put), internal_key(b"a", 0, ValueKind::Delete), b"zzzzzzzzzz".to_vec()];
         for t in &targets {
             it.seek(t).unwrap();
             reference.seek(t).unwrap();

@@ -19,9 +19,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 
-use crate::key::{
-    compare_internal, encode_internal_key, internal_key, ParsedKey, SeqNo, ValueKind,
-};
+use crate::key::{compare_internal, encode_internal_key, internal_key, ParsedKey, SeqNo, ValueKind};
 
 pub(crate) use iter::MemtableIter;
 
@@ -97,22 +95,14 @@ impl std::fmt::Debug for Memtable {
 impl Memtable {
     /// An empty memtable whose writes are logged in log file `wal_number`.
     pub(crate) fn new(wal_number: u64) -> Self {
-        Memtable {
-            map: SkipMap::new(),
-            approx_bytes: AtomicUsize::new(0),
-            max_seq: AtomicU64::new(0),
-            wal_number,
-        }
+        Memtable { map: SkipMap::new(), approx_bytes: AtomicUsize::new(0), max_seq: AtomicU64::new(0), wal_number }
     }
 
     /// Inserts one versioned entry. The caller guarantees `(user_key, seq)` is new.
     pub(crate) fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: Bytes) {
         let mut k = Vec::with_capacity(user_key.len() + 8);
         encode_internal_key(&mut k, user_key, seq, kind);
-        self.approx_bytes.fetch_add(
-            k.len() + value.len() + ENTRY_OVERHEAD,
-            AtomicOrdering::Relaxed,
-        );
+        self.approx_bytes.fetch_add(k.len() + value.len() + ENTRY_OVERHEAD, AtomicOrdering::Relaxed);
         self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
         self.map.insert(MemKey(Bytes::from(k)), value);
     }
@@ -158,20 +148,11 @@ mod tests {
         m.insert(b"k", 5, ValueKind::Delete, Bytes::new());
         m.insert(b"ka", 2, ValueKind::Put, Bytes::from_static(b"x"));
         assert_eq!(m.get(b"k", 0), None);
-        assert_eq!(
-            m.get(b"k", 2),
-            Some((ValueKind::Put, Bytes::from_static(b"v1")))
-        );
-        assert_eq!(
-            m.get(b"k", 4),
-            Some((ValueKind::Put, Bytes::from_static(b"v3")))
-        );
+        assert_eq!(m.get(b"k", 2), Some((ValueKind::Put, Bytes::from_static(b"v1"))));
+        assert_eq!(m.get(b"k", 4), Some((ValueKind::Put, Bytes::from_static(b"v3"))));
         assert_eq!(m.get(b"k", 9).map(|e| e.0), Some(ValueKind::Delete));
         assert_eq!(m.get(b"j", 9), None);
-        assert_eq!(
-            m.get(b"ka", 9),
-            Some((ValueKind::Put, Bytes::from_static(b"x")))
-        );
+        assert_eq!(m.get(b"ka", 9), Some((ValueKind::Put, Bytes::from_static(b"x"))));
         assert_eq!(m.max_seq(), 5);
         assert!(m.approximate_size() > 4 * ENTRY_OVERHEAD);
     }

@@ -48,29 +48,20 @@ impl Block {
     pub fn new(data: Bytes, path: Arc<Path>, file_offset: u64) -> Result<Block> {
         let bad = |what: String| Error::corruption(&*path, file_offset, what);
         let len = data.len();
-        let count_at = len
-            .checked_sub(RESTART_LEN)
-            .ok_or_else(|| bad(format!("block of {len} bytes has no restart count")))?;
-        let n = read_u32(&data, count_at).ok_or_else(|| bad("truncated restart count".into()))?
-            as usize;
+        let count_at =
+            len.checked_sub(RESTART_LEN).ok_or_else(|| bad(format!("block of {len} bytes has no restart count")))?;
+        let n = read_u32(&data, count_at).ok_or_else(|| bad("truncated restart count".into()))? as usize;
         let restarts_offset = n
             .checked_mul(RESTART_LEN)
             .and_then(|b| count_at.checked_sub(b))
-            .ok_or_else(|| {
-                bad(format!(
-                    "{n} restart points do not fit in a {len}-byte block"
-                ))
-            })?;
+            .ok_or_else(|| bad(format!("{n} restart points do not fit in a {len}-byte block")))?;
         if n == 0 && restarts_offset != 0 {
-            return Err(bad(format!(
-                "block has {restarts_offset} entry bytes but no restart point"
-            )));
+            return Err(bad(format!("block has {restarts_offset} entry bytes but no restart point")));
         }
         let mut prev: Option<usize> = None;
         for i in 0..n {
             let at = restarts_offset + i * RESTART_LEN;
-            let r =
-                read_u32(&data, at).ok_or_else(|| bad("truncated restart array".into()))? as usize;
+            let r = read_u32(&data, at).ok_or_else(|| bad("truncated restart array".into()))? as usize;
             let ok = match prev {
                 None => r == 0,
                 Some(p) => r > p,
@@ -82,13 +73,7 @@ impl Block {
             }
             prev = Some(r);
         }
-        Ok(Block {
-            data,
-            restarts_offset,
-            num_restarts: n,
-            path,
-            file_offset,
-        })
+        Ok(Block { data, restarts_offset, num_restarts: n, path, file_offset })
     }
 
     /// The raw block's size in bytes.
@@ -97,11 +82,7 @@ impl Block {
     }
 
     fn corruption(&self, at: usize, what: &str) -> Error {
-        Error::corruption(
-            &*self.path,
-            self.file_offset,
-            format!("{what} (at raw block offset {at})"),
-        )
+        Error::corruption(&*self.path, self.file_offset, format!("{what} (at raw block offset {at})"))
     }
 
     /// Offset of restart point `i < num_restarts` (checked in `new`).
@@ -111,25 +92,26 @@ impl Block {
 
     /// Decodes the entry header at `offset < restarts_offset`.
     fn decode_entry(&self, offset: usize) -> Result<Entry> {
-        let area = self
-            .data
-            .get(offset..self.restarts_offset)
-            .unwrap_or_default();
-        let mut r = Reader::new(area);
-        let mut field = || r.varint().and_then(|v| usize::try_from(v).ok());
-        let (Some(shared), Some(unshared), Some(vlen)) = (field(), field(), field()) else {
-            return Err(self.corruption(offset, "truncated or overlong entry header"));
+        let area = self.data.get(offset..self.restarts_offset).unwrap_or_default();
+        let (shared, unshared, vlen, header_len) = match area {
+            // Fast path: all three fields fit in one byte each (small keys and values).
+            [a, b, c, ..] if (a | b | c) < 0x80 => (usize::from(*a), usize::from(*b), usize::from(*c), 3),
+            _ => {
+                let mut r = Reader::new(area);
+                let mut field = || r.varint().and_then(|v| usize::try_from(v).ok());
+                let (Some(shared), Some(unshared), Some(vlen)) = (field(), field(), field()) else {
+                    return Err(self.corruption(offset, "truncated or overlong entry header"));
+                };
+                (shared, unshared, vlen, r.position())
+            }
         };
-        let key_start = offset + r.position();
+        let key_start = offset + header_len;
         let key_end = key_start.checked_add(unshared);
         let value_end = key_end.and_then(|k| k.checked_add(vlen));
         match (key_end, value_end) {
-            (Some(key_end), Some(value_end)) if value_end <= self.restarts_offset => Ok(Entry {
-                shared,
-                key_start,
-                key_end,
-                value_end,
-            }),
+            (Some(key_end), Some(value_end)) if value_end <= self.restarts_offset => {
+                Ok(Entry { shared, key_start, key_end, value_end })
+            }
             _ => Err(self.corruption(
                 offset,
                 &format!("entry of {unshared} key and {vlen} value bytes overruns the entry area"),
@@ -173,15 +155,7 @@ impl BlockIter {
     /// A cursor over `block`, initially not valid.
     pub fn new(block: Arc<Block>) -> Self {
         let end = block.restarts_offset;
-        BlockIter {
-            block,
-            current: end,
-            next: end,
-            restart_index: 0,
-            key: Vec::new(),
-            value_start: 0,
-            value_end: 0,
-        }
+        BlockIter { block, current: end, next: end, restart_index: 0, key: Vec::new(), value_start: 0, value_end: 0 }
     }
 
     /// Points the cursor at another block, keeping its key buffer; not valid afterwards.
@@ -212,16 +186,16 @@ impl BlockIter {
 
     /// The current value as a borrowed slice. Requires `valid()`.
     pub fn value_slice(&self) -> &[u8] {
-        self.block
-            .data
-            .get(self.value_start..self.value_end)
-            .unwrap_or_default()
+        self.block.data.get(self.value_start..self.value_end).unwrap_or_default()
     }
 
     fn invalidate(&mut self) {
         self.current = self.block.restarts_offset;
         self.next = self.current;
         self.key.clear();
+        // Keep `value()` in bounds even if called against the contract.
+        self.value_start = 0;
+        self.value_end = 0;
     }
 
     /// Runs a movement; any error leaves the cursor invalid.
@@ -249,31 +223,21 @@ impl BlockIter {
         }
         let e = block.decode_entry(at)?;
         if e.shared > self.key.len() {
-            return Err(block.corruption(
-                at,
-                &format!(
-                    "entry shares {} bytes of a {}-byte key",
-                    e.shared,
-                    self.key.len()
-                ),
-            ));
+            return Err(
+                block.corruption(at, &format!("entry shares {} bytes of a {}-byte key", e.shared, self.key.len()))
+            );
         }
-        while self.restart_index + 1 < block.num_restarts
-            && block.restart_point(self.restart_index + 1) <= at
-        {
+        while self.restart_index + 1 < block.num_restarts && block.restart_point(self.restart_index + 1) <= at {
             self.restart_index += 1;
         }
         if block.restart_point(self.restart_index) == at && e.shared != 0 {
             return Err(block.corruption(at, "restart entry shares a key prefix"));
         }
-        if self.restart_index + 1 < block.num_restarts
-            && block.restart_point(self.restart_index + 1) < e.value_end
-        {
+        if self.restart_index + 1 < block.num_restarts && block.restart_point(self.restart_index + 1) < e.value_end {
             return Err(block.corruption(at, "entry straddles a restart point"));
         }
         self.key.truncate(e.shared);
-        self.key
-            .extend_from_slice(block.data.get(e.key_start..e.key_end).unwrap_or_default());
+        self.key.extend_from_slice(block.data.get(e.key_start..e.key_end).unwrap_or_default());
         self.current = at;
         self.next = e.value_end;
         self.value_start = e.key_end;
@@ -351,6 +315,10 @@ impl BlockIter {
     }
 
     /// Moves to the next entry. Requires `valid()`.
+    #[cfg_attr(
+        feature = "internals",
+        expect(clippy::should_implement_trait, reason = "a fallible cursor step, not an Iterator")
+    )]
     pub fn next(&mut self) -> Result<()> {
         let r = self.parse_next().map(drop);
         self.guard(r)
@@ -426,14 +394,8 @@ mod tests {
         let mut v = Vec::new();
         for i in 0..n {
             let uk = format!("k{i:02}");
-            v.push((
-                internal_key(uk.as_bytes(), 2, ValueKind::Put),
-                Bytes::from(format!("v{i}")),
-            ));
-            v.push((
-                internal_key(uk.as_bytes(), 1, ValueKind::Delete),
-                Bytes::new(),
-            ));
+            v.push((internal_key(uk.as_bytes(), 2, ValueKind::Put), Bytes::from(format!("v{i}"))));
+            v.push((internal_key(uk.as_bytes(), 1, ValueKind::Delete), Bytes::new()));
         }
         v
     }

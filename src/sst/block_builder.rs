@@ -54,12 +54,7 @@ impl BlockBuilder {
         );
         let mut shared = 0;
         if self.counter < self.restart_interval && self.entries > 0 {
-            shared = self
-                .last_key
-                .iter()
-                .zip(key)
-                .take_while(|(a, b)| a == b)
-                .count();
+            shared = self.last_key.iter().zip(key).take_while(|(a, b)| a == b).count();
         } else {
             self.restarts.push(self.buf.len() as u32);
             self.counter = 0;
@@ -93,8 +88,7 @@ impl BlockBuilder {
             for r in &self.restarts {
                 self.buf.extend_from_slice(&r.to_le_bytes());
             }
-            self.buf
-                .extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
+            self.buf.extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
             self.finished = true;
         }
         &self.buf

@@ -6,8 +6,9 @@
 //! Hash: [`bloom_hash`] is XXH64 with seed 0, a fixed, published, platform-independent
 //! function (never `std`'s `DefaultHasher`, whose output may change between Rust releases).
 //! Probes use double hashing in wrapping 64-bit arithmetic: with `h = bloom_hash(key)` and
-//! `delta = h.rotate_left(32)`, probe `j` (for `j` in `0..k`) tests bit
-//! `(h + j * delta) mod 2^64 mod m`.
+//! `delta = h.rotate_left(32)` (the two 32-bit halves swapped), probe `j` (for `j` in `0..k`)
+//! takes `g = (h + j * delta) mod 2^64` and tests bit `(g * m) >> 64` (the high half of the
+//! 128-bit product: a multiply instead of a division, mapping `g` uniformly onto `0..m`).
 //!
 //! Invariants: `k` is in `1..=MAX_BLOOM_PROBES` and `m >= 8`; a filter failing either is
 //! corruption. A filter never gives a false negative for a key added to its builder.
@@ -27,9 +28,7 @@ const P5: u64 = 0x27D4_EB2F_1656_67C5;
 
 #[inline]
 fn round(acc: u64, input: u64) -> u64 {
-    acc.wrapping_add(input.wrapping_mul(P2))
-        .rotate_left(31)
-        .wrapping_mul(P1)
+    acc.wrapping_add(input.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
 }
 
 #[inline]
@@ -49,8 +48,7 @@ pub fn bloom_hash(key: &[u8]) -> u64 {
     let len = key.len() as u64;
     let mut stripes = key.chunks_exact(32);
     let mut h = if key.len() >= 32 {
-        let (mut v1, mut v2, mut v3, mut v4) =
-            (P1.wrapping_add(P2), P2, 0u64, 0u64.wrapping_sub(P1));
+        let (mut v1, mut v2, mut v3, mut v4) = (P1.wrapping_add(P2), P2, 0u64, 0u64.wrapping_sub(P1));
         for s in &mut stripes {
             v1 = round(v1, le64(&s[0..8]));
             v2 = round(v2, le64(&s[8..16]));
@@ -94,6 +92,12 @@ pub fn bloom_hash(key: &[u8]) -> u64 {
     h
 }
 
+/// Maps a probe hash `g` onto a bit index in `0..nbits`.
+#[inline]
+fn probe_bit(g: u64, nbits: u64) -> u64 {
+    ((u128::from(g) * u128::from(nbits)) >> 64) as u64
+}
+
 /// The probe count for `bits_per_key`: `round(bits_per_key * ln 2)` clamped to `1..=30`.
 fn probes(bits_per_key: u32) -> u8 {
     let k = (f64::from(bits_per_key) * std::f64::consts::LN_2).round();
@@ -110,10 +114,7 @@ pub struct BloomBuilder {
 impl BloomBuilder {
     /// A builder sizing the filter at `bits_per_key` bits per added key (at least 1).
     pub fn new(bits_per_key: u32) -> Self {
-        BloomBuilder {
-            bits_per_key: bits_per_key.max(1),
-            hashes: Vec::new(),
-        }
+        BloomBuilder { bits_per_key: bits_per_key.max(1), hashes: Vec::new() }
     }
 
     /// Adds a key. The caller dedupes equal consecutive keys (duplicates only waste bits).
@@ -127,11 +128,7 @@ impl BloomBuilder {
     }
 
     fn num_bits(&self) -> usize {
-        let bits = self
-            .hashes
-            .len()
-            .saturating_mul(self.bits_per_key as usize)
-            .max(MIN_BLOOM_BITS);
+        let bits = self.hashes.len().saturating_mul(self.bits_per_key as usize).max(MIN_BLOOM_BITS);
         bits.div_ceil(8).saturating_mul(8)
     }
 
@@ -145,7 +142,7 @@ impl BloomBuilder {
             let delta = h.rotate_left(32);
             let mut g = h;
             for _ in 0..k {
-                let bit = (g % nbits as u64) as usize;
+                let bit = probe_bit(g, nbits as u64) as usize;
                 if let Some(byte) = bits.get_mut(bit / 8) {
                     *byte |= 1 << (bit % 8);
                 }
@@ -178,14 +175,12 @@ impl BloomFilter {
             return Err(Error::corruption(
                 path,
                 file_offset,
-                format!("filter with {nbytes} bit-array bytes and k = {k} (want >= 1 byte, 1 <= k <= {MAX_BLOOM_PROBES})"),
+                format!(
+                    "filter with {nbytes} bit-array bytes and k = {k} (want >= 1 byte, 1 <= k <= {MAX_BLOOM_PROBES})"
+                ),
             ));
         }
-        Ok(BloomFilter {
-            bits: block.slice(..nbytes),
-            nbits: nbytes as u64 * 8,
-            k,
-        })
+        Ok(BloomFilter { bits: block.slice(..nbytes), nbits: nbytes as u64 * 8, k })
     }
 
     /// False only if `key` was certainly not added.
@@ -198,11 +193,8 @@ impl BloomFilter {
         let delta = h.rotate_left(32);
         let mut g = h;
         for _ in 0..self.k {
-            let bit = g % self.nbits;
-            let set = self
-                .bits
-                .get((bit / 8) as usize)
-                .is_some_and(|b| b & (1 << (bit % 8)) != 0);
+            let bit = probe_bit(g, self.nbits);
+            let set = self.bits.get((bit / 8) as usize).is_some_and(|b| b & (1 << (bit % 8)) != 0);
             if !set {
                 return false;
             }
@@ -221,10 +213,7 @@ mod tests {
         assert_eq!(bloom_hash(b""), 0xEF46_DB37_51D8_E999);
         assert_eq!(bloom_hash(b"a"), 0xD24E_C4F1_A98C_6E5B);
         assert_eq!(bloom_hash(b"abc"), 0x44BC_2CF5_AD77_0999);
-        assert_eq!(
-            bloom_hash(b"Nobody inspects the spammish repetition"),
-            0xFBCE_A83C_8A37_8BF1
-        );
+        assert_eq!(bloom_hash(b"Nobody inspects the spammish repetition"), 0xFBCE_A83C_8A37_8BF1);
     }
 
     fn filter(keys: impl Iterator<Item = Vec<u8>>, bpk: u32) -> BloomFilter {
@@ -245,9 +234,7 @@ mod tests {
         for i in 0..n {
             assert!(f.may_contain(format!("user{i:08}").as_bytes()));
         }
-        let fp = (n..2 * n)
-            .filter(|i| f.may_contain(format!("user{i:08}").as_bytes()))
-            .count();
+        let fp = (n..2 * n).filter(|i| f.may_contain(format!("user{i:08}").as_bytes())).count();
         let rate = fp as f64 / f64::from(n);
         assert!(rate < 0.02, "false-positive rate {rate}");
     }

@@ -61,11 +61,7 @@ impl BlockCache {
     /// Looks up block `offset` of table `cache_id`, counting a hit or a miss.
     pub(crate) fn get(&self, cache_id: u64, offset: u64) -> Option<Arc<Block>> {
         let r = self.cache.get(&(cache_id, offset));
-        let counter = if r.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
+        let counter = if r.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         r
     }
@@ -116,14 +112,7 @@ mod tests {
         let mut b = crate::sst::block_builder::BlockBuilder::new(16);
         let key = crate::key::internal_key(b"k", 1, crate::key::ValueKind::Put);
         b.add(&key, &vec![7u8; n]);
-        Arc::new(
-            Block::new(
-                Bytes::copy_from_slice(b.finish()),
-                Arc::from(Path::new("t")),
-                0,
-            )
-            .unwrap(),
-        )
+        Arc::new(Block::new(Bytes::copy_from_slice(b.finish()), Arc::from(Path::new("t")), 0).unwrap())
     }
 
     #[test]

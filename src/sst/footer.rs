@@ -29,9 +29,7 @@ impl BlockHandle {
 
     /// Offset one past the block's trailer, `None` on overflow.
     pub(crate) fn end(&self) -> Option<u64> {
-        self.offset
-            .checked_add(self.size)?
-            .checked_add(BLOCK_TRAILER_LEN as u64)
+        self.offset.checked_add(self.size)?.checked_add(BLOCK_TRAILER_LEN as u64)
     }
 
     /// Appends the varint form used as an index-block value.
@@ -43,10 +41,7 @@ impl BlockHandle {
     /// Decodes the varint form; `None` unless `src` is exactly two varints.
     pub(crate) fn decode_varint(src: &[u8]) -> Option<BlockHandle> {
         let mut r = Reader::new(src);
-        let h = BlockHandle {
-            offset: r.varint()?,
-            size: r.varint()?,
-        };
+        let h = BlockHandle { offset: r.varint()?, size: r.varint()? };
         r.is_empty().then_some(h)
     }
 }
@@ -85,9 +80,7 @@ impl Footer {
         let at = file_len.saturating_sub(FOOTER_LEN as u64);
         let bad = |what: String| Error::corruption(path, at, what);
         if bytes.len() != FOOTER_LEN || file_len < FOOTER_LEN as u64 {
-            return Err(bad(format!(
-                "file of {file_len} bytes is too short for a {FOOTER_LEN}-byte footer"
-            )));
+            return Err(bad(format!("file of {file_len} bytes is too short for a {FOOTER_LEN}-byte footer")));
         }
         let mut r = Reader::new(bytes);
         let mut handles = [BlockHandle::NONE; 3];
@@ -99,31 +92,19 @@ impl Footer {
         let stored_crc = r.u32().ok_or_else(|| bad("truncated footer".into()))?;
         let magic = r.u64().ok_or_else(|| bad("truncated footer".into()))?;
         if magic != TABLE_MAGIC {
-            return Err(bad(format!(
-                "bad table magic {magic:#018x}, expected {TABLE_MAGIC:#018x}"
-            )));
+            return Err(bad(format!("bad table magic {magic:#018x}, expected {TABLE_MAGIC:#018x}")));
         }
-        let covered = bytes
-            .get(..FOOTER_LEN - 12)
-            .ok_or_else(|| bad("truncated footer".into()))?;
+        let covered = bytes.get(..FOOTER_LEN - 12).ok_or_else(|| bad("truncated footer".into()))?;
         let crc = crc32fast::hash(covered);
         if crc != stored_crc {
-            return Err(bad(format!(
-                "footer checksum {stored_crc:#010x}, computed {crc:#010x}"
-            )));
+            return Err(bad(format!("footer checksum {stored_crc:#010x}, computed {crc:#010x}")));
         }
         if version != FORMAT_VERSION {
-            return Err(bad(format!(
-                "unknown format version {version}, this build reads {FORMAT_VERSION}"
-            )));
+            return Err(bad(format!("unknown format version {version}, this build reads {FORMAT_VERSION}")));
         }
         let [filter, properties, index] = handles;
-        let footer = Footer {
-            filter,
-            properties,
-            index,
-        };
-        footer.check_layout(at).map_err(|what| bad(what))?;
+        let footer = Footer { filter, properties, index };
+        footer.check_layout(at).map_err(bad)?;
         Ok(footer)
     }
 
@@ -131,8 +112,7 @@ impl Footer {
     /// `footer_at`; returns the offset where the data blocks end.
     fn check_layout(&self, footer_at: u64) -> std::result::Result<u64, String> {
         let end = |h: BlockHandle, name: &str| {
-            h.end()
-                .ok_or_else(|| format!("{name} handle {}+{} overflows", h.offset, h.size))
+            h.end().ok_or_else(|| format!("{name} handle {}+{} overflows", h.offset, h.size))
         };
         if end(self.index, "index")? != footer_at {
             return Err(format!(
@@ -146,8 +126,7 @@ impl Footer {
                 self.properties.offset, self.properties.size, self.index.offset
             ));
         }
-        if self.filter != BlockHandle::NONE && end(self.filter, "filter")? != self.properties.offset
-        {
+        if self.filter != BlockHandle::NONE && end(self.filter, "filter")? != self.properties.offset {
             return Err(format!(
                 "filter block {}+{} does not end where the properties block starts ({})",
                 self.filter.offset, self.filter.size, self.properties.offset
@@ -171,26 +150,10 @@ mod tests {
     use super::*;
 
     fn sample() -> (Footer, u64) {
-        let filter = BlockHandle {
-            offset: 100,
-            size: 20,
-        };
-        let properties = BlockHandle {
-            offset: 125,
-            size: 30,
-        };
-        let index = BlockHandle {
-            offset: 160,
-            size: 10,
-        };
-        (
-            Footer {
-                filter,
-                properties,
-                index,
-            },
-            175 + FOOTER_LEN as u64,
-        )
+        let filter = BlockHandle { offset: 100, size: 20 };
+        let properties = BlockHandle { offset: 125, size: 30 };
+        let index = BlockHandle { offset: 160, size: 10 };
+        (Footer { filter, properties, index }, 175 + FOOTER_LEN as u64)
     }
 
     #[test]
@@ -199,10 +162,7 @@ mod tests {
         let b = f.encode();
         assert_eq!(Footer::decode(Path::new("t"), len, &b).unwrap(), f);
         assert_eq!(f.data_end(), 100);
-        let nofilter = Footer {
-            filter: BlockHandle::NONE,
-            ..f
-        };
+        let nofilter = Footer { filter: BlockHandle::NONE, ..f };
         assert_eq!(nofilter.data_end(), 125);
     }
 
@@ -217,28 +177,14 @@ mod tests {
             assert!(e.is_corruption(), "byte {i}: {e}");
         }
         // A correctly checksummed footer whose handles leave a gap.
-        let gap = Footer {
-            index: BlockHandle {
-                offset: 161,
-                size: 9,
-            },
-            ..f
-        }
-        .encode();
-        assert!(Footer::decode(Path::new("t"), len, &gap)
-            .unwrap_err()
-            .is_corruption());
-        assert!(Footer::decode(Path::new("t"), 10, &good[..10])
-            .unwrap_err()
-            .is_corruption());
+        let gap = Footer { index: BlockHandle { offset: 161, size: 9 }, ..f }.encode();
+        assert!(Footer::decode(Path::new("t"), len, &gap).unwrap_err().is_corruption());
+        assert!(Footer::decode(Path::new("t"), 10, &good[..10]).unwrap_err().is_corruption());
     }
 
     #[test]
     fn varint_handle_roundtrip() {
-        let h = BlockHandle {
-            offset: 1 << 40,
-            size: 4093,
-        };
+        let h = BlockHandle { offset: 1 << 40, size: 4093 };
         let mut v = Vec::new();
         h.encode_varint(&mut v);
         assert_eq!(BlockHandle::decode_varint(&v), Some(h));

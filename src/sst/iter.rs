@@ -26,20 +26,13 @@ pub struct SstIter {
 
 impl std::fmt::Debug for SstIter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SstIter")
-            .field("block_index", &self.block_index)
-            .field("valid", &self.valid())
-            .finish()
+        f.debug_struct("SstIter").field("block_index", &self.block_index).field("valid", &self.valid()).finish()
     }
 }
 
 impl SstIter {
     pub(crate) fn new(reader: Arc<SstReader>) -> Self {
-        SstIter {
-            reader,
-            block_index: 0,
-            block: None,
-        }
+        SstIter { reader, block_index: 0, block: None }
     }
 
     /// The table this cursor reads.
@@ -87,11 +80,7 @@ impl SstIter {
     /// While the block cursor is exhausted, moves to the last entry of the previous block.
     fn skip_backward(&mut self) -> Result<()> {
         while !self.block.as_ref().is_some_and(BlockIter::valid) {
-            let Some(prev) = self
-                .block_index
-                .checked_sub(1)
-                .filter(|_| self.block.is_some())
-            else {
+            let Some(prev) = self.block_index.checked_sub(1).filter(|_| self.block.is_some()) else {
                 self.block = None;
                 return Ok(());
             };
@@ -170,6 +159,7 @@ impl SstIter {
     }
 
     /// Moves to the next entry. Requires `valid()`.
+    #[expect(clippy::should_implement_trait, reason = "a fallible cursor step, not an Iterator")]
     pub fn next(&mut self) -> Result<()> {
         let r = self.next_inner();
         self.guard(r)
@@ -204,9 +194,7 @@ impl SstIter {
 
     /// The current value, sharing the block's bytes. Requires `valid()`.
     pub fn value(&self) -> Bytes {
-        self.block
-            .as_ref()
-            .map_or_else(Bytes::new, BlockIter::value)
+        self.block.as_ref().map_or_else(Bytes::new, BlockIter::value)
     }
 }
 
@@ -237,5 +225,118 @@ impl InternalIterator for SstIter {
     }
     fn value(&self) -> Bytes {
         SstIter::value(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iter::vec_iter::VecIter;
+    use crate::key::{internal_key, ValueKind};
+    use crate::sst::test_util::{open_table, write_table};
+    use crate::sst::SstOptions;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        First,
+        Last,
+        Seek(Vec<u8>),
+        SeekForPrev(Vec<u8>),
+        Next,
+        Prev,
+    }
+
+    /// An internal key over a tiny alphabet, so that user keys repeat with many versions and
+    /// prefixes are shared.
+    fn ikey() -> impl Strategy<Value = Vec<u8>> {
+        (prop::collection::vec(b'a'..b'd', 0..4), 0u64..12, any::<bool>())
+            .prop_map(|(uk, seq, put)| internal_key(&uk, seq, if put { ValueKind::Put } else { ValueKind::Delete }))
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => Just(Op::First),
+            1 => Just(Op::Last),
+            3 => ikey().prop_map(Op::Seek),
+            3 => ikey().prop_map(Op::SeekForPrev),
+            4 => Just(Op::Next),
+            4 => Just(Op::Prev),
+        ]
+    }
+
+    fn apply(it: &mut dyn InternalIterator, op: &Op) {
+        match op {
+            Op::First => it.seek_to_first().unwrap(),
+            Op::Last => it.seek_to_last().unwrap(),
+            Op::Seek(t) => it.seek(t).unwrap(),
+            Op::SeekForPrev(t) => it.seek_for_prev(t).unwrap(),
+            Op::Next if it.valid() => it.next().unwrap(),
+            Op::Prev if it.valid() => it.prev().unwrap(),
+            Op::Next | Op::Prev => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(150))]
+
+        #[test]
+        fn sst_iter_matches_vec_iter(
+            keys in prop::collection::btree_set(ikey(), 0..120),
+            block_size in 16usize..400,
+            restart_interval in 1usize..5,
+            level in prop_oneof![Just(0), Just(1)],
+            bloom in prop_oneof![Just(0u32), Just(10)],
+            ops in prop::collection::vec(op(), 1..60),
+        ) {
+            let mut keys: Vec<Vec<u8>> = keys.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+            keys.sort_by(|a, b| crate::key::compare_internal(a, b));
+            let items: Vec<(Vec<u8>, Bytes)> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.clone(), Bytes::from(format!("v{i}").repeat(i % 5))))
+                .collect();
+            let opts = SstOptions { block_size, restart_interval, compression_level: level, bloom_bits_per_key: bloom, ..SstOptions::default() };
+            let dir = tempfile::tempdir().unwrap();
+            let (path, _) = write_table(dir.path(), "t.sst", &items, &opts);
+            let reader = open_table(&path, None);
+            let mut got = reader.iter();
+            let mut want = VecIter::new(items);
+            for (i, op) in ops.iter().enumerate() {
+                apply(&mut got, op);
+                apply(&mut want, op);
+                prop_assert_eq!(got.valid(), want.valid(), "op {} {:?}", i, op);
+                if want.valid() {
+                    prop_assert_eq!(got.key(), want.key(), "op {} {:?}", i, op);
+                    prop_assert_eq!(got.value(), want.value(), "op {} {:?}", i, op);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn full_scans_cross_every_block_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = crate::sst::test_util::entries(300, 3, 10);
+        let opts = SstOptions { block_size: 64, ..SstOptions::default() };
+        let (path, props) = write_table(dir.path(), "t.sst", &items, &opts);
+        assert!(props.data_blocks > 100);
+        let r = open_table(&path, None);
+        let mut it = r.iter();
+        it.seek_to_first().unwrap();
+        for (k, v) in &items {
+            assert!(it.valid());
+            assert_eq!((it.key(), &it.value()), (&k[..], v));
+            it.next().unwrap();
+        }
+        assert!(!it.valid());
+        it.seek_to_last().unwrap();
+        for (k, _) in items.iter().rev() {
+            assert_eq!(it.key(), &k[..]);
+            it.prev().unwrap();
+        }
+        assert!(!it.valid());
+        assert!(Arc::ptr_eq(it.reader(), &r));
     }
 }

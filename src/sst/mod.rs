@@ -24,6 +24,7 @@ mod iter;
 mod properties;
 mod reader;
 mod transform;
+mod verify;
 mod writer;
 
 #[cfg(test)]
@@ -33,5 +34,6 @@ pub use cache::BlockCache;
 pub use format::{Transform, FORMAT_VERSION, TABLE_MAGIC};
 pub use iter::SstIter;
 pub use properties::TableProperties;
-pub use reader::{BlockInfo, BlockKind, SstReader, VerifyReport};
+pub use reader::SstReader;
+pub use verify::{BlockInfo, BlockKind, VerifyReport};
 pub use writer::{SstOptions, SstWriter};

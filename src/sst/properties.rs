@@ -106,16 +106,8 @@ impl TableProperties {
         bytes(&mut b, field::LARGEST_KEY, &self.largest_key);
         num(&mut b, field::MIN_SEQ, self.min_seq);
         num(&mut b, field::MAX_SEQ, self.max_seq);
-        num(
-            &mut b,
-            field::COMPRESSION_LEVEL,
-            zigzag(i64::from(self.compression_level)),
-        );
-        num(
-            &mut b,
-            field::BLOOM_BITS_PER_KEY,
-            u64::from(self.bloom_bits_per_key),
-        );
+        num(&mut b, field::COMPRESSION_LEVEL, zigzag(i64::from(self.compression_level)));
+        num(&mut b, field::BLOOM_BITS_PER_KEY, u64::from(self.bloom_bits_per_key));
         num(&mut b, field::CREATION_TIME, self.creation_time);
         b
     }
@@ -129,11 +121,7 @@ impl TableProperties {
         while !r.is_empty() {
             let at = r.position();
             let bad = |what: String| {
-                Error::corruption(
-                    path,
-                    file_offset,
-                    format!("properties: {what} (at block offset {at})"),
-                )
+                Error::corruption(path, file_offset, format!("properties: {what} (at block offset {at})"))
             };
             let tag = r.varint().ok_or_else(|| bad("truncated tag".into()))?;
             if last_tag.is_some_and(|l| tag <= l) {
@@ -142,16 +130,8 @@ impl TableProperties {
             last_tag = Some(tag);
             let (f, wire) = (tag >> 1, tag & 1);
             let (v, s) = match wire {
-                WIRE_VARINT => (
-                    r.varint()
-                        .ok_or_else(|| bad(format!("truncated value of field {f}")))?,
-                    &[][..],
-                ),
-                _ => (
-                    0,
-                    r.len_prefixed()
-                        .ok_or_else(|| bad(format!("truncated value of field {f}")))?,
-                ),
+                WIRE_VARINT => (r.varint().ok_or_else(|| bad(format!("truncated value of field {f}")))?, &[][..]),
+                _ => (0, r.len_prefixed().ok_or_else(|| bad(format!("truncated value of field {f}")))?),
             };
             let want_bytes = matches!(f, field::SMALLEST_KEY | field::LARGEST_KEY);
             if (1..field::V1_END).contains(&f) {
@@ -173,12 +153,12 @@ impl TableProperties {
                 field::MIN_SEQ => p.min_seq = v,
                 field::MAX_SEQ => p.max_seq = v,
                 field::COMPRESSION_LEVEL => {
-                    p.compression_level = i32::try_from(unzigzag(v))
-                        .map_err(|_| bad(format!("compression level {v} out of range")))?;
+                    p.compression_level =
+                        i32::try_from(unzigzag(v)).map_err(|_| bad(format!("compression level {v} out of range")))?;
                 }
                 field::BLOOM_BITS_PER_KEY => {
-                    p.bloom_bits_per_key = u32::try_from(v)
-                        .map_err(|_| bad(format!("bits per key {v} out of range")))?;
+                    p.bloom_bits_per_key =
+                        u32::try_from(v).map_err(|_| bad(format!("bits per key {v} out of range")))?;
                 }
                 field::CREATION_TIME => p.creation_time = v,
                 _ => {} // a field from a newer writer: skipped
@@ -186,14 +166,8 @@ impl TableProperties {
         }
         let all = ((1u32 << field::V1_END) - 1) & !1;
         if seen != all {
-            let missing: Vec<u64> = (1..field::V1_END)
-                .filter(|f| seen & (1 << f) == 0)
-                .collect();
-            return Err(Error::corruption(
-                path,
-                file_offset,
-                format!("properties: missing fields {missing:?}"),
-            ));
+            let missing: Vec<u64> = (1..field::V1_END).filter(|f| seen & (1 << f) == 0).collect();
+            return Err(Error::corruption(path, file_offset, format!("properties: missing fields {missing:?}")));
         }
         Ok(p)
     }
@@ -226,10 +200,7 @@ mod tests {
     #[test]
     fn roundtrip() {
         let p = sample();
-        assert_eq!(
-            TableProperties::decode(&p.encode(), Path::new("t"), 0).unwrap(),
-            p
-        );
+        assert_eq!(TableProperties::decode(&p.encode(), Path::new("t"), 0).unwrap(), p);
         assert_eq!(unzigzag(zigzag(i64::MIN)), i64::MIN);
     }
 
@@ -247,11 +218,7 @@ mod tests {
     #[test]
     fn malformed_blocks_are_corruption() {
         let good = sample().encode();
-        let mut cases = vec![
-            good[..good.len() - 1].to_vec(),
-            good[1..].to_vec(),
-            Vec::new(),
-        ];
+        let mut cases = vec![good[..good.len() - 1].to_vec(), good[1..].to_vec(), Vec::new()];
         let mut dup = good.clone();
         put_varint(&mut dup, field::ENTRIES << 1);
         put_varint(&mut dup, 1);

@@ -1,4 +1,5 @@
-//! [`SstReader`]: an open table — point lookups, block access for cursors, and `verify`.
+//! [`SstReader`]: an open table — opening and checking it, point lookups, and data-block access
+//! for cursors (`verify` and `layout` are in `verify.rs`).
 //!
 //! `open` reads and checks the footer, then the index, filter and properties blocks, which
 //! stay in memory for the life of the reader; data blocks are read on demand through the
@@ -16,15 +17,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::key::{compare_internal, user_key, ParsedKey, ValueKind};
+use crate::key::{compare_internal, user_key};
 use crate::sst::block::{Block, BlockIter};
 use crate::sst::bloom::BloomFilter;
 use crate::sst::cache::BlockCache;
 use crate::sst::footer::{BlockHandle, Footer};
-use crate::sst::format::{Transform, BLOCK_TRAILER_LEN, FOOTER_LEN};
+use crate::sst::format::{BLOCK_TRAILER_LEN, FOOTER_LEN};
 use crate::sst::iter::SstIter;
 use crate::sst::properties::TableProperties;
-use crate::sst::transform::{announced_raw_len, open_block};
+use crate::sst::transform::open_block;
 use crate::vfs::RandomAccessFile;
 use crate::{Error, Result};
 
@@ -35,60 +36,16 @@ pub(crate) struct IndexEntry {
     pub handle: BlockHandle,
 }
 
-/// Which part of a table a block is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BlockKind {
-    /// A data block.
-    Data,
-    /// The bloom filter block.
-    Filter,
-    /// The properties block.
-    Properties,
-    /// The index block.
-    Index,
-}
-
-/// Where a block is and how it is stored, for `kho dump`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct BlockInfo {
-    /// Which block this is.
-    pub kind: BlockKind,
-    /// File offset of the block's first byte.
-    pub offset: u64,
-    /// Bytes the block takes in the file: payload plus the 5-byte trailer.
-    pub stored_size: u64,
-    /// Size of the raw block (as announced by a zstd block's header; not decompressed).
-    pub raw_size: u64,
-    /// How the payload is stored.
-    pub transform: Transform,
-}
-
-/// What [`SstReader::verify`] checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct VerifyReport {
-    /// Data blocks read and checked.
-    pub data_blocks: u64,
-    /// Entries read and checked.
-    pub entries: u64,
-    /// Raw bytes of all data blocks.
-    pub raw_data_bytes: u64,
-    /// Bytes of the whole file.
-    pub file_size: u64,
-}
-
 /// An open, immutable table. Share it as `Arc<SstReader>`; all methods take `&self`.
 pub struct SstReader {
-    file: Arc<dyn RandomAccessFile>,
-    path: Arc<Path>,
+    pub(super) file: Arc<dyn RandomAccessFile>,
+    pub(super) path: Arc<Path>,
     cache_id: u64,
     cache: Option<Arc<BlockCache>>,
-    footer: Footer,
-    index: Vec<IndexEntry>,
+    pub(super) footer: Footer,
+    pub(super) index: Vec<IndexEntry>,
     filter: Option<BloomFilter>,
-    props: TableProperties,
+    pub(super) props: TableProperties,
 }
 
 impl std::fmt::Debug for SstReader {
@@ -106,13 +63,7 @@ fn read_block(file: &dyn RandomAccessFile, path: &Path, handle: BlockHandle) -> 
     let len = usize::try_from(handle.size)
         .ok()
         .and_then(|s| s.checked_add(BLOCK_TRAILER_LEN))
-        .ok_or_else(|| {
-            Error::corruption(
-                path,
-                handle.offset,
-                format!("block size {} too large", handle.size),
-            )
-        })?;
+        .ok_or_else(|| Error::corruption(path, handle.offset, format!("block size {} too large", handle.size)))?;
     let stored = file.read_at(handle.offset, len)?;
     Ok(open_block(path, handle, stored)?.0)
 }
@@ -156,23 +107,10 @@ impl SstReader {
             return Err(Error::corruption(
                 &*path,
                 footer.index.offset,
-                format!(
-                    "index lists {} data blocks, properties say {}",
-                    index.len(),
-                    props.data_blocks
-                ),
+                format!("index lists {} data blocks, properties say {}", index.len(), props.data_blocks),
             ));
         }
-        Ok(SstReader {
-            file,
-            path,
-            cache_id,
-            cache,
-            footer,
-            index,
-            filter,
-            props,
-        })
+        Ok(SstReader { file, path, cache_id, cache, footer, index, filter, props })
     }
 
     /// Decodes the index block and checks that its keys increase and its handles tile the
@@ -185,48 +123,30 @@ impl SstReader {
         let mut expect_offset = 0u64;
         it.seek_to_first()?;
         while it.valid() {
-            let bad = |what: String| {
-                Error::corruption(&**path, at, format!("index entry {}: {what}", index.len()))
-            };
-            let handle = BlockHandle::decode_varint(it.value_slice())
-                .ok_or_else(|| bad("bad block handle".into()))?;
+            let bad = |what: String| Error::corruption(&**path, at, format!("index entry {}: {what}", index.len()));
+            let handle = BlockHandle::decode_varint(it.value_slice()).ok_or_else(|| bad("bad block handle".into()))?;
             if handle.offset != expect_offset {
-                return Err(bad(format!(
-                    "data block at {} where {expect_offset} was expected",
-                    handle.offset
-                )));
+                return Err(bad(format!("data block at {} where {expect_offset} was expected", handle.offset)));
             }
-            expect_offset = handle
-                .end()
-                .filter(|&e| e <= footer.data_end())
-                .ok_or_else(|| {
-                    bad(format!(
-                        "data block {}+{} runs past the data area ({})",
-                        handle.offset,
-                        handle.size,
-                        footer.data_end()
-                    ))
-                })?;
-            if index
-                .last()
-                .is_some_and(|prev| compare_internal(&prev.key, it.key()) != Ordering::Less)
-            {
+            expect_offset = handle.end().filter(|&e| e <= footer.data_end()).ok_or_else(|| {
+                bad(format!(
+                    "data block {}+{} runs past the data area ({})",
+                    handle.offset,
+                    handle.size,
+                    footer.data_end()
+                ))
+            })?;
+            if index.last().is_some_and(|prev| compare_internal(&prev.key, it.key()) != Ordering::Less) {
                 return Err(bad("index keys out of order".into()));
             }
-            index.push(IndexEntry {
-                key: it.key().into(),
-                handle,
-            });
+            index.push(IndexEntry { key: it.key().into(), handle });
             it.next()?;
         }
         if expect_offset != footer.data_end() {
             return Err(Error::corruption(
                 &**path,
                 at,
-                format!(
-                    "data blocks end at {expect_offset}, the data area at {}",
-                    footer.data_end()
-                ),
+                format!("data blocks end at {expect_offset}, the data area at {}", footer.data_end()),
             ));
         }
         Ok(index)
@@ -285,8 +205,7 @@ impl SstReader {
 
     /// Index of the first data block whose index key is `>= target` (`num_blocks()` if none).
     pub(crate) fn index_search(&self, target: &[u8]) -> usize {
-        self.index
-            .partition_point(|e| compare_internal(&e.key, target) == Ordering::Less)
+        self.index.partition_point(|e| compare_internal(&e.key, target) == Ordering::Less)
     }
 
     /// Data block `i` (`< num_blocks()`), from the cache when possible.
@@ -294,9 +213,7 @@ impl SstReader {
         let handle = self
             .index
             .get(i)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("data block {i} of {}", self.index.len()))
-            })?
+            .ok_or_else(|| Error::InvalidArgument(format!("data block {i} of {}", self.index.len())))?
             .handle;
         if let Some(cache) = &self.cache {
             if let Some(b) = cache.get(self.cache_id, handle.offset) {
@@ -310,140 +227,198 @@ impl SstReader {
         Ok(block)
     }
 
-    fn read_data_block(&self, handle: BlockHandle) -> Result<Block> {
+    /// Reads and checks a data block, bypassing the cache.
+    pub(super) fn read_data_block(&self, handle: BlockHandle) -> Result<Block> {
         let raw = read_block(&*self.file, &self.path, handle)?;
         Block::new(raw, Arc::clone(&self.path), handle.offset)
     }
+}
 
-    /// Lists every block in file order with its stored and raw size and transform. Reads
-    /// only each block's header and trailer: checksums are [`SstReader::verify`]'s job.
-    pub fn layout(&self) -> Result<Vec<BlockInfo>> {
-        let mut out = Vec::with_capacity(self.index.len() + 3);
-        let data = self.index.iter().map(|e| (BlockKind::Data, e.handle));
-        let meta = [
-            (BlockKind::Filter, self.footer.filter),
-            (BlockKind::Properties, self.footer.properties),
-            (BlockKind::Index, self.footer.index),
-        ];
-        for (kind, h) in data.chain(meta) {
-            if kind == BlockKind::Filter && h == BlockHandle::NONE {
-                continue;
-            }
-            let head = self
-                .file
-                .read_at(h.offset, usize::try_from(h.size.min(10)).unwrap_or(10))?;
-            let t = self.file.read_at(h.offset + h.size, 1)?;
-            let tb = t.first().copied().unwrap_or(u8::MAX);
-            let bad = |what: String| Error::corruption(&*self.path, h.offset, what);
-            let transform = Transform::from_u8(tb)
-                .ok_or_else(|| bad(format!("unknown block transform {tb}")))?;
-            let raw_size = announced_raw_len(&head, h.size, transform)
-                .ok_or_else(|| bad("bad zstd raw length varint".into()))?;
-            out.push(BlockInfo {
-                kind,
-                offset: h.offset,
-                stored_size: h.size + BLOCK_TRAILER_LEN as u64,
-                raw_size,
-                transform,
-            });
-        }
-        Ok(out)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{internal_key, ValueKind};
+    use crate::sst::test_util::{entries, open_table, write_table, MemFile};
+    use crate::sst::SstOptions;
+
+    fn lookup(uk: &[u8], snapshot: u64) -> Vec<u8> {
+        internal_key(uk, snapshot, ValueKind::Put)
     }
 
-    /// Reads every data block from the file (bypassing the cache) and checks its checksum,
-    /// transform and format; that keys are valid internal keys, strictly increasing within and
-    /// across blocks and consistent with the index; that every user key passes the bloom
-    /// filter; and that the counts, key range and sequence range match the properties.
-    pub fn verify(&self) -> Result<VerifyReport> {
-        let mut report = VerifyReport {
-            file_size: self.props.file_size,
-            ..VerifyReport::default()
-        };
-        let mut seen = TableProperties::default();
-        let mut last: Vec<u8> = Vec::new();
-        let mut min_seq = u64::MAX;
-        for (i, entry) in self.index.iter().enumerate() {
-            let at = entry.handle.offset;
-            let bad = |what: String| {
-                Error::corruption(&*self.path, at, format!("data block {i}: {what}"))
-            };
-            let block = Arc::new(self.read_data_block(entry.handle)?);
-            report.raw_data_bytes += block.len() as u64;
-            let mut it = BlockIter::new(block);
-            it.seek_to_first()?;
-            if !it.valid() {
-                return Err(bad("empty data block".into()));
-            }
-            if let Some(prev) = i.checked_sub(1).and_then(|p| self.index.get(p)) {
-                if compare_internal(it.key(), &prev.key) != Ordering::Greater {
-                    return Err(bad(
-                        "first key is not above the previous block's index key".into()
-                    ));
-                }
-            }
-            while it.valid() {
-                let key = it.key();
-                let p = ParsedKey::parse(key)
-                    .ok_or_else(|| bad(format!("malformed internal key of {} bytes", key.len())))?;
-                if seen.entries > 0 && compare_internal(&last, key) != Ordering::Less {
-                    return Err(bad(format!(
-                        "key {} is not above its predecessor",
-                        seen.entries
-                    )));
-                }
-                if (seen.entries == 0 || user_key(&last) != p.user_key)
-                    && !self.may_contain(p.user_key)
-                {
-                    return Err(bad(
-                        "bloom filter does not contain a key of the table".into()
-                    ));
-                }
-                if seen.entries == 0 {
-                    seen.smallest_key = key.to_vec();
-                }
-                seen.entries += 1;
-                seen.deletions += u64::from(p.kind == ValueKind::Delete);
-                seen.raw_key_bytes += key.len() as u64;
-                seen.raw_value_bytes += it.value_slice().len() as u64;
-                min_seq = min_seq.min(p.seq);
-                seen.max_seq = seen.max_seq.max(p.seq);
-                last.clear();
-                last.extend_from_slice(key);
-                it.next()?;
-            }
-            if compare_internal(&last, &entry.key) == Ordering::Greater {
-                return Err(bad("last key is above the block's index key".into()));
-            }
-            report.data_blocks += 1;
-        }
-        seen.largest_key = last;
-        seen.min_seq = if seen.entries == 0 { 0 } else { min_seq };
-        report.entries = seen.entries;
-        let p = &self.props;
-        let checks: [(&str, bool); 9] = [
-            ("entries", seen.entries == p.entries),
-            ("deletions", seen.deletions == p.deletions),
-            ("raw key bytes", seen.raw_key_bytes == p.raw_key_bytes),
-            ("raw value bytes", seen.raw_value_bytes == p.raw_value_bytes),
-            ("raw data bytes", report.raw_data_bytes == p.raw_data_bytes),
-            (
-                "stored data bytes",
-                self.footer.data_end() == p.stored_data_bytes,
-            ),
-            ("smallest key", seen.smallest_key == p.smallest_key),
-            ("largest key", seen.largest_key == p.largest_key),
-            (
-                "sequence range",
-                (seen.min_seq, seen.max_seq) == (p.min_seq, p.max_seq),
-            ),
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<SstReader>();
+        check::<BlockCache>();
+        check::<SstIter>();
+    }
+
+    #[test]
+    fn get_finds_the_newest_version_visible_at_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = |uk: &[u8], seq, kind| internal_key(uk, seq, kind);
+        let items: Vec<(Vec<u8>, Bytes)> = vec![
+            (k(b"apple", 3, ValueKind::Put), Bytes::from_static(b"a3")),
+            (k(b"kiwi", 10, ValueKind::Put), Bytes::from_static(b"k10")),
+            (k(b"kiwi", 7, ValueKind::Delete), Bytes::new()),
+            (k(b"kiwi", 5, ValueKind::Put), Bytes::from_static(b"k5")),
+            (k(b"pear", 2, ValueKind::Put), Bytes::from_static(b"p2")),
         ];
-        if let Some((what, _)) = checks.iter().find(|(_, ok)| !ok) {
-            return Err(Error::corruption(
-                &*self.path,
-                self.footer.properties.offset,
-                format!("properties disagree with the data: {what}"),
-            ));
+        for opts in [SstOptions::default(), SstOptions { block_size: 1, ..SstOptions::default() }] {
+            let (path, _) = write_table(dir.path(), "t.sst", &items, &opts);
+            let r = open_table(&path, None);
+            let get = |uk: &[u8], snap| r.get(&lookup(uk, snap)).unwrap().map(|(k, v)| (k.to_vec(), v));
+            assert_eq!(get(b"kiwi", 100), Some(items[1].clone()));
+            assert_eq!(get(b"kiwi", 10), Some(items[1].clone()));
+            assert_eq!(get(b"kiwi", 9), Some(items[2].clone()), "the tombstone is returned");
+            assert_eq!(get(b"kiwi", 6), Some(items[3].clone()));
+            assert_eq!(get(b"kiwi", 4), None, "older than every version");
+            assert_eq!(get(b"apple", 3), Some(items[0].clone()));
+            assert_eq!(get(b"apple", 2), None);
+            assert_eq!(get(b"pear", 9), Some(items[4].clone()));
+            for miss in [&b"a"[..], b"banana", b"kiwi2", b"zebra", b""] {
+                assert_eq!(get(miss, 100), None);
+            }
         }
-        Ok(report)
+    }
+
+    #[test]
+    fn get_over_many_blocks_and_the_bloom_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = entries(400, 3, 30);
+        let (path, props) =
+            write_table(dir.path(), "t.sst", &items, &SstOptions { block_size: 256, ..SstOptions::default() });
+        assert!(props.data_blocks > 50);
+        let r = open_table(&path, None);
+        for (key, value) in &items {
+            let (k, v) = r.get(key).unwrap().unwrap();
+            assert_eq!((&k[..], &v), (&key[..], value));
+            assert!(r.may_contain(user_key(key)));
+        }
+        let absent = (0..1000).filter(|i| r.may_contain(format!("nokey{i}").as_bytes())).count();
+        assert!(absent < 50, "{absent} false positives out of 1000");
+    }
+
+    #[test]
+    fn block_cache_counts_hits_and_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = entries(200, 1, 30);
+        let (path, props) =
+            write_table(dir.path(), "t.sst", &items, &SstOptions { block_size: 512, ..SstOptions::default() });
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        let r = open_table(&path, Some(Arc::clone(&cache)));
+        let scan = || {
+            let mut it = r.iter();
+            it.seek_to_first().unwrap();
+            let mut n = 0;
+            while it.valid() {
+                n += 1;
+                it.next().unwrap();
+            }
+            n
+        };
+        assert_eq!(scan(), items.len());
+        assert_eq!((cache.hits(), cache.misses()), (0, props.data_blocks));
+        assert_eq!(cache.len() as u64, props.data_blocks);
+        assert_eq!(scan(), items.len());
+        assert_eq!((cache.hits(), cache.misses()), (props.data_blocks, props.data_blocks));
+        r.get(&items[7].0).unwrap().unwrap();
+        assert_eq!(cache.hits(), props.data_blocks + 1);
+        // verify reads from the file, not the cache.
+        r.verify().unwrap();
+        assert_eq!(cache.hits() + cache.misses(), 2 * props.data_blocks + 1);
+    }
+
+    /// Opens `bytes` as a table and exercises every read path; returns whether any of them
+    /// reported corruption. Anything other than `Ok` or `Corruption` fails the test.
+    fn exercise(bytes: Bytes, keys: &[Vec<u8>]) -> bool {
+        let check = |r: Result<()>| match r {
+            Ok(()) => false,
+            Err(e) if e.is_corruption() => true,
+            Err(e) => panic!("expected corruption, got {e}"),
+        };
+        let r = match SstReader::open(Arc::new(MemFile(bytes)), PathBuf::from("bad.sst"), 1, None) {
+            Ok(r) => Arc::new(r),
+            Err(e) => return check(Err(e)),
+        };
+        let mut bad = check(r.verify().map(drop));
+        let mut it = r.iter();
+        let mut r1 = it.seek_to_first();
+        while r1.is_ok() && it.valid() {
+            r1 = it.next();
+        }
+        bad |= check(r1);
+        let mut r2 = it.seek_to_last();
+        while r2.is_ok() && it.valid() {
+            r2 = it.prev();
+        }
+        bad |= check(r2);
+        for k in keys {
+            bad |= check(r.get(k).map(drop));
+            bad |= check(it.seek(k));
+            bad |= check(it.seek_for_prev(k));
+        }
+        let _ = r.layout();
+        bad
+    }
+
+    #[test]
+    fn every_flipped_byte_and_every_truncation_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = entries(12, 2, 24);
+        let keys: Vec<Vec<u8>> = items.iter().map(|(k, _)| k.clone()).collect();
+        for (name, opts) in [
+            ("zstd.sst", SstOptions { block_size: 128, restart_interval: 2, ..SstOptions::default() }),
+            ("raw.sst", SstOptions { block_size: 128, compression_level: 0, ..SstOptions::default() }),
+        ] {
+            let (path, _) = write_table(dir.path(), name, &items, &opts);
+            let good = Bytes::from(std::fs::read(&path).unwrap());
+            assert!(!exercise(good.clone(), &keys), "{name}: the intact table is fine");
+            for i in 0..good.len() {
+                for flip in [0x01u8, 0xff] {
+                    let mut b = good.to_vec();
+                    b[i] ^= flip;
+                    assert!(exercise(Bytes::from(b), &keys), "{name}: flipping byte {i} with {flip:#x} went unnoticed");
+                }
+            }
+            for len in 0..good.len() {
+                let e = SstReader::open(Arc::new(MemFile(good.slice(..len))), PathBuf::from("t"), 1, None).unwrap_err();
+                assert!(e.is_corruption(), "{name}: truncated to {len}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn corruption_names_the_file_and_block_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = entries(50, 1, 24);
+        let (path, _) =
+            write_table(dir.path(), "t.sst", &items, &SstOptions { block_size: 200, ..SstOptions::default() });
+        let good = std::fs::read(&path).unwrap();
+        let r = open_table(&path, None);
+        let third = r.layout().unwrap()[2].offset;
+        let mut b = good.clone();
+        b[third as usize + 3] ^= 0x10;
+        let bad = SstReader::open(Arc::new(MemFile(Bytes::from(b))), PathBuf::from("x/000007.sst"), 1, None).unwrap();
+        match bad.verify().unwrap_err() {
+            Error::Corruption { file, offset, what } => {
+                assert_eq!((file, offset), (PathBuf::from("x/000007.sst"), third));
+                assert!(what.contains("checksum"), "{what}");
+            }
+            e => panic!("{e}"),
+        }
+        // Blocks before the damaged one still read; the cursor stops with the error.
+        let bad = Arc::new(bad);
+        let mut it = bad.iter();
+        it.seek_to_first().unwrap();
+        let mut n = 0;
+        let err = loop {
+            match it.next() {
+                Ok(()) if it.valid() => n += 1,
+                Ok(()) => panic!("damage not reached"),
+                Err(e) => break e,
+            }
+        };
+        assert!(err.is_corruption() && !it.valid() && n > 0);
     }
 }

@@ -40,20 +40,11 @@ pub(crate) fn entries(n: usize, versions: u64, value_len: usize) -> Vec<(Vec<u8>
         let uk = format!("key{i:05}");
         for s in (1..=versions).rev() {
             let seq = i as u64 * 10 + s;
-            let kind = if seq % 3 == 0 {
-                ValueKind::Delete
-            } else {
-                ValueKind::Put
-            };
+            let kind = if seq.is_multiple_of(3) { ValueKind::Delete } else { ValueKind::Put };
             let val = if kind == ValueKind::Delete {
                 Bytes::new()
             } else {
-                Bytes::from(
-                    format!("{uk}-{seq}-")
-                        .repeat(value_len / 8 + 1)
-                        .into_bytes(),
-                )
-                .slice(..value_len)
+                Bytes::from(format!("{uk}-{seq}-").repeat(value_len / 8 + 1).into_bytes()).slice(..value_len)
             };
             v.push((internal_key(uk.as_bytes(), seq, kind), val));
         }

@@ -42,39 +42,26 @@ pub(crate) struct BlockCompressor {
 impl BlockCompressor {
     /// `level == 0` stores every block raw.
     pub(crate) fn new(level: i32, min_saving: f64) -> Self {
-        BlockCompressor {
-            level,
-            min_saving,
-            zstd: None,
-            frame: Vec::new(),
-            payload: Vec::new(),
-        }
+        BlockCompressor { level, min_saving, zstd: None, frame: Vec::new(), payload: Vec::new() }
     }
 
     /// Returns the payload to store for `raw` and its transform: the zstd form when it is at
     /// least `min_saving` smaller, else `raw` itself.
-    pub(crate) fn compress<'a>(
-        &'a mut self,
-        raw: &'a [u8],
-        path: &Path,
-    ) -> Result<(&'a [u8], Transform)> {
+    pub(crate) fn compress<'a>(&'a mut self, raw: &'a [u8], path: &Path) -> Result<(&'a [u8], Transform)> {
         if self.level == 0 || raw.is_empty() {
             return Ok((raw, Transform::Raw));
         }
         let ctx = match &mut self.zstd {
             Some(c) => c,
-            None => self.zstd.insert(
-                zstd::bulk::Compressor::new(self.level)
-                    .map_err(|e| Error::io("zstd init", path, e))?,
-            ),
+            None => {
+                self.zstd.insert(zstd::bulk::Compressor::new(self.level).map_err(|e| Error::io("zstd init", path, e))?)
+            }
         };
         // zstd writes from the start of the buffer's spare capacity, so compress into `frame`
         // and assemble `varint(raw_len) ++ frame` in `payload`.
         self.frame.clear();
         self.frame.reserve(zstd::compress_bound(raw.len()));
-        let n = ctx
-            .compress_to_buffer(raw, &mut self.frame)
-            .map_err(|e| Error::io("zstd compress", path, e))?;
+        let n = ctx.compress_to_buffer(raw, &mut self.frame).map_err(|e| Error::io("zstd compress", path, e))?;
         self.frame.truncate(n);
         self.payload.clear();
         put_varint(&mut self.payload, raw.len() as u64);
@@ -111,61 +98,43 @@ fn decompress_into(frame: &[u8], out: &mut Vec<u8>) -> std::io::Result<usize> {
 /// checksum; returns the payload and its transform.
 fn split_checked(path: &Path, handle: BlockHandle, stored: &Bytes) -> Result<(Bytes, Transform)> {
     let bad = |what: String| Error::corruption(path, handle.offset, what);
-    let plen = stored.len().checked_sub(BLOCK_TRAILER_LEN).ok_or_else(|| {
-        bad(format!(
-            "block of {} bytes is shorter than its trailer",
-            stored.len()
-        ))
-    })?;
+    let plen = stored
+        .len()
+        .checked_sub(BLOCK_TRAILER_LEN)
+        .ok_or_else(|| bad(format!("block of {} bytes is shorter than its trailer", stored.len())))?;
     let (payload, trailer) = stored.split_at(plen);
-    let [t, c0, c1, c2, c3] = <[u8; BLOCK_TRAILER_LEN]>::try_from(trailer)
-        .map_err(|_| bad("block trailer is not 5 bytes".into()))?;
+    let [t, c0, c1, c2, c3] =
+        <[u8; BLOCK_TRAILER_LEN]>::try_from(trailer).map_err(|_| bad("block trailer is not 5 bytes".into()))?;
     let stored_crc = u32::from_le_bytes([c0, c1, c2, c3]);
     let mut h = crc32fast::Hasher::new();
     h.update(payload);
     h.update(&[t]);
     let crc = h.finalize();
     if crc != stored_crc {
-        return Err(bad(format!(
-            "block checksum {stored_crc:#010x}, computed {crc:#010x} ({} payload bytes)",
-            plen
-        )));
+        return Err(bad(format!("block checksum {stored_crc:#010x}, computed {crc:#010x} ({} payload bytes)", plen)));
     }
-    let transform =
-        Transform::from_u8(t).ok_or_else(|| bad(format!("unknown block transform {t}")))?;
+    let transform = Transform::from_u8(t).ok_or_else(|| bad(format!("unknown block transform {t}")))?;
     Ok((stored.slice(..plen), transform))
 }
 
 /// Checks and decodes a block: `stored` is its payload plus trailer as read at `handle`.
 /// Returns the raw block (a zero-copy slice of `stored` when it was stored raw).
-pub(crate) fn open_block(
-    path: &Path,
-    handle: BlockHandle,
-    stored: Bytes,
-) -> Result<(Bytes, Transform)> {
+pub(crate) fn open_block(path: &Path, handle: BlockHandle, stored: Bytes) -> Result<(Bytes, Transform)> {
     let (payload, transform) = split_checked(path, handle, &stored)?;
     let bad = |what: String| Error::corruption(path, handle.offset, what);
     match transform {
         Transform::Raw => Ok((payload, transform)),
         Transform::Zstd => {
-            let (raw_len, n) =
-                get_varint(&payload).ok_or_else(|| bad("bad zstd raw length varint".into()))?;
+            let (raw_len, n) = get_varint(&payload).ok_or_else(|| bad("bad zstd raw length varint".into()))?;
             let raw_len = usize::try_from(raw_len)
                 .ok()
                 .filter(|&l| l <= MAX_BLOCK_RAW_LEN)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "zstd block claims {raw_len} raw bytes, limit {MAX_BLOCK_RAW_LEN}"
-                    ))
-                })?;
+                .ok_or_else(|| bad(format!("zstd block claims {raw_len} raw bytes, limit {MAX_BLOCK_RAW_LEN}")))?;
             let frame = payload.get(n..).unwrap_or_default();
             let mut out = Vec::with_capacity(raw_len);
-            let got = decompress_into(frame, &mut out)
-                .map_err(|e| bad(format!("zstd decompression failed: {e}")))?;
+            let got = decompress_into(frame, &mut out).map_err(|e| bad(format!("zstd decompression failed: {e}")))?;
             if got != raw_len || out.len() != raw_len {
-                return Err(bad(format!(
-                    "zstd block decompressed to {got} bytes, expected {raw_len}"
-                )));
+                return Err(bad(format!("zstd block decompressed to {got} bytes, expected {raw_len}")));
             }
             Ok((Bytes::from(out), transform))
         }
@@ -192,10 +161,7 @@ mod tests {
     }
 
     fn h(size: usize) -> BlockHandle {
-        BlockHandle {
-            offset: 7,
-            size: size as u64,
-        }
+        BlockHandle { offset: 7, size: size as u64 }
     }
 
     #[test]
@@ -228,16 +194,10 @@ mod tests {
         // Level 0 never compresses.
         let zeros = vec![0u8; 4096];
         let mut c = BlockCompressor::new(0, 0.125);
-        assert_eq!(
-            c.compress(&zeros, Path::new("t")).unwrap().1,
-            Transform::Raw
-        );
+        assert_eq!(c.compress(&zeros, Path::new("t")).unwrap().1, Transform::Raw);
         // A saving threshold of 100% can never be met.
         let mut c = BlockCompressor::new(3, 1.0);
-        assert_eq!(
-            c.compress(&zeros, Path::new("t")).unwrap().1,
-            Transform::Raw
-        );
+        assert_eq!(c.compress(&zeros, Path::new("t")).unwrap().1, Transform::Raw);
     }
 
     #[test]
@@ -246,40 +206,24 @@ mod tests {
         for i in 0..good.len() {
             let mut b = good.to_vec();
             b[i] ^= 0x40;
-            assert!(open_block(Path::new("t"), h(5), Bytes::from(b))
-                .unwrap_err()
-                .is_corruption());
+            assert!(open_block(Path::new("t"), h(5), Bytes::from(b)).unwrap_err().is_corruption());
         }
-        assert!(open_block(Path::new("t"), h(0), Bytes::from_static(b"abc"))
+        assert!(open_block(Path::new("t"), h(0), Bytes::from_static(b"abc")).unwrap_err().is_corruption());
+        // Well-checksummed but unknown transform, oversized or lying raw length.
+        assert!(open_block(Path::new("t"), h(1), envelope(b"x", Transform::Raw).slice(..1))
             .unwrap_err()
             .is_corruption());
-        // Well-checksummed but unknown transform, oversized or lying raw length.
-        assert!(open_block(
-            Path::new("t"),
-            h(1),
-            envelope(b"x", Transform::Raw).slice(..1)
-        )
-        .unwrap_err()
-        .is_corruption());
         let mut huge = Vec::new();
         put_varint(&mut huge, (MAX_BLOCK_RAW_LEN + 1) as u64);
-        assert!(open_block(
-            Path::new("t"),
-            h(huge.len()),
-            envelope(&huge, Transform::Zstd)
-        )
-        .unwrap_err()
-        .is_corruption());
+        assert!(open_block(Path::new("t"), h(huge.len()), envelope(&huge, Transform::Zstd))
+            .unwrap_err()
+            .is_corruption());
         let mut lying = Vec::new();
         put_varint(&mut lying, 10);
         lying.extend_from_slice(&zstd::bulk::compress(&[1u8; 20], 3).unwrap());
-        assert!(open_block(
-            Path::new("t"),
-            h(lying.len()),
-            envelope(&lying, Transform::Zstd)
-        )
-        .unwrap_err()
-        .is_corruption());
+        assert!(open_block(Path::new("t"), h(lying.len()), envelope(&lying, Transform::Zstd))
+            .unwrap_err()
+            .is_corruption());
         let mut unknown = b"x".to_vec();
         let mut crc = crc32fast::Hasher::new();
         crc.update(b"x\x09");

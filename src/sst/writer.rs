@@ -19,8 +19,7 @@ use crate::sst::bloom::BloomBuilder;
 use crate::sst::footer::{BlockHandle, Footer};
 use crate::sst::format::{
     Transform, DEFAULT_BLOCK_SIZE, DEFAULT_BLOOM_BITS_PER_KEY, DEFAULT_COMPRESSION_LEVEL,
-    DEFAULT_MIN_COMPRESSION_SAVING, DEFAULT_RESTART_INTERVAL, INDEX_RESTART_INTERVAL,
-    MAX_BLOCK_RAW_LEN, MAX_ENTRY_LEN,
+    DEFAULT_MIN_COMPRESSION_SAVING, DEFAULT_RESTART_INTERVAL, INDEX_RESTART_INTERVAL, MAX_BLOCK_RAW_LEN, MAX_ENTRY_LEN,
 };
 use crate::sst::properties::TableProperties;
 use crate::sst::transform::{block_trailer, BlockCompressor};
@@ -75,27 +74,16 @@ pub struct SstWriter {
 
 impl std::fmt::Debug for SstWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SstWriter")
-            .field("path", &self.path)
-            .field("offset", &self.offset)
-            .finish_non_exhaustive()
+        f.debug_struct("SstWriter").field("path", &self.path).field("offset", &self.offset).finish_non_exhaustive()
     }
 }
 
 /// Writes `payload | trailer` at `*offset` and advances it; returns the block's handle.
-fn write_block(
-    file: &mut dyn WritableFile,
-    offset: &mut u64,
-    payload: &[u8],
-    t: Transform,
-) -> Result<BlockHandle> {
+fn write_block(file: &mut dyn WritableFile, offset: &mut u64, payload: &[u8], t: Transform) -> Result<BlockHandle> {
     file.append(payload)?;
     let trailer = block_trailer(payload, t);
     file.append(&trailer)?;
-    let handle = BlockHandle {
-        offset: *offset,
-        size: payload.len() as u64,
-    };
+    let handle = BlockHandle { offset: *offset, size: payload.len() as u64 };
     *offset += (payload.len() + trailer.len()) as u64;
     Ok(handle)
 }
@@ -110,11 +98,7 @@ impl SstWriter {
             let range = zstd::compression_level_range();
             opts.compression_level.clamp(*range.start(), *range.end())
         };
-        let min_saving = if opts.min_compression_saving.is_nan() {
-            0.0
-        } else {
-            opts.min_compression_saving
-        };
+        let min_saving = if opts.min_compression_saving.is_nan() { 0.0 } else { opts.min_compression_saving };
         let props = TableProperties {
             compression_level: level,
             bloom_bits_per_key: opts.bloom_bits_per_key,
@@ -127,8 +111,7 @@ impl SstWriter {
             block_size: opts.block_size.clamp(1, MAX_BLOCK_RAW_LEN / 2),
             data_block: BlockBuilder::new(opts.restart_interval),
             index_block: BlockBuilder::new(INDEX_RESTART_INTERVAL),
-            bloom: (opts.bloom_bits_per_key > 0)
-                .then(|| BloomBuilder::new(opts.bloom_bits_per_key)),
+            bloom: (opts.bloom_bits_per_key > 0).then(|| BloomBuilder::new(opts.bloom_bits_per_key)),
             compressor: BlockCompressor::new(level, min_saving),
             offset: 0,
             last_key: Vec::new(),
@@ -142,10 +125,7 @@ impl SstWriter {
     /// Violations are [`Error::InvalidArgument`] and leave the writer unchanged.
     pub fn add(&mut self, ikey: &[u8], value: &[u8]) -> Result<()> {
         let Some(parsed) = ParsedKey::parse(ikey) else {
-            return Err(Error::InvalidArgument(format!(
-                "{}-byte SST key is not an internal key",
-                ikey.len()
-            )));
+            return Err(Error::InvalidArgument(format!("{}-byte SST key is not an internal key", ikey.len())));
         };
         if self.props.entries > 0 && compare_internal(&self.last_key, ikey).is_ge() {
             return Err(Error::InvalidArgument(format!(
@@ -163,8 +143,7 @@ impl SstWriter {
         }
         // Keep every block under MAX_BLOCK_RAW_LEN, however large the entries.
         if !self.data_block.is_empty()
-            && self.data_block.size_estimate() + BlockBuilder::entry_size_bound(ikey, value)
-                > MAX_BLOCK_RAW_LEN
+            && self.data_block.size_estimate() + BlockBuilder::entry_size_bound(ikey, value) > MAX_BLOCK_RAW_LEN
         {
             self.flush_data_block()?;
         }
@@ -203,8 +182,7 @@ impl SstWriter {
         let handle = write_block(&mut *self.file, &mut self.offset, payload, t)?;
         self.handle_buf.clear();
         handle.encode_varint(&mut self.handle_buf);
-        self.index_block
-            .add(self.data_block.last_key(), &self.handle_buf);
+        self.index_block.add(self.data_block.last_key(), &self.handle_buf);
         self.data_block.reset();
         self.props.data_blocks += 1;
         self.props.raw_data_bytes += raw_len;
@@ -215,8 +193,7 @@ impl SstWriter {
     /// An estimate of the finished file's size, for cutting output tables.
     pub fn estimated_size(&self) -> u64 {
         let bloom = self.bloom.as_ref().map_or(0, BloomBuilder::size_estimate);
-        self.offset
-            + (self.data_block.size_estimate() + self.index_block.size_estimate() + bloom) as u64
+        self.offset + (self.data_block.size_estimate() + self.index_block.size_estimate() + bloom) as u64
     }
 
     /// Entries added so far.
@@ -237,9 +214,7 @@ impl SstWriter {
             self.props.min_seq = 0;
         }
         self.props.largest_key = std::mem::take(&mut self.last_key);
-        self.props.creation_time = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        self.props.creation_time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let encoded = self.props.encode();
         let (payload, t) = self.compressor.compress(&encoded, &self.path)?;
         let properties = write_block(file, &mut self.offset, payload, t)?;
@@ -252,12 +227,7 @@ impl SstWriter {
         }
         let (payload, t) = self.compressor.compress(raw_index, &self.path)?;
         let index = write_block(file, &mut self.offset, payload, t)?;
-        let footer = Footer {
-            filter,
-            properties,
-            index,
-        }
-        .encode();
+        let footer = Footer { filter, properties, index }.encode();
         file.append(&footer)?;
         self.offset += footer.len() as u64;
         file.sync()?;
@@ -293,11 +263,7 @@ mod tests {
     fn rejects_out_of_order_duplicate_and_malformed_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.sst");
-        let mut w = SstWriter::new(
-            StdFs.create(&path).unwrap(),
-            path.clone(),
-            &SstOptions::default(),
-        );
+        let mut w = SstWriter::new(StdFs.create(&path).unwrap(), path.clone(), &SstOptions::default());
         w.add(&internal_key(b"b", 5, ValueKind::Put), b"v").unwrap();
         for bad in [
             internal_key(b"b", 5, ValueKind::Put), // duplicate
@@ -306,50 +272,28 @@ mod tests {
         ] {
             assert!(matches!(w.add(&bad, b"x"), Err(Error::InvalidArgument(_))));
         }
-        assert!(matches!(
-            w.add(b"short", b"x"),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(w.add(b"short", b"x"), Err(Error::InvalidArgument(_))));
         let mut bad_kind = internal_key(b"c", 1, ValueKind::Put);
         bad_kind[1] = 9;
-        assert!(matches!(
-            w.add(&bad_kind, b"x"),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(w.add(&bad_kind, b"x"), Err(Error::InvalidArgument(_))));
         // The writer is unchanged by rejected adds.
-        w.add(&internal_key(b"b", 4, ValueKind::Delete), b"")
-            .unwrap();
+        w.add(&internal_key(b"b", 4, ValueKind::Delete), b"").unwrap();
         let props = w.finish().unwrap();
-        assert_eq!(
-            (props.entries, props.deletions, props.min_seq, props.max_seq),
-            (2, 1, 4, 5)
-        );
+        assert_eq!((props.entries, props.deletions, props.min_seq, props.max_seq), (2, 1, 4, 5));
     }
 
     #[test]
     fn properties_describe_the_table() {
         let dir = tempfile::tempdir().unwrap();
         let items = entries(300, 3, 40);
-        let opts = SstOptions {
-            block_size: 512,
-            ..SstOptions::default()
-        };
+        let opts = SstOptions { block_size: 512, ..SstOptions::default() };
         let (path, props) = write_table(dir.path(), "t.sst", &items, &opts);
         assert_eq!(props.entries, 900);
-        assert_eq!(
-            props.deletions,
-            items.iter().filter(|(k, _)| k[k.len() - 8] == 0).count() as u64
-        );
+        assert_eq!(props.deletions, items.iter().filter(|(k, _)| k[k.len() - 8] == 0).count() as u64);
         assert_eq!(props.smallest_key, items[0].0);
         assert_eq!(props.largest_key, items[899].0);
-        assert_eq!(
-            props.raw_key_bytes,
-            items.iter().map(|(k, _)| k.len() as u64).sum::<u64>()
-        );
-        assert_eq!(
-            props.raw_value_bytes,
-            items.iter().map(|(_, v)| v.len() as u64).sum::<u64>()
-        );
+        assert_eq!(props.raw_key_bytes, items.iter().map(|(k, _)| k.len() as u64).sum::<u64>());
+        assert_eq!(props.raw_value_bytes, items.iter().map(|(_, v)| v.len() as u64).sum::<u64>());
         assert_eq!((props.compression_level, props.bloom_bits_per_key), (3, 10));
         assert!(props.data_blocks > 20);
         assert!(props.stored_data_bytes < props.raw_data_bytes, "{props:?}");
@@ -363,10 +307,7 @@ mod tests {
     fn estimated_size_tracks_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.sst");
-        let opts = SstOptions {
-            compression_level: 0,
-            ..SstOptions::default()
-        };
+        let opts = SstOptions { compression_level: 0, ..SstOptions::default() };
         let mut w = SstWriter::new(StdFs.create(&path).unwrap(), path.clone(), &opts);
         assert!(w.estimated_size() < 100);
         for (k, v) in entries(2000, 1, 50) {
@@ -375,10 +316,7 @@ mod tests {
         let est = w.estimated_size();
         let props = w.finish().unwrap();
         let real = props.file_size as f64;
-        assert!(
-            (est as f64 - real).abs() / real < 0.05,
-            "estimate {est}, real {real}"
-        );
+        assert!((est as f64 - real).abs() / real < 0.05, "estimate {est}, real {real}");
     }
 
     #[test]
@@ -390,48 +328,25 @@ mod tests {
             let r = open_table(&path, None);
             r.verify().unwrap();
             let layout = r.layout().unwrap();
-            let data: Vec<Transform> = layout
-                .iter()
-                .filter(|b| b.kind == BlockKind::Data)
-                .map(|b| b.transform)
-                .collect();
+            let data: Vec<Transform> =
+                layout.iter().filter(|b| b.kind == BlockKind::Data).map(|b| b.transform).collect();
             (data, layout)
         };
         let (on, layout) = transforms(SstOptions::default(), "on.sst");
         assert!(on.iter().all(|t| *t == Transform::Zstd));
-        assert!(layout
-            .iter()
-            .any(|b| b.kind == BlockKind::Filter && b.transform == Transform::Raw));
+        assert!(layout.iter().any(|b| b.kind == BlockKind::Filter && b.transform == Transform::Raw));
         for b in &layout {
             if b.transform == Transform::Zstd {
                 assert!(b.raw_size > b.stored_size);
             }
         }
-        let (off, _) = transforms(
-            SstOptions {
-                compression_level: 0,
-                ..SstOptions::default()
-            },
-            "off.sst",
-        );
+        let (off, _) = transforms(SstOptions { compression_level: 0, ..SstOptions::default() }, "off.sst");
         assert!(off.iter().all(|t| *t == Transform::Raw));
         // Demanding a 99% saving forces the raw fallback.
-        let (fallback, _) = transforms(
-            SstOptions {
-                min_compression_saving: 0.99,
-                ..SstOptions::default()
-            },
-            "fb.sst",
-        );
+        let (fallback, _) = transforms(SstOptions { min_compression_saving: 0.99, ..SstOptions::default() }, "fb.sst");
         assert!(fallback.iter().all(|t| *t == Transform::Raw));
         // Negative (fast) levels are accepted too.
-        let (fast, _) = transforms(
-            SstOptions {
-                compression_level: -3,
-                ..SstOptions::default()
-            },
-            "fast.sst",
-        );
+        let (fast, _) = transforms(SstOptions { compression_level: -3, ..SstOptions::default() }, "fast.sst");
         assert_eq!(fast.len(), on.len());
     }
 
@@ -445,24 +360,14 @@ mod tests {
         let mut it = r.iter();
         it.seek_to_first().unwrap();
         assert!(!it.valid());
-        assert!(r
-            .get(&internal_key(b"a", 1, ValueKind::Put))
-            .unwrap()
-            .is_none());
+        assert!(r.get(&internal_key(b"a", 1, ValueKind::Put)).unwrap().is_none());
 
-        let opts = SstOptions {
-            bloom_bits_per_key: 0,
-            ..SstOptions::default()
-        };
+        let opts = SstOptions { bloom_bits_per_key: 0, ..SstOptions::default() };
         let (path, props) = write_table(dir.path(), "nofilter.sst", &entries(10, 1, 10), &opts);
         assert_eq!(props.bloom_bits_per_key, 0);
         let r = open_table(&path, None);
         assert!(r.may_contain(b"anything"));
-        assert!(r
-            .layout()
-            .unwrap()
-            .iter()
-            .all(|b| b.kind != BlockKind::Filter));
+        assert!(r.layout().unwrap().iter().all(|b| b.kind != BlockKind::Filter));
         r.verify().unwrap();
         assert!(props.file_size > FOOTER_LEN as u64);
     }
@@ -472,12 +377,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let big = vec![0xabu8; 100_000];
         let items: Vec<(Vec<u8>, bytes::Bytes)> = (0..5u64)
-            .map(|i| {
-                (
-                    internal_key(format!("k{i}").as_bytes(), 1, ValueKind::Put),
-                    bytes::Bytes::from(big.clone()),
-                )
-            })
+            .map(|i| (internal_key(format!("k{i}").as_bytes(), 1, ValueKind::Put), bytes::Bytes::from(big.clone())))
             .collect();
         let (path, props) = write_table(dir.path(), "big.sst", &items, &SstOptions::default());
         assert_eq!(props.data_blocks, 5);

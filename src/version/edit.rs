@@ -94,19 +94,11 @@ impl VersionEdit {
             let bad = |what: &str| (at, format!("{what} in version edit field"));
             let t = r.varint().ok_or_else(|| bad("truncated tag"))?;
             match t {
-                tag::LOG_NUMBER => {
-                    e.log_number = Some(r.varint().ok_or_else(|| bad("truncated log number"))?)
-                }
+                tag::LOG_NUMBER => e.log_number = Some(r.varint().ok_or_else(|| bad("truncated log number"))?),
                 tag::NEXT_FILE_NUMBER => {
-                    e.next_file_number = Some(
-                        r.varint()
-                            .ok_or_else(|| bad("truncated next file number"))?,
-                    )
+                    e.next_file_number = Some(r.varint().ok_or_else(|| bad("truncated next file number"))?)
                 }
-                tag::LAST_SEQUENCE => {
-                    e.last_sequence =
-                        Some(r.varint().ok_or_else(|| bad("truncated last sequence"))?)
-                }
+                tag::LAST_SEQUENCE => e.last_sequence = Some(r.varint().ok_or_else(|| bad("truncated last sequence"))?),
                 tag::DELETED_FILE => {
                     let level = level(&mut r).ok_or_else(|| bad("bad level"))?;
                     let number = r.varint().ok_or_else(|| bad("truncated file number"))?;
@@ -136,12 +128,10 @@ impl VersionEdit {
 }
 
 /// Levels are small numbers; anything above this bound is corruption.
-pub(crate) const MAX_LEVELS: u32 = 16;
+pub const MAX_LEVELS: u32 = 16;
 
 fn level(r: &mut Reader<'_>) -> Option<u32> {
-    r.varint()
-        .and_then(|l| u32::try_from(l).ok())
-        .filter(|&l| l < MAX_LEVELS)
+    r.varint().and_then(|l| u32::try_from(l).ok()).filter(|&l| l < MAX_LEVELS)
 }
 
 #[cfg(test)]
@@ -188,9 +178,6 @@ mod tests {
             }
         }
         assert!(VersionEdit::decode(&[42, 1]).is_err());
-        assert!(
-            VersionEdit::decode(&[4, 99, 1]).is_err(),
-            "level out of range"
-        );
+        assert!(VersionEdit::decode(&[4, 99, 1]).is_err(), "level out of range");
     }
 }

@@ -13,7 +13,7 @@ mod table_file;
 #[allow(clippy::module_inception)]
 mod version;
 
-pub use edit::{FileMeta, VersionEdit};
+pub use edit::{FileMeta, VersionEdit, MAX_LEVELS};
 pub use set::read_manifest;
 pub(crate) use set::VersionSet;
 pub(crate) use table_file::{TableContext, TableFile};

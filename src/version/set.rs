@@ -50,11 +50,7 @@ pub fn read_manifest(fs: &dyn crate::vfs::FileSystem, path: &Path) -> Result<Vec
     let mut edits = Vec::new();
     while let Some(rec) = reader.next_record()? {
         let edit = VersionEdit::decode(&rec.payload).map_err(|(at, what)| {
-            Error::corruption(
-                path,
-                rec.offset + (crate::wal::format::HEADER_LEN + at) as u64,
-                what,
-            )
+            Error::corruption(path, rec.offset + (crate::wal::format::HEADER_LEN + at) as u64, what)
         })?;
         edits.push(edit);
     }
@@ -88,10 +84,7 @@ impl VersionSet {
             return Err(Error::corruption(
                 &current_path,
                 0,
-                format!(
-                    "CURRENT names {} which does not exist",
-                    manifest_path.display()
-                ),
+                format!("CURRENT names {} which does not exist", manifest_path.display()),
             ));
         }
         let edits = read_manifest(ctx.fs.as_ref(), &manifest_path)?;
@@ -112,22 +105,13 @@ impl VersionSet {
                     Error::corruption(
                         &manifest_path,
                         0,
-                        format!(
-                            "file {} at level {level} beyond {num_levels} levels",
-                            f.number
-                        ),
+                        format!("file {} at level {level} beyond {num_levels} levels", f.number),
                     )
                 })?;
                 l.insert(f.number, f.clone());
             }
         }
-        let missing = |what| {
-            Error::corruption(
-                &manifest_path,
-                0,
-                format!("manifest never records the {what}"),
-            )
-        };
+        let missing = |what| Error::corruption(&manifest_path, 0, format!("manifest never records the {what}"));
         let next_file_number = next_file.ok_or_else(|| missing("next file number"))?;
         let edit = VersionEdit {
             new_files: levels
@@ -137,18 +121,11 @@ impl VersionSet {
                 .collect(),
             ..VersionEdit::default()
         };
-        if let Some((_, f)) = edit
-            .new_files
-            .iter()
-            .find(|(_, f)| f.number >= next_file_number)
-        {
+        if let Some((_, f)) = edit.new_files.iter().find(|(_, f)| f.number >= next_file_number) {
             return Err(Error::corruption(
                 &manifest_path,
                 0,
-                format!(
-                    "file {} is not below the next file number {next_file_number}",
-                    f.number
-                ),
+                format!("file {} is not below the next file number {next_file_number}", f.number),
             ));
         }
         let current = Arc::new(Version::empty(num_levels).apply(&edit, &ctx)?);
@@ -187,24 +164,20 @@ impl VersionSet {
             debug_assert!(n >= self.log_number, "log number must not move backwards");
         }
         edit.next_file_number = Some(self.next_file_number);
-        edit.last_sequence = Some(
-            edit.last_sequence
-                .unwrap_or(self.last_sequence)
-                .max(self.last_sequence),
-        );
+        edit.last_sequence = Some(edit.last_sequence.unwrap_or(self.last_sequence).max(self.last_sequence));
         let next = self.current.apply(&edit, &self.ctx)?;
         let manifest = self.manifest.as_mut().ok_or(Error::Closed)?;
         let mut buf = Vec::new();
         edit.encode(&mut buf);
         manifest.add_record(&buf)?;
         manifest.sync()?;
-        // Durable: now retire removed files and install.
+        // Durable: now retire removed files (not those merely moved to another level).
         for &(level, number) in &edit.deleted_files {
-            if let Some(f) = self
-                .current
-                .levels
-                .get(level as usize)
-                .and_then(|l| l.iter().find(|f| f.meta.number == number))
+            if edit.new_files.iter().any(|(_, f)| f.number == number) {
+                continue;
+            }
+            if let Some(f) =
+                self.current.levels.get(level as usize).and_then(|l| l.iter().find(|f| f.meta.number == number))
             {
                 f.mark_obsolete();
             }
@@ -232,11 +205,7 @@ impl VersionSet {
             next_file_number: Some(self.next_file_number),
             last_sequence: Some(self.last_sequence),
             deleted_files: Vec::new(),
-            new_files: self
-                .current
-                .files()
-                .map(|(l, f)| (l as u32, f.meta.clone()))
-                .collect(),
+            new_files: self.current.files().map(|(l, f)| (l as u32, f.meta.clone())).collect(),
         };
         let mut buf = Vec::new();
         snapshot.encode(&mut buf);

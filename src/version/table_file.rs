@@ -33,21 +33,13 @@ pub(crate) struct TableFile {
 
 impl std::fmt::Debug for TableFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TableFile")
-            .field("number", &self.meta.number)
-            .field("size", &self.meta.size)
-            .finish()
+        f.debug_struct("TableFile").field("number", &self.meta.number).field("size", &self.meta.size).finish()
     }
 }
 
 impl TableFile {
     pub(crate) fn new(meta: FileMeta, ctx: TableContext) -> Self {
-        TableFile {
-            meta,
-            ctx,
-            reader: OnceLock::new(),
-            obsolete: AtomicBool::new(false),
-        }
+        TableFile { meta, ctx, reader: OnceLock::new(), obsolete: AtomicBool::new(false) }
     }
 
     /// The file's path.
@@ -66,19 +58,10 @@ impl TableFile {
             return Err(crate::Error::corruption(
                 &path,
                 file.len(),
-                format!(
-                    "table is {} bytes but the manifest records {}",
-                    file.len(),
-                    self.meta.size
-                ),
+                format!("table is {} bytes but the manifest records {}", file.len(), self.meta.size),
             ));
         }
-        let reader = Arc::new(SstReader::open(
-            file,
-            path,
-            self.meta.number,
-            self.ctx.cache.clone(),
-        )?);
+        let reader = Arc::new(SstReader::open(file, path, self.meta.number, self.ctx.cache.clone())?);
         // Two threads may open concurrently; the first to finish wins, the other is dropped.
         Ok(self.reader.get_or_init(|| reader))
     }

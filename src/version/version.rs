@@ -25,26 +25,31 @@ pub(crate) struct Version {
 impl Version {
     /// An empty version with `num_levels` levels.
     pub(crate) fn empty(num_levels: usize) -> Self {
-        Version {
-            levels: vec![Vec::new(); num_levels],
-        }
+        Version { levels: vec![Vec::new(); num_levels] }
     }
 
     /// The version that results from applying `edit` to `self`. Removed files are not
     /// touched: retiring them is the caller's job once the edit is durable.
     pub(crate) fn apply(&self, edit: &VersionEdit, ctx: &TableContext) -> Result<Version> {
         let mut levels = self.levels.clone();
+        let mut removed = Vec::new();
         for &(level, number) in &edit.deleted_files {
             let files = levels
                 .get_mut(level as usize)
                 .ok_or_else(|| Error::InvalidArgument(format!("level {level} out of range")))?;
-            files.retain(|f| f.meta.number != number);
+            removed.extend(files.extract_if(.., |f| f.meta.number == number));
         }
         for (level, meta) in &edit.new_files {
             let files = levels
                 .get_mut(*level as usize)
                 .ok_or_else(|| Error::InvalidArgument(format!("level {level} out of range")))?;
-            files.push(Arc::new(TableFile::new(meta.clone(), ctx.clone())));
+            // A file moved between levels keeps its one `TableFile` (and open reader): two
+            // handles for one file would let the old one delete it when dropped.
+            let file = match removed.iter().position(|f| f.meta.number == meta.number) {
+                Some(i) => removed.swap_remove(i),
+                None => Arc::new(TableFile::new(meta.clone(), ctx.clone())),
+            };
+            files.push(file);
         }
         let mut v = Version { levels };
         v.sort();
@@ -54,9 +59,7 @@ impl Version {
     fn sort(&mut self) {
         for (level, files) in self.levels.iter_mut().enumerate() {
             if level == 0 {
-                files.sort_by(|a, b| {
-                    (b.meta.largest_seq, b.meta.number).cmp(&(a.meta.largest_seq, a.meta.number))
-                });
+                files.sort_by_key(|f| std::cmp::Reverse((f.meta.largest_seq, f.meta.number)));
             } else {
                 files.sort_by(|a, b| compare_internal(&a.meta.smallest, &b.meta.smallest));
             }
@@ -65,10 +68,7 @@ impl Version {
 
     /// Every live file, level by level.
     pub(crate) fn files(&self) -> impl Iterator<Item = (usize, &Arc<TableFile>)> {
-        self.levels
-            .iter()
-            .enumerate()
-            .flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)))
+        self.levels.iter().enumerate().flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)))
     }
 
     /// The newest entry for `user_key` visible at the sequence in `lookup` (an internal seek
@@ -86,9 +86,7 @@ impl Version {
                     }
                 }
             } else {
-                let i = files.partition_point(|f| {
-                    compare_internal(&f.meta.largest, lookup) == Ordering::Less
-                });
+                let i = files.partition_point(|f| compare_internal(&f.meta.largest, lookup) == Ordering::Less);
                 if let Some(f) = files.get(i) {
                     if user_key(&f.meta.smallest) <= ukey {
                         if let Some(hit) = table_get(f, lookup)? {
@@ -121,7 +119,39 @@ fn table_get(f: &TableFile, lookup: &[u8]) -> Result<Option<(ValueKind, Bytes)>>
     let Some((k, v)) = f.reader()?.get(lookup)? else {
         return Ok(None);
     };
-    let p = ParsedKey::parse(&k)
-        .ok_or_else(|| Error::corruption(f.path(), 0, "malformed internal key in table"))?;
+    let p = ParsedKey::parse(&k).ok_or_else(|| Error::corruption(f.path(), 0, "malformed internal key in table"))?;
     Ok(Some((p.kind, v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{internal_key, ValueKind};
+    use crate::version::FileMeta;
+
+    fn meta(number: u64) -> FileMeta {
+        FileMeta {
+            number,
+            size: 100,
+            smallest: Bytes::from(internal_key(b"a", 1, ValueKind::Put)),
+            largest: Bytes::from(internal_key(b"z", 1, ValueKind::Put)),
+            smallest_seq: 1,
+            largest_seq: 1,
+            entries: 2,
+        }
+    }
+
+    /// Found by `tests/space_reclamation.rs`: a trivial move created a second handle for
+    /// the moved file, and dropping the old one deleted the file still in use.
+    #[test]
+    fn moved_file_keeps_its_single_handle() {
+        let ctx = TableContext { fs: crate::vfs::StdFs::shared(), dir: "/nonexistent".into(), cache: None };
+        let v = Version::empty(3)
+            .apply(&VersionEdit { new_files: vec![(1, meta(7))], ..Default::default() }, &ctx)
+            .unwrap();
+        let moved = VersionEdit { deleted_files: vec![(1, 7)], new_files: vec![(2, meta(7))], ..Default::default() };
+        let v2 = v.apply(&moved, &ctx).unwrap();
+        assert!(v2.levels[1].is_empty());
+        assert!(Arc::ptr_eq(&v.levels[1][0], &v2.levels[2][0]));
+    }
 }

@@ -68,9 +68,7 @@ impl fmt::Debug for FaultFs {
 impl FaultFs {
     /// An empty file system with no faults.
     pub fn new() -> FaultFs {
-        FaultFs {
-            state: Arc::new(Mutex::new(State::default())),
-        }
+        FaultFs { state: Arc::new(Mutex::new(State::default())) }
     }
 
     // ---- crashes ----
@@ -89,9 +87,7 @@ impl FaultFs {
         let st = self.state.lock();
         let image = st.crash_image(mode);
         let state = State::from_image(image, st.dirs().clone(), st.next_inode());
-        Arc::new(FaultFs {
-            state: Arc::new(Mutex::new(state)),
-        })
+        Arc::new(FaultFs { state: Arc::new(Mutex::new(state)) })
     }
 
     // ---- faults ----
@@ -241,10 +237,7 @@ impl FileSystem for FaultFs {
     fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
         let mut st = self.state.lock();
         let data = st.live_inode("open", path)?.1.snapshot();
-        Ok(Arc::new(FaultReader {
-            path: path.to_owned(),
-            data,
-        }))
+        Ok(Arc::new(FaultReader { path: path.to_owned(), data }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
@@ -278,10 +271,7 @@ impl FileSystem for FaultFs {
         let op = FaultOp::CreateDir;
         let mut st = self.state.lock();
         if let Some(file) = path.ancestors().find(|p| st.live.contains_key(*p)) {
-            let e = io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{} is a file", file.display()),
-            );
+            let e = io::Error::new(io::ErrorKind::AlreadyExists, format!("{} is a file", file.display()));
             return Err(Error::io(op.io_name(), path, e));
         }
         st.begin(op, path)?;
@@ -330,10 +320,6 @@ impl FileSystem for FaultFs {
         if !st.live.contains_key(path) {
             st.link_new(path);
         }
-        Ok(Box::new(FaultLock {
-            state: Arc::clone(&self.state),
-            path: path.to_owned(),
-            token,
-        }))
+        Ok(Box::new(FaultLock { state: Arc::clone(&self.state), path: path.to_owned(), token }))
     }
 }

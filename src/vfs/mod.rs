@@ -71,9 +71,8 @@ pub trait FileSystem: Send + Sync + Debug {
     /// Reads a whole file.
     fn read_all(&self, path: &Path) -> Result<Bytes> {
         let f = self.open(path)?;
-        let len = usize::try_from(f.len()).map_err(|_| {
-            crate::Error::InvalidArgument(format!("{} is too large", path.display()))
-        })?;
+        let len = usize::try_from(f.len())
+            .map_err(|_| crate::Error::InvalidArgument(format!("{} is too large", path.display())))?;
         f.read_at(0, len)
     }
     /// Atomically renames `from` to `to`, replacing `to` if present.

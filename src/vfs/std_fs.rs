@@ -38,9 +38,7 @@ struct StdWritable {
 impl StdWritable {
     fn write_out(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
-            self.file
-                .write_all(&self.buf)
-                .map_err(|e| Error::io("write", &self.path, e))?;
+            self.file.write_all(&self.buf).map_err(|e| Error::io("write", &self.path, e))?;
             self.buf.clear();
         }
         Ok(())
@@ -53,9 +51,7 @@ impl WritableFile for StdWritable {
             self.write_out()?;
         }
         if data.len() >= WRITE_BUFFER {
-            self.file
-                .write_all(data)
-                .map_err(|e| Error::io("write", &self.path, e))?;
+            self.file.write_all(data).map_err(|e| Error::io("write", &self.path, e))?;
         } else {
             self.buf.extend_from_slice(data);
         }
@@ -69,9 +65,7 @@ impl WritableFile for StdWritable {
 
     fn sync(&mut self) -> Result<()> {
         self.write_out()?;
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("fsync", &self.path, e))
+        self.file.sync_data().map_err(|e| Error::io("fsync", &self.path, e))
     }
 
     fn len(&self) -> u64 {
@@ -96,10 +90,7 @@ impl RandomAccessFile for MappedFile {
                 &self.path,
                 std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "read of {len} bytes at {offset} past end of {}-byte file",
-                        self.data.len()
-                    ),
+                    format!("read of {len} bytes at {offset} past end of {}-byte file", self.data.len()),
                 ),
             )),
         }
@@ -125,20 +116,12 @@ impl FileSystem for StdFs {
             .truncate(true)
             .open(path)
             .map_err(|e| Error::io("create", path, e))?;
-        Ok(Box::new(StdWritable {
-            file,
-            path: path.to_owned(),
-            buf: Vec::with_capacity(64 * 1024),
-            len: 0,
-        }))
+        Ok(Box::new(StdWritable { file, path: path.to_owned(), buf: Vec::with_capacity(64 * 1024), len: 0 }))
     }
 
     fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("stat", path, e))?
-            .len();
+        let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
         let data = if len == 0 {
             Bytes::new()
         } else {
@@ -146,14 +129,10 @@ impl FileSystem for StdFs {
             // finished manifests and WALs being recovered); files are removed, never truncated
             // or rewritten, so the mapped bytes stay valid for the life of the map. Exercised
             // by every test that reads an SSTable through `StdFs`.
-            let map =
-                unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("mmap", path, e))?;
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("mmap", path, e))?;
             Bytes::from_owner(map)
         };
-        Ok(Arc::new(MappedFile {
-            path: path.to_owned(),
-            data,
-        }))
+        Ok(Arc::new(MappedFile { path: path.to_owned(), data }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
@@ -201,10 +180,7 @@ impl FileSystem for StdFs {
             Ok(()) => Ok(Box::new(StdLock { _file: file })),
             Err(fs::TryLockError::WouldBlock) => Err(Error::Busy {
                 path: path.parent().unwrap_or(path).to_owned(),
-                reason: format!(
-                    "lock file {} is held by another process or Db handle",
-                    path.display()
-                ),
+                reason: format!("lock file {} is held by another process or Db handle", path.display()),
             }),
             Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
         }

@@ -45,9 +45,5 @@ pub(crate) fn decode_header(h: &[u8]) -> Option<Header> {
     if len > MAX_PAYLOAD {
         return None;
     }
-    Some(Header {
-        len,
-        transform: h[4],
-        payload_crc: le32(&h[5..9])?,
-    })
+    Some(Header { len, transform: h[4], payload_crc: le32(&h[5..9])? })
 }

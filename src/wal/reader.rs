@@ -42,12 +42,7 @@ pub struct LogReader {
 impl LogReader {
     /// A reader over `data`, the whole content of the log at `path` (used in errors).
     pub fn new(data: Bytes, path: impl Into<PathBuf>) -> Self {
-        LogReader {
-            data,
-            path: path.into(),
-            pos: 0,
-            tail: None,
-        }
+        LogReader { data, path: path.into(), pos: 0, tail: None }
     }
 
     /// The file this reader reads.
@@ -77,25 +72,17 @@ impl LogReader {
                 }
                 let start = at + HEADER_LEN;
                 self.pos = start + len;
-                Ok(Some(LogRecord {
-                    offset: at as u64,
-                    payload: self.data.slice(start..start + len),
-                }))
+                Ok(Some(LogRecord { offset: at as u64, payload: self.data.slice(start..start + len) }))
             }
             Err(reason) => {
-                if let Some(next) =
-                    (at + 1..self.data.len()).find(|&p| check_record(&self.data, p).is_ok())
-                {
+                if let Some(next) = (at + 1..self.data.len()).find(|&p| check_record(&self.data, p).is_ok()) {
                     return Err(Error::corruption(
                         &self.path,
                         at as u64,
                         format!("{reason}; an intact record follows at offset {next}"),
                     ));
                 }
-                self.tail = Some(TailState::Torn {
-                    offset: at as u64,
-                    reason: reason.to_owned(),
-                });
+                self.tail = Some(TailState::Torn { offset: at as u64, reason: reason.to_owned() });
                 Ok(None)
             }
         }
@@ -115,9 +102,7 @@ fn check_record(data: &[u8], at: usize) -> std::result::Result<(usize, u8), &'st
     }
     let h = decode_header(rest).ok_or("record header checksum mismatch")?;
     let len = h.len as usize;
-    let payload = rest
-        .get(HEADER_LEN..HEADER_LEN + len)
-        .ok_or("record payload extends past end of file")?;
+    let payload = rest.get(HEADER_LEN..HEADER_LEN + len).ok_or("record payload extends past end of file")?;
     if crc32fast::hash(payload) != h.payload_crc {
         return Err("record payload checksum mismatch");
     }
@@ -188,13 +173,7 @@ mod tests {
             bad[i] ^= 0x01;
             let (recs, tail) = read_all(bad).unwrap();
             assert_eq!(recs.len(), 2);
-            assert_eq!(
-                tail,
-                TailState::Torn {
-                    offset: 35,
-                    reason: tail_reason(&tail)
-                }
-            );
+            assert_eq!(tail, TailState::Torn { offset: 35, reason: tail_reason(&tail) });
         }
     }
 

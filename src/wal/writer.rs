@@ -12,28 +12,18 @@ pub(crate) struct LogWriter {
 
 impl LogWriter {
     pub(crate) fn new(file: Box<dyn WritableFile>) -> Self {
-        LogWriter {
-            file,
-            scratch: Vec::new(),
-        }
+        LogWriter { file, scratch: Vec::new() }
     }
 
     /// Frames every payload as its own record and hands them to the file in one append.
     /// The bytes are not durable until [`Self::sync`].
-    pub(crate) fn add_records<'a>(
-        &mut self,
-        payloads: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<()> {
+    pub(crate) fn add_records<'a>(&mut self, payloads: impl IntoIterator<Item = &'a [u8]>) -> Result<()> {
         self.scratch.clear();
         for p in payloads {
             if p.len() > MAX_PAYLOAD as usize {
-                return Err(Error::InvalidArgument(format!(
-                    "log record of {} bytes is too large",
-                    p.len()
-                )));
+                return Err(Error::InvalidArgument(format!("log record of {} bytes is too large", p.len())));
             }
-            self.scratch
-                .extend_from_slice(&encode_header(p, TRANSFORM_NONE));
+            self.scratch.extend_from_slice(&encode_header(p, TRANSFORM_NONE));
             self.scratch.extend_from_slice(p);
         }
         self.file.append(&self.scratch)?;

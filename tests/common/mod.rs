@@ -10,13 +10,7 @@ use kho::{Db, Options};
 
 /// Options that make flushes frequent: tiny memtables, small blocks.
 pub fn small_options(fs: SharedFs) -> Options {
-    Options {
-        fs,
-        write_buffer_size: 4096,
-        block_size: 256,
-        block_cache_capacity: 1 << 20,
-        ..Options::default()
-    }
+    Options { fs, write_buffer_size: 4096, block_size: 256, block_cache_capacity: 1 << 20, ..Options::default() }
 }
 
 /// A fresh in-memory crashable file system and its shared handle.
@@ -28,11 +22,7 @@ pub fn fault_fs() -> (Arc<FaultFs>, SharedFs) {
 
 /// Everything in the database, forwards.
 pub fn contents(db: &Db) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    db.iter()
-        .unwrap()
-        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
-        .collect::<kho::Result<_>>()
-        .unwrap()
+    db.iter().unwrap().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec()))).collect::<kho::Result<_>>().unwrap()
 }
 
 /// The database directory used by in-memory tests.

@@ -32,12 +32,7 @@ pub(super) struct FaultWritable {
 impl FaultWritable {
     /// Runs `f` on this handle's inode after checking that the handle is alive and the
     /// crash point is not reached; `op` is the fault gate to pass, if any.
-    fn with_inode(
-        &self,
-        io_name: &'static str,
-        op: Option<FaultOp>,
-        f: impl FnOnce(&mut Inode),
-    ) -> Result<()> {
+    fn with_inode(&self, io_name: &'static str, op: Option<FaultOp>, f: impl FnOnce(&mut Inode)) -> Result<()> {
         let mut st = self.state.lock();
         if st.generation != self.generation {
             let e = io::Error::other("file handle invalidated by a simulated crash");
@@ -45,11 +40,7 @@ impl FaultWritable {
         }
         if !st.inodes.contains_key(&self.inode) {
             // Unreachable while the invariants hold: a live writer keeps its inode.
-            return Err(Error::io(
-                io_name,
-                &self.path,
-                io::Error::other("inode vanished"),
-            ));
+            return Err(Error::io(io_name, &self.path, io::Error::other("inode vanished")));
         }
         match op {
             Some(op) => st.begin(op, &self.path)?,
@@ -67,9 +58,7 @@ impl FaultWritable {
 
 impl WritableFile for FaultWritable {
     fn append(&mut self, data: &[u8]) -> Result<()> {
-        self.with_inode(FaultOp::Append.io_name(), Some(FaultOp::Append), |inode| {
-            inode.append(data)
-        })?;
+        self.with_inode(FaultOp::Append.io_name(), Some(FaultOp::Append), |inode| inode.append(data))?;
         self.len += data.len() as u64;
         Ok(())
     }
@@ -80,9 +69,7 @@ impl WritableFile for FaultWritable {
     }
 
     fn sync(&mut self) -> Result<()> {
-        self.with_inode(FaultOp::Sync.io_name(), Some(FaultOp::Sync), |inode| {
-            inode.sync()
-        })
+        self.with_inode(FaultOp::Sync.io_name(), Some(FaultOp::Sync), |inode| inode.sync())
     }
 
     fn len(&self) -> u64 {
@@ -129,10 +116,7 @@ impl RandomAccessFile for FaultReader {
                 &self.path,
                 io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "read of {len} bytes at {offset} past end of {}-byte file",
-                        self.data.len()
-                    ),
+                    format!("read of {len} bytes at {offset} past end of {}-byte file", self.data.len()),
                 ),
             )),
         }
@@ -145,10 +129,7 @@ impl RandomAccessFile for FaultReader {
 
 impl fmt::Debug for FaultReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FaultReader")
-            .field("path", &self.path)
-            .field("len", &self.data.len())
-            .finish()
+        f.debug_struct("FaultReader").field("path", &self.path).field("len", &self.data.len()).finish()
     }
 }
 
@@ -169,9 +150,6 @@ impl Drop for FaultLock {
 
 impl fmt::Debug for FaultLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FaultLock")
-            .field("path", &self.path)
-            .field("token", &self.token)
-            .finish()
+        f.debug_struct("FaultLock").field("path", &self.path).field("token", &self.token).finish()
     }
 }

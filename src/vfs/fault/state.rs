@@ -39,12 +39,7 @@ pub(super) struct Inode {
 
 impl Inode {
     fn durable(data: Vec<u8>) -> Inode {
-        Inode {
-            synced_len: data.len(),
-            data,
-            writers: 0,
-            snapshot: None,
-        }
+        Inode { synced_len: data.len(), data, writers: 0, snapshot: None }
     }
 
     pub(super) fn len(&self) -> u64 {
@@ -85,9 +80,7 @@ impl Inode {
 
     /// The current bytes as a cheaply clonable snapshot.
     pub(super) fn snapshot(&mut self) -> Bytes {
-        self.snapshot
-            .get_or_insert_with(|| Bytes::copy_from_slice(&self.data))
-            .clone()
+        self.snapshot.get_or_insert_with(|| Bytes::copy_from_slice(&self.data)).clone()
     }
 }
 
@@ -134,11 +127,7 @@ pub(super) struct State {
 
 impl State {
     /// A fresh file system holding `image` plus `dirs`.
-    pub(super) fn from_image(
-        image: CrashImage,
-        dirs: BTreeSet<PathBuf>,
-        next_inode: InodeId,
-    ) -> State {
+    pub(super) fn from_image(image: CrashImage, dirs: BTreeSet<PathBuf>, next_inode: InodeId) -> State {
         State {
             inodes: image.inodes,
             live: image.namespace.clone(),
@@ -207,10 +196,7 @@ impl State {
         self.check_not_crashed(op.io_name(), path)?;
         let attempt = self.attempts[op.index()];
         self.attempts[op.index()] += 1;
-        let due = self
-            .once
-            .iter()
-            .position(|&(o, at, _)| o == op && at == attempt);
+        let due = self.once.iter().position(|&(o, at, _)| o == op && at == attempt);
         let kind = match due {
             Some(i) => Some(self.once.swap_remove(i).2),
             None => self.always[op.index()],
@@ -242,11 +228,7 @@ impl State {
     }
 
     /// The live inode at `path`, or a `NotFound` error naming `op`.
-    pub(super) fn live_inode(
-        &mut self,
-        op: &'static str,
-        path: &Path,
-    ) -> Result<(InodeId, &mut Inode)> {
+    pub(super) fn live_inode(&mut self, op: &'static str, path: &Path) -> Result<(InodeId, &mut Inode)> {
         if self.is_dir(path) {
             return Err(Error::io(op, path, io::ErrorKind::IsADirectory.into()));
         }
@@ -270,10 +252,8 @@ impl State {
     pub(super) fn sync_dir_entries(&mut self, dir: &Path) {
         let inside = |p: &Path| p.parent() == Some(dir);
         self.durable.retain(|p, _| !inside(p));
-        for (p, &id) in self
-            .live
-            .range::<Path, _>((Bound::Included(dir), Bound::Unbounded))
-            .take_while(|(p, _)| p.starts_with(dir))
+        for (p, &id) in
+            self.live.range::<Path, _>((Bound::Included(dir), Bound::Unbounded)).take_while(|(p, _)| p.starts_with(dir))
         {
             if inside(p) {
                 self.durable.insert(p.clone(), id);
@@ -298,14 +278,8 @@ impl State {
 
     /// Drops inodes no namespace names and no live writer holds.
     pub(super) fn collect_garbage(&mut self) {
-        let named: HashSet<InodeId> = self
-            .live
-            .values()
-            .chain(self.durable.values())
-            .copied()
-            .collect();
-        self.inodes
-            .retain(|id, inode| inode.writers > 0 || named.contains(id));
+        let named: HashSet<InodeId> = self.live.values().chain(self.durable.values()).copied().collect();
+        self.inodes.retain(|id, inode| inode.writers > 0 || named.contains(id));
     }
 
     // ---- locks ----
@@ -351,10 +325,7 @@ impl State {
                     (r % (unsynced as u64 + 1)) as usize
                 }
             };
-            let data = inode
-                .data
-                .get(..inode.synced_len + kept)
-                .unwrap_or(&inode.data);
+            let data = inode.data.get(..inode.synced_len + kept).unwrap_or(&inode.data);
             inodes.insert(id, Inode::durable(data.to_vec()));
         }
         CrashImage { namespace, inodes }
@@ -390,11 +361,7 @@ impl fmt::Debug for State {
 
 /// An `io::ErrorKind::NotFound` error for `op` on `path`.
 pub(super) fn not_found(op: &'static str, path: &Path) -> Error {
-    Error::io(
-        op,
-        path,
-        io::Error::new(io::ErrorKind::NotFound, "no such file or directory"),
-    )
+    Error::io(op, path, io::Error::new(io::ErrorKind::NotFound, "no such file or directory"))
 }
 
 /// SplitMix64 finalizer: a well-mixed 64-bit value from any input.
@@ -407,7 +374,5 @@ fn splitmix64(x: u64) -> u64 {
 
 /// FNV-1a, so each file's tear depends only on the seed and its path.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
-    })
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3))
 }

@@ -56,11 +56,7 @@ fn is_send_sync() {
 fn unsynced_data_dropped_synced_data_kept() {
     let fs = fs();
     write_file(&fs, "f", b"durable", b" lost");
-    assert_eq!(
-        read(&fs, "f"),
-        b"durable lost",
-        "appends are visible before sync"
-    );
+    assert_eq!(read(&fs, "f"), b"durable lost", "appends are visible before sync");
     assert_eq!(fs.synced_len(&p("f")).unwrap(), 7);
     fs.crash(CrashMode::DropUnsynced);
     assert_eq!(read(&fs, "f"), b"durable");
@@ -101,10 +97,7 @@ fn created_file_without_sync_dir_vanishes() {
     fs.crash(CrashMode::DropUnsynced);
     assert!(!fs.exists(&p("late")).unwrap());
     assert_eq!(read(&fs, "new"), b"data");
-    assert_eq!(
-        fs.list(&db()).unwrap(),
-        vec!["kept".to_owned(), "new".to_owned()]
-    );
+    assert_eq!(fs.list(&db()).unwrap(), vec!["kept".to_owned(), "new".to_owned()]);
 }
 
 #[test]
@@ -283,11 +276,7 @@ fn crash_clone_leaves_the_original_untouched() {
     fs.inject_always(FaultOp::Remove, FaultKind::Eio);
     let c = fs.crash_clone(CrashMode::DropUnsynced);
     assert!(c.list_all().is_empty());
-    assert_eq!(
-        c.list(&db()).unwrap(),
-        Vec::<String>::new(),
-        "directories survive"
-    );
+    assert_eq!(c.list(&db()).unwrap(), Vec::<String>::new(), "directories survive");
     assert_eq!(c.mutation_count(), 0);
     c.lock(&p("LOCK")).unwrap();
     c.create(&p("x")).unwrap();
@@ -305,17 +294,11 @@ fn lock_is_exclusive_and_a_stale_guard_cannot_release_a_new_lock() {
     let lock = p("LOCK");
     let l1 = fs.lock(&lock).unwrap();
     assert!(matches!(fs.lock(&lock), Err(Error::Busy { .. })));
-    assert!(
-        fs.exists(&lock).unwrap(),
-        "lock creates the file, like StdFs"
-    );
+    assert!(fs.exists(&lock).unwrap(), "lock creates the file, like StdFs");
     fs.crash(CrashMode::DropUnsynced);
     let l2 = fs.lock(&lock).unwrap(); // the crash released l1
     drop(l1);
-    assert!(
-        matches!(fs.lock(&lock), Err(Error::Busy { .. })),
-        "l1 must not release l2"
-    );
+    assert!(matches!(fs.lock(&lock), Err(Error::Busy { .. })), "l1 must not release l2");
     drop(l2);
     fs.lock(&lock).unwrap();
 }

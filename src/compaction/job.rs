@@ -1,0 +1,139 @@
+//! Running one [`CompactionTask`]: merge the inputs, drop what no reader can see, write
+//! output tables cut at the target size and at grandparent-overlap boundaries, and describe
+//! the result as a [`VersionEdit`]. The caller logs the edit and installs the new version.
+//!
+//! Invariant: an output is cut only between two different user keys, so every version of a
+//! key lands in one file and the files of a level never overlap in user keys.
+
+use std::cmp::Ordering;
+
+use crate::iter::{InternalIterator, MergingIter};
+use crate::key::{compare_internal, ParsedKey, SeqNo};
+use crate::options::Options;
+use crate::sst::SstOptions;
+use crate::version::{TableContext, VersionEdit};
+use crate::{Error, Result};
+
+use super::gc::VersionGc;
+use super::output::TableOutput;
+use super::picker::{max_grandparent_overlap, CompactionTask};
+
+/// What a compaction did.
+#[derive(Debug, Default)]
+pub(crate) struct CompactionResult {
+    /// Inputs removed and outputs added.
+    pub edit: VersionEdit,
+    /// Bytes of input tables read.
+    pub bytes_read: u64,
+    /// Bytes of output tables written.
+    pub bytes_written: u64,
+    /// Versions and tombstones dropped.
+    pub entries_dropped: u64,
+}
+
+/// Runs `task`. `snapshots` are the live snapshot sequence numbers, ascending;
+/// `new_file_number` hands out numbers for output tables.
+pub(crate) fn run(
+    task: &CompactionTask,
+    ctx: &TableContext,
+    opts: &Options,
+    sst_opts: &SstOptions,
+    snapshots: &[SeqNo],
+    new_file_number: &mut dyn FnMut() -> u64,
+) -> Result<CompactionResult> {
+    let mut result = CompactionResult::default();
+    for (level, f) in task.all_inputs() {
+        result.edit.deleted_files.push((level as u32, f.meta.number));
+    }
+    let out_level = task.output_level() as u32;
+    if task.trivial_move {
+        for f in &task.inputs {
+            result.edit.new_files.push((out_level, f.meta.clone()));
+        }
+        return Ok(result);
+    }
+
+    let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+    for (_, f) in task.all_inputs() {
+        children.push(Box::new(f.reader()?.iter()));
+    }
+    let mut merged = MergingIter::new(children);
+    merged.seek_to_first()?;
+
+    let mut gc = VersionGc::new(snapshots, task.bottommost);
+    let mut cutter = OutputCutter::new(task, opts);
+    let mut output: Option<TableOutput> = None;
+    while merged.valid() {
+        let key = merged.key();
+        let p = ParsedKey::parse(key)
+            .ok_or_else(|| Error::corruption(ctx.dir.clone(), 0, "malformed internal key in compaction input"))?;
+        if !gc.keep(&p) {
+            merged.next()?;
+            continue;
+        }
+        let cut_here = cutter.should_cut_before(key);
+        if let Some(out) = &output {
+            let new_user_key = out.last_user_key() != p.user_key;
+            if new_user_key && (cut_here || out.estimated_size() >= opts.target_file_size) {
+                finish(output.take(), out_level, &mut result)?;
+            }
+        }
+        let out = match &mut output {
+            Some(out) => out,
+            None => output.insert(TableOutput::create(ctx, new_file_number(), sst_opts)?),
+        };
+        out.add(key, &merged.value())?;
+        merged.next()?;
+    }
+    finish(output.take(), out_level, &mut result)?;
+    result.bytes_read = task.input_bytes();
+    result.entries_dropped = gc.dropped;
+    if !result.edit.new_files.is_empty() {
+        ctx.fs.sync_dir(&ctx.dir)?;
+    }
+    Ok(result)
+}
+
+fn finish(output: Option<TableOutput>, level: u32, result: &mut CompactionResult) -> Result<()> {
+    if let Some(meta) = output.map(TableOutput::finish).transpose()?.flatten() {
+        result.bytes_written += meta.size;
+        result.edit.new_files.push((level, meta));
+    }
+    Ok(())
+}
+
+/// Tracks how much of the grandparent level the current output overlaps (LevelDB's
+/// `ShouldStopBefore`), so no output makes a future compaction too expensive.
+struct OutputCutter<'a> {
+    task: &'a CompactionTask,
+    index: usize,
+    seen_key: bool,
+    overlapped: u64,
+    limit: u64,
+}
+
+impl<'a> OutputCutter<'a> {
+    fn new(task: &'a CompactionTask, opts: &Options) -> Self {
+        OutputCutter { task, index: 0, seen_key: false, overlapped: 0, limit: max_grandparent_overlap(opts) }
+    }
+
+    fn should_cut_before(&mut self, ikey: &[u8]) -> bool {
+        let gps = &self.task.grandparents;
+        while let Some(gp) = gps.get(self.index) {
+            if compare_internal(ikey, &gp.meta.largest) != Ordering::Greater {
+                break;
+            }
+            if self.seen_key {
+                self.overlapped += gp.meta.size;
+            }
+            self.index += 1;
+        }
+        self.seen_key = true;
+        if self.overlapped > self.limit {
+            self.overlapped = 0;
+            true
+        } else {
+            false
+        }
+    }
+}

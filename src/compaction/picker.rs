@@ -1,0 +1,245 @@
+//! The compaction picker: a pure function from a [`Version`] (and options) to the next
+//! [`CompactionTask`], so the policy can be unit-tested without I/O.
+//!
+//! Policy (leveled, as LevelDB and RocksDB):
+//! - score(L0) = number of L0 files / `level0_compaction_trigger`;
+//!   score(Ln) = bytes(Ln) / target(n), target(n) = `level_base_bytes * multiplier^(n-1)`.
+//!   The last level has no target. The level with the highest score >= 1 is compacted.
+//! - L0: every L0 file (they overlap one another) plus the L1 files overlapping their range.
+//! - Ln, n >= 1: the first file after the level's compaction cursor (round robin over the
+//!   key space, so every key is eventually rewritten) plus the overlapping files of Ln+1.
+//! - A task with a single input file and nothing overlapping in the output level is a
+//!   *trivial move*: the file is re-linked to the next level without rewriting it, unless it
+//!   would overlap too much of the level below the output (grandparents).
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use crate::key::{compare_internal, user_key};
+use crate::options::Options;
+use crate::version::{TableFile, Version};
+
+/// One compaction to run.
+#[derive(Debug, Clone)]
+pub(crate) struct CompactionTask {
+    /// The level whose files are being pushed down.
+    pub level: usize,
+    /// Input files at `level`.
+    pub inputs: Vec<Arc<TableFile>>,
+    /// Input files at `level + 1` that overlap `inputs`.
+    pub next_inputs: Vec<Arc<TableFile>>,
+    /// Files at `level + 2` overlapping the range, used to cut outputs so that no output
+    /// file overlaps too much of the next level.
+    pub grandparents: Vec<Arc<TableFile>>,
+    /// True when no level below the output holds keys in the task's range, so tombstones
+    /// whose deletion every snapshot sees can be dropped.
+    pub bottommost: bool,
+    /// Re-link the single input to the next level instead of rewriting it.
+    pub trivial_move: bool,
+}
+
+impl CompactionTask {
+    /// The level written to.
+    pub(crate) fn output_level(&self) -> usize {
+        self.level + 1
+    }
+
+    /// Every input file with its level.
+    pub(crate) fn all_inputs(&self) -> impl Iterator<Item = (usize, &Arc<TableFile>)> {
+        self.inputs.iter().map(|f| (self.level, f)).chain(self.next_inputs.iter().map(|f| (self.level + 1, f)))
+    }
+
+    /// Bytes read by the task.
+    pub(crate) fn input_bytes(&self) -> u64 {
+        self.all_inputs().map(|(_, f)| f.meta.size).sum()
+    }
+}
+
+/// The compaction score of every level but the last (index = level).
+pub(crate) fn level_scores(v: &Version, opts: &Options) -> Vec<f64> {
+    let last = v.levels.len().saturating_sub(1);
+    (0..last)
+        .map(|level| {
+            if level == 0 {
+                v.levels[0].len() as f64 / opts.level0_compaction_trigger as f64
+            } else {
+                level_bytes(v, level) as f64 / opts.level_target_bytes(level) as f64
+            }
+        })
+        .collect()
+}
+
+/// Total bytes of the files at `level`.
+pub(crate) fn level_bytes(v: &Version, level: usize) -> u64 {
+    v.levels.get(level).map_or(0, |l| l.iter().map(|f| f.meta.size).sum())
+}
+
+/// Estimated compaction debt: bytes above each level's target (RocksDB's "pending
+/// compaction bytes"), counting all of L0 once it reaches its trigger.
+pub(crate) fn pending_compaction_bytes(v: &Version, opts: &Options) -> u64 {
+    let mut debt = 0;
+    if v.levels.first().is_some_and(|l0| l0.len() >= opts.level0_compaction_trigger) {
+        debt += level_bytes(v, 0);
+    }
+    for level in 1..v.levels.len().saturating_sub(1) {
+        debt += level_bytes(v, level).saturating_sub(opts.level_target_bytes(level));
+    }
+    debt
+}
+
+/// Picks the next compaction, or `None` when every score is below 1. `cursors[level]` is
+/// the largest internal key compacted last time at that level (round-robin position).
+pub(crate) fn pick(v: &Version, opts: &Options, cursors: &[Vec<u8>]) -> Option<CompactionTask> {
+    let scores = level_scores(v, opts);
+    let (level, _) = scores
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s >= 1.0)
+        .max_by(|a, b| a.1.partial_cmp(b.1).unwrap_or(Ordering::Equal))?;
+    let inputs = if level == 0 {
+        v.levels[0].clone()
+    } else {
+        let files = &v.levels[level];
+        let cursor = cursors.get(level).map(Vec::as_slice).unwrap_or_default();
+        let next = files
+            .iter()
+            .find(|f| cursor.is_empty() || compare_internal(&f.meta.largest, cursor) == Ordering::Greater)
+            .or_else(|| files.first())?;
+        vec![next.clone()]
+    };
+    Some(build_task(v, opts, level, inputs))
+}
+
+/// Completes a task for `inputs` at `level`: overlapping files below, grandparents,
+/// bottommost and trivial-move flags.
+pub(crate) fn build_task(v: &Version, opts: &Options, level: usize, inputs: Vec<Arc<TableFile>>) -> CompactionTask {
+    let (lo, hi) = key_range(&inputs);
+    let next_inputs = overlapping(v, level + 1, &lo, &hi);
+    let all: Vec<_> = inputs.iter().chain(next_inputs.iter()).cloned().collect();
+    let (lo, hi) = key_range(&all);
+    let grandparents = overlapping(v, level + 2, &lo, &hi);
+    let bottommost = (level + 2..v.levels.len()).all(|l| overlapping(v, l, &lo, &hi).is_empty());
+    let grandparent_bytes: u64 = grandparents.iter().map(|f| f.meta.size).sum();
+    let trivial_move =
+        inputs.len() == 1 && next_inputs.is_empty() && grandparent_bytes <= max_grandparent_overlap(opts);
+    CompactionTask { level, inputs, next_inputs, grandparents, bottommost, trivial_move }
+}
+
+/// Largest overlap, in bytes, an output file may have with the grandparent level before it
+/// is cut (LevelDB: 10 target files), bounding the cost of compacting it later.
+pub(crate) fn max_grandparent_overlap(opts: &Options) -> u64 {
+    opts.target_file_size.saturating_mul(10)
+}
+
+/// The smallest and largest user keys of `files`.
+pub(crate) fn key_range(files: &[Arc<TableFile>]) -> (Vec<u8>, Vec<u8>) {
+    let lo = files.iter().map(|f| user_key(&f.meta.smallest)).min().unwrap_or_default().to_vec();
+    let hi = files.iter().map(|f| user_key(&f.meta.largest)).max().unwrap_or_default().to_vec();
+    (lo, hi)
+}
+
+/// Files at `level` whose user-key range intersects `[lo, hi]`.
+pub(crate) fn overlapping(v: &Version, level: usize, lo: &[u8], hi: &[u8]) -> Vec<Arc<TableFile>> {
+    v.levels
+        .get(level)
+        .map(|files| {
+            files
+                .iter()
+                .filter(|f| user_key(&f.meta.largest) >= lo && user_key(&f.meta.smallest) <= hi)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{internal_key, ValueKind};
+    use crate::version::{FileMeta, TableContext, VersionEdit};
+    use bytes::Bytes;
+
+    fn meta(number: u64, lo: &str, hi: &str, size: u64) -> FileMeta {
+        FileMeta {
+            number,
+            size,
+            smallest: Bytes::from(internal_key(lo.as_bytes(), number * 10, ValueKind::Put)),
+            largest: Bytes::from(internal_key(hi.as_bytes(), number * 10, ValueKind::Put)),
+            smallest_seq: number * 10,
+            largest_seq: number * 10,
+            entries: 1,
+        }
+    }
+
+    fn version(files: &[(u32, FileMeta)]) -> Version {
+        let ctx = TableContext { fs: crate::vfs::StdFs::shared(), dir: "/nonexistent".into(), cache: None };
+        let edit = VersionEdit { new_files: files.to_vec(), ..VersionEdit::default() };
+        Version::empty(4).apply(&edit, &ctx).unwrap()
+    }
+
+    fn opts() -> Options {
+        Options {
+            level0_compaction_trigger: 2,
+            level_base_bytes: 1000,
+            target_file_size: 100,
+            num_levels: 4,
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn nothing_to_do_below_the_triggers() {
+        let v = version(&[(0, meta(1, "a", "c", 10)), (1, meta(2, "a", "z", 999))]);
+        assert!(pick(&v, &opts(), &[]).is_none());
+    }
+
+    #[test]
+    fn level0_takes_all_files_and_the_overlapping_level1_files() {
+        let v = version(&[
+            (0, meta(5, "c", "f", 10)),
+            (0, meta(6, "a", "d", 10)),
+            (1, meta(2, "a", "b", 10)),
+            (1, meta(3, "e", "g", 10)),
+            (1, meta(4, "h", "k", 10)),
+        ]);
+        let t = pick(&v, &opts(), &[]).unwrap();
+        assert_eq!(t.level, 0);
+        assert_eq!(t.inputs.len(), 2);
+        let next: Vec<u64> = t.next_inputs.iter().map(|f| f.meta.number).collect();
+        assert_eq!(next, vec![2, 3]);
+        assert!(!t.trivial_move);
+        assert!(t.bottommost);
+    }
+
+    #[test]
+    fn oversized_level_picks_round_robin_and_moves_trivially() {
+        let v = version(&[(1, meta(2, "a", "b", 600)), (1, meta(3, "c", "d", 600)), (2, meta(4, "c", "c", 10))]);
+        let t = pick(&v, &opts(), &[]).unwrap();
+        assert_eq!((t.level, t.inputs[0].meta.number), (1, 2));
+        assert!(t.trivial_move, "nothing overlaps a..b at level 2");
+        let cursors = vec![Vec::new(), t.inputs[0].meta.largest.to_vec()];
+        let t = pick(&v, &opts(), &cursors).unwrap();
+        assert_eq!(t.inputs[0].meta.number, 3);
+        assert_eq!(t.next_inputs.len(), 1);
+        assert!(!t.trivial_move);
+        assert!(t.bottommost);
+    }
+
+    #[test]
+    fn bottommost_is_false_when_deeper_levels_overlap() {
+        let v = version(&[(1, meta(2, "a", "m", 2000)), (3, meta(9, "k", "z", 10))]);
+        let t = pick(&v, &opts(), &[]).unwrap();
+        assert!(!t.bottommost);
+    }
+
+    #[test]
+    fn scores_and_debt() {
+        let v = version(&[(0, meta(1, "a", "b", 50)), (0, meta(2, "a", "b", 50)), (1, meta(3, "a", "b", 1500))]);
+        let s = level_scores(&v, &opts());
+        assert_eq!(s.len(), 3);
+        assert!((s[0] - 1.0).abs() < 1e-9);
+        assert!((s[1] - 1.5).abs() < 1e-9);
+        assert_eq!(pending_compaction_bytes(&v, &opts()), 100 + 500);
+        assert_eq!(opts().level_target_bytes(3), 1000 * 100);
+    }
+}

@@ -1,0 +1,207 @@
+//! Whole-table checks and the block layout: [`SstReader::verify`] and [`SstReader::layout`],
+//! used by `kho dump` / `kho verify` and by tests.
+//!
+//! `verify` reads every data block from the file, bypassing the cache, so it checks the
+//! bytes on the medium rather than a cached copy; it stops at the first problem and reports it
+//! as [`crate::Error::Corruption`] with the offset of the block at fault.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use crate::key::{compare_internal, user_key, ParsedKey, ValueKind};
+use crate::sst::block::BlockIter;
+use crate::sst::footer::BlockHandle;
+use crate::sst::format::{Transform, BLOCK_TRAILER_LEN};
+use crate::sst::properties::TableProperties;
+use crate::sst::reader::SstReader;
+use crate::sst::transform::announced_raw_len;
+use crate::{Error, Result};
+
+/// Which part of a table a block is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlockKind {
+    /// A data block.
+    Data,
+    /// The bloom filter block.
+    Filter,
+    /// The properties block.
+    Properties,
+    /// The index block.
+    Index,
+}
+
+/// Where a block is and how it is stored, for `kho dump`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlockInfo {
+    /// Which block this is.
+    pub kind: BlockKind,
+    /// File offset of the block's first byte.
+    pub offset: u64,
+    /// Bytes the block takes in the file: payload plus the 5-byte trailer.
+    pub stored_size: u64,
+    /// Size of the raw block (as announced by a zstd block's header; not decompressed).
+    pub raw_size: u64,
+    /// How the payload is stored.
+    pub transform: Transform,
+}
+
+/// What [`SstReader::verify`] checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Data blocks read and checked.
+    pub data_blocks: u64,
+    /// Entries read and checked.
+    pub entries: u64,
+    /// Raw bytes of all data blocks.
+    pub raw_data_bytes: u64,
+    /// Bytes of the whole file.
+    pub file_size: u64,
+}
+
+impl SstReader {
+    /// Lists every block in file order with its stored and raw size and transform. Reads
+    /// only each block's header and trailer: checksums are [`SstReader::verify`]'s job.
+    pub fn layout(&self) -> Result<Vec<BlockInfo>> {
+        let mut out = Vec::with_capacity(self.index.len() + 3);
+        let data = self.index.iter().map(|e| (BlockKind::Data, e.handle));
+        let meta = [
+            (BlockKind::Filter, self.footer.filter),
+            (BlockKind::Properties, self.footer.properties),
+            (BlockKind::Index, self.footer.index),
+        ];
+        for (kind, h) in data.chain(meta) {
+            if kind == BlockKind::Filter && h == BlockHandle::NONE {
+                continue;
+            }
+            let head = self.file.read_at(h.offset, usize::try_from(h.size.min(10)).unwrap_or(10))?;
+            let t = self.file.read_at(h.offset + h.size, 1)?;
+            let tb = t.first().copied().unwrap_or(u8::MAX);
+            let bad = |what: String| Error::corruption(&*self.path, h.offset, what);
+            let transform = Transform::from_u8(tb).ok_or_else(|| bad(format!("unknown block transform {tb}")))?;
+            let raw_size =
+                announced_raw_len(&head, h.size, transform).ok_or_else(|| bad("bad zstd raw length varint".into()))?;
+            out.push(BlockInfo {
+                kind,
+                offset: h.offset,
+                stored_size: h.size + BLOCK_TRAILER_LEN as u64,
+                raw_size,
+                transform,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reads every data block from the file (bypassing the cache) and checks its checksum,
+    /// transform and format; that keys are valid internal keys, strictly increasing within and
+    /// across blocks and consistent with the index; that every user key passes the bloom
+    /// filter; and that the counts, key range and sequence range match the properties.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport { file_size: self.props.file_size, ..VerifyReport::default() };
+        let mut seen = TableProperties::default();
+        let mut last: Vec<u8> = Vec::new();
+        let mut min_seq = u64::MAX;
+        for (i, entry) in self.index.iter().enumerate() {
+            let at = entry.handle.offset;
+            let bad = |what: String| Error::corruption(&*self.path, at, format!("data block {i}: {what}"));
+            let block = Arc::new(self.read_data_block(entry.handle)?);
+            report.raw_data_bytes += block.len() as u64;
+            let mut it = BlockIter::new(block);
+            it.seek_to_first()?;
+            if !it.valid() {
+                return Err(bad("empty data block".into()));
+            }
+            if let Some(prev) = i.checked_sub(1).and_then(|p| self.index.get(p)) {
+                if compare_internal(it.key(), &prev.key) != Ordering::Greater {
+                    return Err(bad("first key is not above the previous block's index key".into()));
+                }
+            }
+            while it.valid() {
+                let key = it.key();
+                let p = ParsedKey::parse(key)
+                    .ok_or_else(|| bad(format!("malformed internal key of {} bytes", key.len())))?;
+                if seen.entries > 0 && compare_internal(&last, key) != Ordering::Less {
+                    return Err(bad(format!("key {} is not above its predecessor", seen.entries)));
+                }
+                if (seen.entries == 0 || user_key(&last) != p.user_key) && !self.may_contain(p.user_key) {
+                    return Err(bad("bloom filter does not contain a key of the table".into()));
+                }
+                if seen.entries == 0 {
+                    seen.smallest_key = key.to_vec();
+                }
+                seen.entries += 1;
+                seen.deletions += u64::from(p.kind == ValueKind::Delete);
+                seen.raw_key_bytes += key.len() as u64;
+                seen.raw_value_bytes += it.value_slice().len() as u64;
+                min_seq = min_seq.min(p.seq);
+                seen.max_seq = seen.max_seq.max(p.seq);
+                last.clear();
+                last.extend_from_slice(key);
+                it.next()?;
+            }
+            if compare_internal(&last, &entry.key) == Ordering::Greater {
+                return Err(bad("last key is above the block's index key".into()));
+            }
+            report.data_blocks += 1;
+        }
+        seen.largest_key = last;
+        seen.min_seq = if seen.entries == 0 { 0 } else { min_seq };
+        report.entries = seen.entries;
+        let p = &self.props;
+        let checks: [(&str, bool); 9] = [
+            ("entries", seen.entries == p.entries),
+            ("deletions", seen.deletions == p.deletions),
+            ("raw key bytes", seen.raw_key_bytes == p.raw_key_bytes),
+            ("raw value bytes", seen.raw_value_bytes == p.raw_value_bytes),
+            ("raw data bytes", report.raw_data_bytes == p.raw_data_bytes),
+            ("stored data bytes", self.footer.data_end() == p.stored_data_bytes),
+            ("smallest key", seen.smallest_key == p.smallest_key),
+            ("largest key", seen.largest_key == p.largest_key),
+            ("sequence range", (seen.min_seq, seen.max_seq) == (p.min_seq, p.max_seq)),
+        ];
+        if let Some((what, _)) = checks.iter().find(|(_, ok)| !ok) {
+            return Err(Error::corruption(
+                &*self.path,
+                self.footer.properties.offset,
+                format!("properties disagree with the data: {what}"),
+            ));
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sst::format::FOOTER_LEN;
+    use crate::sst::test_util::{entries, open_table, write_table};
+    use crate::sst::SstOptions;
+
+    #[test]
+    fn layout_tiles_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, props) = write_table(
+            dir.path(),
+            "t.sst",
+            &entries(100, 2, 20),
+            &SstOptions { block_size: 300, ..SstOptions::default() },
+        );
+        let r = open_table(&path, None);
+        let layout = r.layout().unwrap();
+        let kinds: Vec<BlockKind> = layout.iter().map(|b| b.kind).skip(props.data_blocks as usize).collect();
+        assert_eq!(kinds, [BlockKind::Filter, BlockKind::Properties, BlockKind::Index]);
+        let mut at = 0;
+        for b in &layout {
+            assert_eq!(b.offset, at);
+            at += b.stored_size;
+        }
+        assert_eq!(at + FOOTER_LEN as u64, props.file_size);
+        let report = r.verify().unwrap();
+        assert_eq!(
+            (report.entries, report.data_blocks, report.raw_data_bytes),
+            (200, props.data_blocks, props.raw_data_bytes)
+        );
+    }
+}
