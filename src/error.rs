@@ -122,15 +122,13 @@ impl Error {
             Error::Closed => Error::Closed,
             Error::ReadOnly => Error::ReadOnly,
             Error::NotFound(m) => Error::NotFound(m.clone()),
-            Error::InvalidNationalId { input, reason } => Error::InvalidNationalId {
-                input: input.clone(),
-                reason: reason.clone(),
-            },
+            Error::InvalidNationalId { input, reason } => {
+                Error::InvalidNationalId { input: input.clone(), reason: reason.clone() }
+            }
             Error::Payload(m) => Error::Payload(m.clone()),
-            Error::RecordExists { collection, pk } => Error::RecordExists {
-                collection: collection.clone(),
-                pk: pk.clone(),
-            },
+            Error::RecordExists { collection, pk } => {
+                Error::RecordExists { collection: collection.clone(), pk: pk.clone() }
+            }
         }
     }
 

@@ -21,9 +21,7 @@ const COLLECTIONS: [&str; 2] = ["vehicle", "tax"];
 /// Many IDs for few keys: a stale index entry left by a race is then rarely "healed" by a
 /// later write that happens to move the record back to the same ID.
 fn ids() -> Vec<NationalId> {
-    (0..300u32)
-        .map(|i| NationalId::parse(&format!("079190000{i:03}")).unwrap())
-        .collect()
+    (0..300u32).map(|i| NationalId::parse(&format!("079190000{i:03}")).unwrap()).collect()
 }
 
 fn hammer(store: &Store, seed: u64) {
@@ -112,14 +110,7 @@ fn one_stripe_serializes_everything() {
     // between batches and single writes.
     let (_fs, shared) = fault_fs();
     let db = Db::open(db_dir(), small_options(shared)).unwrap();
-    let store = Store::open(
-        db,
-        StoreOptions {
-            lock_stripes: 1,
-            ..StoreOptions::default()
-        },
-    )
-    .unwrap();
+    let store = Store::open(db, StoreOptions { lock_stripes: 1, ..StoreOptions::default() }).unwrap();
     thread::scope(|s| {
         for t in 0..THREADS {
             let store = store.clone();

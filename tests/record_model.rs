@@ -21,12 +21,7 @@ use proptest::prelude::*;
 
 const COLLECTIONS: [&str; 3] = ["tax", "taxes", "residence"];
 const PKS: [&str; 4] = ["1", "10", "a", "b"];
-const IDS: [&str; 4] = [
-    "079090000001",
-    "079090000002",
-    "001185000003",
-    "096203000004",
-];
+const IDS: [&str; 4] = ["079090000001", "079090000002", "001185000003", "096203000004"];
 
 /// (collection, pk) -> (person index, payload)
 type Model = BTreeMap<(usize, usize), (usize, u32)>;
@@ -148,9 +143,7 @@ impl Harness {
         let s = &self.store;
         let result = match *w {
             W::Insert(c, k, p, v) => s.insert(COLLECTIONS[c], PKS[k], &self.ids[p], &v),
-            W::Upsert(c, k, p, v) => s
-                .upsert(COLLECTIONS[c], PKS[k], &self.ids[p], &v)
-                .map(|_| ()),
+            W::Upsert(c, k, p, v) => s.upsert(COLLECTIONS[c], PKS[k], &self.ids[p], &v).map(|_| ()),
             W::Delete(c, k) => s.delete(COLLECTIONS[c], PKS[k]).map(|_| ()),
         };
         if expect_exists {
@@ -199,9 +192,7 @@ impl Harness {
         let key = |w: &W| match *w {
             W::Insert(c, k, ..) | W::Upsert(c, k, ..) | W::Delete(c, k) => (c, k),
         };
-        let writes = ws
-            .iter()
-            .any(|w| self.model.contains_key(&key(w)) || next.contains_key(&key(w)));
+        let writes = ws.iter().any(|w| self.model.contains_key(&key(w)) || next.contains_key(&key(w)));
         self.issued(built, next, sync && writes);
     }
 
@@ -210,21 +201,24 @@ impl Harness {
         next.retain(|_, (owner, _)| *owner != p);
         let expected = self.model.len() - next.len();
         let result = self.store.erase_person(&self.ids[p]);
-        if let Ok(n) = &result {
-            assert_eq!(*n, expected, "records erased");
+        if let Ok(e) = &result {
+            assert_eq!(e.records, expected, "records erased");
+            assert_eq!(e.keys.len(), 2 * expected, "a record and an index key each");
         }
         // Erasing nobody writes (and syncs) nothing.
         self.issued(result.map(|_| ()), next, expected > 0);
     }
 
     fn crash(&mut self, tear: bool, seed: u64) {
-        let mode = if tear {
-            CrashMode::TearUnsynced { seed }
-        } else {
-            CrashMode::DropUnsynced
-        };
-        self.fs.crash(mode);
-        self.store = open(&self.shared);
+        let mode = if tear { CrashMode::TearUnsynced { seed } } else { CrashMode::DropUnsynced };
+        // The "process" dies: the next one sees the crash image on a fresh file system,
+        // while the old store's background threads (flush, compaction) wind down on the
+        // old one and cannot touch the image.
+        let image = self.fs.crash_clone(mode);
+        self.shared = image.clone();
+        self.fs = image;
+        let old = std::mem::replace(&mut self.store, open(&self.shared));
+        drop(old);
         let got = self.read_all();
         assert!(
             self.states[self.synced..].contains(&got),
@@ -280,11 +274,7 @@ impl Harness {
                 .iter()
                 .map(|r| {
                     assert_eq!(r.id, *id);
-                    (
-                        r.collection.to_string(),
-                        String::from_utf8(r.pk.to_vec()).unwrap(),
-                        r.decode::<u32>().unwrap(),
-                    )
+                    (r.collection.to_string(), String::from_utf8(r.pk.to_vec()).unwrap(), r.decode::<u32>().unwrap())
                 })
                 .collect();
             let mut want: Vec<(String, String, u32)> = self
@@ -350,10 +340,7 @@ fn scripted_sequence() {
         Write(Insert(0, 0, 0, 1)),
         Write(Insert(1, 0, 1, 2)),
         Write(Upsert(0, 0, 2, 3)),
-        Batch(
-            vec![Insert(2, 1, 0, 4), Upsert(2, 1, 3, 5), Delete(1, 0)],
-            true,
-        ),
+        Batch(vec![Insert(2, 1, 0, 4), Upsert(2, 1, 3, 5), Delete(1, 0)], true),
         Write(Upsert(0, 2, 0, 6)),
         Crash(false),
         Write(Insert(0, 3, 0, 7)),

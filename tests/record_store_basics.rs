@@ -25,15 +25,7 @@ fn open(shared: &kho::vfs::SharedFs) -> Store {
 }
 
 fn pks(records: &[Record]) -> Vec<(String, String)> {
-    records
-        .iter()
-        .map(|r| {
-            (
-                r.collection.to_string(),
-                String::from_utf8(r.pk.to_vec()).unwrap(),
-            )
-        })
-        .collect()
+    records.iter().map(|r| (r.collection.to_string(), String::from_utf8(r.pk.to_vec()).unwrap())).collect()
 }
 
 #[test]
@@ -42,18 +34,12 @@ fn insert_get_upsert_delete() {
     let store = open(&shared);
     let an = id("079190001234");
     let binh = id("001185000042");
-    let t = Tax {
-        name: "Nguyễn Văn An".into(),
-        bracket: 2,
-    };
+    let t = Tax { name: "Nguyễn Văn An".into(), bracket: 2 };
     store.insert("tax", "8000000001", &an, &t).unwrap();
     let got: Record<Tax> = store.get("tax", "8000000001").unwrap().unwrap();
     assert_eq!((got.id, &got.payload, &*got.collection), (an, &t, "tax"));
     assert!(store.get::<Tax>("tax", "nope").unwrap().is_none());
-    assert!(store
-        .get::<Tax>("no_such_collection", "x")
-        .unwrap()
-        .is_none());
+    assert!(store.get::<Tax>("no_such_collection", "x").unwrap().is_none());
 
     match store.insert("tax", "8000000001", &binh, &t) {
         Err(Error::RecordExists { collection, pk }) => {
@@ -62,10 +48,7 @@ fn insert_get_upsert_delete() {
         other => panic!("{other:?}"),
     }
     // Moving the record to another person moves its index entry.
-    assert_eq!(
-        store.upsert("tax", "8000000001", &binh, &t).unwrap(),
-        Some(an)
-    );
+    assert_eq!(store.upsert("tax", "8000000001", &binh, &t).unwrap(), Some(an));
     assert!(store.person(&an).unwrap().is_empty());
     assert_eq!(store.person(&binh).unwrap().len(), 1);
     assert_eq!(store.upsert("tax", "8000000002", &an, &t).unwrap(), None);
@@ -76,27 +59,12 @@ fn insert_get_upsert_delete() {
     assert!(store.verify_index().unwrap().is_clean());
 
     // Wrong payload type: a typed error, not a panic.
-    assert!(matches!(
-        store.get::<u64>("tax", "8000000002"),
-        Err(Error::Payload(_))
-    ));
+    assert!(matches!(store.get::<u64>("tax", "8000000002"), Err(Error::Payload(_))));
     // Bounds on primary keys and collection names.
-    assert!(matches!(
-        store.insert("tax", "", &an, &t),
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        store.insert("tax", vec![b'x'; 1025], &an, &t),
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        store.insert("", "k", &an, &t),
-        Err(Error::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        store.insert("a\nb", "k", &an, &t),
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(store.insert("tax", "", &an, &t), Err(Error::InvalidArgument(_))));
+    assert!(matches!(store.insert("tax", vec![b'x'; 1025], &an, &t), Err(Error::InvalidArgument(_))));
+    assert!(matches!(store.insert("", "k", &an, &t), Err(Error::InvalidArgument(_))));
+    assert!(matches!(store.insert("a\nb", "k", &an, &t), Err(Error::InvalidArgument(_))));
 }
 
 #[test]
@@ -105,57 +73,18 @@ fn person_spans_collections_and_payloads_print_without_their_type() {
     let store = open(&shared);
     let an = id("079190001234");
     let other = id("079190001235");
-    store
-        .insert("vehicle", "59B1-123.45", &an, &("Honda Wave", 2019))
-        .unwrap();
-    store
-        .insert(
-            "residence",
-            "079-1",
-            &an,
-            &Tax {
-                name: "An".into(),
-                bracket: 0,
-            },
-        )
-        .unwrap();
-    store
-        .insert(
-            "tax",
-            "8000000001",
-            &an,
-            &Tax {
-                name: "An".into(),
-                bracket: 3,
-            },
-        )
-        .unwrap();
-    store
-        .insert(
-            "tax",
-            "8000000002",
-            &other,
-            &Tax {
-                name: "B".into(),
-                bracket: 1,
-            },
-        )
-        .unwrap();
-    store
-        .insert("vehicle", "59B1-000.01", &an, &("Yamaha", 2001))
-        .unwrap();
+    store.insert("vehicle", "59B1-123.45", &an, &("Honda Wave", 2019)).unwrap();
+    store.insert("residence", "079-1", &an, &Tax { name: "An".into(), bracket: 0 }).unwrap();
+    store.insert("tax", "8000000001", &an, &Tax { name: "An".into(), bracket: 3 }).unwrap();
+    store.insert("tax", "8000000002", &other, &Tax { name: "B".into(), bracket: 1 }).unwrap();
+    store.insert("vehicle", "59B1-000.01", &an, &("Yamaha", 2001)).unwrap();
 
     let recs = store.person(&an).unwrap();
     // Ordered by collection id (creation order), then primary key.
     assert_eq!(
         pks(&recs),
-        [
-            ("vehicle", "59B1-000.01"),
-            ("vehicle", "59B1-123.45"),
-            ("residence", "079-1"),
-            ("tax", "8000000001"),
-        ]
-        .map(|(c, p)| (c.to_string(), p.to_string()))
+        [("vehicle", "59B1-000.01"), ("vehicle", "59B1-123.45"), ("residence", "079-1"), ("tax", "8000000001"),]
+            .map(|(c, p)| (c.to_string(), p.to_string()))
     );
     assert!(recs.iter().all(|r| r.id == an));
     // Any record decodes to a generic, self-describing value (named fields).
@@ -179,69 +108,32 @@ fn scans_and_id_prefix_queries() {
         "080090000007", // Long An
     ];
     for (i, p) in people.iter().enumerate() {
-        store
-            .insert("residence", format!("r{i}"), &id(p), &i)
-            .unwrap();
+        store.insert("residence", format!("r{i}"), &id(p), &i).unwrap();
         if i % 2 == 0 {
             store.insert("tax", format!("t{i}"), &id(p), &i).unwrap();
         }
     }
-    let scan: Vec<String> = store
-        .scan("tax")
-        .unwrap()
-        .map(|r| String::from_utf8(r.unwrap().pk.to_vec()).unwrap())
-        .collect();
+    let scan: Vec<String> =
+        store.scan("tax").unwrap().map(|r| String::from_utf8(r.unwrap().pk.to_vec()).unwrap()).collect();
     assert_eq!(scan, ["t0", "t2", "t4", "t6"]);
     assert_eq!(store.scan("nothing").unwrap().count(), 0);
 
-    let persons = |q: IdQuery| -> Vec<String> {
-        store
-            .persons(&q)
-            .unwrap()
-            .map(|p| p.unwrap().to_string())
-            .collect()
-    };
+    let persons = |q: IdQuery| -> Vec<String> { store.persons(&q).unwrap().map(|p| p.unwrap().to_string()).collect() };
     assert_eq!(
         persons(IdQuery::Province(79)),
-        [
-            "079090000001",
-            "079090000002",
-            "079115000004",
-            "079190000003",
-            "079203000005"
-        ]
+        ["079090000001", "079090000002", "079115000004", "079190000003", "079203000005"]
     );
+    assert_eq!(persons(IdQuery::ProvinceCenturyGender { province: 79, digit: 1 }), ["079115000004", "079190000003"]);
     assert_eq!(
-        persons(IdQuery::ProvinceCenturyGender {
-            province: 79,
-            digit: 1
-        }),
-        ["079115000004", "079190000003"]
-    );
-    assert_eq!(
-        persons(IdQuery::BirthYear {
-            province: 79,
-            year: 1990
-        }),
+        persons(IdQuery::BirthYear { province: 79, year: 1990 }),
         ["079090000001", "079090000002", "079190000003"]
     );
-    assert_eq!(
-        persons(IdQuery::BirthYear {
-            province: 79,
-            year: 2003
-        }),
-        ["079203000005"]
-    );
+    assert_eq!(persons(IdQuery::BirthYear { province: 79, year: 2003 }), ["079203000005"]);
     assert!(persons(IdQuery::Province(2)).is_empty());
     let entries = store.query(&IdQuery::Province(79)).unwrap().count();
     assert_eq!(entries, 5 + 3);
     assert!(store.query(&IdQuery::Province(1000)).is_err());
-    assert!(store
-        .query(&IdQuery::BirthYear {
-            province: 79,
-            year: 1899
-        })
-        .is_err());
+    assert!(store.query(&IdQuery::BirthYear { province: 79, year: 1899 }).is_err());
 }
 
 #[test]
@@ -270,10 +162,7 @@ fn batches_are_atomic() {
     batch.upsert("tax", "existing", &b, &4).unwrap();
     assert_eq!(batch.len(), 5);
     batch.commit().unwrap();
-    assert_eq!(
-        pks(&store.person(&a).unwrap()),
-        Vec::<(String, String)>::new()
-    );
+    assert_eq!(pks(&store.person(&a).unwrap()), Vec::<(String, String)>::new());
     assert_eq!(pks(&store.person(&b).unwrap()).len(), 2);
     assert!(store.get_raw("vehicle", "v").unwrap().is_none());
     let report = store.verify_index().unwrap();
@@ -295,10 +184,7 @@ fn catalog_and_records_survive_reopen() {
         store.close().unwrap();
     }
     let store = open(&shared);
-    assert_eq!(
-        store.collections(),
-        ["residence", "tax", "vehicle", "health_insurance"]
-    );
+    assert_eq!(store.collections(), ["residence", "tax", "vehicle", "health_insurance"]);
     assert_eq!(store.person(&a).unwrap().len(), 4);
     store.insert("social_insurance", "k", &a, &"new").unwrap();
     assert_eq!(store.collections().len(), 5);

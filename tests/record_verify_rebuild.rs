@@ -54,17 +54,9 @@ fn every_kind_of_discrepancy_is_reported_and_repaired() {
     db.put(b"Ishort", "").unwrap(); // malformed index key
 
     let report = s.verify_index().unwrap();
-    assert_eq!(
-        (report.missing, report.dangling, report.malformed),
-        (1, 2, 2),
-        "{report:?}"
-    );
+    assert_eq!((report.missing, report.dangling, report.malformed), (1, 2, 2), "{report:?}");
     assert_eq!((report.records, report.index_entries), (4, 5));
-    assert!(report.problems.contains(&IndexProblem::Missing {
-        collection: "tax".into(),
-        pk: "t2".into(),
-        id: a,
-    }));
+    assert!(report.problems.contains(&IndexProblem::Missing { collection: "tax".into(), pk: "t2".into(), id: a }));
     assert!(report.problems.contains(&IndexProblem::Dangling {
         id: c,
         collection: "tax".into(),
@@ -88,11 +80,7 @@ fn every_kind_of_discrepancy_is_reported_and_repaired() {
     assert_eq!((fixed.missing, fixed.dangling, fixed.malformed), (1, 2, 2));
     let after = s.verify_index().unwrap();
     // Only the undecodable record is left: it cannot be indexed, only reported.
-    assert_eq!(
-        (after.missing, after.dangling, after.malformed),
-        (0, 0, 1),
-        "{after:?}"
-    );
+    assert_eq!((after.missing, after.dangling, after.malformed), (0, 0, 1), "{after:?}");
     assert_eq!(s.person(&a).unwrap().len(), 2);
     db.delete(raw_record_key(1, "bad")).unwrap();
     assert!(s.verify_index().unwrap().is_clean());
@@ -107,9 +95,7 @@ fn a_wiped_index_is_rebuilt_from_a_generated_population() {
     for e in pop.events() {
         match e {
             Event::Upsert(r) | Event::Correct(r) => {
-                batch
-                    .upsert(r.collection, &r.pk, &r.id, &r.payload)
-                    .unwrap();
+                batch.upsert(r.collection, &r.pk, &r.id, &r.payload).unwrap();
                 model.insert((r.collection, r.pk), r.id);
             }
             Event::Delete { collection, pk } => {
@@ -145,22 +131,14 @@ fn a_wiped_index_is_rebuilt_from_a_generated_population() {
     // person() equals the model for every person (and the ID-corrected records moved).
     let mut by_person: BTreeMap<NationalId, BTreeSet<(String, String)>> = BTreeMap::new();
     for ((c, pk), id) in &model {
-        by_person
-            .entry(*id)
-            .or_default()
-            .insert((c.to_string(), pk.clone()));
+        by_person.entry(*id).or_default().insert((c.to_string(), pk.clone()));
     }
     for (id, want) in &by_person {
         let got: BTreeSet<(String, String)> = s
             .person(id)
             .unwrap()
             .into_iter()
-            .map(|r| {
-                (
-                    r.collection.to_string(),
-                    String::from_utf8(r.pk.to_vec()).unwrap(),
-                )
-            })
+            .map(|r| (r.collection.to_string(), String::from_utf8(r.pk.to_vec()).unwrap()))
             .collect();
         assert_eq!(&got, want, "person {id}");
     }

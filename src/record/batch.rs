@@ -30,11 +30,7 @@ pub struct StoreBatch {
 impl Store {
     /// Starts an atomic batch of record writes.
     pub fn batch(&self) -> StoreBatch {
-        StoreBatch {
-            store: self.clone(),
-            ops: Vec::new(),
-            sync: false,
-        }
+        StoreBatch { store: self.clone(), ops: Vec::new(), sync: false }
     }
 }
 
@@ -54,9 +50,7 @@ impl StoreBatch {
         id: &NationalId,
         payload: &T,
     ) -> Result<&mut Self> {
-        let op = self
-            .store
-            .prepare_put(collection, pk.as_ref(), id, payload, true)?;
+        let op = self.store.prepare_put(collection, pk.as_ref(), id, payload, true)?;
         self.ops.push(op);
         Ok(self)
     }
@@ -69,9 +63,7 @@ impl StoreBatch {
         id: &NationalId,
         payload: &T,
     ) -> Result<&mut Self> {
-        let op = self
-            .store
-            .prepare_put(collection, pk.as_ref(), id, payload, false)?;
+        let op = self.store.prepare_put(collection, pk.as_ref(), id, payload, false)?;
         self.ops.push(op);
         Ok(self)
     }
@@ -79,10 +71,7 @@ impl StoreBatch {
     /// Adds a delete (a no-op if the record does not exist at commit).
     pub fn delete(&mut self, collection: &str, pk: impl AsRef<[u8]>) -> &mut Self {
         if let Some(cid) = self.store.inner.catalog.lookup(collection) {
-            self.ops.push(Op::Delete {
-                cid,
-                pk: Bytes::copy_from_slice(pk.as_ref()),
-            });
+            self.ops.push(Op::Delete { cid, pk: Bytes::copy_from_slice(pk.as_ref()) });
         }
         self
     }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::keys::{
-    catalog_key, decode_collection_id, encode_collection_id, parse_catalog_key, CollectionId,
-    MAX_COLLECTION_NAME_LEN, TAG_CATALOG,
+    catalog_key, decode_collection_id, encode_collection_id, parse_catalog_key, CollectionId, MAX_COLLECTION_NAME_LEN,
+    TAG_CATALOG,
 };
 use crate::{Db, Error, Result, WriteBatch, WriteOptions};
 
@@ -52,18 +52,11 @@ impl Catalog {
             };
             let name: Arc<str> = name.into();
             if maps.by_id.insert(cid, name.clone()).is_some() {
-                return Err(Error::corruption(
-                    db.path(),
-                    0,
-                    format!("collection id {} assigned twice", cid.0),
-                ));
+                return Err(Error::corruption(db.path(), 0, format!("collection id {} assigned twice", cid.0)));
             }
             maps.by_name.insert(name, cid);
         }
-        Ok(Catalog {
-            maps: RwLock::new(maps),
-            create: Mutex::new(()),
-        })
+        Ok(Catalog { maps: RwLock::new(maps), create: Mutex::new(()) })
     }
 
     /// The id of collection `name`, if it exists.
@@ -78,13 +71,7 @@ impl Catalog {
 
     /// Every collection name with its id, ordered by id.
     pub(crate) fn list(&self) -> Vec<(Arc<str>, CollectionId)> {
-        let mut all: Vec<_> = self
-            .maps
-            .read()
-            .by_name
-            .iter()
-            .map(|(n, c)| (n.clone(), *c))
-            .collect();
+        let mut all: Vec<_> = self.maps.read().by_name.iter().map(|(n, c)| (n.clone(), *c)).collect();
         all.sort_by_key(|(_, c)| *c);
         all
     }
@@ -102,9 +89,7 @@ impl Catalog {
         let next = {
             let maps = self.maps.read();
             if maps.by_id.len() >= MAX_COLLECTIONS {
-                return Err(Error::InvalidArgument(format!(
-                    "a store holds at most {MAX_COLLECTIONS} collections"
-                )));
+                return Err(Error::InvalidArgument(format!("a store holds at most {MAX_COLLECTIONS} collections")));
             }
             maps.by_id.keys().map(|c| c.0).max().unwrap_or(0) + 1
         };
@@ -123,8 +108,7 @@ impl Catalog {
 /// Collection names: 1 to [`MAX_COLLECTION_NAME_LEN`] bytes of UTF-8 without control
 /// characters (they are printed by tools).
 pub(crate) fn validate_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_COLLECTION_NAME_LEN || name.chars().any(char::is_control)
-    {
+    if name.is_empty() || name.len() > MAX_COLLECTION_NAME_LEN || name.chars().any(char::is_control) {
         return Err(Error::InvalidArgument(format!(
             "collection name {name:?} must be 1 to {MAX_COLLECTION_NAME_LEN} bytes without control characters"
         )));

@@ -120,10 +120,7 @@ pub(crate) fn parse_record_key(k: &[u8]) -> Option<(CollectionId, &[u8])> {
     if k.len() < RECORD_PREFIX_LEN || k[0] != TAG_RECORD {
         return None;
     }
-    Some((
-        CollectionId::from_be(&k[1..RECORD_PREFIX_LEN])?,
-        &k[RECORD_PREFIX_LEN..],
-    ))
+    Some((CollectionId::from_be(&k[1..RECORD_PREFIX_LEN])?, &k[RECORD_PREFIX_LEN..]))
 }
 
 /// Splits an index key into national ID, collection id and primary key.
@@ -163,10 +160,7 @@ mod tests {
         assert_eq!(parse_record_key(&k2), Some((b, &b"c"[..])));
         assert_eq!(parse_record_key(&record_key(a, b"")), Some((a, &b""[..])));
         assert_eq!(parse_record_key(b"R\0\0"), None);
-        assert_eq!(
-            parse_record_key(&index_key(&id("001190000001"), a, b"x")),
-            None
-        );
+        assert_eq!(parse_record_key(&index_key(&id("001190000001"), a, b"x")), None);
     }
 
     #[test]
@@ -175,10 +169,7 @@ mod tests {
         let q = id("079203001235");
         let k = index_key(&p, CollectionId(7), b"pk|1");
         assert_eq!(k.len(), INDEX_PREFIX_LEN + 4);
-        assert_eq!(
-            parse_index_key(&k),
-            Some((p, CollectionId(7), &b"pk|1"[..]))
-        );
+        assert_eq!(parse_index_key(&k), Some((p, CollectionId(7), &b"pk|1"[..])));
         assert!(k.starts_with(&person_prefix(&p)));
         assert!(!k.starts_with(&person_prefix(&q)));
         // Every key of `p` sorts before every key of `q`, whatever the collection and pk.

@@ -34,9 +34,7 @@ impl StripedLocks {
     /// `n` stripes, rounded up to a power of two (at least 1).
     pub(crate) fn new(n: usize) -> StripedLocks {
         let n = n.clamp(1, 1 << 20).next_power_of_two();
-        StripedLocks {
-            stripes: (0..n).map(|_| Mutex::new(())).collect(),
-        }
+        StripedLocks { stripes: (0..n).map(|_| Mutex::new(())).collect() }
     }
 
     /// The stripe of a record key (FNV-1a).
@@ -51,19 +49,11 @@ impl StripedLocks {
     }
 
     /// Locks the stripes of every key in `keys`, in ascending stripe order, each once.
-    pub(crate) fn lock_keys<'a, K: AsRef<[u8]>>(
-        &'a self,
-        keys: impl IntoIterator<Item = K>,
-    ) -> HeldStripes<'a> {
-        let mut idx: Vec<usize> = keys
-            .into_iter()
-            .map(|k| self.stripe_of(k.as_ref()))
-            .collect();
+    pub(crate) fn lock_keys<'a, K: AsRef<[u8]>>(&'a self, keys: impl IntoIterator<Item = K>) -> HeldStripes<'a> {
+        let mut idx: Vec<usize> = keys.into_iter().map(|k| self.stripe_of(k.as_ref())).collect();
         idx.sort_unstable();
         idx.dedup();
-        HeldStripes {
-            _guards: idx.into_iter().map(|i| self.stripes[i].lock()).collect(),
-        }
+        HeldStripes { _guards: idx.into_iter().map(|i| self.stripes[i].lock()).collect() }
     }
 }
 

@@ -25,11 +25,10 @@ mod write;
 
 pub use batch::StoreBatch;
 pub use catalog::MAX_COLLECTIONS;
+pub use erase::Erasure;
 pub use keys::{CollectionId, MAX_COLLECTION_NAME_LEN, MAX_PK_LEN};
 pub use locks::DEFAULT_LOCK_STRIPES;
-pub use national_id::{
-    Gender, IdRules, InvalidIdReason, NationalId, NATIONAL_ID_LEN, PROVINCE_CODES,
-};
+pub use national_id::{Gender, IdRules, InvalidIdReason, NationalId, NATIONAL_ID_LEN, PROVINCE_CODES};
 pub use query::{IdQuery, IndexIter, PersonIter, RecordIter};
 pub use store::{Store, StoreOptions};
 pub use value::{decode_payload, IndexEntry, Record};

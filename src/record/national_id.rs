@@ -30,9 +30,9 @@ pub const NATIONAL_ID_LEN: usize = 12;
 /// Giang, 004 Cao Bang, ... 079 TP.HCM, ... 096 Ca Mau. Checked against the table reproduced
 /// at news.thuvienphapluat.vn ("Tra cứu mã 63 tỉnh thành trên thẻ Căn cước công dân").
 pub const PROVINCE_CODES: [u16; 63] = [
-    1, 2, 4, 6, 8, 10, 11, 12, 14, 15, 17, 19, 20, 22, 24, 25, 26, 27, 30, 31, 33, 34, 35, 36, 37,
-    38, 40, 42, 44, 45, 46, 48, 49, 51, 52, 54, 56, 58, 60, 62, 64, 66, 67, 68, 70, 72, 74, 75, 77,
-    79, 80, 82, 83, 84, 86, 87, 89, 91, 92, 93, 94, 95, 96,
+    1, 2, 4, 6, 8, 10, 11, 12, 14, 15, 17, 19, 20, 22, 24, 25, 26, 27, 30, 31, 33, 34, 35, 36, 37, 38, 40, 42, 44, 45,
+    46, 48, 49, 51, 52, 54, 56, 58, 60, 62, 64, 66, 67, 68, 70, 72, 74, 75, 77, 79, 80, 82, 83, 84, 86, 87, 89, 91, 92,
+    93, 94, 95, 96,
 ];
 
 /// Why a string is not a valid national ID (carried by [`Error::InvalidNationalId`]).
@@ -70,14 +70,12 @@ impl fmt::Display for InvalidIdReason {
             Self::NotADigit { position } => {
                 write!(f, "byte {position} is not an ASCII digit")
             }
-            Self::UnknownProvince { code } => write!(
-                f,
-                "province code {code:03} is not in Circular 07/2016 Appendix I nor configured"
-            ),
-            Self::FutureBirthYear { year, current_year } => write!(
-                f,
-                "birth year {year} is in the future (current year {current_year})"
-            ),
+            Self::UnknownProvince { code } => {
+                write!(f, "province code {code:03} is not in Circular 07/2016 Appendix I nor configured")
+            }
+            Self::FutureBirthYear { year, current_year } => {
+                write!(f, "birth year {year} is in the future (current year {current_year})")
+            }
         }
     }
 }
@@ -115,15 +113,11 @@ impl IdRules {
     /// Checks an already well-formed ID against these rules (province and birth year).
     pub fn check(&self, id: &NationalId) -> Result<()> {
         let reason = if !self.accepts_province(id.province_code()) {
-            Some(InvalidIdReason::UnknownProvince {
-                code: id.province_code(),
-            })
+            Some(InvalidIdReason::UnknownProvince { code: id.province_code() })
         } else {
             let current_year = self.current_year();
-            (id.birth_year() > current_year).then_some(InvalidIdReason::FutureBirthYear {
-                year: id.birth_year(),
-                current_year,
-            })
+            (id.birth_year() > current_year)
+                .then_some(InvalidIdReason::FutureBirthYear { year: id.birth_year(), current_year })
         };
         match reason {
             Some(reason) => Err(invalid(id.as_str(), reason)),
@@ -153,9 +147,7 @@ impl NationalId {
     /// Checks only the format (12 ASCII digits), not the province or the year: for IDs read
     /// back from storage, which were validated when written.
     pub(crate) fn from_digits(b: &[u8]) -> std::result::Result<NationalId, InvalidIdReason> {
-        let bytes: [u8; NATIONAL_ID_LEN] = b
-            .try_into()
-            .map_err(|_| InvalidIdReason::WrongLength { len: b.len() })?;
+        let bytes: [u8; NATIONAL_ID_LEN] = b.try_into().map_err(|_| InvalidIdReason::WrongLength { len: b.len() })?;
         if let Some(position) = bytes.iter().position(|c| !c.is_ascii_digit()) {
             return Err(InvalidIdReason::NotADigit { position });
         }
@@ -163,9 +155,7 @@ impl NationalId {
     }
 
     fn digits(&self, from: usize, to: usize) -> u16 {
-        self.0[from..to]
-            .iter()
-            .fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'))
+        self.0[from..to].iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'))
     }
 
     /// The 12 ASCII digits.
@@ -210,9 +200,7 @@ impl NationalId {
 
     /// The six random serial digits as a number.
     pub fn serial(&self) -> u32 {
-        self.0[6..]
-            .iter()
-            .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
+        self.0[6..].iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
     }
 
     /// Builds an ID from its parts (for generators and tests); `None` if a part is out of
@@ -222,18 +210,11 @@ impl NationalId {
         if province >= 1000 || !(1900..2400).contains(&birth_year) || serial >= 1_000_000 {
             return None;
         }
-        Some(Self::from_parts_clamped(
-            province, gender, birth_year, serial,
-        ))
+        Some(Self::from_parts_clamped(province, gender, birth_year, serial))
     }
 
     /// Like [`from_parts`](Self::from_parts) with every part clamped into range.
-    pub(crate) fn from_parts_clamped(
-        province: u16,
-        gender: Gender,
-        birth_year: u16,
-        serial: u32,
-    ) -> Self {
+    pub(crate) fn from_parts_clamped(province: u16, gender: Gender, birth_year: u16, serial: u32) -> Self {
         let province = u32::from(province.min(999));
         let since_1900 = u32::from(birth_year.clamp(1900, 2399) - 1900);
         let g = since_1900 / 100 * 2 + u32::from(gender == Gender::Female);
@@ -285,10 +266,7 @@ fn invalid(input: &str, reason: InvalidIdReason) -> Error {
 
 /// The current calendar year (UTC) from the system clock.
 fn system_year() -> u16 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     year_of_unix_day((secs / 86_400) as i64)
 }
 

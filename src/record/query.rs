@@ -46,9 +46,7 @@ impl IdQuery {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         let province = |p: u16| -> Result<String> {
             if p >= 1000 {
-                return Err(Error::InvalidArgument(format!(
-                    "province code {p} has more than 3 digits"
-                )));
+                return Err(Error::InvalidArgument(format!("province code {p} has more than 3 digits")));
             }
             Ok(format!("{p:03}"))
         };
@@ -68,15 +66,11 @@ impl IdQuery {
             }
             IdQuery::BirthYear { province: p, year } => {
                 let p = province(p)?;
-                let ids =
-                    [Gender::Male, Gender::Female].map(|g| NationalId::from_parts(0, g, year, 0));
+                let ids = [Gender::Male, Gender::Female].map(|g| NationalId::from_parts(0, g, year, 0));
                 let [Some(m), Some(f)] = ids else {
                     return bad(format!("birth year {year} is outside 1900-2399"));
                 };
-                Ok([m, f]
-                    .iter()
-                    .map(|id| with_tag(format!("{p}{}", &id.as_str()[3..6])))
-                    .collect())
+                Ok([m, f].iter().map(|id| with_tag(format!("{p}{}", &id.as_str()[3..6]))).collect())
             }
         }
     }
@@ -91,34 +85,21 @@ impl Store {
             Some(cid) => Some(snap.prefix(collection_prefix(cid))?),
             None => None,
         };
-        Ok(RecordIter {
-            inner: self.inner.clone(),
-            iter,
-        })
+        Ok(RecordIter { inner: self.inner.clone(), iter })
     }
 
     /// Every index entry whose national ID matches `query`, ordered by ID, collection id and
     /// primary key.
     pub fn query(&self, query: &IdQuery) -> Result<IndexIter> {
         let snap = self.inner.db.snapshot();
-        let iters = query
-            .prefixes()?
-            .iter()
-            .map(|p| snap.prefix(p))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(IndexIter {
-            inner: self.inner.clone(),
-            iters: iters.into_iter().rev().collect(),
-        })
+        let iters = query.prefixes()?.iter().map(|p| snap.prefix(p)).collect::<Result<Vec<_>>>()?;
+        Ok(IndexIter { inner: self.inner.clone(), iters: iters.into_iter().rev().collect() })
     }
 
     /// Every distinct person (national ID) with at least one record matching `query`,
     /// ascending.
     pub fn persons(&self, query: &IdQuery) -> Result<PersonIter> {
-        Ok(PersonIter {
-            entries: self.query(query)?,
-            last: None,
-        })
+        Ok(PersonIter { entries: self.query(query)?, last: None })
     }
 }
 
@@ -166,18 +147,10 @@ impl std::fmt::Debug for IndexIter {
 
 impl IndexIter {
     fn entry(&self, k: &Bytes) -> Result<IndexEntry> {
-        let (id, cid, pk) = parse_index_key(k)
-            .ok_or_else(|| self.inner.corrupt_record(k, "malformed index key"))?;
-        let collection = self
-            .inner
-            .catalog
-            .name(cid)
-            .ok_or_else(|| self.inner.corrupt_record(k, "unknown collection id"))?;
-        Ok(IndexEntry {
-            id,
-            collection,
-            pk: k.slice_ref(pk),
-        })
+        let (id, cid, pk) = parse_index_key(k).ok_or_else(|| self.inner.corrupt_record(k, "malformed index key"))?;
+        let collection =
+            self.inner.catalog.name(cid).ok_or_else(|| self.inner.corrupt_record(k, "unknown collection id"))?;
+        Ok(IndexEntry { id, collection, pk: k.slice_ref(pk) })
     }
 }
 

@@ -62,32 +62,14 @@ impl StoreInner {
     /// A corruption error for a record-layer key whose value or shape is wrong. The record
     /// layer does not know file offsets; it names the database directory and the key.
     pub(crate) fn corrupt_record(&self, key: &[u8], what: &str) -> Error {
-        Error::corruption(
-            self.db.path(),
-            0,
-            format!("record layer key {}: {what}", String::from_utf8_lossy(key)),
-        )
+        Error::corruption(self.db.path(), 0, format!("record layer key {}: {what}", String::from_utf8_lossy(key)))
     }
 
     /// Decodes a record read at `key` (already split into `cid` and `pk`).
-    pub(crate) fn to_record(
-        &self,
-        key: &[u8],
-        cid: CollectionId,
-        pk: Bytes,
-        value: &Bytes,
-    ) -> Result<Record> {
-        let collection = self
-            .catalog
-            .name(cid)
-            .ok_or_else(|| self.corrupt_record(key, "unknown collection id"))?;
+    pub(crate) fn to_record(&self, key: &[u8], cid: CollectionId, pk: Bytes, value: &Bytes) -> Result<Record> {
+        let collection = self.catalog.name(cid).ok_or_else(|| self.corrupt_record(key, "unknown collection id"))?;
         let (id, payload) = decode_value(value).map_err(|w| self.corrupt_record(key, &w))?;
-        Ok(Record {
-            collection,
-            pk,
-            id,
-            payload: value.slice_ref(payload),
-        })
+        Ok(Record { collection, pk, id, payload: value.slice_ref(payload) })
     }
 }
 
@@ -134,14 +116,7 @@ impl Store {
         }
         let catalog = Catalog::load(&db)?;
         let locks = StripedLocks::new(opts.lock_stripes);
-        Ok(Store {
-            inner: Arc::new(StoreInner {
-                db,
-                catalog,
-                locks,
-                opts,
-            }),
-        })
+        Ok(Store { inner: Arc::new(StoreInner { db, catalog, locks, opts }) })
     }
 
     /// The underlying database.
@@ -161,12 +136,7 @@ impl Store {
 
     /// The names of every collection, in the order they were created.
     pub fn collections(&self) -> Vec<String> {
-        self.inner
-            .catalog
-            .list()
-            .into_iter()
-            .map(|(n, _)| n.to_string())
-            .collect()
+        self.inner.catalog.list().into_iter().map(|(n, _)| n.to_string()).collect()
     }
 
     /// Checks a primary key and an ID, encodes the payload and resolves (creating if needed)
@@ -182,17 +152,8 @@ impl Store {
         check_pk(pk)?;
         self.inner.opts.id_rules.check(id)?;
         let value = encode_value(id, payload)?;
-        let cid = self
-            .inner
-            .catalog
-            .get_or_create(&self.inner.db, collection)?;
-        Ok(Op::Put {
-            cid,
-            pk: Bytes::copy_from_slice(pk),
-            id: *id,
-            value,
-            insert_only,
-        })
+        let cid = self.inner.catalog.get_or_create(&self.inner.db, collection)?;
+        Ok(Op::Put { cid, pk: Bytes::copy_from_slice(pk), id: *id, value, insert_only })
     }
 
     /// Adds a record; fails with [`Error::RecordExists`] if `(collection, pk)` holds one.
@@ -229,10 +190,7 @@ impl Store {
         let Some(cid) = self.inner.catalog.lookup(collection) else {
             return Ok(None);
         };
-        let op = Op::Delete {
-            cid,
-            pk: Bytes::copy_from_slice(pk.as_ref()),
-        };
+        let op = Op::Delete { cid, pk: Bytes::copy_from_slice(pk.as_ref()) };
         let before = self.inner.apply(vec![op], &self.inner.opts.write_options)?;
         Ok(before.into_iter().next().flatten())
     }
@@ -253,14 +211,8 @@ impl Store {
     }
 
     /// The record at `(collection, pk)` with its payload decoded as a `T`.
-    pub fn get<T: DeserializeOwned>(
-        &self,
-        collection: &str,
-        pk: impl AsRef<[u8]>,
-    ) -> Result<Option<Record<T>>> {
-        self.get_raw(collection, pk)?
-            .map(Record::into_typed)
-            .transpose()
+    pub fn get<T: DeserializeOwned>(&self, collection: &str, pk: impl AsRef<[u8]>) -> Result<Option<Record<T>>> {
+        self.get_raw(collection, pk)?.map(Record::into_typed).transpose()
     }
 
     /// Every record of the person `id` across all collections, ordered by collection id and
@@ -276,8 +228,8 @@ impl Store {
         let mut out = Vec::new();
         for kv in snap.prefix(person_prefix(id))? {
             let (ikey, _) = kv?;
-            let (_, cid, pk) = parse_index_key(&ikey)
-                .ok_or_else(|| self.inner.corrupt_record(&ikey, "malformed index key"))?;
+            let (_, cid, pk) =
+                parse_index_key(&ikey).ok_or_else(|| self.inner.corrupt_record(&ikey, "malformed index key"))?;
             let rkey = record_key(cid, pk);
             let Some(v) = snap.get(&rkey)? else { continue };
             let rec = self.inner.to_record(&rkey, cid, ikey.slice_ref(pk), &v)?;
@@ -292,10 +244,7 @@ impl Store {
 /// Primary keys are 1 to [`MAX_PK_LEN`] bytes.
 fn check_pk(pk: &[u8]) -> Result<()> {
     if pk.is_empty() || pk.len() > MAX_PK_LEN {
-        return Err(Error::InvalidArgument(format!(
-            "primary key of {} bytes: must be 1 to {MAX_PK_LEN}",
-            pk.len()
-        )));
+        return Err(Error::InvalidArgument(format!("primary key of {} bytes: must be 1 to {MAX_PK_LEN}", pk.len())));
     }
     Ok(())
 }

@@ -44,20 +44,16 @@ pub(crate) fn decode_value(v: &[u8]) -> std::result::Result<(NationalId, &[u8]),
         Some(f) => return Err(format!("unknown record format {f}")),
         None => return Err("empty record value".into()),
     }
-    let digits = v.get(1..VALUE_HEADER_LEN).ok_or_else(|| {
-        format!(
-            "record value of {} bytes is shorter than its header",
-            v.len()
-        )
-    })?;
+    let digits = v
+        .get(1..VALUE_HEADER_LEN)
+        .ok_or_else(|| format!("record value of {} bytes is shorter than its header", v.len()))?;
     let id = NationalId::from_digits(digits).map_err(|r| format!("stored national ID: {r}"))?;
     Ok((id, &v[VALUE_HEADER_LEN..]))
 }
 
 /// Decodes MessagePack `payload` as a `T`.
 pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
-    rmp_serde::from_slice(payload)
-        .map_err(|e| Error::Payload(format!("cannot decode payload: {e}")))
+    rmp_serde::from_slice(payload).map_err(|e| Error::Payload(format!("cannot decode payload: {e}")))
 }
 
 /// One record: where it lives, whose it is and its payload. `P` is the decoded payload type;
@@ -84,12 +80,7 @@ impl Record<Bytes> {
     /// This record with its payload decoded as a `T`.
     pub fn into_typed<T: DeserializeOwned>(self) -> Result<Record<T>> {
         let payload = decode_payload(&self.payload)?;
-        Ok(Record {
-            collection: self.collection,
-            pk: self.pk,
-            id: self.id,
-            payload,
-        })
+        Ok(Record { collection: self.collection, pk: self.pk, id: self.id, payload })
     }
 }
 
@@ -128,13 +119,7 @@ mod tests {
         let (got, payload) = decode_value(&v).unwrap();
         assert_eq!(got, id);
         let v2: V2 = decode_payload(payload).unwrap();
-        assert_eq!(
-            v2,
-            V2 {
-                name: "An".into(),
-                phone: None
-            }
-        );
+        assert_eq!(v2, V2 { name: "An".into(), phone: None });
         // Named fields: the field name is in the bytes.
         assert!(payload.windows(4).any(|w| w == b"name"));
     }
@@ -142,9 +127,7 @@ mod tests {
     #[test]
     fn malformed_values_are_described() {
         assert!(decode_value(b"").is_err());
-        assert!(decode_value(b"\x02001190000001")
-            .unwrap_err()
-            .contains("format 2"));
+        assert!(decode_value(b"\x02001190000001").unwrap_err().contains("format 2"));
         assert!(decode_value(b"\x010011900").is_err());
         assert!(decode_value(b"\x01a01190000001").is_err());
     }

@@ -15,9 +15,7 @@
 
 use bytes::Bytes;
 
-use super::keys::{
-    index_key, parse_index_key, parse_record_key, record_key, TAG_INDEX, TAG_RECORD,
-};
+use super::keys::{index_key, parse_index_key, parse_record_key, record_key, TAG_INDEX, TAG_RECORD};
 use super::national_id::NationalId;
 use super::store::Store;
 use super::value::decode_value;
@@ -100,17 +98,12 @@ impl IndexReport {
 fn fix_of(store: &Store, p: &IndexProblem) -> Option<Op> {
     let cid = |c: &str| store.inner.catalog.lookup(c);
     match p {
-        IndexProblem::Missing { collection, pk, .. } => Some(Op::EnsureIndexed {
-            cid: cid(collection)?,
-            pk: pk.clone(),
-        }),
-        IndexProblem::Dangling {
-            id, collection, pk, ..
-        } => Some(Op::DropIndexUnlessOwner {
-            cid: cid(collection)?,
-            pk: pk.clone(),
-            id: *id,
-        }),
+        IndexProblem::Missing { collection, pk, .. } => {
+            Some(Op::EnsureIndexed { cid: cid(collection)?, pk: pk.clone() })
+        }
+        IndexProblem::Dangling { id, collection, pk, .. } => {
+            Some(Op::DropIndexUnlessOwner { cid: cid(collection)?, pk: pk.clone(), id: *id })
+        }
         IndexProblem::Malformed { .. } => None,
     }
 }
@@ -181,9 +174,7 @@ impl Store {
             self.inner.apply(pending, &WriteOptions::default())?;
         }
         // Nothing writes malformed index keys, so no lock is needed to remove them.
-        self.inner
-            .db
-            .write(bad_index_keys, &WriteOptions::synced())?;
+        self.inner.db.write(bad_index_keys, &WriteOptions::synced())?;
         report.problems = listed;
         Ok(report)
     }
@@ -200,10 +191,7 @@ impl Store {
             report.count(&p);
             visit(p);
         };
-        let malformed = |key: &Bytes, what: &str| IndexProblem::Malformed {
-            key: key.clone(),
-            what: what.to_owned(),
-        };
+        let malformed = |key: &Bytes, what: &str| IndexProblem::Malformed { key: key.clone(), what: what.to_owned() };
         let catalog = &self.inner.catalog;
 
         for kv in snap.prefix([TAG_RECORD])? {
@@ -225,14 +213,7 @@ impl Store {
                 }
             };
             if snap.get(index_key(&id, cid, pk))?.is_none() {
-                emit(
-                    report,
-                    IndexProblem::Missing {
-                        collection: collection.to_string(),
-                        pk: k.slice_ref(pk),
-                        id,
-                    },
-                );
+                emit(report, IndexProblem::Missing { collection: collection.to_string(), pk: k.slice_ref(pk), id });
             }
         }
 
@@ -244,10 +225,7 @@ impl Store {
                 continue;
             };
             let Some(collection) = catalog.name(cid) else {
-                emit(
-                    report,
-                    malformed(&k, "index entry of an unknown collection id"),
-                );
+                emit(report, malformed(&k, "index entry of an unknown collection id"));
                 continue;
             };
             let record_id = match snap.get(record_key(cid, pk))? {
@@ -261,12 +239,7 @@ impl Store {
             if record_id != Some(id) {
                 emit(
                     report,
-                    IndexProblem::Dangling {
-                        id,
-                        collection: collection.to_string(),
-                        pk: k.slice_ref(pk),
-                        record_id,
-                    },
+                    IndexProblem::Dangling { id, collection: collection.to_string(), pk: k.slice_ref(pk), record_id },
                 );
             }
         }

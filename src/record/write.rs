@@ -28,30 +28,16 @@ use crate::{Error, Result, WriteBatch, WriteOptions};
 pub(crate) enum Op {
     /// Store `value` (an encoded record value for `id`) at `(cid, pk)`; with `insert_only`,
     /// fail the whole unit if a record is there.
-    Put {
-        cid: CollectionId,
-        pk: Bytes,
-        id: NationalId,
-        value: Vec<u8>,
-        insert_only: bool,
-    },
+    Put { cid: CollectionId, pk: Bytes, id: NationalId, value: Vec<u8>, insert_only: bool },
     /// Delete the record at `(cid, pk)` if any.
     Delete { cid: CollectionId, pk: Bytes },
     /// Delete the record at `(cid, pk)` if it belongs to `id`, and the index entry
     /// `I | id | cid | pk` in any case (erasure).
-    Erase {
-        cid: CollectionId,
-        pk: Bytes,
-        id: NationalId,
-    },
+    Erase { cid: CollectionId, pk: Bytes, id: NationalId },
     /// Write the index entry of the record at `(cid, pk)`, if there is a record (repair).
     EnsureIndexed { cid: CollectionId, pk: Bytes },
     /// Delete `I | id | cid | pk` unless the record at `(cid, pk)` belongs to `id` (repair).
-    DropIndexUnlessOwner {
-        cid: CollectionId,
-        pk: Bytes,
-        id: NationalId,
-    },
+    DropIndexUnlessOwner { cid: CollectionId, pk: Bytes, id: NationalId },
 }
 
 impl Op {
@@ -84,11 +70,7 @@ struct Slot {
 impl StoreInner {
     /// Applies `ops` atomically. Returns, for each op, the owner of its record just before
     /// it (for `Put` with `insert_only`, `RecordExists` aborts the whole unit instead).
-    pub(crate) fn apply(
-        &self,
-        ops: Vec<Op>,
-        opts: &WriteOptions,
-    ) -> Result<Vec<Option<NationalId>>> {
+    pub(crate) fn apply(&self, ops: Vec<Op>, opts: &WriteOptions) -> Result<Vec<Option<NationalId>>> {
         let keys: Vec<Vec<u8>> = ops
             .iter()
             .map(|op| {
@@ -105,9 +87,7 @@ impl StoreInner {
     fn owner(&self, _held: &HeldStripes<'_>, key: &[u8]) -> Result<Option<NationalId>> {
         match self.db.get(key)? {
             None => Ok(None),
-            Some(v) => decode_value(&v)
-                .map(|(id, _)| Some(id))
-                .map_err(|what| self.corrupt_record(key, &what)),
+            Some(v) => decode_value(&v).map(|(id, _)| Some(id)).map_err(|what| self.corrupt_record(key, &what)),
         }
     }
 
@@ -144,17 +124,10 @@ impl StoreInner {
             let slot = &mut slots[i];
             before.push(slot.current);
             match op {
-                Op::Put {
-                    insert_only: true, ..
-                } if slot.current.is_some() => {
-                    let collection = self
-                        .catalog
-                        .name(slot.cid)
-                        .map_or_else(|| format!("#{}", slot.cid.0), |n| n.to_string());
-                    return Err(Error::RecordExists {
-                        collection,
-                        pk: String::from_utf8_lossy(&slot.pk).into_owned(),
-                    });
+                Op::Put { insert_only: true, .. } if slot.current.is_some() => {
+                    let collection =
+                        self.catalog.name(slot.cid).map_or_else(|| format!("#{}", slot.cid.0), |n| n.to_string());
+                    return Err(Error::RecordExists { collection, pk: String::from_utf8_lossy(&slot.pk).into_owned() });
                 }
                 Op::Put { id, value, .. } => {
                     slot.current = Some(id);

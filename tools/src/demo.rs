@@ -38,30 +38,20 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dir = match args.dir {
         Some(d) => d,
         None => {
-            let stamp = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis();
+            let stamp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
             let d = std::env::temp_dir().join(format!("kho-demo-{}-{stamp}", std::process::id()));
             println!("database directory: {}", d.display());
             d
         }
     };
     if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
-        bail!(
-            "{} is not empty; give kho demo a new directory",
-            dir.display()
-        );
+        bail!("{} is not empty; give kho demo a new directory", dir.display());
     }
-    let db =
-        Db::open(&dir, Options::default()).with_context(|| format!("opening {}", dir.display()))?;
+    let db = Db::open(&dir, Options::default()).with_context(|| format!("opening {}", dir.display()))?;
     let store = Store::open(db, StoreOptions::default())?;
     let pop = Population::new(args.seed, args.persons);
 
-    println!(
-        "generating {} persons (seed {}) and ingesting their records...",
-        args.persons, args.seed
-    );
+    println!("generating {} persons (seed {}) and ingesting their records...", args.persons, args.seed);
     let ingest = ingest(&store, &pop, args.batch.max(1))?;
     let secs = ingest.elapsed.as_secs_f64().max(1e-9);
     let disk = dir_size(&dir)?;
@@ -73,10 +63,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     for (c, n) in &census.per_collection {
         println!("    {c:<18}{n:>10}");
     }
-    println!(
-        "  persons        {:>12}  (with at least one record; {} generated)",
-        census.persons, args.persons
-    );
+    println!("  persons        {:>12}  (with at least one record; {} generated)", census.persons, args.persons);
     println!(
         "  writes         {:>12}  ({} upserts incl. {} ID corrections, {} deletes)",
         ingest.upserts + ingest.deletes,
@@ -90,11 +77,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         secs,
         ingest.bytes as f64 / 1e6
     );
-    println!(
-        "  on disk        {:>12.1} MB in {}",
-        disk as f64 / 1e6,
-        dir.display()
-    );
+    println!("  on disk        {:>12.1} MB in {}", disk as f64 / 1e6, dir.display());
 
     show_person(&store, &pop)?;
     show_province_query(&store)?;
@@ -102,14 +85,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     store.close()?;
     println!();
     println!("explore it:");
-    println!(
-        "  kho dump {}            # every file, and every record as JSON",
-        dir.display()
-    );
-    println!(
-        "  kho dump --verify {}   # check every file and the index",
-        dir.display()
-    );
+    println!("  kho dump {}            # every file, and every record as JSON", dir.display());
+    println!("  kho dump --verify {}   # check every file and the index", dir.display());
     println!("  kho demo --persons 10000      # a smaller run in a fresh directory");
     Ok(())
 }
@@ -126,19 +103,12 @@ fn ingest(store: &Store, pop: &Population, batch_size: usize) -> anyhow::Result<
     let bar = ProgressBar::new(pop.persons);
     if std::io::stderr().is_terminal() {
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} persons  {per_sec}  eta {eta}")?
-                .progress_chars("=> "),
+            ProgressStyle::with_template("{bar:40} {pos}/{len} persons  {per_sec}  eta {eta}")?.progress_chars("=> "),
         );
     } else {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let mut out = Ingest {
-        upserts: 0,
-        deletes: 0,
-        corrections: 0,
-        bytes: 0,
-        elapsed: Duration::ZERO,
-    };
+    let mut out = Ingest { upserts: 0, deletes: 0, corrections: 0, bytes: 0, elapsed: Duration::ZERO };
     let start = Instant::now();
     let mut events = pop.events();
     let mut batch = store.batch();
@@ -177,11 +147,7 @@ struct Census {
 
 /// Counts records per collection and distinct persons with one scan of the index.
 fn census(store: &Store) -> anyhow::Result<Census> {
-    let mut c = Census {
-        records: 0,
-        persons: 0,
-        per_collection: BTreeMap::new(),
-    };
+    let mut c = Census { records: 0, persons: 0, per_collection: BTreeMap::new() };
     let mut last = None;
     for e in store.query(&IdQuery::All)? {
         let e = e?;
@@ -190,9 +156,7 @@ fn census(store: &Store) -> anyhow::Result<Census> {
             c.persons += 1;
             last = Some(e.id);
         }
-        *c.per_collection
-            .entry(e.collection.to_string())
-            .or_default() += 1;
+        *c.per_collection.entry(e.collection.to_string()).or_default() += 1;
     }
     Ok(c)
 }
@@ -202,8 +166,7 @@ fn show_person(store: &Store, pop: &Population) -> anyhow::Result<()> {
     for i in 0..pop.persons.min(10_000) {
         let p = pop.person(i);
         let records = store.person(&p.id)?;
-        let collections: std::collections::BTreeSet<_> =
-            records.iter().map(|r| r.collection.clone()).collect();
+        let collections: std::collections::BTreeSet<_> = records.iter().map(|r| r.collection.clone()).collect();
         if collections.len() < 4 {
             continue;
         }
@@ -231,10 +194,7 @@ fn show_person(store: &Store, pop: &Population) -> anyhow::Result<()> {
 
 /// Prints who was born in 1990 and registered in TP.HCM (079), and the size of the province.
 fn show_province_query(store: &Store) -> anyhow::Result<()> {
-    let q = IdQuery::BirthYear {
-        province: 79,
-        year: 1990,
-    };
+    let q = IdQuery::BirthYear { province: 79, year: 1990 };
     let start = Instant::now();
     let mut persons = 0u64;
     let mut first = Vec::new();
@@ -249,11 +209,7 @@ fn show_province_query(store: &Store) -> anyhow::Result<()> {
     let province_records = store.query(&IdQuery::Province(79))?.count();
     println!();
     println!("province query: born 1990, birth registered in TP.HCM (079, IDs 079090…/079190…)");
-    println!(
-        "  {persons} persons in {:.1} ms; first: {}",
-        took.as_secs_f64() * 1e3,
-        first.join(", ")
-    );
+    println!("  {persons} persons in {:.1} ms; first: {}", took.as_secs_f64() * 1e3, first.join(", "));
     println!("  all of province 079: {province_records} records");
     Ok(())
 }

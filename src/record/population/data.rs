@@ -91,19 +91,16 @@ pub(super) const FAMILY_NAMES: [(&str, u32); 16] = [
     ("Lý", 5),
 ];
 
-pub(super) const MIDDLE_MALE: [&str; 8] =
-    ["Văn", "Hữu", "Đức", "Minh", "Quốc", "Thành", "Công", "Gia"];
-pub(super) const MIDDLE_FEMALE: [&str; 8] =
-    ["Thị", "Ngọc", "Thu", "Thanh", "Mai", "Kim", "Phương", "Bảo"];
+pub(super) const MIDDLE_MALE: [&str; 8] = ["Văn", "Hữu", "Đức", "Minh", "Quốc", "Thành", "Công", "Gia"];
+pub(super) const MIDDLE_FEMALE: [&str; 8] = ["Thị", "Ngọc", "Thu", "Thanh", "Mai", "Kim", "Phương", "Bảo"];
 
 pub(super) const GIVEN_MALE: [&str; 24] = [
-    "An", "Bình", "Cường", "Dũng", "Duy", "Hải", "Hiếu", "Hoàng", "Hùng", "Huy", "Khang", "Khoa",
-    "Long", "Minh", "Nam", "Nghĩa", "Phong", "Phúc", "Quân", "Sơn", "Tài", "Thắng", "Trung",
-    "Tuấn",
+    "An", "Bình", "Cường", "Dũng", "Duy", "Hải", "Hiếu", "Hoàng", "Hùng", "Huy", "Khang", "Khoa", "Long", "Minh",
+    "Nam", "Nghĩa", "Phong", "Phúc", "Quân", "Sơn", "Tài", "Thắng", "Trung", "Tuấn",
 ];
 pub(super) const GIVEN_FEMALE: [&str; 24] = [
-    "Anh", "Chi", "Dung", "Giang", "Hà", "Hạnh", "Hằng", "Hoa", "Hương", "Lan", "Linh", "Loan",
-    "Mai", "My", "Nga", "Ngân", "Nhung", "Oanh", "Phương", "Quỳnh", "Thảo", "Trang", "Vy", "Yến",
+    "Anh", "Chi", "Dung", "Giang", "Hà", "Hạnh", "Hằng", "Hoa", "Hương", "Lan", "Linh", "Loan", "Mai", "My", "Nga",
+    "Ngân", "Nhung", "Oanh", "Phương", "Quỳnh", "Thảo", "Trang", "Vy", "Yến",
 ];
 
 pub(super) const STREETS: [&str; 12] = [
@@ -141,19 +138,7 @@ pub(super) const HOSPITALS: [&str; 6] = [
     "Bệnh viện Trung ương Huế",
 ];
 
-pub(super) const MOTORBIKES: [&str; 6] = [
-    "Honda Wave",
-    "Honda Vision",
-    "Yamaha Sirius",
-    "Honda Air Blade",
-    "Yamaha Exciter",
-    "VinFast Evo",
-];
-pub(super) const CARS: [&str; 6] = [
-    "Toyota Vios",
-    "Hyundai Accent",
-    "Kia Morning",
-    "Mazda 3",
-    "VinFast VF5",
-    "Ford Ranger",
-];
+pub(super) const MOTORBIKES: [&str; 6] =
+    ["Honda Wave", "Honda Vision", "Yamaha Sirius", "Honda Air Blade", "Yamaha Exciter", "VinFast Evo"];
+pub(super) const CARS: [&str; 6] =
+    ["Toyota Vios", "Hyundai Accent", "Kia Morning", "Mazda 3", "VinFast VF5", "Ford Ranger"];

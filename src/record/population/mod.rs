@@ -195,13 +195,7 @@ pub enum Event {
 }
 
 /// The collections the generator writes.
-pub const COLLECTIONS: [&str; 5] = [
-    "residence",
-    "tax",
-    "social_insurance",
-    "health_insurance",
-    "vehicle",
-];
+pub const COLLECTIONS: [&str; 5] = ["residence", "tax", "social_insurance", "health_insurance", "vehicle"];
 
 /// A seeded population of `persons` people; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,11 +214,7 @@ const MAX_DELAY: u64 = 2000;
 impl Population {
     /// A population of `persons` people from `seed`.
     pub fn new(seed: u64, persons: u64) -> Population {
-        Population {
-            seed,
-            persons,
-            reference_year: 2025,
-        }
+        Population { seed, persons, reference_year: 2025 }
     }
 
     fn rng(&self, i: u64, stream: u64) -> SplitMix64 {
@@ -237,11 +227,7 @@ impl Population {
     pub fn person(&self, i: u64) -> Person {
         let mut r = self.rng(i, 0);
         let province = r.weighted(&PROVINCE_WEIGHTS);
-        let gender = if r.chance(498) {
-            Gender::Male
-        } else {
-            Gender::Female
-        };
+        let gender = if r.chance(498) { Gender::Male } else { Gender::Female };
         let age = sample_age(&mut r);
         let birth_year = self.reference_year.saturating_sub(age).max(1900);
         let serial = ((i % 1_000_000) * 618_033 + self.seed % 1_000_000) % 1_000_000;
@@ -251,14 +237,7 @@ impl Population {
             Gender::Male => (r.pick(&MIDDLE_MALE), r.pick(&GIVEN_MALE)),
             Gender::Female => (r.pick(&MIDDLE_FEMALE), r.pick(&GIVEN_FEMALE)),
         };
-        Person {
-            index: i,
-            id,
-            name: format!("{family} {middle} {given}"),
-            gender,
-            birth_year,
-            province,
-        }
+        Person { index: i, id, name: format!("{family} {middle} {given}"), gender, birth_year, province }
     }
 
     /// The records person `i` accumulates, in the order they are filed.
@@ -268,38 +247,14 @@ impl Population {
         let age = self.reference_year.saturating_sub(p.birth_year);
         let year = self.reference_year;
         let mut out = Vec::new();
-        let rec = |collection, pk: String, payload| GenRecord {
-            collection,
-            pk,
-            id: p.id,
-            payload,
-        };
+        let rec = |collection, pk: String, payload| GenRecord { collection, pk, id: p.id, payload };
         if r.chance(980) {
-            let province = if r.chance(800) {
-                p.province
-            } else {
-                r.weighted(&PROVINCE_WEIGHTS)
-            };
+            let province = if r.chance(800) { p.province } else { r.weighted(&PROVINCE_WEIGHTS) };
             let payload = Payload::Residence(Residence {
                 full_name: p.name.clone(),
-                date_of_birth: format!(
-                    "{}-{:02}-{:02}",
-                    p.birth_year,
-                    1 + r.below(12),
-                    1 + r.below(28)
-                ),
-                gender: if p.gender == Gender::Male {
-                    "male"
-                } else {
-                    "female"
-                }
-                .into(),
-                address: format!(
-                    "Số {}, đường {}, phường {}",
-                    1 + r.below(300),
-                    r.pick(&STREETS),
-                    1 + r.below(20)
-                ),
+                date_of_birth: format!("{}-{:02}-{:02}", p.birth_year, 1 + r.below(12), 1 + r.below(28)),
+                gender: if p.gender == Gender::Male { "male" } else { "female" }.into(),
+                address: format!("Số {}, đường {}, phường {}", 1 + r.below(300), r.pick(&STREETS), 1 + r.below(20)),
                 province,
                 since: year - r.below(u64::from(age) + 1) as u16,
             });
@@ -322,11 +277,7 @@ impl Population {
                 level: 1 + r.below(5) as u8,
                 valid_until: year + r.below(3) as u16,
             });
-            out.push(rec(
-                "social_insurance",
-                format!("{:02}{i:08}", p.province % 100),
-                payload,
-            ));
+            out.push(rec("social_insurance", format!("{:02}{i:08}", p.province % 100), payload));
         }
         if r.chance(920) {
             let payload = Payload::Insurance(Insurance {
@@ -335,11 +286,7 @@ impl Population {
                 level: 1 + r.below(5) as u8,
                 valid_until: year + 1,
             });
-            out.push(rec(
-                "health_insurance",
-                format!("HS4{:02}{i:010}", p.province % 100),
-                payload,
-            ));
+            out.push(rec("health_insurance", format!("HS4{:02}{i:010}", p.province % 100), payload));
         }
         if age >= 18 {
             let n = match r.below(1000) {
@@ -357,11 +304,7 @@ impl Population {
                     model: r.pick(if car { &CARS } else { &MOTORBIKES }).to_string(),
                     year: year - r.below(20) as u16,
                 });
-                let plate = format!(
-                    "{:02}{}-{i:09}.{k:02}",
-                    p.province % 100,
-                    if car { "A" } else { "B1" }
-                );
+                let plate = format!("{:02}{}-{i:09}.{k:02}", p.province % 100, if car { "A" } else { "B1" });
                 out.push(rec("vehicle", plate, payload));
             }
         }
@@ -370,12 +313,7 @@ impl Population {
 
     /// Every event of the population's history, person by person; see the module docs.
     pub fn events(&self) -> Events {
-        Events {
-            pop: self.clone(),
-            next: 0,
-            ready: VecDeque::new(),
-            delayed: VecDeque::new(),
-        }
+        Events { pop: self.clone(), next: 0, ready: VecDeque::new(), delayed: VecDeque::new() }
     }
 }
 
@@ -426,21 +364,14 @@ impl Events {
             let k = r.below(records.len() as u64) as usize;
             let right = records[k].clone();
             let wrong_serial = (p.id.serial() + 1 + r.below(999_998) as u32) % 1_000_000;
-            records[k].id =
-                NationalId::from_parts_clamped(p.province, p.gender, p.birth_year, wrong_serial);
+            records[k].id = NationalId::from_parts_clamped(p.province, p.gender, p.birth_year, wrong_serial);
             let due = i + 1 + r.below(MAX_DELAY);
             self.schedule(due, Event::Correct(right));
         }
         for rec in records {
             if rec.collection == "vehicle" && r.chance(30) {
                 let due = i + 1 + r.below(MAX_DELAY);
-                self.schedule(
-                    due,
-                    Event::Delete {
-                        collection: rec.collection,
-                        pk: rec.pk.clone(),
-                    },
-                );
+                self.schedule(due, Event::Delete { collection: rec.collection, pk: rec.pk.clone() });
             }
             self.ready.push_back(Event::Upsert(rec));
         }
@@ -517,24 +448,14 @@ mod tests {
         }
         let mean = upserts as f64 / n as f64;
         assert!((3.0..5.0).contains(&mean), "mean records a person {mean}");
-        assert!(
-            corrections > n / 200 && corrections < n / 50,
-            "{corrections}"
-        );
+        assert!(corrections > n / 200 && corrections < n / 50, "{corrections}");
         assert!(deletes > 0);
-        let none = (0..n)
-            .filter(|&i| !per_person.contains_key(&pop.person(i).id))
-            .count();
+        let none = (0..n).filter(|&i| !per_person.contains_key(&pop.person(i).id)).count();
         assert!(none > 0, "some persons have no record");
-        assert!(
-            per_person.values().any(|&c| c >= 10),
-            "some persons have many"
-        );
+        assert!(per_person.values().any(|&c| c >= 10), "some persons have many");
         let hcm = (0..n).filter(|&i| pop.person(i).province == 79).count();
         assert!(hcm > n as usize / 20, "TP.HCM is one of the largest: {hcm}");
-        let women = (0..n)
-            .filter(|&i| pop.person(i).gender == Gender::Female)
-            .count();
+        let women = (0..n).filter(|&i| pop.person(i).gender == Gender::Female).count();
         assert!((n as usize * 45 / 100..n as usize * 55 / 100).contains(&women));
     }
 }
