@@ -132,3 +132,29 @@ mod tests {
         assert!(decode_value(b"\x01a01190000001").is_err());
     }
 }
+
+/// The worked example of `docs/record-model.md`, byte for byte.
+#[cfg(test)]
+mod worked_example {
+    use super::super::keys::{catalog_key, index_key, record_key, CollectionId};
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Tax {
+        name: &'static str,
+        bracket: u8,
+    }
+
+    #[test]
+    fn matches_the_doc() {
+        let id = NationalId::parse("079190001234").unwrap();
+        let tax = CollectionId(1);
+        assert_eq!(catalog_key("tax"), b"Ctax");
+        assert_eq!(record_key(tax, b"8012345678"), b"R\x00\x00\x00\x018012345678");
+        assert_eq!(index_key(&id, tax, b"8012345678"), b"I079190001234\x00\x00\x00\x018012345678");
+        let v = encode_value(&id, &Tax { name: "An", bracket: 3 }).unwrap();
+        let mut want = b"\x01079190001234".to_vec();
+        want.extend_from_slice(b"\x82\xa4name\xa2An\xa7bracket\x03");
+        assert_eq!(v, want);
+    }
+}

@@ -112,8 +112,7 @@ fn ingest(store: &Store, pop: &Population, batch_size: usize) -> anyhow::Result<
     let start = Instant::now();
     let mut events = pop.events();
     let mut batch = store.batch();
-    loop {
-        let Some(e) = events.next() else { break };
+    while let Some(e) = events.next() {
         out.corrections += u64::from(matches!(e, Event::Correct(_)));
         match e {
             Event::Upsert(r) | Event::Correct(r) => {
