@@ -5,7 +5,7 @@
 //! [`Population::events`] streams what several agencies record about them, person by person:
 //! - `residence` (~98% of people), `health_insurance` (~92%), `tax` and `social_insurance`
 //!   (working age, ~55%), `vehicle` (adults: none to a few motorbikes, some cars, a few
-//!   owners of a fleet of 10-30) — about 3.8 records a person, some people with none;
+//!   owners of a fleet of 10-30) — about 3.4 records a person, some people with none;
 //! - ID corrections: ~1% of people have one record first filed under a mistyped ID, then
 //!   upserted under the right one a while later (a later person's turn);
 //! - deletions: ~3% of vehicle records are deregistered a while later.
