@@ -75,7 +75,7 @@ impl PartialOrd for MemKey {
 }
 
 /// A concurrent sorted buffer of recent writes.
-pub(crate) struct Memtable {
+pub struct Memtable {
     map: SkipMap<MemKey, Bytes>,
     approx_bytes: AtomicUsize,
     max_seq: AtomicU64,
@@ -94,12 +94,12 @@ impl std::fmt::Debug for Memtable {
 
 impl Memtable {
     /// An empty memtable whose writes are logged in log file `wal_number`.
-    pub(crate) fn new(wal_number: u64) -> Self {
+    pub fn new(wal_number: u64) -> Self {
         Memtable { map: SkipMap::new(), approx_bytes: AtomicUsize::new(0), max_seq: AtomicU64::new(0), wal_number }
     }
 
     /// Inserts one versioned entry. The caller guarantees `(user_key, seq)` is new.
-    pub(crate) fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: Bytes) {
+    pub fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: Bytes) {
         let mut k = Vec::with_capacity(user_key.len() + 8);
         encode_internal_key(&mut k, user_key, seq, kind);
         self.approx_bytes.fetch_add(k.len() + value.len() + ENTRY_OVERHEAD, AtomicOrdering::Relaxed);
@@ -108,7 +108,7 @@ impl Memtable {
     }
 
     /// The newest entry for `user_key` with sequence `<= snapshot`: its kind and value.
-    pub(crate) fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, Bytes)> {
+    pub fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, Bytes)> {
         let lookup = internal_key(user_key, snapshot, ValueKind::MAX);
         let entry = self.map.lower_bound(Bound::Included(IKey::new(&lookup)))?;
         let parsed = ParsedKey::parse(&entry.key().0)?;
@@ -116,7 +116,7 @@ impl Memtable {
     }
 
     /// Approximate memory used, in bytes.
-    pub(crate) fn approximate_size(&self) -> usize {
+    pub fn approximate_size(&self) -> usize {
         self.approx_bytes.load(AtomicOrdering::Relaxed)
     }
 
