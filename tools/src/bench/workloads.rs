@@ -156,7 +156,10 @@ impl Bench {
                 let done = &writer_done;
                 s.spawn(move || background_writer(&db, args, done))
             });
-            let results = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("bench thread panicked")))).collect();
+            let results = handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("bench thread panicked"))))
+                .collect();
             writer_done.store(true, Ordering::Relaxed);
             if let Some(h) = writer {
                 let _ = h.join();
@@ -199,7 +202,9 @@ impl Bench {
 /// Runs thread `t`'s share of workload `w`.
 fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result<ThreadResult> {
     let mut r = ThreadResult::new();
-    let mut rng = Rng::new(args.seed.wrapping_add(t.wrapping_mul(1_000_003)));
+    // Each benchmark draws its own key sequence (as db_bench does), so reads do not simply
+    // replay the keys the previous fill wrote.
+    let mut rng = Rng::new(args.seed.wrapping_add(t.wrapping_mul(1_000_003)).wrapping_add((w as u64) << 40));
     let mut values = ValueGen::new(args.seed ^ t, args.compression_ratio);
     let mut key = vec![0u8; args.key_size];
     let reads = args.reads.unwrap_or(args.num);
