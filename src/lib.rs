@@ -30,14 +30,14 @@
 //! guaranteed after a crash.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod batch;
+pub mod batch;
 mod coding;
 mod compaction;
 mod db;
 mod error;
 pub mod filename;
 mod iter;
-mod key;
+pub mod key;
 mod memtable;
 mod options;
 pub mod sst;
