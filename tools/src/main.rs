@@ -1,4 +1,75 @@
-//! The `kho` command-line tool.
-fn main() {
-    println!("kho");
+//! The `kho` command-line tool: inspect and check a kho database, read-only.
+//!
+//! This file only parses the command line and dispatches; each subcommand lives in its own
+//! module. Exit status: 0 done and clean, 1 done and found problems (damage, a failed check,
+//! a key not found), 2 could not run (bad arguments, unreadable directory, ...).
+
+mod dbdir;
+mod dump;
+mod fmt;
+mod kv;
+mod out;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::out::{Out, Outcome};
+
+/// Inspect and check kho databases. Every subcommand opens the database read-only: it never
+/// writes, never takes the writer's lock, and works on a copy of a damaged database or beside
+/// a running writer.
+#[derive(Debug, Parser)]
+#[command(name = "kho", version, about, max_term_width = 100)]
+struct Cli {
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Show keys and values as hex, and read keys given on the command line as hex.
+    #[arg(long, global = true)]
+    hex: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what is on disk, file by file.
+    #[command(subcommand)]
+    Dump(dump::Command),
+    /// Print the value of one key.
+    Get(kv::GetArgs),
+    /// Print keys and values in order.
+    Scan(kv::ScanArgs),
+    /// Read every file end to end; print one line `file offset what` per problem.
+    Verify(verify::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut out = Out::stdout(cli.json, cli.hex);
+    let result = match &cli.command {
+        Command::Dump(c) => dump::run(&mut out, c),
+        Command::Get(a) => kv::get(&mut out, a),
+        Command::Scan(a) => kv::scan(&mut out, a),
+        Command::Verify(a) => verify::run(&mut out, a),
+    };
+    let result = result.and_then(|o| {
+        std::io::Write::flush(&mut out)?;
+        Ok(o)
+    });
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Problems) => ExitCode::from(1),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS, // `kho dump ... | head`
+        Err(e) => {
+            eprintln!("kho: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
