@@ -96,9 +96,11 @@ pub fn walk_log(
 
 /// Reads a whole file.
 pub fn read(path: &Path) -> Result<bytes::Bytes, Error> {
-    std::fs::read(path)
-        .map(bytes::Bytes::from)
-        .map_err(|source| Error::Io { op: "read", path: path.to_path_buf(), source })
+    std::fs::read(path).map(bytes::Bytes::from).map_err(|source| Error::Io {
+        op: "read",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// One record of a manifest.
@@ -283,4 +285,15 @@ impl Manifest {
         }
         s
     }
+}
+
+/// True when the file at `path` no longer has length `size`, now or after a short wait: a
+/// running writer is appending to it, so a torn tail read a moment ago was a write in flight.
+pub fn still_growing(path: &Path, size: u64) -> bool {
+    let len = || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if len() != size {
+        return true;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    len() != size
 }

@@ -108,9 +108,7 @@ pub fn parse_hex(s: &str) -> anyhow::Result<Vec<u8>> {
     (0..s.len())
         .step_by(2)
         .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|d| u8::from_str_radix(d, 16).ok())
-                .with_context(|| format!("{s:?} is not hex"))
+            s.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok()).with_context(|| format!("{s:?} is not hex"))
         })
         .collect()
 }

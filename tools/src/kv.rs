@@ -52,7 +52,9 @@ pub fn get(out: &mut Out, args: &GetArgs) -> anyhow::Result<Outcome> {
     let db = open(&args.dir)?;
     let value = db.get(&key)?;
     if out.json {
-        out.json_value(&json!({"key": b.show(&key), "found": value.is_some(), "value": value.as_deref().map(|v| b.show(v))}))?;
+        out.json_value(
+            &json!({"key": b.show(&key), "found": value.is_some(), "value": value.as_deref().map(|v| b.show(v))}),
+        )?;
     } else if let Some(v) = &value {
         writeln!(out, "{}", b.show(v))?;
     } else {

@@ -146,6 +146,9 @@ pub fn check(dir: &Path, tolerate_torn_tail: bool) -> anyhow::Result<Report> {
         report.problems.extend(crate::dump::manifest::manifest_problems(m, &snap.state));
         match crate::dump::manifest::torn_tail(m) {
             Some(p) if tolerate_torn_tail => report.notes.push(format!("{p} (tolerated)")),
+            Some(p) if dbdir::still_growing(&m.path, m.size) => {
+                report.notes.push(format!("{p} (the manifest is being appended to: an edit was in flight)"))
+            }
             Some(p) => report.problems.push(p),
             None => {}
         }

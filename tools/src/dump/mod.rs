@@ -58,9 +58,7 @@ fn file(out: &mut Out, path: &Path) -> anyhow::Result<Outcome> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     match parse_file_name(name) {
         Some(FileKind::Log(_)) => wal::run(out, &wal::Args { file: path.into() }),
-        Some(FileKind::Table(_)) => {
-            sst::run(out, &sst::Args { file: path.into(), limit: None, from: None, to: None })
-        }
+        Some(FileKind::Table(_)) => sst::run(out, &sst::Args { file: path.into(), limit: None, from: None, to: None }),
         Some(FileKind::Manifest(_)) => manifest::run(out, &manifest::Args { path: path.into() }),
         Some(FileKind::Current) => current(out, path),
         _ => anyhow::bail!(

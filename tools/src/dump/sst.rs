@@ -284,9 +284,7 @@ fn text_dump(out: &mut Out, reader: &Arc<SstReader>, range: &Range) -> anyhow::R
     let scanned = scan(reader, range, |k, v| {
         shown += 1;
         match ParsedKey::parse(k) {
-            Some(pk) if pk.kind == ValueKind::Put => {
-                writeln!(out, "  {} => {}", fmt::internal_key(b, k), b.quoted(v))?
-            }
+            Some(pk) if pk.kind == ValueKind::Put => writeln!(out, "  {} => {}", fmt::internal_key(b, k), b.quoted(v))?,
             _ => writeln!(out, "  {}", fmt::internal_key(b, k))?,
         }
         Ok(())

@@ -43,10 +43,15 @@ pub struct LogStats {
     pub tail: String,
 }
 
-/// Reads log `number` of `dir` and counts what it holds.
-pub fn log_stats(dir: &Path, number: u64) -> anyhow::Result<LogStats> {
+/// Reads log `number` of `dir` and counts what it holds; `None` if it was deleted meanwhile
+/// (a running writer flushed it).
+pub fn log_stats(dir: &Path, number: u64) -> anyhow::Result<Option<LogStats>> {
     let path = log_path(dir, number);
-    let data = dbdir::read(&path)?;
+    let data = match dbdir::read(&path) {
+        Ok(d) => d,
+        Err(kho::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let mut s = LogStats { number, size: data.len() as u64, ..LogStats::default() };
     let tail = dbdir::walk_log(data, &path, |ev| {
         match ev {
@@ -73,7 +78,7 @@ pub fn log_stats(dir: &Path, number: u64) -> anyhow::Result<LogStats> {
         TailState::Clean => "clean".into(),
         TailState::Torn { offset, .. } => format!("torn at {offset}"),
     };
-    Ok(s)
+    Ok(Some(s))
 }
 
 /// Runs `kho dump summary`.
@@ -97,6 +102,7 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
         .iter()
         .filter(|&&n| state.log_number.is_none_or(|l| n >= l))
         .map(|&n| log_stats(dir, n))
+        .filter_map(Result::transpose)
         .collect::<anyhow::Result<_>>()?;
 
     let sum = |f: &dyn Fn(&kho::sst::TableProperties) -> u64| props.iter().map(|(_, p)| f(p)).sum::<u64>();

@@ -26,7 +26,9 @@ pub fn check(
     let live: Vec<u64> =
         snap.listing.logs.iter().copied().filter(|&n| snap.state.log_number.is_none_or(|l| n >= l)).collect();
     for &n in snap.listing.logs.iter().filter(|n| !live.contains(n)) {
-        report.notes.push(format!("{:06}.log is obsolete (its data is in tables; the next writable open deletes it)", n));
+        report
+            .notes
+            .push(format!("{:06}.log is obsolete (its data is in tables; the next writable open deletes it)", n));
     }
     // Sequence numbers increase across the live logs, in file-number order.
     let mut next_seq: Option<u64> = None;
@@ -35,7 +37,9 @@ pub fn check(
         let data = match dbdir::read(&path) {
             Ok(d) => d,
             Err(kho::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                report.notes.push(format!("{} was deleted while verifying (flushed by a running writer)", path.display()));
+                report
+                    .notes
+                    .push(format!("{} was deleted while verifying (flushed by a running writer)", path.display()));
                 continue;
             }
             Err(e) => {
@@ -68,8 +72,10 @@ pub fn check(
             report.problems.push(at(format!("torn tail in a log that is not the newest: {reason}")));
         } else if tolerate_torn_tail {
             report.notes.push(format!("{}: torn tail at {offset} tolerated: {reason}", path.display()));
-        } else if still_growing(&path, size) {
-            report.notes.push(format!("{} is being appended to (a running writer?); its tail was in flight", path.display()));
+        } else if dbdir::still_growing(&path, size) {
+            report
+                .notes
+                .push(format!("{} is being appended to (a running writer?); its tail was in flight", path.display()));
         } else {
             report.problems.push(at(format!(
                 "torn tail: {reason} ({} bytes of writes never acknowledged as synced; recovery drops them)",
@@ -108,19 +114,13 @@ fn check_batch(path: &Path, rec: &kho::wal::LogRecord, next_seq: &mut Option<u64
             report.problems.push(Problem::at(
                 path,
                 rec.offset,
-                format!("batch sequence {} goes backwards (the previous batch ended at {})", batch.seq, expected.saturating_sub(1)),
+                format!(
+                    "batch sequence {} goes backwards (the previous batch ended at {})",
+                    batch.seq,
+                    expected.saturating_sub(1)
+                ),
             ));
         }
     }
     *next_seq = Some(batch.seq.saturating_add(u64::from(batch.count)));
-}
-
-/// True when the file at `path` is longer than `size` now or after a short wait.
-fn still_growing(path: &Path, size: u64) -> bool {
-    let len = || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if len() != size {
-        return true;
-    }
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    len() != size
 }

@@ -130,3 +130,36 @@ where
     assert_eq!(run.code, code, "kho {args:?}:\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     run
 }
+
+/// Every subcommand of the tool on `dir`, each also with `--json`; asserts none panics and
+/// that every `--json` run that completed (exit 0 or 1) printed one JSON document.
+pub fn run_everything(dir: &Path) {
+    let d = dir.to_str().unwrap().to_owned();
+    let mut commands: Vec<Vec<String>> = vec![
+        vec!["dump".into(), "summary".into(), d.clone()],
+        vec!["dump".into(), "manifest".into(), d.clone()],
+        vec!["verify".into(), d.clone()],
+        vec!["verify".into(), "--tolerate-torn-tail".into(), d.clone()],
+        vec!["get".into(), d.clone(), "citizen:00001".into()],
+        vec!["scan".into(), d.clone(), "--limit".into(), "1000".into()],
+    ];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path().to_str().unwrap().to_owned();
+        commands.push(vec!["dump".into(), "file".into(), p.clone()]);
+        if p.ends_with(".log") {
+            commands.push(vec!["dump".into(), "wal".into(), p.clone()]);
+        }
+        if p.ends_with(".sst") {
+            commands.push(vec!["dump".into(), "sst".into(), p.clone(), "--from".into(), "citizen:001".into()]);
+        }
+    }
+    for args in commands {
+        kho(&args);
+        let mut json = args.clone();
+        json.push("--json".into());
+        let r = kho(&json);
+        if r.code == 0 || r.code == 1 {
+            r.json();
+        }
+    }
+}
