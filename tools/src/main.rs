@@ -1,9 +1,8 @@
-//! The `kho` command-line tool: inspect and check a kho database, read-only.
-//!
-//! This file only parses the command line and dispatches; each subcommand lives in its own
-//! module. Exit status: 0 done and clean, 1 done and found problems (damage, a failed check,
+//! The `kho` command-line tool: one subcommand per module, this file only dispatches.
+//! Exit status: 0 done and clean, 1 done and found problems (damage, a failed check,
 //! a key not found), 2 could not run (bad arguments, unreadable directory, ...).
 
+mod bench;
 mod dbdir;
 mod dump;
 mod fmt;
@@ -17,10 +16,11 @@ use clap::{Parser, Subcommand};
 
 use crate::out::{Out, Outcome};
 
-/// Inspect and check kho databases. Every subcommand opens the database read-only: it never
-/// writes, never takes the writer's lock, and works on a copy of a damaged database or beside
-/// a running writer.
-#[derive(Debug, Parser)]
+/// kho: an embedded storage engine for person-centric records — tools to benchmark,
+/// inspect, verify and stress a database. The inspection commands (dump, get, scan, verify)
+/// open the database read-only: they never write, never take the writer's lock, and work on a
+/// copy of a damaged database or beside a running writer.
+#[derive(Parser)]
 #[command(name = "kho", version, about, max_term_width = 100)]
 struct Cli {
     /// Print one JSON document on stdout instead of text.
@@ -33,8 +33,10 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
+    /// db_bench-compatible benchmark (`--benchmarks=fillseq,readrandom,...`).
+    Bench(bench::BenchArgs),
     /// Show what is on disk, file by file.
     #[command(subcommand)]
     Dump(dump::Command),
@@ -49,11 +51,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut out = Out::stdout(cli.json, cli.hex);
-    let result = match &cli.command {
-        Command::Dump(c) => dump::run(&mut out, c),
-        Command::Get(a) => kv::get(&mut out, a),
-        Command::Scan(a) => kv::scan(&mut out, a),
-        Command::Verify(a) => verify::run(&mut out, a),
+    let result = match cli.command {
+        Command::Bench(args) => bench::run(args).map(|()| Outcome::Ok),
+        Command::Dump(c) => dump::run(&mut out, &c),
+        Command::Get(a) => kv::get(&mut out, &a),
+        Command::Scan(a) => kv::scan(&mut out, &a),
+        Command::Verify(a) => verify::run(&mut out, &a),
     };
     let result = result.and_then(|o| {
         std::io::Write::flush(&mut out)?;
