@@ -157,6 +157,17 @@ pub fn size(n: u64) -> String {
     }
 }
 
+/// `n` and the noun, plural (`noun` + `s`) unless `n` is 1: `1 table`, `3 tables`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else if let Some(stem) = noun.strip_suffix("ry") {
+        format!("{n} {stem}ries")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `a / b` as a ratio with two decimals, `-` when `b` is zero.
 pub fn ratio(a: u64, b: u64) -> String {
     if b == 0 {
@@ -197,5 +208,9 @@ mod tests {
         assert_eq!(size(5 << 20), "5.0 MiB");
         assert_eq!(ratio(10, 4), "2.50");
         assert_eq!(ratio(1, 0), "-");
+        assert_eq!(
+            (count(1, "log"), count(0, "log"), count(2, "entry")),
+            ("1 log".into(), "0 logs".into(), "2 entries".into())
+        );
     }
 }

@@ -186,21 +186,20 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
             eprintln!("note: {n}");
         }
         eprintln!(
-            "{}: {}; read {} manifest edits, {} tables ({} data blocks, {} entries), {} logs ({} records, \
-             {} operations), {}",
+            "{}: {}; read {}, {} ({}, {}), {} ({}, {}), {}",
             args.dir.display(),
-            match report.problems.len() {
-                0 => "ok".to_owned(),
-                1 => "1 problem".to_owned(),
-                n => format!("{n} problems"),
+            if report.problems.is_empty() {
+                "ok".to_owned()
+            } else {
+                fmt::count(report.problems.len() as u64, "problem")
             },
-            c.manifest_edits,
-            c.tables,
-            c.data_blocks,
-            c.table_entries,
-            c.logs,
-            c.log_records,
-            c.log_operations,
+            fmt::count(c.manifest_edits, "manifest edit"),
+            fmt::count(c.tables, "table"),
+            fmt::count(c.data_blocks, "data block"),
+            fmt::count(c.table_entries, "entry"),
+            fmt::count(c.logs, "log"),
+            fmt::count(c.log_records, "record"),
+            fmt::count(c.log_operations, "operation"),
             fmt::size(c.bytes)
         );
     }

@@ -19,7 +19,7 @@ fn summary_shows_levels_tables_logs_and_totals() {
     let dir = fresh();
     let d = dir.path().to_str().unwrap();
     let r = kho_ok(0, ["dump", "summary", d]);
-    for want in ["CURRENT -> MANIFEST-", "L0: 1 tables", "L1: 3 tables", "\"citizen:00000\" @", "compression ratio"] {
+    for want in ["CURRENT -> MANIFEST-", "L0: 1 table,", "L1: 3 tables", "\"citizen:00000\" @", "compression ratio"] {
         assert!(r.stdout.contains(want), "missing {want:?} in\n{}", r.stdout);
     }
     assert!(r.stdout.contains(&format!("{TOTAL_ENTRIES} entries ({DELETED} deletions)")), "{}", r.stdout);

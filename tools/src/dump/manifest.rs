@@ -98,10 +98,10 @@ pub fn manifest_problems(m: &Manifest, state: &State) -> Vec<Problem> {
 /// A table's metadata on one line.
 pub fn file_text(b: Bytes, f: &FileMeta) -> String {
     format!(
-        "table {}: {} bytes, {} entries, seq {}..{}, {} .. {}",
+        "table {}: {} bytes, {}, seq {}..{}, {} .. {}",
         f.number,
         f.size,
-        f.entries,
+        fmt::count(f.entries, "entry"),
         f.smallest_seq,
         f.largest_seq,
         fmt::internal_key(b, &f.smallest),
@@ -215,7 +215,7 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
         )?;
         for (level, files) in state.levels.iter().enumerate().filter(|(_, f)| !f.is_empty()) {
             let bytes: u64 = files.values().map(|f| f.size).sum();
-            writeln!(out, "  L{level}: {} tables, {bytes} bytes", files.len())?;
+            writeln!(out, "  L{level}: {}, {bytes} bytes", fmt::count(files.len() as u64, "table"))?;
             for f in files.values() {
                 writeln!(out, "    {}", file_text(b, f))?;
             }

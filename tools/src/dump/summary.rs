@@ -157,7 +157,7 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
     )?;
     writeln!(out, "levels:")?;
     for (level, s) in stats.levels.iter().enumerate().filter(|(_, s)| s.files > 0) {
-        writeln!(out, "  L{level}: {} tables, {}", s.files, fmt::size(s.bytes))?;
+        writeln!(out, "  L{level}: {}, {}", fmt::count(s.files as u64, "table"), fmt::size(s.bytes))?;
         for (_, f) in files.iter().filter(|(l, _)| *l == level) {
             let ratio = prop(f.number).map_or("-".into(), |p| fmt::ratio(p.raw_data_bytes, p.stored_data_bytes));
             writeln!(out, "    {} (ratio {ratio})", super::manifest::file_text(b, f))?;
@@ -172,11 +172,11 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
         let damaged = if l.damaged > 0 { format!(", {} DAMAGED", l.damaged) } else { String::new() };
         writeln!(
             out,
-            "  {}: {}, {} records, {} operations, {seq}{damaged}, ends {}",
+            "  {}: {}, {}, {}, {seq}{damaged}, ends {}",
             log_path(Path::new(""), l.number).display(),
             fmt::size(l.size),
-            l.records,
-            l.operations,
+            fmt::count(l.records, "record"),
+            fmt::count(l.operations, "operation"),
             l.tail
         )?;
     }
