@@ -122,8 +122,8 @@ impl<'a> JsonDoc<'a> {
     }
 }
 
-/// A progress bar over `total` units (bytes unless `unit` says otherwise) on stderr, drawn
-/// only when stderr is a terminal; hidden, it costs nothing and prints nothing.
+/// A progress bar over `total` bytes on stderr, drawn only when stderr is a terminal; hidden,
+/// it costs nothing and prints nothing (pipes, CI, tests).
 pub fn progress(total: u64, what: &str) -> ProgressBar {
     if !io::stderr().is_terminal() {
         return ProgressBar::hidden();
