@@ -1,5 +1,6 @@
 //! End-to-end `Db` benchmarks through the public API: `put` (group commit path, no fsync),
 //! batched puts, and `get` served from the memtable and from flushed SSTables.
+#![allow(clippy::expect_used)] // a benchmark can only stop on an error
 
 use std::hint::black_box;
 

@@ -44,7 +44,7 @@ pub struct SstReader {
     cache: Option<Arc<BlockCache>>,
     pub(super) footer: Footer,
     pub(super) index: Vec<IndexEntry>,
-    filter: Option<BloomFilter>,
+    pub(super) filter: Option<BloomFilter>,
     pub(super) props: TableProperties,
 }
 

@@ -89,15 +89,20 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         stats.write_stops
     );
 
-    show_person(&store, &pop)?;
+    let shown = show_person(&store, &pop)?;
     show_province_query(&store)?;
 
     store.close()?;
     println!();
     println!("explore it:");
-    println!("  kho dump {}            # every file, and every record as JSON", dir.display());
-    println!("  kho dump --verify {}   # check every file and the index", dir.display());
-    println!("  kho demo --persons 10000      # a smaller run in a fresh directory");
+    let d = dir.display();
+    println!("  kho dump summary {d}                 # levels, tables, logs, manifest");
+    println!("  kho verify {d}                       # read every file end to end");
+    if let Some(id) = &shown {
+        println!("  kho scan {d} --from I{id} --to I{id}~ --keys-only   # that person's index entries");
+    }
+    println!("  kho scan {d} --from C --to D         # the collection catalog");
+    println!("  kho demo --persons 10000             # a smaller run in a fresh directory");
     Ok(())
 }
 
@@ -168,8 +173,9 @@ fn census(store: &Store) -> anyhow::Result<Census> {
     Ok(c)
 }
 
-/// Prints the records of the first person who has records in at least four collections.
-fn show_person(store: &Store, pop: &Population) -> anyhow::Result<()> {
+/// Prints the records of the first person who has records in at least four collections;
+/// returns that person's ID.
+fn show_person(store: &Store, pop: &Population) -> anyhow::Result<Option<String>> {
     for i in 0..pop.persons.min(10_000) {
         let p = pop.person(i);
         let records = store.person(&p.id)?;
@@ -194,9 +200,9 @@ fn show_person(store: &Store, pop: &Population) -> anyhow::Result<()> {
             println!("  {}", serde_json::to_string(&record_to_json(r)?)?);
         }
         println!("  (store.person() took {} µs)", took.as_micros());
-        return Ok(());
+        return Ok(Some(p.id.to_string()));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Prints who was born in 1990 and registered in TP.HCM (079), and the size of the province.
