@@ -25,7 +25,7 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
     /// Number of persons to generate (about 3.4 records each). The default takes a few
     /// tens of seconds in a release build on a 2-core machine.
-    #[arg(long, default_value_t = 250_000)]
+    #[arg(long, default_value_t = 500_000)]
     pub persons: u64,
     /// Seed of the population.
     #[arg(long, default_value_t = 2016)]
