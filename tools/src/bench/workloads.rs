@@ -240,7 +240,7 @@ fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result
                 key_into(&mut key, k);
                 let v = values.next(args.value_size);
                 r.bytes += (key.len() + v.len()) as u64;
-                let mut batch = WriteBatch::new();
+                let mut batch = WriteBatch::with_capacity(key.len() + v.len() + 11);
                 batch.put(&key, v);
                 timed(i, &mut r, &mut || Ok(db.write(std::mem::take(&mut batch), &opts)?))?;
             }
