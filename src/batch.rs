@@ -10,7 +10,7 @@
 //! the header and [`DecodedBatch::ops`] decodes the operations lazily; a malformed batch is a
 //! [`BatchError`] naming the byte offset within the batch, never a panic.
 
-use crate::coding::{put_len_prefixed, Reader};
+use crate::coding::{put_len_prefixed, varint_len, Reader};
 use crate::key::{SeqNo, ValueKind};
 use crate::options::Options;
 use crate::{Error, Result};
@@ -43,11 +43,20 @@ impl WriteBatch {
         WriteBatch { rep: vec![0; BATCH_HEADER], count: 0 }
     }
 
+    /// An empty batch with room for `bytes` of encoded operations.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut rep = Vec::with_capacity(BATCH_HEADER + bytes);
+        rep.resize(BATCH_HEADER, 0);
+        WriteBatch { rep, count: 0 }
+    }
+
     /// Adds a put of `value` at `key`.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        self.rep.reserve(1 + varint_len(key.len() as u64) + key.len() + varint_len(value.len() as u64) + value.len());
         self.rep.push(ValueKind::Put as u8);
-        put_len_prefixed(&mut self.rep, key.as_ref());
-        put_len_prefixed(&mut self.rep, value.as_ref());
+        put_len_prefixed(&mut self.rep, key);
+        put_len_prefixed(&mut self.rep, value);
         self.count += 1;
     }
 

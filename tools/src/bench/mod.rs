@@ -1,5 +1,5 @@
 //! `kho bench`: a db_bench-compatible benchmark. It takes db_bench's flags and benchmark
-//! names and prints db_bench's line shape (`NAME : X micros/op Y ops/sec; Z MB/s`), so
+//! names and prints db_bench's line shape (`NAME : X micros/op Y ops/sec S seconds N operations; Z MB/s`), so
 //! `../shared/bench/compare.sh` can put kho and RocksDB side by side, followed by latency
 //! percentiles, write amplification, disk bytes and peak memory.
 
@@ -18,7 +18,8 @@ pub use workloads::Workload;
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Comma-separated benchmarks: fillseq, fillrandom, overwrite, fillsync, readrandom,
-    /// seekrandom, readseq, readreverse, readwhilewriting, deleterandom, stats.
+    /// seekrandom, readseq, readreverse, readwhilewriting, deleterandom, compact (a full
+    /// `compact_range`), stats.
     #[arg(long, default_value = "fillseq,fillrandom,overwrite,readrandom,seekrandom,readseq,readreverse")]
     pub benchmarks: String,
     /// Number of keys.
@@ -40,13 +41,13 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Fsync every write (0/1).
-    #[arg(long, default_value = "0", value_parser = parse_flag)]
+    #[arg(long, default_value = "0", value_parser = parse_flag, action = clap::ArgAction::Set)]
     pub sync: bool,
     /// `next()` calls after each seek in seekrandom.
     #[arg(long = "seek_nexts", default_value_t = 0)]
     pub seek_nexts: u64,
     /// Print a latency histogram summary (0/1); percentiles are always printed.
-    #[arg(long, default_value = "0", value_parser = parse_flag)]
+    #[arg(long, default_value = "0", value_parser = parse_flag, action = clap::ArgAction::Set)]
     pub histogram: bool,
     /// Database directory (default: a fresh temporary directory).
     #[arg(long)]
@@ -60,6 +61,12 @@ pub struct BenchArgs {
     /// Block cache capacity in bytes (db_bench's `--cache_size`).
     #[arg(long = "cache_size", default_value_t = 64 << 20)]
     pub cache_size: usize,
+    /// zstd level for SSTable blocks (0: store raw).
+    #[arg(long = "compression_level", default_value_t = 3, allow_negative_numbers = true)]
+    pub compression_level: i32,
+    /// Uncompressed data block size in bytes (db_bench's `--block_size`).
+    #[arg(long = "block_size", default_value_t = 4096)]
+    pub block_size: usize,
     /// Bloom filter bits per key.
     #[arg(long = "bloom_bits", default_value_t = 10)]
     pub bloom_bits: u32,
