@@ -27,7 +27,7 @@ use super::checker::{reconcile, verify_recovered, Floor};
 use super::config::Settings;
 use super::locks::KeyLocks;
 use super::oracle::Oracle;
-use super::report::{Outcome, Progress, Violation};
+use super::report::{Counter, Outcome, Progress, Violation};
 use super::rng::{derive, Rng};
 use super::workload::{spawn_workers, stop_workers, Ctx};
 
@@ -114,7 +114,7 @@ pub fn run(s: &Arc<Settings>) -> anyhow::Result<(Arc<Oracle>, Outcome)> {
                 t.injected += 1;
             }
         }
-        super::wait_for(&ctx, epoch_start + length);
+        wait_for_errors(&ctx, &oracle, epoch_start + length);
         out.violation = stop_workers(&ctx, handles, Duration::from_secs(60)).or_else(super::panic_violation);
         if out.violation.is_some() {
             break;
@@ -194,9 +194,28 @@ pub fn run(s: &Arc<Settings>) -> anyhow::Result<(Arc<Oracle>, Outcome)> {
         ),
     ));
     out.lines.push(("checked".into(), format!("{} key states after recoveries", t.checked)));
-    out.lines
-        .push(("in flight".into(), format!("{} writes lost in flight made dead versions (reconciled)", t.resolved)));
+    out.lines.push((
+        "in flight".into(),
+        format!("{} keys whose newest writes were lost (in flight or unsynced) made dead versions", t.resolved),
+    ));
     Ok((oracle, out))
+}
+
+/// Waits until `until`, or until 50 ms after the injected fault first surfaced as an error
+/// (the database is usually poisoned then, and the rest of the epoch would only count
+/// refusals).
+fn wait_for_errors(ctx: &Ctx, oracle: &Oracle, until: Instant) {
+    let before = Counter::Errors.get(oracle);
+    let mut first_error = None;
+    while Instant::now() < until && !ctx.stopped() {
+        if first_error.is_none() && Counter::Errors.get(oracle) > before {
+            first_error = Some(Instant::now());
+        }
+        if first_error.is_some_and(|t| t.elapsed() > Duration::from_millis(50)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// A clean close and reopen at the end: everything acknowledged must be there.

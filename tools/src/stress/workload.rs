@@ -257,7 +257,7 @@ impl Worker<'_> {
         if let [(k, Kind::Put)] = entries {
             if source == Source::Single && thread == 0 {
                 self.single_puts += 1;
-                if self.single_puts % 50 == 0 && self.inject(*k)? {
+                if self.single_puts.is_multiple_of(50) && self.inject(*k)? {
                     return Ok(());
                 }
             }
