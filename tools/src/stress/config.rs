@@ -72,7 +72,7 @@ pub struct StressArgs {
 }
 
 /// The default mix, per mille.
-pub const DEFAULT_MIX: &str = "put=300,delete=80,batch=100,get=250,iter=140,snapshot=126,flush=2,compact=2";
+pub const DEFAULT_MIX: &str = "put=300,delete=80,batch=100,get=250,iter=140,snapshot=128,flush=1,compact=1";
 
 /// One kind of workload operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -180,7 +180,7 @@ impl Worker<'_> {
             }
             Op::Compact => {
                 Counter::Compactions.add(self.o(), 1);
-                let r = if self.rng.percent(50) {
+                let r = if self.rng.percent(20) {
                     self.db().compact_range::<&[u8], _>(..)
                 } else {
                     let r = self.pick_range(256);
