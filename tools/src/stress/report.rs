@@ -32,6 +32,8 @@ pub enum Counter {
     Checks,
     InjectedLost,
     InjectedPhantom,
+    /// Snapshots (with a half-read iterator) held across many operations, then re-read.
+    HeldSnapshots,
 }
 
 impl Counter {
@@ -251,11 +253,12 @@ pub fn summary(s: &Settings, o: &Oracle, out: &Outcome) -> String {
     line(
         "reads",
         format!(
-            "get {}, iter {} ({} keys), snapshot {}; {} checked reads",
+            "get {}, iter {} ({} keys), snapshot {} ({} held across operations); {} checked reads",
             Gets.get(o),
             Iters.get(o),
             IterKeys.get(o),
             Snapshots.get(o),
+            HeldSnapshots.get(o),
             Checks.get(o)
         ),
     );

@@ -79,10 +79,12 @@ pub fn spawn_workers(ctx: &Arc<Ctx>) -> Vec<JoinHandle<()>> {
                 .name(format!("stress-{t}"))
                 .spawn(move || {
                     let seed = derive(ctx.settings.seed, &[u64::from(ctx.cycle), t as u64]);
-                    let mut w = Worker { ctx: &ctx, rng: Rng::new(seed), thread: t as u8, single_puts: 0 };
+                    let mut w =
+                        Worker { ctx: &ctx, rng: Rng::new(seed), thread: t as u8, single_puts: 0, ops: 0, held: None };
                     while !ctx.stopped() {
                         let op = ctx.settings.mix.pick(&mut w.rng);
-                        if let Err(v) = w.run(op) {
+                        w.ops += 1;
+                        if let Err(v) = w.run(op).and_then(|()| w.check_held()) {
                             ctx.fail(v);
                         }
                     }
@@ -132,6 +134,24 @@ struct Worker<'a> {
     thread: u8,
     /// Single puts issued, for the test hooks' schedule.
     single_puts: u64,
+    /// Operations run.
+    ops: u64,
+    /// A snapshot (and an iterator over it, partly consumed) held across many operations.
+    held: Option<Held>,
+}
+
+/// A snapshot held while the worker goes on (and flushes and compactions run): reading it
+/// again later must give exactly what it gave at first.
+struct Held {
+    snap: kho::Snapshot,
+    range: Range<u32>,
+    /// What the snapshot's point reads found at first (checked against the oracle then).
+    got: Seen,
+    it: DbIterator,
+    /// What the iterator yielded before it was put aside.
+    consumed: Seen,
+    /// Check and release at this operation count.
+    due: u64,
 }
 
 /// The collected output of an iterator: key index -> value, in the order seen.
@@ -503,25 +523,68 @@ impl Worker<'_> {
                 Err(err) => return self.on_error(err, "snapshot get"),
             }
         }
-        let back = self.rng.percent(50);
         let mut it = match snap.range(key(r.start)..key(r.end)) {
             Ok(it) => it,
             Err(e) => return self.on_error(e, "snapshot iterator"),
         };
+        if self.held.is_none() && self.rng.percent(30) {
+            // Keep it for a while: consume part of the iterator now, the rest later.
+            let mut consumed: Seen = Vec::new();
+            for _ in 0..self.rng.below(got.len() as u64 + 1) {
+                match self.pull(&mut it, false, &r, "held snapshot iterator")? {
+                    Pulled::Item(i, v) => {
+                        self.check_order(&consumed, i, false, "held snapshot iterator")?;
+                        consumed.push((i, v));
+                    }
+                    Pulled::End => break,
+                    Pulled::Failed => return Ok(()),
+                }
+            }
+            let due = self.ops + self.rng.between(20, 2000);
+            Counter::HeldSnapshots.add(self.o(), 1);
+            self.held = Some(Held { snap, range: r, got, it, consumed, due });
+            return Ok(());
+        }
+        let back = self.rng.percent(50);
         let Some(mut seen) = self.drain(&mut it, back, &r, "snapshot iterator")? else { return Ok(()) };
         if back {
             seen.reverse();
         }
+        self.same_as_gets(&seen, &got, r.start, "snapshot iterator and snapshot gets disagree")
+    }
+
+    fn same_as_gets(&self, seen: &Seen, got: &Seen, lo: u32, what: &str) -> Result<(), Violation> {
         if seen != got {
-            let at = seen.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(seen.len().min(got.len()));
-            let key = seen.get(at).or(got.get(at)).map(|x| x.0);
+            let at = seen.iter().zip(got).position(|(a, b)| a != b).unwrap_or(seen.len().min(got.len()));
+            let key = seen.get(at).or(got.get(at)).map(|x| x.0).or(Some(lo));
             return Err(Violation {
                 key,
-                expected: format!("the {} keys the snapshot's point reads found", got.len()),
+                expected: format!("the {} keys the snapshot's point reads found at first", got.len()),
                 found: format!("{} keys; first difference at position {at}", seen.len()),
-                ..Violation::general("snapshot iterator and snapshot gets disagree", self.during("snapshot"))
+                ..Violation::general(what, self.during("snapshot"))
             });
         }
         Ok(())
+    }
+
+    /// Re-reads the held snapshot when it is due: its point reads and the rest of its iterator
+    /// must give exactly what they gave when it was taken.
+    fn check_held(&mut self) -> Result<(), Violation> {
+        if !self.held.as_ref().is_some_and(|h| self.ops >= h.due) {
+            return Ok(());
+        }
+        let Some(mut h) = self.held.take() else { return Ok(()) };
+        let mut again: Seen = Vec::new();
+        for k in h.range.clone() {
+            match h.snap.get(key(k)) {
+                Ok(v) => again.extend(v.map(|v| (k, v))),
+                Err(e) => return self.on_error(e, "held snapshot get"),
+            }
+        }
+        self.same_as_gets(&again, &h.got, h.range.start, "a held snapshot's point reads changed")?;
+        let rest_range = h.consumed.last().map_or(h.range.start, |&(i, _)| i + 1)..h.range.end;
+        let Some(rest) = self.drain(&mut h.it, false, &rest_range, "held snapshot iterator")? else { return Ok(()) };
+        h.consumed.extend(rest);
+        self.same_as_gets(&h.consumed, &h.got, h.range.start, "a held snapshot's iterator changed")
     }
 }
