@@ -570,7 +570,7 @@ impl Worker<'_> {
     /// Re-reads the held snapshot when it is due: its point reads and the rest of its iterator
     /// must give exactly what they gave when it was taken.
     fn check_held(&mut self) -> Result<(), Violation> {
-        if !self.held.as_ref().is_some_and(|h| self.ops >= h.due) {
+        if self.held.as_ref().is_none_or(|h| self.ops < h.due) {
             return Ok(());
         }
         let Some(mut h) = self.held.take() else { return Ok(()) };
