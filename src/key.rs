@@ -103,7 +103,32 @@ fn trailer(ikey: &[u8]) -> u64 {
 /// Orders encoded internal keys: user key ascending, then trailer descending.
 #[inline]
 pub(crate) fn compare_internal(a: &[u8], b: &[u8]) -> Ordering {
-    user_key(a).cmp(user_key(b)).then_with(|| trailer(b).cmp(&trailer(a)))
+    compare_bytes(user_key(a), user_key(b)).then_with(|| trailer(b).cmp(&trailer(a)))
+}
+
+/// Lexicographic byte order, eight bytes at a time: the hot comparison of every skiplist
+/// and block search. Equal to `a.cmp(b)` (tested), but avoids a `memcmp` call for the short
+/// keys kho mostly sees.
+#[inline]
+pub(crate) fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let n = a.len().min(b.len());
+    let (mut ca, mut cb) = (a[..n].chunks_exact(8), b[..n].chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let mut xa = [0u8; 8];
+        let mut ya = [0u8; 8];
+        xa.copy_from_slice(x);
+        ya.copy_from_slice(y);
+        let (x, y) = (u64::from_be_bytes(xa), u64::from_be_bytes(ya));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 #[cfg(test)]
@@ -122,6 +147,30 @@ mod tests {
         // A prefix user key sorts before its extension regardless of trailers.
         let e = internal_key(b"k", 0, ValueKind::Delete);
         assert_eq!(compare_internal(&e, &d), Ordering::Less);
+    }
+
+    #[test]
+    fn compare_bytes_is_lexicographic() {
+        let samples: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![0, 0],
+            vec![1],
+            vec![255],
+            b"abcdefgh".to_vec(),
+            b"abcdefgh\0".to_vec(),
+            b"abcdefgi".to_vec(),
+            b"abcdefghijklmnopq".to_vec(),
+            b"abcdefghijklmnopr".to_vec(),
+            b"abcdefghijklmnop".to_vec(),
+            vec![0x80, 1, 2, 3, 4, 5, 6, 7, 8],
+            vec![0x7f, 255, 255, 255, 255, 255, 255, 255, 255],
+        ];
+        for a in &samples {
+            for b in &samples {
+                assert_eq!(compare_bytes(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub mod internals {
     //! **Unstable.** Internals exposed only for kho's own benchmarks (`cargo bench --features
     //! internals`). Nothing here is part of the API: it may change or vanish in any release.
 
+    pub use crate::memtable::Memtable;
     pub use crate::sst::block::{Block, BlockIter};
     pub use crate::sst::block_builder::BlockBuilder;
     pub use crate::sst::bloom::{bloom_hash, BloomBuilder, BloomFilter};

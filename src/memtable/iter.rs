@@ -70,7 +70,7 @@ impl InternalIterator for MemtableIter {
     }
 
     fn key(&self) -> &[u8] {
-        self.cur.as_ref().map(|e| &e.key().0[..]).unwrap_or_default()
+        self.cur.as_ref().map(|e| e.key().as_bytes()).unwrap_or_default()
     }
 
     fn value(&self) -> Bytes {

@@ -19,16 +19,47 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 
-use crate::key::{compare_internal, encode_internal_key, internal_key, ParsedKey, SeqNo, ValueKind};
+use crate::key::{compare_internal, internal_key, pack_trailer, ParsedKey, SeqNo, ValueKind, TRAILER_LEN};
 
 pub(crate) use iter::MemtableIter;
 
 /// Bytes charged per entry on top of key and value: skiplist node, tower and `Bytes` handles.
 const ENTRY_OVERHEAD: usize = 80;
 
-/// An owned encoded internal key, ordered by [`compare_internal`].
+/// Longest encoded internal key stored inside the skiplist node itself.
+const INLINE_KEY: usize = 38;
+
+/// An owned encoded internal key, ordered by [`compare_internal`]. Short keys (the common
+/// case: a 16-byte user key is 24 bytes encoded) live inline in the skiplist node, so a
+/// comparison during search touches one cache line instead of chasing a pointer.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct MemKey(Bytes);
+pub(crate) enum MemKey {
+    Inline { len: u8, buf: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl MemKey {
+    fn new(user_key: &[u8], seq: SeqNo, kind: ValueKind) -> Self {
+        let len = user_key.len() + TRAILER_LEN;
+        if len <= INLINE_KEY {
+            let mut buf = [0u8; INLINE_KEY];
+            buf[..user_key.len()].copy_from_slice(user_key);
+            buf[user_key.len()..len].copy_from_slice(&pack_trailer(seq, kind).to_le_bytes());
+            MemKey::Inline { len: len as u8, buf }
+        } else {
+            MemKey::Heap(internal_key(user_key, seq, kind).into_boxed_slice())
+        }
+    }
+
+    /// The encoded internal key.
+    #[inline]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            MemKey::Inline { len, buf } => &buf[..usize::from(*len)],
+            MemKey::Heap(b) => b,
+        }
+    }
+}
 
 /// A borrowed encoded internal key with the same ordering, so lookups need no allocation.
 #[derive(PartialEq, Eq)]
@@ -58,13 +89,13 @@ impl PartialOrd for IKey {
 
 impl Borrow<IKey> for MemKey {
     fn borrow(&self) -> &IKey {
-        IKey::new(&self.0)
+        IKey::new(self.as_bytes())
     }
 }
 
 impl Ord for MemKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        compare_internal(&self.0, &other.0)
+        compare_internal(self.as_bytes(), other.as_bytes())
     }
 }
 
@@ -75,7 +106,7 @@ impl PartialOrd for MemKey {
 }
 
 /// A concurrent sorted buffer of recent writes.
-pub(crate) struct Memtable {
+pub struct Memtable {
     map: SkipMap<MemKey, Bytes>,
     approx_bytes: AtomicUsize,
     max_seq: AtomicU64,
@@ -94,29 +125,29 @@ impl std::fmt::Debug for Memtable {
 
 impl Memtable {
     /// An empty memtable whose writes are logged in log file `wal_number`.
-    pub(crate) fn new(wal_number: u64) -> Self {
+    pub fn new(wal_number: u64) -> Self {
         Memtable { map: SkipMap::new(), approx_bytes: AtomicUsize::new(0), max_seq: AtomicU64::new(0), wal_number }
     }
 
     /// Inserts one versioned entry. The caller guarantees `(user_key, seq)` is new.
-    pub(crate) fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: Bytes) {
-        let mut k = Vec::with_capacity(user_key.len() + 8);
-        encode_internal_key(&mut k, user_key, seq, kind);
-        self.approx_bytes.fetch_add(k.len() + value.len() + ENTRY_OVERHEAD, AtomicOrdering::Relaxed);
+    pub fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: Bytes) {
+        let key = MemKey::new(user_key, seq, kind);
+        self.approx_bytes
+            .fetch_add(user_key.len() + TRAILER_LEN + value.len() + ENTRY_OVERHEAD, AtomicOrdering::Relaxed);
         self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
-        self.map.insert(MemKey(Bytes::from(k)), value);
+        self.map.insert(key, value);
     }
 
     /// The newest entry for `user_key` with sequence `<= snapshot`: its kind and value.
-    pub(crate) fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, Bytes)> {
-        let lookup = internal_key(user_key, snapshot, ValueKind::MAX);
-        let entry = self.map.lower_bound(Bound::Included(IKey::new(&lookup)))?;
-        let parsed = ParsedKey::parse(&entry.key().0)?;
+    pub fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, Bytes)> {
+        let lookup = MemKey::new(user_key, snapshot, ValueKind::MAX);
+        let entry = self.map.lower_bound(Bound::Included(IKey::new(lookup.as_bytes())))?;
+        let parsed = ParsedKey::parse(entry.key().as_bytes())?;
         (parsed.user_key == user_key).then(|| (parsed.kind, entry.value().clone()))
     }
 
     /// Approximate memory used, in bytes.
-    pub(crate) fn approximate_size(&self) -> usize {
+    pub fn approximate_size(&self) -> usize {
         self.approx_bytes.load(AtomicOrdering::Relaxed)
     }
 

@@ -1,0 +1,96 @@
+//! `kho bench`: a db_bench-compatible benchmark. It takes db_bench's flags and benchmark
+//! names and prints db_bench's line shape (`NAME : X micros/op Y ops/sec; Z MB/s`), so
+//! `../shared/bench/compare.sh` can put kho and RocksDB side by side, followed by latency
+//! percentiles, write amplification, disk bytes and peak memory.
+
+mod gen;
+mod report;
+mod workloads;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+pub use workloads::Workload;
+
+/// Flags, named and defaulted as db_bench's.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Comma-separated benchmarks: fillseq, fillrandom, overwrite, fillsync, readrandom,
+    /// seekrandom, readseq, readreverse, readwhilewriting, deleterandom, stats.
+    #[arg(long, default_value = "fillseq,fillrandom,overwrite,readrandom,seekrandom,readseq,readreverse")]
+    pub benchmarks: String,
+    /// Number of keys.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub num: u64,
+    /// Number of reads (default: `num`).
+    #[arg(long)]
+    pub reads: Option<u64>,
+    /// Key size in bytes (at least 8).
+    #[arg(long = "key_size", default_value_t = 16)]
+    pub key_size: usize,
+    /// Value size in bytes.
+    #[arg(long = "value_size", default_value_t = 100)]
+    pub value_size: usize,
+    /// Fraction of a value zstd can remove (0.5: half-compressible values).
+    #[arg(long = "compression_ratio", default_value_t = 0.5)]
+    pub compression_ratio: f64,
+    /// Concurrent threads per benchmark.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Fsync every write (0/1).
+    #[arg(long, default_value = "0", value_parser = parse_flag)]
+    pub sync: bool,
+    /// `next()` calls after each seek in seekrandom.
+    #[arg(long = "seek_nexts", default_value_t = 0)]
+    pub seek_nexts: u64,
+    /// Print a latency histogram summary (0/1); percentiles are always printed.
+    #[arg(long, default_value = "0", value_parser = parse_flag)]
+    pub histogram: bool,
+    /// Database directory (default: a fresh temporary directory).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Seed for key choice.
+    #[arg(long, default_value_t = 301)]
+    pub seed: u64,
+    /// Memtable size in bytes (db_bench's `--write_buffer_size`).
+    #[arg(long = "write_buffer_size", default_value_t = 64 << 20)]
+    pub write_buffer_size: usize,
+    /// Block cache capacity in bytes (db_bench's `--cache_size`).
+    #[arg(long = "cache_size", default_value_t = 64 << 20)]
+    pub cache_size: usize,
+    /// Bloom filter bits per key.
+    #[arg(long = "bloom_bits", default_value_t = 10)]
+    pub bloom_bits: u32,
+}
+
+fn parse_flag(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        other => Err(format!("expected 0/1 or true/false, got {other}")),
+    }
+}
+
+/// Runs every benchmark named in `--benchmarks`, in order, on one database directory.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.key_size < 8 {
+        bail!("--key_size must be at least 8");
+    }
+    let tmp;
+    let dir = match &args.db {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir().context("creating a temporary database directory")?;
+            tmp.path().join("kho-bench")
+        }
+    };
+    report::print_header(&args, &dir);
+    let mut bench = workloads::Bench::new(args.clone(), dir);
+    for name in args.benchmarks.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let workload: Workload = name.parse()?;
+        bench.run(workload)?;
+    }
+    bench.close()
+}

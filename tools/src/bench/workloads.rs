@@ -1,0 +1,311 @@
+//! The db_bench workloads, run against one database directory in the order given.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+use hdrhistogram::Histogram;
+use kho::{Db, Options, WriteBatch, WriteOptions};
+
+use super::gen::{key_into, Rng, ValueGen};
+use super::report::{self, Outcome};
+use super::BenchArgs;
+
+/// One latency sample every this many operations (timing every op would cost more than
+/// the fastest operations themselves); `--histogram=1` times every op.
+const SAMPLE_EVERY: u64 = 8;
+
+/// The benchmarks `kho bench` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    FillSeq,
+    FillRandom,
+    Overwrite,
+    FillSync,
+    ReadRandom,
+    SeekRandom,
+    ReadSeq,
+    ReadReverse,
+    ReadWhileWriting,
+    DeleteRandom,
+    Stats,
+}
+
+impl FromStr for Workload {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "fillseq" => Workload::FillSeq,
+            "fillrandom" => Workload::FillRandom,
+            "overwrite" => Workload::Overwrite,
+            "fillsync" => Workload::FillSync,
+            "readrandom" => Workload::ReadRandom,
+            "seekrandom" => Workload::SeekRandom,
+            "readseq" => Workload::ReadSeq,
+            "readreverse" => Workload::ReadReverse,
+            "readwhilewriting" => Workload::ReadWhileWriting,
+            "deleterandom" => Workload::DeleteRandom,
+            "stats" => Workload::Stats,
+            other => return Err(anyhow!("unknown benchmark {other:?}")),
+        })
+    }
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::FillSeq => "fillseq",
+            Workload::FillRandom => "fillrandom",
+            Workload::Overwrite => "overwrite",
+            Workload::FillSync => "fillsync",
+            Workload::ReadRandom => "readrandom",
+            Workload::SeekRandom => "seekrandom",
+            Workload::ReadSeq => "readseq",
+            Workload::ReadReverse => "readreverse",
+            Workload::ReadWhileWriting => "readwhilewriting",
+            Workload::DeleteRandom => "deleterandom",
+            Workload::Stats => "stats",
+        }
+    }
+
+    /// db_bench starts these on an empty database.
+    fn fresh_db(self) -> bool {
+        matches!(self, Workload::FillSeq | Workload::FillRandom | Workload::FillSync)
+    }
+}
+
+/// What one thread did.
+struct ThreadResult {
+    ops: u64,
+    bytes: u64,
+    found: u64,
+    hist: Histogram<u64>,
+}
+
+impl ThreadResult {
+    fn new() -> Self {
+        ThreadResult { ops: 0, bytes: 0, found: 0, hist: new_hist() }
+    }
+}
+
+fn new_hist() -> Histogram<u64> {
+    // 1 ns .. 100 s at 3 significant digits; construction cannot fail for these bounds.
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).unwrap_or_else(|_| Histogram::new(3).expect("histogram"))
+}
+
+/// A database under benchmark.
+pub struct Bench {
+    args: BenchArgs,
+    dir: PathBuf,
+    db: Option<Db>,
+}
+
+impl Bench {
+    pub fn new(args: BenchArgs, dir: PathBuf) -> Self {
+        Bench { args, dir, db: None }
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            write_buffer_size: self.args.write_buffer_size,
+            block_cache_capacity: self.args.cache_size,
+            bloom_bits_per_key: self.args.bloom_bits,
+            ..Options::default()
+        }
+    }
+
+    fn open(&mut self, fresh: bool) -> anyhow::Result<Db> {
+        if fresh {
+            if let Some(db) = self.db.take() {
+                db.close()?;
+            }
+            if self.dir.exists() {
+                std::fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))?;
+            }
+        }
+        if self.db.is_none() {
+            self.db = Some(Db::open(&self.dir, self.options())?);
+        }
+        self.db.clone().ok_or_else(|| anyhow!("database not open"))
+    }
+
+    /// Runs one benchmark and prints its db_bench line and the extra figures.
+    pub fn run(&mut self, w: Workload) -> anyhow::Result<()> {
+        let db = self.open(w.fresh_db())?;
+        if w == Workload::Stats {
+            println!("{}", db.stats());
+            return Ok(());
+        }
+        let args = self.args.clone();
+        let threads = args.threads.max(1);
+        let start = Instant::now();
+        let writer_done = AtomicBool::new(false);
+        let results: Vec<anyhow::Result<ThreadResult>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let db = db.clone();
+                    let args = &args;
+                    s.spawn(move || thread_body(w, &db, args, t as u64))
+                })
+                .collect();
+            let writer = (w == Workload::ReadWhileWriting).then(|| {
+                let db = db.clone();
+                let args = &args;
+                let done = &writer_done;
+                s.spawn(move || background_writer(&db, args, done))
+            });
+            let results = handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("bench thread panicked"))))
+                .collect();
+            writer_done.store(true, Ordering::Relaxed);
+            if let Some(h) = writer {
+                let _ = h.join();
+            }
+            results
+        });
+        let elapsed = start.elapsed();
+        let mut total = ThreadResult::new();
+        for r in results {
+            let r = r?;
+            total.ops += r.ops;
+            total.bytes += r.bytes;
+            total.found += r.found;
+            total.hist.add(&r.hist).map_err(|e| anyhow!("merging histograms: {e}"))?;
+        }
+        let found = matches!(w, Workload::ReadRandom | Workload::ReadWhileWriting).then_some(total.found);
+        report::print_outcome(&Outcome {
+            name: w.name(),
+            ops: total.ops,
+            bytes: total.bytes,
+            threads,
+            elapsed,
+            found,
+            hist: &total.hist,
+            stats: db.stats(),
+            dir: &self.dir,
+            verbose_histogram: args.histogram,
+        });
+        Ok(())
+    }
+
+    pub fn close(mut self) -> anyhow::Result<()> {
+        if let Some(db) = self.db.take() {
+            db.close()?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs thread `t`'s share of workload `w`.
+fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result<ThreadResult> {
+    let mut r = ThreadResult::new();
+    // Each benchmark draws its own key sequence (as db_bench does), so reads do not simply
+    // replay the keys the previous fill wrote.
+    let mut rng = Rng::new(args.seed.wrapping_add(t.wrapping_mul(1_000_003)).wrapping_add((w as u64) << 40));
+    let mut values = ValueGen::new(args.seed ^ t, args.compression_ratio);
+    let mut key = vec![0u8; args.key_size];
+    let reads = args.reads.unwrap_or(args.num);
+    let sample = if args.histogram { 1 } else { SAMPLE_EVERY };
+    let timed = |i: u64, r: &mut ThreadResult, op: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<()> {
+        if i % sample == 0 {
+            let t0 = Instant::now();
+            op()?;
+            let _ = r.hist.record((t0.elapsed().as_nanos() as u64).max(1));
+        } else {
+            op()?;
+        }
+        r.ops += 1;
+        Ok(())
+    };
+    match w {
+        Workload::FillSeq | Workload::FillRandom | Workload::Overwrite | Workload::FillSync => {
+            let n = if w == Workload::FillSync { (args.num / 1000).max(1) } else { args.num };
+            let opts = WriteOptions { sync: args.sync || w == Workload::FillSync };
+            for i in 0..n {
+                let k = if w == Workload::FillSeq { i } else { rng.below(args.num) };
+                key_into(&mut key, k);
+                let v = values.next(args.value_size);
+                r.bytes += (key.len() + v.len()) as u64;
+                let mut batch = WriteBatch::new();
+                batch.put(&key, v);
+                timed(i, &mut r, &mut || Ok(db.write(std::mem::take(&mut batch), &opts)?))?;
+            }
+        }
+        Workload::DeleteRandom => {
+            for i in 0..args.num {
+                key_into(&mut key, rng.below(args.num));
+                timed(i, &mut r, &mut || Ok(db.delete(&key)?))?;
+            }
+        }
+        Workload::ReadRandom | Workload::ReadWhileWriting => {
+            for i in 0..reads {
+                key_into(&mut key, rng.below(args.num));
+                let mut found = false;
+                timed(i, &mut r, &mut || {
+                    found = db.get(&key)?.is_some();
+                    Ok(())
+                })?;
+                if found {
+                    r.found += 1;
+                    r.bytes += (key.len() + args.value_size) as u64;
+                }
+            }
+        }
+        Workload::SeekRandom => {
+            let mut it = db.iter()?;
+            for i in 0..reads {
+                key_into(&mut key, rng.below(args.num));
+                timed(i, &mut r, &mut || {
+                    it.seek(&key);
+                    for _ in 0..=args.seek_nexts {
+                        match it.next() {
+                            Some(kv) => {
+                                kv?;
+                            }
+                            None => break,
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        Workload::ReadSeq | Workload::ReadReverse => {
+            let it = db.iter()?;
+            let mut scan = |item: Option<kho::Result<(bytes::Bytes, bytes::Bytes)>>| -> anyhow::Result<bool> {
+                match item {
+                    Some(kv) => {
+                        let (k, v) = kv?;
+                        r.bytes += (k.len() + v.len()) as u64;
+                        r.ops += 1;
+                        Ok(r.ops < reads)
+                    }
+                    None => Ok(false),
+                }
+            };
+            if w == Workload::ReadSeq {
+                let mut it = it;
+                while scan(it.next())? {}
+            } else {
+                let mut it = it.rev();
+                while scan(it.next())? {}
+            }
+        }
+        Workload::Stats => {}
+    }
+    Ok(r)
+}
+
+/// The writer of readwhilewriting: random overwrites until the readers finish.
+fn background_writer(db: &Db, args: &BenchArgs, done: &AtomicBool) -> anyhow::Result<()> {
+    let mut rng = Rng::new(args.seed ^ 0xdead_beef);
+    let mut values = ValueGen::new(args.seed ^ 7, args.compression_ratio);
+    let mut key = vec![0u8; args.key_size];
+    while !done.load(Ordering::Relaxed) {
+        key_into(&mut key, rng.below(args.num));
+        db.put(&key, values.next(args.value_size))?;
+    }
+    Ok(())
+}
