@@ -51,7 +51,7 @@ pub fn print_outcome(o: &Outcome<'_>) {
         line += &format!(" ({found} of {} found)", o.ops);
     }
     println!("{line}");
-    if o.hist.len() > 0 {
+    if !o.hist.is_empty() {
         let us = |q: f64| o.hist.value_at_quantile(q) as f64 / 1000.0;
         println!(
             "{:<12}  latency us: p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  ({} samples)",

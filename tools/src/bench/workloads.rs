@@ -210,7 +210,7 @@ fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result
     let reads = args.reads.unwrap_or(args.num);
     let sample = if args.histogram { 1 } else { SAMPLE_EVERY };
     let timed = |i: u64, r: &mut ThreadResult, op: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<()> {
-        if i % sample == 0 {
+        if i.is_multiple_of(sample) {
             let t0 = Instant::now();
             op()?;
             let _ = r.hist.record((t0.elapsed().as_nanos() as u64).max(1));
