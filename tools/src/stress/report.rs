@@ -172,11 +172,12 @@ impl Progress {
                 let ops = total_ops(&oracle);
                 let rate = (ops - last_ops) as f64 / last_at.elapsed().as_secs_f64().max(1e-3);
                 (last_ops, last_at) = (ops, Instant::now());
+                let extra = line(start.elapsed());
                 eprintln!(
-                    "[{:>7.1}s] ops {ops} ({rate:.0}/s) errors {} {}",
+                    "[{:>7.1}s] ops {ops} ({rate:.0}/s) errors {}{}{extra}",
                     start.elapsed().as_secs_f64(),
                     Counter::Errors.get(&oracle),
-                    line(start.elapsed())
+                    if extra.is_empty() { "" } else { " " },
                 );
             }
         });
