@@ -94,6 +94,17 @@ fn phantom_write_fails_plain_mode() {
     assert!(err.contains("rerun:     kho stress"), "{err}");
 }
 
+/// One key, four threads: every operation collides, so reads see writes in flight all the
+/// time.
+#[test]
+fn a_single_contended_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = cargo_bin_cmd!("kho");
+    cmd.arg("stress").arg("--dir").arg(dir.path()).args(["--threads", "4", "--keys", "1", "--duration", "3s"]);
+    let out = assert_passed(&cmd.output().unwrap());
+    assert!(figure(&out, "operations") > 100, "{out}");
+}
+
 #[test]
 fn refuses_a_directory_that_is_not_a_stress_run() {
     let dir = tempfile::tempdir().unwrap();

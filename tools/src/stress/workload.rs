@@ -240,7 +240,7 @@ impl Worker<'_> {
     // ---- writes ----
 
     fn batch(&mut self) -> Result<(), Violation> {
-        let n = self.rng.between(2, 8) as u32;
+        let n = (self.rng.between(2, 8) as u32).min(self.keys());
         let mut entries: Vec<(u32, Kind)> = Vec::with_capacity(n as usize + 1);
         if self.rng.percent(50) {
             let r = self.pick_range(n);
