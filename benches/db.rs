@@ -1,6 +1,6 @@
 //! End-to-end `Db` benchmarks through the public API: `put` (group commit path, no fsync),
 //! batched puts, and `get` served from the memtable and from flushed SSTables.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly on setup errors")]
+#![allow(clippy::expect_used)] // a benchmark can only stop on an error
 
 use std::hint::black_box;
 

@@ -5,8 +5,12 @@
 //! `op := kind: u8 | key_len: varint | key | (value_len: varint | value)?` — the value only
 //! for puts. Operation `i` gets sequence number `seq + i`; a batch of `count` operations
 //! therefore consumes `count` sequence numbers.
+//!
+//! Reading an encoded batch back (log replay, `kho dump wal`): [`DecodedBatch::parse`] checks
+//! the header and [`DecodedBatch::ops`] decodes the operations lazily; a malformed batch is a
+//! [`BatchError`] naming the byte offset within the batch, never a panic.
 
-use crate::coding::{put_len_prefixed, Reader};
+use crate::coding::{put_len_prefixed, varint_len, Reader};
 use crate::key::{SeqNo, ValueKind};
 use crate::options::Options;
 use crate::{Error, Result};
@@ -39,11 +43,20 @@ impl WriteBatch {
         WriteBatch { rep: vec![0; BATCH_HEADER], count: 0 }
     }
 
+    /// An empty batch with room for `bytes` of encoded operations.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut rep = Vec::with_capacity(BATCH_HEADER + bytes);
+        rep.resize(BATCH_HEADER, 0);
+        WriteBatch { rep, count: 0 }
+    }
+
     /// Adds a put of `value` at `key`.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        self.rep.reserve(1 + varint_len(key.len() as u64) + key.len() + varint_len(value.len() as u64) + value.len());
         self.rep.push(ValueKind::Put as u8);
-        put_len_prefixed(&mut self.rep, key.as_ref());
-        put_len_prefixed(&mut self.rep, value.as_ref());
+        put_len_prefixed(&mut self.rep, key);
+        put_len_prefixed(&mut self.rep, value);
         self.count += 1;
     }
 
@@ -129,31 +142,39 @@ impl WriteBatch {
     }
 }
 
-/// A decoded batch read back from a log record.
-#[derive(Debug)]
-pub(crate) struct DecodedBatch<'a> {
+/// An encoded batch read back from a log record (the payload of one WAL record).
+#[derive(Debug, Clone, Copy)]
+pub struct DecodedBatch<'a> {
+    /// Sequence number of the first operation; operation `i` has `seq + i`.
     pub seq: SeqNo,
+    /// Number of operations the header announces.
     pub count: u32,
     rep: &'a [u8],
 }
 
 impl<'a> DecodedBatch<'a> {
-    /// Parses the header of an encoded batch; ops are decoded lazily by [`Self::ops`].
-    pub(crate) fn parse(rep: &'a [u8]) -> std::result::Result<Self, String> {
+    /// Parses the 12-byte header of an encoded batch; the error says what was wrong (the only
+    /// possible fault is a payload shorter than the header, at offset 0). Operations are
+    /// decoded lazily by [`Self::ops`].
+    pub fn parse(rep: &'a [u8]) -> std::result::Result<Self, String> {
         let mut r = Reader::new(rep);
         let seq = r.u64().ok_or("batch shorter than its 12-byte header")?;
         let count = r.u32().ok_or("batch shorter than its 12-byte header")?;
         Ok(DecodedBatch { seq, count, rep })
     }
 
-    pub(crate) fn ops(&self) -> BatchOps<'a> {
+    /// The operations in order as `(kind, key, value)` (the value is empty for deletes).
+    /// After the first error the iterator ends; bytes after the last announced operation
+    /// are an error too.
+    pub fn ops(&self) -> BatchOps<'a> {
         BatchOps { r: Reader::new(&self.rep[BATCH_HEADER..]), left: self.count, base: BATCH_HEADER, done: false }
     }
 }
 
 /// Iterator over `(kind, key, value)` of an encoded batch; the error names the byte offset
 /// within the batch and what was wrong.
-pub(crate) struct BatchOps<'a> {
+#[derive(Debug)]
+pub struct BatchOps<'a> {
     r: Reader<'a>,
     left: u32,
     base: usize,
@@ -161,11 +182,15 @@ pub(crate) struct BatchOps<'a> {
 }
 
 /// A malformed batch: offset within the batch and what was wrong.
-#[derive(Debug)]
-pub(crate) struct BatchError {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchError {
+    /// Byte offset within the encoded batch of the operation at fault.
     pub offset: usize,
+    /// What was wrong there.
     pub what: &'static str,
 }
+
+impl std::error::Error for BatchError {}
 
 impl std::fmt::Display for BatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -6,6 +6,9 @@
 //! `(key, snapshot_seq, MAX_KIND)` lands on the newest version visible at that snapshot.
 //!
 //! Invariant: sequence numbers fit in 56 bits ([`MAX_SEQUENCE`]).
+//!
+//! Public for inspection tools (`kho dump`, `kho verify`), which print and compare the keys
+//! stored in tables and the manifest: [`ParsedKey`], [`internal_key`], [`compare_internal`].
 
 use std::cmp::Ordering;
 
@@ -16,7 +19,7 @@ pub type SeqNo = u64;
 pub const MAX_SEQUENCE: SeqNo = (1 << 56) - 1;
 
 /// Bytes of the trailer appended to a user key.
-pub(crate) const TRAILER_LEN: usize = 8;
+pub const TRAILER_LEN: usize = 8;
 
 /// What a versioned entry means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,8 +58,11 @@ pub(crate) fn encode_internal_key(dst: &mut Vec<u8>, user_key: &[u8], seq: SeqNo
     dst.extend_from_slice(&pack_trailer(seq, kind).to_le_bytes());
 }
 
-/// Returns the encoded internal key for `(user_key, seq, kind)`.
-pub(crate) fn internal_key(user_key: &[u8], seq: SeqNo, kind: ValueKind) -> Vec<u8> {
+/// Returns the encoded internal key for `(user_key, seq, kind)`. With `seq =`
+/// [`MAX_SEQUENCE`] and `kind =` [`ValueKind::Put`] it is the smallest internal key of
+/// `user_key`: a seek target that lands on its newest version. `seq` must not exceed
+/// [`MAX_SEQUENCE`] (higher bits are lost).
+pub fn internal_key(user_key: &[u8], seq: SeqNo, kind: ValueKind) -> Vec<u8> {
     let mut v = Vec::with_capacity(user_key.len() + TRAILER_LEN);
     encode_internal_key(&mut v, user_key, seq, kind);
     v
@@ -65,16 +71,19 @@ pub(crate) fn internal_key(user_key: &[u8], seq: SeqNo, kind: ValueKind) -> Vec<
 /// A borrowed view of an encoded internal key. Construct with [`ParsedKey::parse`], which
 /// checks the length and the kind byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ParsedKey<'a> {
+pub struct ParsedKey<'a> {
+    /// The user key.
     pub user_key: &'a [u8],
+    /// The sequence number of the write.
     pub seq: SeqNo,
+    /// Put or delete.
     pub kind: ValueKind,
 }
 
 impl<'a> ParsedKey<'a> {
     /// Splits an encoded internal key; `None` when it is too short or the kind is unknown.
     #[inline]
-    pub(crate) fn parse(ikey: &'a [u8]) -> Option<ParsedKey<'a>> {
+    pub fn parse(ikey: &'a [u8]) -> Option<ParsedKey<'a>> {
         let split = ikey.len().checked_sub(TRAILER_LEN)?;
         let (user_key, t) = ikey.split_at(split);
         let trailer = u64::from_le_bytes(t.try_into().ok()?);
@@ -100,9 +109,10 @@ fn trailer(ikey: &[u8]) -> u64 {
     u64::from_le_bytes(t)
 }
 
-/// Orders encoded internal keys: user key ascending, then trailer descending.
+/// Orders encoded internal keys: user key ascending, then trailer descending. Keys shorter
+/// than a trailer compare as user keys with trailer 0 (never panics).
 #[inline]
-pub(crate) fn compare_internal(a: &[u8], b: &[u8]) -> Ordering {
+pub fn compare_internal(a: &[u8], b: &[u8]) -> Ordering {
     compare_bytes(user_key(a), user_key(b)).then_with(|| trailer(b).cmp(&trailer(a)))
 }
 

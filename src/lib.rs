@@ -28,16 +28,24 @@
 //!
 //! See `docs/architecture.md` for the design and `docs/durability.md` for what is
 //! guaranteed after a crash.
+//!
+//! Inspection tools (`kho dump`, `kho verify`) read files one by one through a small public
+//! surface: [`Db::open_read_only`], [`Db::live_files`], [`Db::table_properties`]; the
+//! decoders [`wal::LogReader`] (with [`wal::LogReader::resync`] to report every damaged
+//! region), [`batch::DecodedBatch`], [`version::VersionEdit::decode`], [`filename::decode_current`]
+//! and [`sst::SstReader`] (`verify`, `layout`, `footer_info`, `index_entries`, `filter_info`);
+//! and [`key`] to print and compare internal keys. Every decoder returns
+//! [`Error::Corruption`] on bad bytes and never panics.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod batch;
+pub mod batch;
 mod coding;
 mod compaction;
 mod db;
 mod error;
 pub mod filename;
 mod iter;
-mod key;
+pub mod key;
 mod memtable;
 mod options;
 pub mod sst;

@@ -173,6 +173,13 @@ impl Db {
         sv.version.files().map(|(level, f)| (level, f.meta.clone())).collect()
     }
 
+    /// The properties of every live table, keyed by file number, as the current version
+    /// lists them (RocksDB's `GetPropertiesOfAllTables`). Opens tables not opened yet.
+    pub fn table_properties(&self) -> Result<Vec<(u64, crate::sst::TableProperties)>> {
+        let (sv, _) = self.inner().read_view();
+        sv.version.files().map(|(_, f)| Ok((f.meta.number, f.reader()?.properties().clone()))).collect()
+    }
+
     /// The newest sequence number visible to reads.
     pub fn last_sequence(&self) -> SeqNo {
         self.inner().visible_seq.load(Ordering::Acquire)

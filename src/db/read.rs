@@ -52,14 +52,16 @@ pub(crate) fn prefix_bounds(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 impl Db {
     /// Sets `key` to `value` (not fsynced; see [`Db::write`]).
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        let mut b = WriteBatch::new();
+        let (key, value) = (key.as_ref(), value.as_ref());
+        let mut b = WriteBatch::with_capacity(key.len() + value.len() + 11);
         b.put(key, value);
         self.write(b, &WriteOptions::default())
     }
 
     /// Deletes `key` (not fsynced; see [`Db::write`]).
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        let mut b = WriteBatch::new();
+        let key = key.as_ref();
+        let mut b = WriteBatch::with_capacity(key.len() + 6);
         b.delete(key);
         self.write(b, &WriteOptions::default())
     }

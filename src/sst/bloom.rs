@@ -188,6 +188,16 @@ impl BloomFilter {
         self.may_contain_hash(bloom_hash(key))
     }
 
+    /// Bits in the filter's bit array (`m`).
+    pub fn num_bits(&self) -> u64 {
+        self.nbits
+    }
+
+    /// Probes per key (`k`).
+    pub fn num_probes(&self) -> u8 {
+        self.k
+    }
+
     /// [`BloomFilter::may_contain`] for a precomputed [`bloom_hash`].
     pub fn may_contain_hash(&self, h: u64) -> bool {
         let delta = h.rotate_left(32);

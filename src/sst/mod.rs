@@ -35,5 +35,5 @@ pub use format::{Transform, FORMAT_VERSION, TABLE_MAGIC};
 pub use iter::SstIter;
 pub use properties::TableProperties;
 pub use reader::SstReader;
-pub use verify::{BlockInfo, BlockKind, VerifyReport};
+pub use verify::{BlockInfo, BlockKind, FilterInfo, FooterInfo, IndexEntryInfo, VerifyReport};
 pub use writer::{SstOptions, SstWriter};

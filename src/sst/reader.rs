@@ -44,7 +44,11 @@ pub struct SstReader {
     cache: Option<Arc<BlockCache>>,
     pub(super) footer: Footer,
     pub(super) index: Vec<IndexEntry>,
-    filter: Option<BloomFilter>,
+    /// The first eight user-key bytes of each index key (big-endian, zero-padded): the
+    /// binary search compares these, contiguous in memory, and touches a full key only on a
+    /// tie — one cache miss per probe instead of two.
+    index_prefixes: Vec<u64>,
+    pub(super) filter: Option<BloomFilter>,
     pub(super) props: TableProperties,
 }
 
@@ -110,7 +114,8 @@ impl SstReader {
                 format!("index lists {} data blocks, properties say {}", index.len(), props.data_blocks),
             ));
         }
-        Ok(SstReader { file, path, cache_id, cache, footer, index, filter, props })
+        let index_prefixes = index.iter().map(|e| key_prefix(&e.key)).collect();
+        Ok(SstReader { file, path, cache_id, cache, footer, index, index_prefixes, filter, props })
     }
 
     /// Decodes the index block and checks that its keys increase and its handles tile the
@@ -205,7 +210,22 @@ impl SstReader {
 
     /// Index of the first data block whose index key is `>= target` (`num_blocks()` if none).
     pub(crate) fn index_search(&self, target: &[u8]) -> usize {
-        self.index.partition_point(|e| compare_internal(&e.key, target) == Ordering::Less)
+        let t = key_prefix(target);
+        let (mut lo, mut hi) = (0, self.index.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let less = match self.index_prefixes.get(mid).map(|p| p.cmp(&t)) {
+                Some(Ordering::Less) => true,
+                Some(Ordering::Greater) => false,
+                _ => self.index.get(mid).is_some_and(|e| compare_internal(&e.key, target) == Ordering::Less),
+            };
+            if less {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 
     /// Data block `i` (`< num_blocks()`), from the cache when possible.
@@ -232,6 +252,16 @@ impl SstReader {
         let raw = read_block(&*self.file, &self.path, handle)?;
         Block::new(raw, Arc::clone(&self.path), handle.offset)
     }
+}
+
+/// The first eight bytes of an internal key's user key, zero-padded, as a big-endian
+/// number. Zero padding keeps the order: `prefix(a) < prefix(b)` implies `a < b`.
+fn key_prefix(ikey: &[u8]) -> u64 {
+    let uk = crate::key::user_key(ikey);
+    let mut b = [0u8; 8];
+    let n = uk.len().min(8);
+    b[..n].copy_from_slice(&uk[..n]);
+    u64::from_be_bytes(b)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::key::{compare_internal, user_key, ParsedKey, ValueKind};
 use crate::sst::block::BlockIter;
 use crate::sst::footer::BlockHandle;
-use crate::sst::format::{Transform, BLOCK_TRAILER_LEN};
+use crate::sst::format::{Transform, BLOCK_TRAILER_LEN, FOOTER_LEN, FORMAT_VERSION};
 use crate::sst::properties::TableProperties;
 use crate::sst::reader::SstReader;
 use crate::sst::transform::announced_raw_len;
@@ -47,6 +47,51 @@ pub struct BlockInfo {
     pub transform: Transform,
 }
 
+/// One entry of a table's index, for `kho dump sst`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexEntryInfo {
+    /// The separator key (an encoded internal key `>=` every key of the block and `<` every
+    /// key of the next block).
+    pub key: Vec<u8>,
+    /// File offset of the data block.
+    pub offset: u64,
+    /// Payload size of the data block (without its 5-byte trailer).
+    pub size: u64,
+}
+
+/// The table's bloom filter, for `kho dump sst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FilterInfo {
+    /// Bits in the bit array (`m`).
+    pub bits: u64,
+    /// Probes per key (`k`).
+    pub probes: u8,
+}
+
+/// The decoded footer, for `kho dump sst`: where the metadata blocks are. Each handle is
+/// `(offset, payload size)`; the trailer's 5 bytes follow the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FooterInfo {
+    /// File offset of the footer (the file's last [`FooterInfo::LEN`] bytes).
+    pub offset: u64,
+    /// The filter block, `None` for a table without a filter.
+    pub filter: Option<(u64, u64)>,
+    /// The properties block.
+    pub properties: (u64, u64),
+    /// The index block.
+    pub index: (u64, u64),
+    /// The table format version ([`crate::sst::FORMAT_VERSION`]; the only one a reader opens).
+    pub format_version: u32,
+}
+
+impl FooterInfo {
+    /// Size of the footer in bytes.
+    pub const LEN: u64 = FOOTER_LEN as u64;
+}
+
 /// What [`SstReader::verify`] checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -62,6 +107,31 @@ pub struct VerifyReport {
 }
 
 impl SstReader {
+    /// The decoded footer (checked when the table was opened).
+    pub fn footer_info(&self) -> FooterInfo {
+        let h = |h: BlockHandle| (h.offset, h.size);
+        FooterInfo {
+            offset: self.props.file_size.saturating_sub(FOOTER_LEN as u64),
+            filter: (self.footer.filter != BlockHandle::NONE).then(|| h(self.footer.filter)),
+            properties: h(self.footer.properties),
+            index: h(self.footer.index),
+            format_version: FORMAT_VERSION,
+        }
+    }
+
+    /// The index: one entry per data block, in order (checked when the table was opened).
+    pub fn index_entries(&self) -> Vec<IndexEntryInfo> {
+        self.index
+            .iter()
+            .map(|e| IndexEntryInfo { key: e.key.to_vec(), offset: e.handle.offset, size: e.handle.size })
+            .collect()
+    }
+
+    /// The bloom filter's shape; `None` for a table without a filter.
+    pub fn filter_info(&self) -> Option<FilterInfo> {
+        self.filter.as_ref().map(|f| FilterInfo { bits: f.num_bits(), probes: f.num_probes() })
+    }
+
     /// Lists every block in file order with its stored and raw size and transform. Reads
     /// only each block's header and trailer: checksums are [`SstReader::verify`]'s job.
     pub fn layout(&self) -> Result<Vec<BlockInfo>> {
@@ -175,7 +245,6 @@ impl SstReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sst::format::FOOTER_LEN;
     use crate::sst::test_util::{entries, open_table, write_table};
     use crate::sst::SstOptions;
 
@@ -198,6 +267,14 @@ mod tests {
             at += b.stored_size;
         }
         assert_eq!(at + FOOTER_LEN as u64, props.file_size);
+        let footer = r.footer_info();
+        assert_eq!(footer.offset + FooterInfo::LEN, props.file_size);
+        assert_eq!(footer.index.0 + footer.index.1 + BLOCK_TRAILER_LEN as u64, footer.offset);
+        let index = r.index_entries();
+        assert_eq!(index.len() as u64, props.data_blocks);
+        assert!(index.iter().zip(&layout).all(|(e, b)| e.offset == b.offset && e.size + 5 == b.stored_size));
+        let filter = r.filter_info().unwrap();
+        assert!(filter.bits >= 100 * 10 && filter.probes == 7, "{filter:?}");
         let report = r.verify().unwrap();
         assert_eq!(
             (report.entries, report.data_blocks, report.raw_data_bytes),

@@ -85,8 +85,9 @@ impl VersionEdit {
         }
     }
 
-    /// Decodes an edit; the error names the byte offset within `src` and what was wrong.
-    pub(crate) fn decode(src: &[u8]) -> Result<VersionEdit, (usize, String)> {
+    /// Decodes one edit (the payload of one manifest record); the error names the byte
+    /// offset within `src` and what was wrong. Never panics, whatever the bytes.
+    pub fn decode(src: &[u8]) -> Result<VersionEdit, (usize, String)> {
         let mut r = Reader::new(src);
         let mut e = VersionEdit::default();
         while !r.is_empty() {

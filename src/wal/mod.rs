@@ -15,5 +15,6 @@ pub(crate) mod format;
 mod reader;
 mod writer;
 
+pub use format::HEADER_LEN;
 pub use reader::{LogReader, LogRecord, TailState};
 pub(crate) use writer::LogWriter;

@@ -37,12 +37,14 @@ pub struct LogReader {
     path: PathBuf,
     pos: usize,
     tail: Option<TailState>,
+    /// Where the last `next_record` failed, for [`LogReader::resync`].
+    error_at: Option<usize>,
 }
 
 impl LogReader {
     /// A reader over `data`, the whole content of the log at `path` (used in errors).
     pub fn new(data: Bytes, path: impl Into<PathBuf>) -> Self {
-        LogReader { data, path: path.into(), pos: 0, tail: None }
+        LogReader { data, path: path.into(), pos: 0, tail: None, error_at: None }
     }
 
     /// The file this reader reads.
@@ -53,6 +55,12 @@ impl LogReader {
     /// The next intact record, `Ok(None)` at the end (see [`Self::tail`]), or
     /// [`Error::Corruption`] for a damaged record that intact records follow.
     pub fn next_record(&mut self) -> Result<Option<LogRecord>> {
+        let r = self.read_next();
+        self.error_at = r.is_err().then_some(self.pos);
+        r
+    }
+
+    fn read_next(&mut self) -> Result<Option<LogRecord>> {
         if self.tail.is_some() {
             return Ok(None);
         }
@@ -91,6 +99,24 @@ impl LogReader {
     /// How the log ended; `None` until the end was reached.
     pub fn tail(&self) -> Option<&TailState> {
         self.tail.as_ref()
+    }
+
+    /// After [`Self::next_record`] returned [`Error::Corruption`], moves past the damaged
+    /// bytes (or the intact record it could not use) to the next intact record and returns
+    /// the skipped range `start..end`; `None`, without moving, unless the last call to
+    /// `next_record` returned an error.
+    ///
+    /// For inspection tools that report every damaged region of a log (`kho dump wal`,
+    /// `kho verify`). Recovery never calls it: kho does not skip damage silently.
+    pub fn resync(&mut self) -> Option<std::ops::Range<u64>> {
+        let at = self.error_at.take()?;
+        let next = match check_record(&self.data, at) {
+            // Intact but unusable (an unknown transform): skip exactly that record.
+            Ok((len, _)) => at + HEADER_LEN + len,
+            Err(_) => (at + 1..self.data.len()).find(|&p| check_record(&self.data, p).is_ok())?,
+        };
+        self.pos = next;
+        Some(at as u64..next as u64)
     }
 }
 
@@ -175,6 +201,31 @@ mod tests {
             assert_eq!(recs.len(), 2);
             assert_eq!(tail, TailState::Torn { offset: 35, reason: tail_reason(&tail) });
         }
+    }
+
+    #[test]
+    fn resync_skips_exactly_the_damaged_record() {
+        let full = log_of(&[b"alpha", b"beta", b"gamma"]);
+        let mut bad = full.clone();
+        bad[20] ^= 0x40; // inside the second record (18..35)
+        let mut r = LogReader::new(Bytes::from(bad), "test.log");
+        assert_eq!(r.resync(), None, "nothing to skip before an error");
+        assert_eq!(r.next_record().unwrap().unwrap().payload, &b"alpha"[..]);
+        assert!(r.next_record().is_err());
+        assert_eq!(r.resync(), Some(18..35));
+        assert_eq!(r.next_record().unwrap().unwrap().offset, 35);
+        assert_eq!(r.next_record().unwrap(), None);
+        assert_eq!(r.tail(), Some(&TailState::Clean));
+        assert_eq!(r.resync(), None);
+
+        // An intact record with an unknown transform is skipped whole.
+        let mut data = encode_header(b"sealed", 9).to_vec();
+        data.extend_from_slice(b"sealed");
+        data.extend_from_slice(&log_of(&[b"after"]));
+        let mut r = LogReader::new(Bytes::from(data), "test.log");
+        assert!(r.next_record().is_err());
+        assert_eq!(r.resync(), Some(0..19));
+        assert_eq!(r.next_record().unwrap().unwrap().payload, &b"after"[..]);
     }
 
     fn tail_reason(t: &TailState) -> String {

@@ -1,15 +1,35 @@
 //! The `kho` command-line tool: one subcommand per module, this file only dispatches.
+//! Exit status: 0 done and clean, 1 done and found problems (damage, a failed check,
+//! a key not found), 2 could not run (bad arguments, unreadable directory, ...).
 
 mod bench;
+mod dbdir;
+mod dump;
+mod fmt;
+mod kv;
+mod out;
 mod stress;
+mod verify;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::out::{Out, Outcome};
+
 /// kho: an embedded storage engine for person-centric records — tools to benchmark,
-/// inspect, verify and stress a database.
+/// inspect, verify and stress a database. The inspection commands (dump, get, scan, verify)
+/// open the database read-only: they never write, never take the writer's lock, and work on a
+/// copy of a damaged database or beside a running writer.
 #[derive(Parser)]
-#[command(name = "kho", version, about)]
+#[command(name = "kho", version, about, max_term_width = 100)]
 struct Cli {
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Show keys and values as hex, and read keys given on the command line as hex.
+    #[arg(long, global = true)]
+    hex: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -18,14 +38,58 @@ struct Cli {
 enum Command {
     /// db_bench-compatible benchmark (`--benchmarks=fillseq,readrandom,...`).
     Bench(bench::BenchArgs),
+    /// Show what is on disk, file by file.
+    #[command(subcommand)]
+    Dump(dump::Command),
+    /// Print the value of one key.
+    Get(kv::GetArgs),
+    /// Print keys and values in order.
+    Scan(kv::ScanArgs),
+    /// Read every file end to end; print one line `file offset what` per problem.
+    Verify(verify::Args),
     /// Concurrent stress, process-crash (--crash) and fault-injection (--faults) testing.
     Stress(stress::StressArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Bench(args) => bench::run(args),
-        Command::Stress(args) => stress::run(args),
+    let mut out = Out::stdout(cli.json, cli.hex);
+    let result = match cli.command {
+        Command::Bench(args) => bench::run(args).map(|()| Outcome::Ok),
+        Command::Dump(c) => dump::run(&mut out, &c),
+        Command::Get(a) => kv::get(&mut out, &a),
+        Command::Scan(a) => kv::scan(&mut out, &a),
+        Command::Verify(a) => verify::run(&mut out, &a),
+        Command::Stress(a) => stress::run(a).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
+    };
+    let result = result.and_then(|o| {
+        std::io::Write::flush(&mut out)?;
+        Ok(o)
+    });
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Problems) => ExitCode::from(1),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS, // `kho dump ... | head`
+        Err(e) => {
+            eprintln!("kho: error: {}", message(&e));
+            ExitCode::from(2)
+        }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// The error and its causes on one line, leaving out causes the message already quotes
+/// (kho's errors include their source).
+fn message(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg = format!("{msg}: {c}");
+        }
+    }
+    msg
 }

@@ -18,7 +18,8 @@ pub use workloads::Workload;
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Comma-separated benchmarks: fillseq, fillrandom, overwrite, fillsync, readrandom,
-    /// seekrandom, readseq, readreverse, readwhilewriting, deleterandom, stats.
+    /// seekrandom, readseq, readreverse, readwhilewriting, deleterandom, compact (a full
+    /// `compact_range`), stats.
     #[arg(long, default_value = "fillseq,fillrandom,overwrite,readrandom,seekrandom,readseq,readreverse")]
     pub benchmarks: String,
     /// Number of keys.
@@ -60,6 +61,12 @@ pub struct BenchArgs {
     /// Block cache capacity in bytes (db_bench's `--cache_size`).
     #[arg(long = "cache_size", default_value_t = 64 << 20)]
     pub cache_size: usize,
+    /// zstd level for SSTable blocks (0: store raw).
+    #[arg(long = "compression_level", default_value_t = 3, allow_negative_numbers = true)]
+    pub compression_level: i32,
+    /// Uncompressed data block size in bytes (db_bench's `--block_size`).
+    #[arg(long = "block_size", default_value_t = 4096)]
+    pub block_size: usize,
     /// Bloom filter bits per key.
     #[arg(long = "bloom_bits", default_value_t = 10)]
     pub bloom_bits: u32,

@@ -32,7 +32,10 @@ pub fn print_header(args: &BenchArgs, dir: &Path) {
     println!("Entries:    {}", args.num);
     println!("Threads:    {}", args.threads);
     println!("Database:   {}", dir.display());
-    println!("Compression: zstd level 3, bloom {} bits/key", args.bloom_bits);
+    println!(
+        "Compression: zstd level {}, {}-byte blocks, bloom {} bits/key",
+        args.compression_level, args.block_size, args.bloom_bits
+    );
     println!("------------------------------------------------");
 }
 

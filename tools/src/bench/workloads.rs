@@ -30,6 +30,7 @@ pub enum Workload {
     ReadReverse,
     ReadWhileWriting,
     DeleteRandom,
+    Compact,
     Stats,
 }
 
@@ -47,6 +48,7 @@ impl FromStr for Workload {
             "readreverse" => Workload::ReadReverse,
             "readwhilewriting" => Workload::ReadWhileWriting,
             "deleterandom" => Workload::DeleteRandom,
+            "compact" => Workload::Compact,
             "stats" => Workload::Stats,
             other => return Err(anyhow!("unknown benchmark {other:?}")),
         })
@@ -66,6 +68,7 @@ impl Workload {
             Workload::ReadReverse => "readreverse",
             Workload::ReadWhileWriting => "readwhilewriting",
             Workload::DeleteRandom => "deleterandom",
+            Workload::Compact => "compact",
             Workload::Stats => "stats",
         }
     }
@@ -112,6 +115,8 @@ impl Bench {
             write_buffer_size: self.args.write_buffer_size,
             block_cache_capacity: self.args.cache_size,
             bloom_bits_per_key: self.args.bloom_bits,
+            compression_level: self.args.compression_level,
+            block_size: self.args.block_size,
             ..Options::default()
         }
     }
@@ -136,6 +141,12 @@ impl Bench {
         let db = self.open(w.fresh_db())?;
         if w == Workload::Stats {
             println!("{}", db.stats());
+            return Ok(());
+        }
+        if w == Workload::Compact {
+            let start = Instant::now();
+            db.compact_range::<&[u8], _>(..)?;
+            println!("{:<12}: {:>11.3} seconds", "compact", start.elapsed().as_secs_f64());
             return Ok(());
         }
         let args = self.args.clone();
@@ -229,7 +240,7 @@ fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result
                 key_into(&mut key, k);
                 let v = values.next(args.value_size);
                 r.bytes += (key.len() + v.len()) as u64;
-                let mut batch = WriteBatch::new();
+                let mut batch = WriteBatch::with_capacity(key.len() + v.len() + 11);
                 batch.put(&key, v);
                 timed(i, &mut r, &mut || Ok(db.write(std::mem::take(&mut batch), &opts)?))?;
             }
@@ -293,7 +304,7 @@ fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result
                 while scan(it.next())? {}
             }
         }
-        Workload::Stats => {}
+        Workload::Compact | Workload::Stats => {}
     }
     Ok(r)
 }

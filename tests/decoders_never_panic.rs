@@ -1,0 +1,260 @@
+//! Bytes never panic: every decoder `kho dump` and `kho verify` use — log records and write
+//! batches, manifest edits, whole SSTables, `CURRENT` — is fed arbitrary bytes and damaged
+//! copies of valid files. Each must return (`Ok` or an error), never panic, never loop.
+//! The `fuzz/` targets explore the same entry points with coverage guidance (nightly only).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use kho::batch::DecodedBatch;
+use kho::filename::decode_current;
+use kho::key::{internal_key, ParsedKey};
+use kho::sst::{SstOptions, SstReader, SstWriter};
+use kho::version::{read_manifest, VersionEdit};
+use kho::vfs::{FaultFs, FileSystem, RandomAccessFile};
+use kho::wal::LogReader;
+use kho::{ValueKind, WriteBatch};
+use proptest::prelude::*;
+
+/// A read-only file held in memory.
+#[derive(Debug)]
+struct MemFile(Bytes);
+
+impl RandomAccessFile for MemFile {
+    fn read_at(&self, offset: u64, len: usize) -> kho::Result<Bytes> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        match start.checked_add(len) {
+            Some(end) if end <= self.0.len() => Ok(self.0.slice(start..end)),
+            _ => Err(kho::Error::InvalidArgument(format!("read {offset}+{len} past {}", self.0.len()))),
+        }
+    }
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+}
+
+/// Frames payloads as log records (docs/wal-format.md).
+fn frame(payloads: &[Vec<u8>]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for p in payloads {
+        let mut h = Vec::new();
+        h.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        h.push(0);
+        h.extend_from_slice(&crc32fast::hash(p).to_le_bytes());
+        let hcrc = crc32fast::hash(&h);
+        h.extend_from_slice(&hcrc.to_le_bytes());
+        v.extend_from_slice(&h);
+        v.extend_from_slice(p);
+    }
+    v
+}
+
+/// Reads every record of a log as `kho dump wal` does (resynchronising after damage) and
+/// decodes every batch. Returns the number of intact records.
+fn walk_wal(data: Vec<u8>) -> usize {
+    let len = data.len();
+    let mut r = LogReader::new(Bytes::from(data), "fuzz.log");
+    let mut n = 0;
+    for _ in 0..=len + 1 {
+        match r.next_record() {
+            Ok(Some(rec)) => {
+                n += 1;
+                if let Ok(b) = DecodedBatch::parse(&rec.payload) {
+                    for op in b.ops().take(1 << 16) {
+                        if op.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(None) => return n,
+            Err(e) => {
+                assert!(e.is_corruption(), "{e}");
+                assert!(r.resync().is_some(), "an error is always followed by a resync point");
+            }
+        }
+    }
+    panic!("the reader did not finish a {len}-byte log");
+}
+
+/// A valid encoded batch.
+fn batch(seq: u64, ops: &[(bool, Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut b = WriteBatch::new();
+    for (put, k, v) in ops {
+        if *put {
+            b.put(k, v);
+        } else {
+            b.delete(k);
+        }
+    }
+    // The encoding is header (seq, count) + ops; WriteBatch keeps seq 0 until committed.
+    let mut enc = seq.to_le_bytes().to_vec();
+    enc.extend_from_slice(&(ops.len() as u32).to_le_bytes());
+    let mut body = Vec::new();
+    for (put, k, v) in ops {
+        body.push(u8::from(*put));
+        varint(&mut body, k.len() as u64);
+        body.extend_from_slice(k);
+        if *put {
+            varint(&mut body, v.len() as u64);
+            body.extend_from_slice(v);
+        }
+    }
+    enc.extend_from_slice(&body);
+    assert_eq!(enc.len(), b.encoded_size());
+    enc
+}
+
+fn varint(dst: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        dst.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    dst.push(v as u8);
+}
+
+fn op() -> impl Strategy<Value = (bool, Vec<u8>, Vec<u8>)> {
+    (any::<bool>(), prop::collection::vec(any::<u8>(), 0..12), prop::collection::vec(any::<u8>(), 0..20))
+}
+
+/// Damage: byte flips, then an optional truncation.
+fn damage() -> impl Strategy<Value = (Vec<(usize, u8)>, Option<usize>)> {
+    (prop::collection::vec((any::<usize>(), 1u8..=255), 0..4), prop::option::of(any::<usize>()))
+}
+
+fn apply(mut data: Vec<u8>, (flips, cut): &(Vec<(usize, u8)>, Option<usize>)) -> Vec<u8> {
+    if !data.is_empty() {
+        for &(at, x) in flips {
+            let i = at % data.len();
+            data[i] ^= x;
+        }
+    }
+    if let Some(c) = cut {
+        data.truncate(c % (data.len() + 1));
+    }
+    data
+}
+
+/// A valid table of a few hundred entries in small blocks, written once.
+fn table() -> &'static Bytes {
+    static TABLE: OnceLock<Bytes> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let fs = FaultFs::new();
+        let path = PathBuf::from("/t/000001.sst");
+        fs.create_dir_all(Path::new("/t")).unwrap();
+        let opts = SstOptions { block_size: 256, ..SstOptions::default() };
+        let mut w = SstWriter::new(fs.create(&path).unwrap(), path.clone(), &opts);
+        for i in 0..300u64 {
+            let kind = if i % 7 == 0 { ValueKind::Delete } else { ValueKind::Put };
+            w.add(&internal_key(format!("key{i:05}").as_bytes(), 1000 - i, kind), format!("value {i}").as_bytes())
+                .unwrap();
+        }
+        w.finish().unwrap();
+        fs.read_all(&path).unwrap()
+    })
+}
+
+/// Opens `bytes` as a table and runs every read path the tool uses.
+fn exercise_sst(bytes: Vec<u8>) {
+    let Ok(r) = SstReader::open(Arc::new(MemFile(Bytes::from(bytes))), PathBuf::from("fuzz.sst"), 1, None) else {
+        return;
+    };
+    let r = Arc::new(r);
+    let _ = r.verify();
+    let _ = r.layout();
+    let _ = (r.footer_info(), r.index_entries(), r.filter_info(), r.properties());
+    let mut it = r.iter();
+    let mut steps = 0;
+    let mut res = it.seek_to_first();
+    while res.is_ok() && it.valid() && steps < 10_000 {
+        let _ = ParsedKey::parse(it.key());
+        let _ = it.value();
+        res = it.next();
+        steps += 1;
+    }
+    let mut res = it.seek_to_last();
+    while res.is_ok() && it.valid() && steps < 20_000 {
+        res = it.prev();
+        steps += 1;
+    }
+    for k in [&b"key00150"[..], b"", b"zzz"] {
+        let target = internal_key(k, kho::MAX_SEQUENCE, ValueKind::Put);
+        let _ = it.seek(&target);
+        let _ = it.seek_for_prev(&target);
+        let _ = r.get(&target);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn wal_reader_and_batch_decoder_take_arbitrary_bytes(data in prop::collection::vec(any::<u8>(), 0..600)) {
+        walk_wal(data);
+    }
+
+    #[test]
+    fn wal_reader_and_batch_decoder_take_damaged_logs(
+        batches in prop::collection::vec((0u64..1000, prop::collection::vec(op(), 0..5)), 1..6),
+        raw in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..3),
+        d in damage(),
+    ) {
+        let mut payloads: Vec<Vec<u8>> = batches.iter().map(|(seq, ops)| batch(*seq, ops)).collect();
+        payloads.extend(raw); // intact records whose payloads are not batches
+        let intact = frame(&payloads);
+        prop_assert_eq!(walk_wal(intact.clone()), payloads.len());
+        walk_wal(apply(intact, &d));
+    }
+
+    #[test]
+    fn version_edit_decoder_takes_arbitrary_bytes(
+        data in prop::collection::vec(prop_oneof![0u8..8, any::<u8>()], 0..200),
+    ) {
+        let _ = VersionEdit::decode(&data);
+    }
+
+    #[test]
+    fn manifest_reader_takes_damaged_manifests(
+        edits in prop::collection::vec(prop::collection::vec(prop_oneof![1u8..6, any::<u8>()], 0..60), 1..5),
+        d in damage(),
+    ) {
+        let fs = FaultFs::new();
+        let path = Path::new("/m/MANIFEST-000001");
+        fs.create_dir_all(Path::new("/m")).unwrap();
+        let mut f = fs.create(path).unwrap();
+        f.append(&apply(frame(&edits), &d)).unwrap();
+        f.sync().unwrap();
+        drop(f);
+        let _ = read_manifest(&fs, path);
+    }
+
+    #[test]
+    fn sst_reader_takes_damaged_tables(d in damage()) {
+        exercise_sst(apply(table().to_vec(), &d));
+    }
+
+    #[test]
+    fn sst_reader_takes_arbitrary_bytes(data in prop::collection::vec(any::<u8>(), 0..300)) {
+        exercise_sst(data);
+    }
+
+    #[test]
+    fn current_decoder_takes_damaged_and_arbitrary_bytes(
+        n in any::<u64>(), d in damage(), raw in prop::collection::vec(any::<u8>(), 0..40),
+    ) {
+        let line = format!("MANIFEST-{n:06}\n");
+        let good = format!("{line}crc32 {:08x}\n", crc32fast::hash(line.as_bytes()));
+        prop_assert_eq!(decode_current(Path::new("CURRENT"), good.as_bytes()).ok(), Some(n));
+        let _ = decode_current(Path::new("CURRENT"), &apply(good.into_bytes(), &d));
+        let _ = decode_current(Path::new("CURRENT"), &raw);
+    }
+}
+
+#[test]
+fn the_valid_table_is_read_whole() {
+    let r = SstReader::open(Arc::new(MemFile(table().clone())), PathBuf::from("t.sst"), 1, None).unwrap();
+    assert_eq!(r.verify().unwrap().entries, 300);
+    exercise_sst(table().to_vec());
+}

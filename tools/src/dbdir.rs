@@ -1,0 +1,299 @@
+//! Reading a database directory file by file, without opening the database: the listing
+//! (file kind from the name, as LevelDB's `dumpfile` does), walking a log record by record
+//! with every damaged region reported, and loading and replaying the manifest.
+//!
+//! Shared by `dump summary`, `dump wal`, `dump manifest` and `verify`, which must keep going
+//! where `Db::open` would stop at the first problem.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use kho::filename::{decode_current, manifest_name, parse_file_name, FileKind, CURRENT};
+use kho::version::{FileMeta, VersionEdit};
+use kho::wal::{LogReader, LogRecord, TailState};
+use kho::Error;
+
+/// The files of a database directory, by kind. Numbers are sorted ascending.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// `CURRENT` exists.
+    pub current: bool,
+    /// `MANIFEST-NNNNNN` numbers.
+    pub manifests: Vec<u64>,
+    /// `NNNNNN.log` numbers.
+    pub logs: Vec<u64>,
+    /// `NNNNNN.sst` numbers.
+    pub tables: Vec<u64>,
+    /// `*.tmp` names.
+    pub temps: Vec<String>,
+    /// Names kho does not own (besides `LOCK`).
+    pub foreign: Vec<String>,
+}
+
+/// Lists `dir`.
+pub fn list(dir: &Path) -> anyhow::Result<Listing> {
+    let mut l = Listing::default();
+    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))?;
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        match parse_file_name(&name) {
+            Some(FileKind::Current) => l.current = true,
+            Some(FileKind::Manifest(n)) => l.manifests.push(n),
+            Some(FileKind::Log(n)) => l.logs.push(n),
+            Some(FileKind::Table(n)) => l.tables.push(n),
+            Some(FileKind::Temp) => l.temps.push(name),
+            Some(FileKind::Lock) => {}
+            _ => l.foreign.push(name),
+        }
+    }
+    l.manifests.sort_unstable();
+    l.logs.sort_unstable();
+    l.tables.sort_unstable();
+    l.temps.sort();
+    l.foreign.sort();
+    Ok(l)
+}
+
+/// What walking a log meets, in file order.
+#[derive(Debug)]
+pub enum LogEvent {
+    /// An intact record.
+    Record(LogRecord),
+    /// Damaged bytes followed by an intact record at `skipped.end`.
+    Damage {
+        /// Where the damage starts.
+        offset: u64,
+        /// What was wrong.
+        what: String,
+        /// The bytes passed over to reach the next intact record.
+        skipped: Range<u64>,
+    },
+}
+
+/// Walks every record of the log bytes `data` (read from `path`), handing each intact record
+/// and each damaged region to `f`; returns how the log ended. Nothing is skipped silently.
+pub fn walk_log(
+    data: bytes::Bytes,
+    path: &Path,
+    mut f: impl FnMut(LogEvent) -> anyhow::Result<()>,
+) -> anyhow::Result<TailState> {
+    let mut reader = LogReader::new(data, path);
+    loop {
+        match reader.next_record() {
+            Ok(Some(rec)) => f(LogEvent::Record(rec))?,
+            Ok(None) => return Ok(reader.tail().cloned().unwrap_or(TailState::Clean)),
+            Err(Error::Corruption { offset, what, .. }) => {
+                let Some(skipped) = reader.resync() else {
+                    anyhow::bail!("{}: reader stopped at {offset} and cannot resynchronise: {what}", path.display());
+                };
+                f(LogEvent::Damage { offset, what, skipped })?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Reads a whole file.
+pub fn read(path: &Path) -> Result<bytes::Bytes, Error> {
+    std::fs::read(path).map(bytes::Bytes::from).map_err(|source| Error::Io {
+        op: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// One record of a manifest.
+#[derive(Debug)]
+pub struct ManifestRecord {
+    /// File offset of the record's header.
+    pub offset: u64,
+    /// Payload bytes.
+    pub len: usize,
+    /// The decoded edit, or (file offset, what) when the payload does not decode.
+    pub edit: Result<VersionEdit, (u64, String)>,
+}
+
+/// A problem found in a file: `file offset what`, the line `kho verify` prints.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The file at fault.
+    pub file: PathBuf,
+    /// Byte offset within it, when the problem has one.
+    pub offset: Option<u64>,
+    /// What is wrong.
+    pub what: String,
+}
+
+impl Problem {
+    /// A problem at `offset` of `file`.
+    pub fn at(file: impl Into<PathBuf>, offset: impl Into<Option<u64>>, what: impl Into<String>) -> Self {
+        Problem { file: file.into(), offset: offset.into(), what: what.into() }
+    }
+
+    /// The problem a library error describes, `file` standing in when it names none.
+    pub fn from_error(file: &Path, e: &Error) -> Self {
+        match e {
+            Error::Corruption { file, offset, what } => Problem::at(file, *offset, what),
+            Error::Io { path, source, op } => Problem::at(path, None, format!("cannot {op}: {source}")),
+            other => Problem::at(file, None, other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.offset {
+            Some(o) => write!(f, "{} {o} {}", self.file.display(), self.what),
+            None => write!(f, "{} - {}", self.file.display(), self.what),
+        }
+    }
+}
+
+/// The manifest named by `CURRENT` (or the only manifest, when `CURRENT` is unusable), read
+/// record by record.
+#[derive(Debug)]
+pub struct Manifest {
+    /// Its number.
+    pub number: u64,
+    /// Its path.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Every intact record, in order.
+    pub records: Vec<ManifestRecord>,
+    /// Damaged regions and a torn tail, as problems.
+    pub damage: Vec<Problem>,
+    /// How the log ended.
+    pub tail: TailState,
+}
+
+/// Which manifest `CURRENT` names, and the problem with `CURRENT` if any. When `CURRENT` is
+/// missing or damaged and exactly one manifest exists, that one is used (and the problem
+/// still reported).
+pub fn current_manifest(dir: &Path, listing: &Listing) -> (Option<u64>, Option<Problem>) {
+    let path = dir.join(CURRENT);
+    let named = if listing.current {
+        read(&path).and_then(|data| decode_current(&path, &data)).map_err(|e| Problem::from_error(&path, &e))
+    } else {
+        Err(Problem::at(&path, None, "missing: the database has no CURRENT pointer"))
+    };
+    match named {
+        Ok(n) if listing.manifests.contains(&n) => (Some(n), None),
+        Ok(n) => (None, Some(Problem::at(&path, 0, format!("names {} which does not exist", manifest_name(n))))),
+        Err(p) => match listing.manifests.as_slice() {
+            [only] => (Some(*only), Some(p)),
+            _ => (None, Some(p)),
+        },
+    }
+}
+
+/// Reads manifest `number` of `dir` record by record, decoding each edit.
+pub fn read_manifest(dir: &Path, number: u64) -> Result<Manifest, Error> {
+    let path = dir.join(manifest_name(number));
+    read_manifest_file(&path, number)
+}
+
+/// Reads the manifest at `path` record by record, decoding each edit.
+pub fn read_manifest_file(path: &Path, number: u64) -> Result<Manifest, Error> {
+    let data = read(path)?;
+    let size = data.len() as u64;
+    let mut records = Vec::new();
+    let mut damage = Vec::new();
+    let tail = walk_log(data, path, |ev| {
+        match ev {
+            LogEvent::Record(rec) => {
+                let payload_at = rec.offset + kho::wal::HEADER_LEN as u64;
+                let edit = VersionEdit::decode(&rec.payload).map_err(|(at, what)| (payload_at + at as u64, what));
+                records.push(ManifestRecord { offset: rec.offset, len: rec.payload.len(), edit });
+            }
+            LogEvent::Damage { offset, what, skipped } => damage.push(Problem::at(
+                path,
+                offset,
+                format!("{what} (bytes {}..{} unreadable)", skipped.start, skipped.end),
+            )),
+        }
+        Ok(())
+    })
+    .map_err(|e| Error::Corruption { file: path.to_path_buf(), offset: 0, what: e.to_string() })?;
+    Ok(Manifest { number, path: path.to_path_buf(), size, records, damage, tail })
+}
+
+/// The live file set and counters that replaying a manifest's edits gives, plus whatever in
+/// the edits was inconsistent.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Live tables per level (index = level), by file number.
+    pub levels: Vec<BTreeMap<u64, FileMeta>>,
+    /// Logs numbered below this hold only flushed data.
+    pub log_number: Option<u64>,
+    /// The next file number to hand out.
+    pub next_file_number: Option<u64>,
+    /// The last sequence number in a flushed table.
+    pub last_sequence: Option<u64>,
+    /// Edits that remove a file not there or add one already there, as (record offset, what).
+    pub inconsistencies: Vec<(u64, String)>,
+}
+
+impl State {
+    /// Applies one edit read at `offset`, as recovery does.
+    pub fn apply(&mut self, edit: &VersionEdit, offset: u64) {
+        self.log_number = edit.log_number.or(self.log_number);
+        self.next_file_number = edit.next_file_number.or(self.next_file_number);
+        self.last_sequence = edit.last_sequence.or(self.last_sequence);
+        for &(level, number) in &edit.deleted_files {
+            if self.level_mut(level).remove(&number).is_none() {
+                self.inconsistencies.push((offset, format!("edit deletes table {number} which is not at L{level}")));
+            }
+        }
+        for (level, f) in &edit.new_files {
+            if let Some((l, _)) = self.find(f.number) {
+                self.inconsistencies
+                    .push((offset, format!("edit adds table {} at L{level} which is already live at L{l}", f.number)));
+            }
+            self.level_mut(*level).insert(f.number, f.clone());
+        }
+    }
+
+    fn level_mut(&mut self, level: u32) -> &mut BTreeMap<u64, FileMeta> {
+        let l = level as usize;
+        if self.levels.len() <= l {
+            self.levels.resize_with(l + 1, BTreeMap::new);
+        }
+        &mut self.levels[l]
+    }
+
+    /// The level of live table `number`.
+    pub fn find(&self, number: u64) -> Option<(usize, &FileMeta)> {
+        self.levels.iter().enumerate().find_map(|(l, files)| files.get(&number).map(|f| (l, f)))
+    }
+
+    /// Every live table as (level, meta), level by level, by number.
+    pub fn files(&self) -> impl Iterator<Item = (usize, &FileMeta)> {
+        self.levels.iter().enumerate().flat_map(|(l, fs)| fs.values().map(move |f| (l, f)))
+    }
+}
+
+impl Manifest {
+    /// Replays the edits that decoded, in order.
+    pub fn replay(&self) -> State {
+        let mut s = State::default();
+        for r in &self.records {
+            if let Ok(e) = &r.edit {
+                s.apply(e, r.offset);
+            }
+        }
+        s
+    }
+}
+
+/// True when the file at `path` no longer has length `size`, now or after a short wait: a
+/// running writer is appending to it, so a torn tail read a moment ago was a write in flight.
+pub fn still_growing(path: &Path, size: u64) -> bool {
+    let len = || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if len() != size {
+        return true;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    len() != size
+}

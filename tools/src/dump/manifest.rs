@@ -1,0 +1,228 @@
+//! `kho dump manifest DIR`: `CURRENT`, then each `VersionEdit` of the manifest it names in
+//! order, damaged records where they are, and the state the edits replay to.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use kho::filename::{parse_file_name, FileKind};
+use kho::version::{FileMeta, VersionEdit};
+use kho::wal::TailState;
+use serde_json::json;
+
+use crate::dbdir::{self, Manifest, Problem, State};
+use crate::fmt::{self, Bytes};
+use crate::out::{Out, Outcome};
+
+/// Arguments of `kho dump manifest`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The database directory (the manifest `CURRENT` names), or a `MANIFEST-NNNNNN` file.
+    pub path: PathBuf,
+}
+
+/// Finds and reads the manifest: the file itself, or the one `CURRENT` in a directory names.
+/// Returns the manifest (if one could be read) and the problems met on the way.
+pub fn load(path: &Path) -> anyhow::Result<(Option<Manifest>, Vec<Problem>)> {
+    let mut problems = Vec::new();
+    let number = if path.is_dir() {
+        let listing = dbdir::list(path)?;
+        let (n, p) = dbdir::current_manifest(path, &listing);
+        problems.extend(p);
+        match n {
+            Some(n) => n,
+            None => return Ok((None, problems)),
+        }
+    } else {
+        match path.file_name().and_then(|n| n.to_str()).and_then(parse_file_name) {
+            Some(FileKind::Manifest(n)) => n,
+            _ => 0,
+        }
+    };
+    let file = if path.is_dir() { path.join(kho::filename::manifest_name(number)) } else { path.to_path_buf() };
+    match dbdir::read_manifest_file(&file, number) {
+        Ok(m) => Ok((Some(m), problems)),
+        Err(e) => {
+            problems.push(Problem::from_error(&file, &e));
+            Ok((None, problems))
+        }
+    }
+}
+
+/// The manifest's torn tail, if it has one: an edit whose write never completed, which
+/// recovery ignores (so a problem for `verify` unless tolerated).
+pub fn torn_tail(m: &Manifest) -> Option<Problem> {
+    match &m.tail {
+        TailState::Torn { offset, reason } => Some(Problem::at(
+            &m.path,
+            *offset,
+            format!("torn tail: {reason} (an edit whose write never completed; recovery ignores it)"),
+        )),
+        TailState::Clean => None,
+    }
+}
+
+/// Problems of a manifest itself, besides a torn tail: damage, undecodable edits,
+/// inconsistent edits, missing counters, table numbers not below the next file number.
+pub fn manifest_problems(m: &Manifest, state: &State) -> Vec<Problem> {
+    let mut v = m.damage.clone();
+    for r in &m.records {
+        if let Err((at, what)) = &r.edit {
+            v.push(Problem::at(&m.path, *at, format!("undecodable version edit: {what}")));
+        }
+    }
+    for (offset, what) in &state.inconsistencies {
+        v.push(Problem::at(&m.path, *offset, what));
+    }
+    for (what, missing) in [
+        ("next file number", state.next_file_number.is_none()),
+        ("log number", state.log_number.is_none()),
+        ("last sequence", state.last_sequence.is_none()),
+    ] {
+        if missing {
+            v.push(Problem::at(&m.path, 0, format!("the manifest never records the {what}")));
+        }
+    }
+    if let Some(next) = state.next_file_number {
+        for (level, f) in state.files().filter(|(_, f)| f.number >= next) {
+            v.push(Problem::at(
+                &m.path,
+                0,
+                format!("table {} at L{level} is not below the next file number {next}", f.number),
+            ));
+        }
+    }
+    v.sort_by_key(|p| p.offset);
+    v
+}
+
+/// A table's metadata on one line.
+pub fn file_text(b: Bytes, f: &FileMeta) -> String {
+    format!(
+        "table {}: {} bytes, {}, seq {}..{}, {} .. {}",
+        f.number,
+        f.size,
+        fmt::count(f.entries, "entry"),
+        f.smallest_seq,
+        f.largest_seq,
+        fmt::internal_key(b, &f.smallest),
+        fmt::internal_key(b, &f.largest)
+    )
+}
+
+/// A table's metadata as JSON.
+pub fn file_json(b: Bytes, level: usize, f: &FileMeta) -> serde_json::Value {
+    json!({
+        "level": level, "number": f.number, "size": f.size, "entries": f.entries,
+        "smallest_seq": f.smallest_seq, "largest_seq": f.largest_seq,
+        "smallest": fmt::internal_key_json(b, &f.smallest), "largest": fmt::internal_key_json(b, &f.largest),
+    })
+}
+
+fn edit_json(b: Bytes, e: &VersionEdit) -> serde_json::Value {
+    json!({
+        "log_number": e.log_number,
+        "next_file_number": e.next_file_number,
+        "last_sequence": e.last_sequence,
+        "deleted_files": e.deleted_files.iter().map(|&(l, n)| json!({"level": l, "number": n})).collect::<Vec<_>>(),
+        "new_files": e.new_files.iter().map(|(l, f)| file_json(b, *l as usize, f)).collect::<Vec<_>>(),
+    })
+}
+
+fn edit_text(b: Bytes, e: &VersionEdit) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(n) = e.log_number {
+        v.push(format!("  log number {n}"));
+    }
+    if let Some(n) = e.next_file_number {
+        v.push(format!("  next file number {n}"));
+    }
+    if let Some(n) = e.last_sequence {
+        v.push(format!("  last sequence {n}"));
+    }
+    for (l, n) in &e.deleted_files {
+        v.push(format!("  delete L{l} table {n}"));
+    }
+    for (l, f) in &e.new_files {
+        v.push(format!("  add L{l} {}", file_text(b, f)));
+    }
+    v
+}
+
+/// The replayed state as JSON.
+pub fn state_json(b: Bytes, s: &State) -> serde_json::Value {
+    json!({
+        "log_number": s.log_number, "next_file_number": s.next_file_number, "last_sequence": s.last_sequence,
+        "files": s.files().map(|(l, f)| file_json(b, l, f)).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs `kho dump manifest`.
+pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
+    let b = out.bytes;
+    let (manifest, mut problems) = load(&args.path)?;
+    let Some(m) = manifest else {
+        if out.json {
+            out.json_value(&json!({"path": args.path, "problems": problems}))?;
+        } else {
+            for p in &problems {
+                writeln!(out, "{p}")?;
+            }
+        }
+        return Ok(Outcome::Problems);
+    };
+    let state = m.replay();
+    problems.extend(manifest_problems(&m, &state));
+    problems.extend(torn_tail(&m));
+    if out.json {
+        let edits: Vec<_> = m
+            .records
+            .iter()
+            .map(|r| match &r.edit {
+                Ok(e) => json!({"offset": r.offset, "len": r.len, "edit": edit_json(b, e)}),
+                Err((at, what)) => json!({"offset": r.offset, "len": r.len, "error": {"offset": at, "what": what}}),
+            })
+            .collect();
+        out.json_value(&json!({
+            "file": m.path, "number": m.number, "size": m.size,
+            "edits": edits,
+            "tail": super::wal::tail_json(&m.tail, m.size),
+            "state": state_json(b, &state),
+            "problems": problems,
+        }))?;
+    } else {
+        if args.path.is_dir() {
+            writeln!(out, "CURRENT -> {}", kho::filename::manifest_name(m.number))?;
+        }
+        writeln!(out, "{}: {} bytes, {} edits", m.path.display(), m.size, m.records.len())?;
+        for (i, r) in m.records.iter().enumerate() {
+            writeln!(out, "edit {i} at offset {} ({} bytes):", r.offset, r.len)?;
+            match &r.edit {
+                Ok(e) => {
+                    for line in edit_text(b, e) {
+                        writeln!(out, "{line}")?;
+                    }
+                }
+                Err((at, what)) => writeln!(out, "  UNDECODABLE at offset {at}: {what}")?,
+            }
+        }
+        let opt = |v: Option<u64>| v.map_or("unset".to_owned(), |n| n.to_string());
+        writeln!(
+            out,
+            "state: log number {}, next file number {}, last sequence {}",
+            opt(state.log_number),
+            opt(state.next_file_number),
+            opt(state.last_sequence)
+        )?;
+        for (level, files) in state.levels.iter().enumerate().filter(|(_, f)| !f.is_empty()) {
+            let bytes: u64 = files.values().map(|f| f.size).sum();
+            writeln!(out, "  L{level}: {}, {bytes} bytes", fmt::count(files.len() as u64, "table"))?;
+            for f in files.values() {
+                writeln!(out, "    {}", file_text(b, f))?;
+            }
+        }
+        for p in &problems {
+            writeln!(out, "PROBLEM: {p}")?;
+        }
+    }
+    Ok(if problems.is_empty() { Outcome::Ok } else { Outcome::Problems })
+}

@@ -1,0 +1,207 @@
+//! `kho verify DIR`: reads every file of a database end to end and reports every problem as
+//! one line `file offset what` (offset `-` when the problem has none). Exit 0 when clean,
+//! 1 when anything is wrong.
+//!
+//! What is checked:
+//! - `CURRENT` decodes and names a manifest that exists;
+//! - the manifest: every record's checksums, every edit decodes, the edits are consistent
+//!   (no deletion of an absent table, no table added twice, counters present, table numbers
+//!   below the next file number), no torn tail;
+//! - every table the manifest lists (`verify/tables.rs`): present, of the recorded size, every
+//!   block's checksum and decompression, keys sorted within the table, properties and
+//!   manifest metadata agreeing; keys sorted across the tables of a level and levels >= 1 not
+//!   overlapping; no orphan tables;
+//! - every live log (`verify/logs.rs`): every record's checksums, every batch decodes,
+//!   sequence numbers increase, a torn tail only where a crash can leave one.
+//!
+//! It never opens the database for writing or takes its lock. Beside a running writer it
+//! reads a consistent set: the tables the manifest lists are opened (and so kept readable)
+//! right after the manifest is read, and the read is retried if a compaction removed one in
+//! between. Files a writer is creating meanwhile (numbered at or above the manifest's next
+//! file number, or a log still growing) are notes, not problems.
+
+mod logs;
+mod tables;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use kho::filename::manifest_name;
+use serde_json::json;
+
+use crate::dbdir::{self, Listing, Manifest, Problem, State};
+use crate::fmt;
+use crate::out::{self, Out, Outcome};
+
+/// Arguments of `kho verify`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The database directory.
+    pub dir: PathBuf,
+    /// Accept a torn tail at the end of the newest log or of the manifest (what a crash
+    /// leaves and recovery drops) as a note instead of a problem.
+    #[arg(long)]
+    pub tolerate_torn_tail: bool,
+}
+
+/// Counts of what was read.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Checked {
+    /// Manifest edits decoded.
+    pub manifest_edits: u64,
+    /// Tables read end to end.
+    pub tables: u64,
+    /// Data blocks read.
+    pub data_blocks: u64,
+    /// Table entries read.
+    pub table_entries: u64,
+    /// Logs read.
+    pub logs: u64,
+    /// Log records read.
+    pub log_records: u64,
+    /// Operations in them.
+    pub log_operations: u64,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+/// Everything `verify` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Problems: each makes the exit status non-zero.
+    pub problems: Vec<Problem>,
+    /// Observations that are not damage (obsolete files, files being written).
+    pub notes: Vec<String>,
+    /// What was read.
+    pub checked: Checked,
+}
+
+/// The manifest's view of the database, with the listed tables opened.
+pub struct Snapshot {
+    /// The directory listing taken after the tables were opened.
+    pub listing: Listing,
+    /// The manifest in use, if one could be read.
+    pub manifest: Option<Manifest>,
+    /// Problems with `CURRENT` or with reading the manifest.
+    pub pointer_problems: Vec<Problem>,
+    /// The replayed state (empty without a manifest).
+    pub state: State,
+    /// The live tables, opened.
+    pub tables: Vec<tables::Table>,
+}
+
+/// Reads `CURRENT`, the manifest and opens every table it lists; retried (up to 4 times)
+/// when a table is missing and the manifest changed meanwhile — a writer compacted it away.
+fn snapshot(dir: &Path) -> anyhow::Result<Snapshot> {
+    let mut attempt = 0;
+    loop {
+        let listing = dbdir::list(dir)?;
+        let (number, current_problem) = dbdir::current_manifest(dir, &listing);
+        let mut pointer_problems: Vec<Problem> = current_problem.into_iter().collect();
+        let manifest = match number.map(|n| dbdir::read_manifest(dir, n)) {
+            Some(Ok(m)) => Some(m),
+            Some(Err(e)) => {
+                pointer_problems.push(Problem::from_error(dir, &e));
+                None
+            }
+            None => None,
+        };
+        let state = manifest.as_ref().map(Manifest::replay).unwrap_or_default();
+        let tables = tables::open_all(dir, &state);
+        let any_missing = tables.iter().any(|t| t.missing);
+        let listing = dbdir::list(dir)?;
+        if any_missing && attempt < 4 {
+            let (now, _) = dbdir::current_manifest(dir, &listing);
+            let size = now.and_then(|n| std::fs::metadata(dir.join(manifest_name(n))).ok()).map(|m| m.len());
+            if now != number || size != manifest.as_ref().map(|m| m.size) {
+                attempt += 1;
+                continue;
+            }
+        }
+        return Ok(Snapshot { listing, manifest, pointer_problems, state, tables });
+    }
+}
+
+/// Checks the database in `dir` and returns what it found.
+pub fn check(dir: &Path, tolerate_torn_tail: bool) -> anyhow::Result<Report> {
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
+    }
+    let snap = snapshot(dir)?;
+    let mut report = Report::default();
+    let log_bytes: u64 = snap
+        .listing
+        .logs
+        .iter()
+        .filter_map(|&n| std::fs::metadata(kho::filename::log_path(dir, n)).ok())
+        .map(|m| m.len())
+        .sum();
+    let total = snap.tables.iter().map(|t| t.meta.size).sum::<u64>() + log_bytes;
+    let bar = out::progress(total, "verifying");
+
+    report.problems.extend(snap.pointer_problems.iter().cloned());
+    if let Some(m) = &snap.manifest {
+        report.checked.manifest_edits = m.records.len() as u64;
+        report.checked.bytes += m.size;
+        report.problems.extend(crate::dump::manifest::manifest_problems(m, &snap.state));
+        match crate::dump::manifest::torn_tail(m) {
+            Some(p) if tolerate_torn_tail => report.notes.push(format!("{p} (tolerated)")),
+            Some(p) if dbdir::still_growing(&m.path, m.size) => {
+                report.notes.push(format!("{p} (the manifest is being appended to: an edit was in flight)"))
+            }
+            Some(p) => report.problems.push(p),
+            None => {}
+        }
+        for &n in snap.listing.manifests.iter().filter(|&&n| n != m.number) {
+            report.notes.push(format!("{} is obsolete (the next writable open deletes it)", manifest_name(n)));
+        }
+    }
+    tables::check(dir, &snap, &mut report, &bar);
+    logs::check(dir, &snap, tolerate_torn_tail, &mut report, &bar)?;
+    for t in &snap.listing.temps {
+        report.notes.push(format!("{t} is a temporary file (the next writable open deletes it)"));
+    }
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+/// Runs `kho verify`.
+pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
+    let report = check(&args.dir, args.tolerate_torn_tail)?;
+    let c = &report.checked;
+    if out.json {
+        out.json_value(&json!({
+            "dir": args.dir,
+            "ok": report.problems.is_empty(),
+            "problems": report.problems,
+            "notes": report.notes,
+            "checked": c,
+        }))?;
+    } else {
+        for p in &report.problems {
+            writeln!(out, "{p}")?;
+        }
+        out.flush()?;
+        for n in &report.notes {
+            eprintln!("note: {n}");
+        }
+        eprintln!(
+            "{}: {}; read {}, {} ({}, {}), {} ({}, {}), {}",
+            args.dir.display(),
+            if report.problems.is_empty() {
+                "ok".to_owned()
+            } else {
+                fmt::count(report.problems.len() as u64, "problem")
+            },
+            fmt::count(c.manifest_edits, "manifest edit"),
+            fmt::count(c.tables, "table"),
+            fmt::count(c.data_blocks, "data block"),
+            fmt::count(c.table_entries, "entry"),
+            fmt::count(c.logs, "log"),
+            fmt::count(c.log_records, "record"),
+            fmt::count(c.log_operations, "operation"),
+            fmt::size(c.bytes)
+        );
+    }
+    Ok(if report.problems.is_empty() { Outcome::Ok } else { Outcome::Problems })
+}

@@ -1,0 +1,126 @@
+//! The log checks of `kho verify`: every live log (numbered at or above the manifest's log
+//! number) is read record by record; every damaged region, undecodable batch and backwards
+//! sequence number is a problem. A torn tail is a problem in a log that is not the newest
+//! (it was synced before the writer switched logs); in the newest log it is what a crash
+//! leaves (recovery drops it): a problem unless `--tolerate-torn-tail`, and a note when the
+//! file is still growing (a running writer is appending).
+
+use std::path::Path;
+
+use indicatif::ProgressBar;
+use kho::batch::DecodedBatch;
+use kho::filename::log_path;
+use kho::wal::{TailState, HEADER_LEN};
+
+use super::{Report, Snapshot};
+use crate::dbdir::{self, LogEvent, Problem};
+
+/// Runs the log checks of `snap` into `report`.
+pub fn check(
+    dir: &Path,
+    snap: &Snapshot,
+    tolerate_torn_tail: bool,
+    report: &mut Report,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    let live: Vec<u64> =
+        snap.listing.logs.iter().copied().filter(|&n| snap.state.log_number.is_none_or(|l| n >= l)).collect();
+    for &n in snap.listing.logs.iter().filter(|n| !live.contains(n)) {
+        report
+            .notes
+            .push(format!("{:06}.log is obsolete (its data is in tables; the next writable open deletes it)", n));
+    }
+    // Sequence numbers increase across the live logs, in file-number order.
+    let mut next_seq: Option<u64> = None;
+    for (i, &n) in live.iter().enumerate() {
+        let path = log_path(dir, n);
+        let data = match dbdir::read(&path) {
+            Ok(d) => d,
+            Err(kho::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                report
+                    .notes
+                    .push(format!("{} was deleted while verifying (flushed by a running writer)", path.display()));
+                continue;
+            }
+            Err(e) => {
+                report.problems.push(Problem::from_error(&path, &e));
+                continue;
+            }
+        };
+        let size = data.len() as u64;
+        bar.inc(size);
+        report.checked.logs += 1;
+        report.checked.bytes += size;
+        let tail = dbdir::walk_log(data, &path, |ev| {
+            match ev {
+                LogEvent::Record(rec) => {
+                    report.checked.log_records += 1;
+                    check_batch(&path, &rec, &mut next_seq, report);
+                }
+                LogEvent::Damage { offset, what, skipped } => report.problems.push(Problem::at(
+                    &path,
+                    offset,
+                    format!("{what} (bytes {}..{} unreadable)", skipped.start, skipped.end),
+                )),
+            }
+            Ok(())
+        })?;
+        let TailState::Torn { offset, reason } = tail else { continue };
+        let newest = i + 1 == live.len();
+        let at = |what: String| Problem::at(&path, offset, what);
+        if !newest {
+            report.problems.push(at(format!("torn tail in a log that is not the newest: {reason}")));
+        } else if tolerate_torn_tail {
+            report.notes.push(format!("{}: torn tail at {offset} tolerated: {reason}", path.display()));
+        } else if dbdir::still_growing(&path, size) {
+            report
+                .notes
+                .push(format!("{} is being appended to (a running writer?); its tail was in flight", path.display()));
+        } else {
+            report.problems.push(at(format!(
+                "torn tail: {reason} ({} bytes of writes never acknowledged as synced; recovery drops them)",
+                size.saturating_sub(offset)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes the batch in `rec` and checks its sequence numbers follow the previous batch's.
+fn check_batch(path: &Path, rec: &kho::wal::LogRecord, next_seq: &mut Option<u64>, report: &mut Report) {
+    let payload_at = rec.offset + HEADER_LEN as u64;
+    let batch = match DecodedBatch::parse(&rec.payload) {
+        Ok(b) => b,
+        Err(what) => {
+            report.problems.push(Problem::at(path, payload_at, format!("undecodable write batch: {what}")));
+            return;
+        }
+    };
+    for op in batch.ops() {
+        match op {
+            Ok(_) => report.checked.log_operations += 1,
+            Err(e) => {
+                report.problems.push(Problem::at(
+                    path,
+                    payload_at + e.offset as u64,
+                    format!("undecodable write batch: {}", e.what),
+                ));
+                return;
+            }
+        }
+    }
+    if let Some(expected) = *next_seq {
+        if batch.seq < expected {
+            report.problems.push(Problem::at(
+                path,
+                rec.offset,
+                format!(
+                    "batch sequence {} goes backwards (the previous batch ended at {})",
+                    batch.seq,
+                    expected.saturating_sub(1)
+                ),
+            ));
+        }
+    }
+    *next_seq = Some(batch.seq.saturating_add(u64::from(batch.count)));
+}

@@ -1,0 +1,158 @@
+//! `kho verify` beyond single flipped bytes: cross-file checks (levels that overlap, the
+//! manifest against the tables), leftovers that are notes rather than problems, and a run
+//! beside a writer that is flushing and compacting.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use kho::{Db, Options};
+
+fn varint(dst: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        dst.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    dst.push(v as u8);
+}
+
+/// Appends one version edit (already encoded) to the manifest as a framed record.
+fn append_edit(manifest: &std::path::Path, payload: &[u8]) {
+    let mut rec = Vec::new();
+    rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    rec.push(0);
+    rec.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    let hcrc = crc32fast::hash(&rec);
+    rec.extend_from_slice(&hcrc.to_le_bytes());
+    rec.extend_from_slice(payload);
+    let mut data = std::fs::read(manifest).unwrap();
+    data.extend_from_slice(&rec);
+    std::fs::write(manifest, data).unwrap();
+}
+
+/// An edit moving table `f` from `from` to level `to` (tags from docs/manifest-format.md).
+fn move_edit(f: &kho::version::FileMeta, from: u64, to: u64) -> Vec<u8> {
+    let mut e = Vec::new();
+    for v in [4, from, f.number, 5, to, f.number, f.size] {
+        varint(&mut e, v);
+    }
+    for k in [&f.smallest, &f.largest] {
+        varint(&mut e, k.len() as u64);
+        e.extend_from_slice(k);
+    }
+    for v in [f.smallest_seq, f.largest_seq, f.entries] {
+        varint(&mut e, v);
+    }
+    e
+}
+
+#[test]
+fn overlapping_tables_in_a_sorted_level_are_reported() {
+    let dir = fresh();
+    let live = Db::open_read_only(dir.path(), Options::default()).unwrap().live_files();
+    let (_, l0) = live.iter().find(|(level, _)| *level == 0).unwrap().clone();
+    let manifest = files(dir.path(), "MANIFEST-").pop().unwrap();
+    append_edit(&manifest, &move_edit(&l0, 0, 1)); // its tombstones span the L1 tables' keys
+    let r = kho_ok(1, ["verify", dir.path().to_str().unwrap()]);
+    // Whichever of the two sorts first, the line names both.
+    let moved = dir.path().join(format!("{:06}.sst", l0.number)).display().to_string();
+    assert!(
+        r.stdout.lines().any(|l| l.contains(" at L1: it starts at ")
+            && (l.starts_with(&moved) || l.contains(&format!("overlaps table {} at L1", l0.number)))),
+        "{}",
+        r.stdout
+    );
+    run_everything(dir.path());
+}
+
+#[test]
+fn manifest_metadata_disagreeing_with_the_table_is_reported() {
+    let dir = fresh();
+    let live = Db::open_read_only(dir.path(), Options::default()).unwrap().live_files();
+    let (_, mut f) = live.iter().find(|(level, _)| *level == 1).unwrap().clone();
+    let manifest = files(dir.path(), "MANIFEST-").pop().unwrap();
+    f.entries += 1;
+    append_edit(&manifest, &move_edit(&f, 1, 1));
+    let r = kho_ok(1, ["verify", dir.path().to_str().unwrap()]);
+    let table = dir.path().join(format!("{:06}.sst", f.number));
+    assert!(
+        r.stdout.lines().any(|l| l.starts_with(&table.display().to_string())
+            && l.contains(&format!("entries: the manifest records {}, the table holds {}", f.entries, f.entries - 1))),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn an_edit_deleting_an_absent_table_is_reported() {
+    let dir = fresh();
+    let manifest = files(dir.path(), "MANIFEST-").pop().unwrap();
+    let size = std::fs::metadata(&manifest).unwrap().len();
+    append_edit(&manifest, &[4, 2, 99]);
+    let r = kho_ok(1, ["verify", dir.path().to_str().unwrap()]);
+    assert!(
+        r.stdout.contains(&format!("{} {size} edit deletes table 99 which is not at L2", manifest.display())),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn leftovers_are_notes_not_problems() {
+    let dir = fresh();
+    std::fs::write(dir.path().join("CURRENT.tmp"), "MANIFEST-0000").unwrap();
+    std::fs::write(dir.path().join("README"), "not kho's").unwrap();
+    let r = kho_ok(0, ["verify", dir.path().to_str().unwrap()]);
+    assert!(r.stderr.contains("note: CURRENT.tmp is a temporary file"), "{}", r.stderr);
+    let j = kho_ok(0, ["verify", dir.path().to_str().unwrap(), "--json"]).json();
+    assert_eq!(j["ok"], true);
+    assert!(!j["notes"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn verify_beside_a_running_writer_finds_nothing_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        write_buffer_size: 32 << 10,
+        level0_compaction_trigger: 2,
+        level_base_bytes: 128 << 10,
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    for i in 0..2000u32 {
+        db.put(format!("k{i:06}"), format!("first {i}")).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                db.put(format!("k{:06}", i % 5000), format!("value {i} {}", "x".repeat(40))).unwrap();
+                if i.is_multiple_of(7) {
+                    db.delete(format!("k{:06}", (i * 13) % 5000)).unwrap();
+                }
+                i += 1;
+            }
+            i
+        })
+    };
+    let d = dir.path().to_str().unwrap();
+    for _ in 0..3 {
+        let r = kho(["verify", d]);
+        assert_eq!(r.code, 0, "verify beside a writer:\n{}\n{}", r.stdout, r.stderr);
+        let r = kho(["dump", "summary", d]);
+        assert_eq!(r.code, 0, "summary beside a writer:\n{}", r.stderr);
+        let r = kho(["scan", d, "--limit", "100"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(writes > 100, "the writer kept writing ({writes} writes)");
+    assert!(db.stats().levels.iter().skip(1).any(|l| l.files > 0), "compactions ran meanwhile");
+    db.close().unwrap();
+    kho_ok(0, ["verify", d]);
+}
