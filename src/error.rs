@@ -65,6 +65,29 @@ pub enum Error {
     /// or it holds one and `error_if_exists` is on.
     #[error("{0}")]
     NotFound(String),
+
+    /// A string is not a valid 12-digit national ID; `reason` says which rule it breaks.
+    #[error("invalid national ID {input:?}: {reason}")]
+    InvalidNationalId {
+        /// The rejected input (cut to its first 40 characters).
+        input: String,
+        /// The rule it breaks.
+        reason: crate::record::InvalidIdReason,
+    },
+
+    /// A record payload could not be encoded, or a stored payload could not be decoded as
+    /// the type asked for.
+    #[error("record payload: {0}")]
+    Payload(String),
+
+    /// [`crate::record::Store::insert`] of a primary key that already holds a record.
+    #[error("collection {collection:?} already holds a record with primary key {pk}")]
+    RecordExists {
+        /// The collection.
+        collection: String,
+        /// The primary key, printed lossily as UTF-8.
+        pk: String,
+    },
 }
 
 impl Error {
@@ -99,6 +122,13 @@ impl Error {
             Error::Closed => Error::Closed,
             Error::ReadOnly => Error::ReadOnly,
             Error::NotFound(m) => Error::NotFound(m.clone()),
+            Error::InvalidNationalId { input, reason } => {
+                Error::InvalidNationalId { input: input.clone(), reason: reason.clone() }
+            }
+            Error::Payload(m) => Error::Payload(m.clone()),
+            Error::RecordExists { collection, pk } => {
+                Error::RecordExists { collection: collection.clone(), pk: pk.clone() }
+            }
         }
     }
 

@@ -26,6 +26,11 @@
 //! # }
 //! ```
 //!
+//! On top of it, [`record::Store`] keeps person-centric records — named collections of
+//! `serde` payloads, each tied to a validated 12-digit [`record::NationalId`] — with an
+//! atomically maintained secondary index, so `store.person(&id)` finds every record of a
+//! person at once (see `docs/record-model.md`).
+//!
 //! See `docs/architecture.md` for the design and `docs/durability.md` for what is
 //! guaranteed after a crash.
 //!
@@ -48,6 +53,7 @@ mod iter;
 pub mod key;
 mod memtable;
 mod options;
+pub mod record;
 pub mod sst;
 pub mod version;
 pub mod vfs;

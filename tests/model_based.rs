@@ -207,7 +207,7 @@ fn run(ops: Vec<Op>, compacting: bool) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
     fn db_matches_btreemap_model(ops in prop::collection::vec(op(), 1..120)) {

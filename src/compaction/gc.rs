@@ -7,6 +7,10 @@
 //! be read: the older is dropped. A tombstone in stripe 0 (every snapshot and every future
 //! reader sees it) at the bottommost level for its key hides nothing that remains, so it is
 //! dropped too, together with everything older in its stripe.
+//!
+//! At the bottommost level a kept value in stripe 0 is the only version any reader can see,
+//! so its sequence number carries no information: the job writes it as 0 (as RocksDB does),
+//! which makes the key trailers of a settled table compress to almost nothing.
 
 use crate::key::{ParsedKey, SeqNo, ValueKind};
 
@@ -25,6 +29,12 @@ impl<'a> VersionGc<'a> {
     /// `snapshots` ascending; `bottommost` when no deeper level may hold older versions.
     pub(crate) fn new(snapshots: &'a [SeqNo], bottommost: bool) -> Self {
         VersionGc { snapshots, bottommost, key: Vec::new(), have_key: false, last_stripe: 0, dropped: 0 }
+    }
+
+    /// True if the entry's sequence number may be written as 0: a kept value at the
+    /// bottommost level that every live snapshot sees. Call after `keep` returned true.
+    pub(crate) fn can_zero_seq(&self, p: &ParsedKey<'_>) -> bool {
+        self.bottommost && self.last_stripe == 0 && p.kind == ValueKind::Put
     }
 
     /// True if the entry must be written to the output.
@@ -61,6 +71,20 @@ mod tests {
     }
 
     use ValueKind::{Delete as D, Put as P};
+
+    #[test]
+    fn only_settled_bottommost_values_lose_their_sequence() {
+        let mut gc = VersionGc::new(&[6], true);
+        let newer = ParsedKey { user_key: b"a", seq: 9, kind: P };
+        assert!(gc.keep(&newer));
+        assert!(!gc.can_zero_seq(&newer), "snapshot 6 cannot see a@9");
+        let older = ParsedKey { user_key: b"a", seq: 5, kind: P };
+        assert!(gc.keep(&older));
+        assert!(gc.can_zero_seq(&older));
+        let mut gc = VersionGc::new(&[], false);
+        assert!(gc.keep(&older));
+        assert!(!gc.can_zero_seq(&older), "not bottommost");
+    }
 
     #[test]
     fn without_snapshots_only_the_newest_version_survives() {

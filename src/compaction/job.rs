@@ -63,6 +63,7 @@ pub(crate) fn run(
     let mut gc = VersionGc::new(snapshots, task.bottommost);
     let mut cutter = OutputCutter::new(task, opts);
     let mut output: Option<TableOutput> = None;
+    let mut settled = Vec::new();
     while merged.valid() {
         let key = merged.key();
         let p = ParsedKey::parse(key)
@@ -82,7 +83,13 @@ pub(crate) fn run(
             Some(out) => out,
             None => output.insert(TableOutput::create(ctx, new_file_number(), sst_opts)?),
         };
-        out.add(key, &merged.value())?;
+        if gc.can_zero_seq(&p) && p.seq != 0 {
+            settled.clear();
+            crate::key::encode_internal_key(&mut settled, p.user_key, 0, p.kind);
+            out.add(&settled, &merged.value())?;
+        } else {
+            out.add(key, &merged.value())?;
+        }
         merged.next()?;
     }
     finish(output.take(), out_level, &mut result)?;

@@ -4,8 +4,10 @@
 
 mod bench;
 mod dbdir;
+mod demo;
 mod dump;
 mod fmt;
+mod json;
 mod kv;
 mod out;
 mod stress;
@@ -17,7 +19,7 @@ use clap::{Parser, Subcommand};
 
 use crate::out::{Out, Outcome};
 
-/// kho: an embedded storage engine for person-centric records — tools to benchmark,
+/// kho: an embedded storage engine for person-centric records — tools to demo, benchmark,
 /// inspect, verify and stress a database. The inspection commands (dump, get, scan, verify)
 /// open the database read-only: they never write, never take the writer's lock, and work on a
 /// copy of a damaged database or beside a running writer.
@@ -36,6 +38,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate a synthetic population, ingest it through the record store and show what
+    /// was stored, one person's records and a province query.
+    Demo(demo::DemoArgs),
     /// db_bench-compatible benchmark (`--benchmarks=fillseq,readrandom,...`).
     Bench(bench::BenchArgs),
     /// Show what is on disk, file by file.
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut out = Out::stdout(cli.json, cli.hex);
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args).map(|()| Outcome::Ok),
         Command::Bench(args) => bench::run(args).map(|()| Outcome::Ok),
         Command::Dump(c) => dump::run(&mut out, &c),
         Command::Get(a) => kv::get(&mut out, &a),

@@ -1,5 +1,5 @@
 //! `kho bench`: a db_bench-compatible benchmark. It takes db_bench's flags and benchmark
-//! names and prints db_bench's line shape (`NAME : X micros/op Y ops/sec; Z MB/s`), so
+//! names and prints db_bench's line shape (`NAME : X micros/op Y ops/sec S seconds N operations; Z MB/s`), so
 //! `../shared/bench/compare.sh` can put kho and RocksDB side by side, followed by latency
 //! percentiles, write amplification, disk bytes and peak memory.
 
@@ -41,13 +41,13 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Fsync every write (0/1).
-    #[arg(long, default_value = "0", value_parser = parse_flag)]
+    #[arg(long, default_value = "0", value_parser = parse_flag, action = clap::ArgAction::Set)]
     pub sync: bool,
     /// `next()` calls after each seek in seekrandom.
     #[arg(long = "seek_nexts", default_value_t = 0)]
     pub seek_nexts: u64,
     /// Print a latency histogram summary (0/1); percentiles are always printed.
-    #[arg(long, default_value = "0", value_parser = parse_flag)]
+    #[arg(long, default_value = "0", value_parser = parse_flag, action = clap::ArgAction::Set)]
     pub histogram: bool,
     /// Database directory (default: a fresh temporary directory).
     #[arg(long)]

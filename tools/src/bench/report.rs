@@ -39,14 +39,20 @@ pub fn print_header(args: &BenchArgs, dir: &Path) {
     println!("------------------------------------------------");
 }
 
-/// db_bench's line: `name : X micros/op Y ops/sec; Z MB/s (found ...)`, then percentiles
+/// db_bench's line: `name : X micros/op Y ops/sec S seconds N operations; Z MB/s (found ...)`,
+/// then percentiles
 /// and kho's engine figures on the following lines.
 pub fn print_outcome(o: &Outcome<'_>) {
     let secs = o.elapsed.as_secs_f64().max(1e-9);
     let ops = o.ops.max(1);
     let micros_per_op = secs * 1e6 * o.threads as f64 / ops as f64;
     let ops_per_sec = ops as f64 / secs;
-    let mut line = format!("{:<12}: {:>11.3} micros/op {:.0} ops/sec;", o.name, micros_per_op, ops_per_sec);
+    // Exactly db_bench's shape (RocksDB 7.x): `ops/sec` stands alone as a field, which
+    // `compare.sh` relies on.
+    let mut line = format!(
+        "{:<12} : {:>11.3} micros/op {:.0} ops/sec {:.3} seconds {} operations;",
+        o.name, micros_per_op, ops_per_sec, secs, o.ops
+    );
     if o.bytes > 0 {
         line += &format!(" {:>6.1} MB/s", o.bytes as f64 / 1_048_576.0 / secs);
     }

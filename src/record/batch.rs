@@ -1,0 +1,98 @@
+//! [`StoreBatch`]: many record writes committed atomically (bulk ingest).
+//!
+//! Ops are encoded as they are added (payload serialization and collection creation happen
+//! outside any lock); [`StoreBatch::commit`] then takes the stripes of every record key in
+//! ascending order, reads each key's current owner once, replays the ops in order and writes
+//! records and index changes in one [`crate::WriteBatch`]. Later ops on the same key see the
+//! earlier ones (insert then upsert of one key works; insert twice fails). Either every op
+//! is applied or, on any error, none.
+//!
+//! Size: the whole batch is one log record, bounded by `Options::max_batch_size`
+//! (default 256 MiB); batches of 1,000-10,000 records amortize the commit well.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::national_id::NationalId;
+use super::store::Store;
+use super::write::Op;
+use crate::{Result, WriteOptions};
+
+/// An atomic group of record writes; see [`Store::batch`].
+#[derive(Debug)]
+#[must_use = "a batch does nothing until committed"]
+pub struct StoreBatch {
+    store: Store,
+    ops: Vec<Op>,
+    sync: bool,
+}
+
+impl Store {
+    /// Starts an atomic batch of record writes.
+    pub fn batch(&self) -> StoreBatch {
+        StoreBatch { store: self.clone(), ops: Vec::new(), sync: false }
+    }
+}
+
+impl StoreBatch {
+    /// Fsync the log before [`commit`](Self::commit) returns (default: false).
+    pub fn sync(&mut self, sync: bool) -> &mut Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Adds an insert; the commit fails with [`crate::Error::RecordExists`] if the key holds
+    /// a record by then.
+    pub fn insert<T: Serialize + ?Sized>(
+        &mut self,
+        collection: &str,
+        pk: impl AsRef<[u8]>,
+        id: &NationalId,
+        payload: &T,
+    ) -> Result<&mut Self> {
+        let op = self.store.prepare_put(collection, pk.as_ref(), id, payload, true)?;
+        self.ops.push(op);
+        Ok(self)
+    }
+
+    /// Adds an upsert (insert or replace, moving the index entry if the ID changes).
+    pub fn upsert<T: Serialize + ?Sized>(
+        &mut self,
+        collection: &str,
+        pk: impl AsRef<[u8]>,
+        id: &NationalId,
+        payload: &T,
+    ) -> Result<&mut Self> {
+        let op = self.store.prepare_put(collection, pk.as_ref(), id, payload, false)?;
+        self.ops.push(op);
+        Ok(self)
+    }
+
+    /// Adds a delete (a no-op if the record does not exist at commit).
+    pub fn delete(&mut self, collection: &str, pk: impl AsRef<[u8]>) -> &mut Self {
+        if let Some(cid) = self.store.inner.catalog.lookup(collection) {
+            self.ops.push(Op::Delete { cid, pk: Bytes::copy_from_slice(pk.as_ref()) });
+        }
+        self
+    }
+
+    /// Number of ops added.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True if no op was added.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Applies every op atomically. A batch whose ops change nothing (deletes of absent
+    /// records) writes nothing, so its `sync` makes no earlier write durable.
+    pub fn commit(self) -> Result<()> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        let opts = WriteOptions { sync: self.sync };
+        self.store.inner.apply(self.ops, &opts).map(|_| ())
+    }
+}

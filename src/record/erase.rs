@@ -1,0 +1,70 @@
+//! [`Store::erase_person`]: delete every record of a person and every index entry under
+//! their national ID, atomically and durably.
+//!
+//! The person's records are found through the index (one prefix scan), then deleted in one
+//! synced batch under their stripe locks, re-checking ownership under the lock: a record
+//! that was moved to another ID in the meantime is left alone, and an index entry under
+//! this ID that does not match its record (dangling) is deleted too, so nothing keyed by the
+//! erased ID remains live. Records written for the ID after the scan are not erased (they
+//! are new data). A record that belongs to the ID but has no index entry (which
+//! [`Store::verify_index`] reports as missing) cannot be found this way: run
+//! [`Store::rebuild_index`] first if the index is in doubt.
+//!
+//! Deleting makes the data unreachable, not gone: the old versions stay in SSTables (and the
+//! log) until compaction drops them. [`Store::purge_erased`] runs `Db::compact_range` over
+//! the erased keys; `docs/record-model.md` says what remains where.
+
+use bytes::Bytes;
+
+use super::keys::{parse_index_key, person_prefix, record_key};
+use super::national_id::NationalId;
+use super::store::Store;
+use super::write::Op;
+use crate::{Result, WriteOptions};
+
+/// What [`Store::erase_person`] deleted: pass it to [`Store::purge_erased`] to compact the
+/// old versions out of the files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Erasure {
+    /// Records deleted.
+    pub records: usize,
+    /// Every key deleted (records and index entries), ascending.
+    pub keys: Vec<Bytes>,
+}
+
+impl Store {
+    /// Deletes every record of `id` and its index entries in one synced, atomic write.
+    /// Returns what was deleted; the data is unreachable from then on, and physically gone
+    /// from live files after [`purge_erased`](Self::purge_erased).
+    pub fn erase_person(&self, id: &NationalId) -> Result<Erasure> {
+        let mut ops = Vec::new();
+        let mut keys = Vec::new();
+        for kv in self.inner.db.prefix(person_prefix(id))? {
+            let (k, _) = kv?;
+            let (_, cid, pk) =
+                parse_index_key(&k).ok_or_else(|| self.inner.corrupt_record(&k, "malformed index key"))?;
+            keys.push(Bytes::from(record_key(cid, pk)));
+            ops.push(Op::Erase { cid, pk: k.slice_ref(pk), id: *id });
+            keys.push(k);
+        }
+        if ops.is_empty() {
+            return Ok(Erasure::default());
+        }
+        let before = self.inner.apply(ops, &WriteOptions::synced())?;
+        keys.sort();
+        Ok(Erasure { records: before.iter().filter(|owner| *owner == &Some(*id)).count(), keys })
+    }
+
+    /// Compacts every key of `erasure` down to the bottom level, so that compaction drops
+    /// the deleted versions and their tombstones (unless a live snapshot or iterator still
+    /// sees them) and the files that held them are deleted. One `compact_range` per key:
+    /// after the first (which flushes and empties level 0), each touches only the few files
+    /// that overlap that key.
+    pub fn purge_erased(&self, erasure: &Erasure) -> Result<()> {
+        for k in &erasure.keys {
+            self.inner.db.compact_range(k.as_ref()..=k.as_ref())?;
+        }
+        Ok(())
+    }
+}

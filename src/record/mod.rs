@@ -1,0 +1,35 @@
+//! The record layer: person-centric records over [`crate::Db`] with a secondary index on
+//! the 12-digit national ID (see `docs/record-model.md`).
+//!
+//! - [`NationalId`] parses and validates IDs (`national_id.rs`);
+//! - [`Store`] holds named collections of records (`store.rs`), written atomically with
+//!   their index entries under per-key stripe locks (`write.rs`, `locks.rs`), in batches
+//!   ([`StoreBatch`], `batch.rs`), read per person, per collection or per ID prefix
+//!   (`query.rs`), checked and repaired (`verify.rs`) and erased per person (`erase.rs`);
+//! - keys and values have fixed layouts (`keys.rs`, `value.rs`), collection names map to
+//!   small ids through a persisted catalog (`catalog.rs`);
+//! - [`population`] generates seeded synthetic populations for tests, demos and benchmarks.
+
+mod batch;
+mod catalog;
+mod erase;
+mod keys;
+mod locks;
+mod national_id;
+pub mod population;
+mod query;
+mod store;
+mod value;
+mod verify;
+mod write;
+
+pub use batch::StoreBatch;
+pub use catalog::MAX_COLLECTIONS;
+pub use erase::Erasure;
+pub use keys::{CollectionId, MAX_COLLECTION_NAME_LEN, MAX_PK_LEN};
+pub use locks::DEFAULT_LOCK_STRIPES;
+pub use national_id::{Gender, IdRules, InvalidIdReason, NationalId, NATIONAL_ID_LEN, PROVINCE_CODES};
+pub use query::{IdQuery, IndexIter, PersonIter, RecordIter};
+pub use store::{Store, StoreOptions};
+pub use value::{decode_payload, IndexEntry, Record};
+pub use verify::{IndexProblem, IndexReport, MAX_LISTED_PROBLEMS};

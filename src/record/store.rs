@@ -1,0 +1,250 @@
+//! [`Store`]: typed, person-centric records over a [`Db`], with a secondary index on the
+//! national ID.
+//!
+//! It owns the record layer's part of the keyspace (tags `C`, `I`, `M`, `R`; see `keys.rs`),
+//! the catalog of collections and the stripe locks. Writes go through `write.rs`, which keeps
+//! the invariant "index == f(records)"; reads of one person go through a snapshot so that the
+//! index scan and the record reads see one state.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::catalog::Catalog;
+use super::keys::{meta_key, parse_index_key, person_prefix, record_key, CollectionId, MAX_PK_LEN};
+use super::locks::{StripedLocks, DEFAULT_LOCK_STRIPES};
+use super::national_id::{IdRules, NationalId};
+use super::value::{decode_value, encode_value, Record};
+use super::write::Op;
+use crate::{Db, Error, Result, Snapshot, WriteBatch, WriteOptions};
+
+/// The record-layer format version, stored under `M|format`. It only moves forward; a store
+/// written by a newer version is refused rather than misread.
+pub(crate) const STORE_FORMAT_VERSION: u8 = 1;
+
+/// Options of a [`Store`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Which national IDs writes accept (e.g. extra province codes for births registered
+    /// abroad). [`Store::parse_id`] parses with these rules.
+    pub id_rules: IdRules,
+    /// Number of lock stripes serializing writers of one primary key (rounded up to a power
+    /// of two). Default: 1024.
+    pub lock_stripes: usize,
+    /// Write options of single-record writes (`insert`, `upsert`, `delete`). Default: not
+    /// synced, like [`Db::put`]. Batches choose with [`StoreBatch::sync`](super::StoreBatch::sync);
+    /// erasure is always synced.
+    pub write_options: WriteOptions,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            id_rules: IdRules::default(),
+            lock_stripes: DEFAULT_LOCK_STRIPES,
+            write_options: WriteOptions::default(),
+        }
+    }
+}
+
+/// Shared state of a store.
+#[derive(Debug)]
+pub(crate) struct StoreInner {
+    pub(crate) db: Db,
+    pub(crate) catalog: Catalog,
+    pub(crate) locks: StripedLocks,
+    pub(crate) opts: StoreOptions,
+}
+
+impl StoreInner {
+    /// A corruption error for a record-layer key whose value or shape is wrong. The record
+    /// layer does not know file offsets; it names the database directory and the key.
+    pub(crate) fn corrupt_record(&self, key: &[u8], what: &str) -> Error {
+        Error::corruption(self.db.path(), 0, format!("record layer key {}: {what}", String::from_utf8_lossy(key)))
+    }
+
+    /// Decodes a record read at `key` (already split into `cid` and `pk`).
+    pub(crate) fn to_record(&self, key: &[u8], cid: CollectionId, pk: Bytes, value: &Bytes) -> Result<Record> {
+        let collection = self.catalog.name(cid).ok_or_else(|| self.corrupt_record(key, "unknown collection id"))?;
+        let (id, payload) = decode_value(value).map_err(|w| self.corrupt_record(key, &w))?;
+        Ok(Record { collection, pk, id, payload: value.slice_ref(payload) })
+    }
+}
+
+/// Person-centric records over a [`Db`]: named collections of records, each with a primary
+/// key, a national ID and a `serde` payload, and an index to find every record of a person.
+/// Cheap to clone and share between threads.
+///
+/// ```
+/// use kho::record::{NationalId, Store, StoreOptions};
+/// # fn main() -> kho::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::open(kho::Db::open(dir.path(), kho::Options::default())?, StoreOptions::default())?;
+/// let id = NationalId::parse("079190001234")?;
+/// store.insert("tax", "8012345678", &id, &("Nguyen Van An", 2024))?;
+/// store.insert("vehicle", "59-X1 123.45", &id, &"Honda Wave")?;
+/// let records = store.person(&id)?;
+/// assert_eq!(records.len(), 2);
+/// assert_eq!(records[0].decode::<(String, u32)>()?.1, 2024);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<StoreInner>,
+}
+
+impl Store {
+    /// Opens the record layer on `db`, loading the catalog (and, on a fresh database,
+    /// writing the record-layer format version).
+    pub fn open(db: Db, opts: StoreOptions) -> Result<Store> {
+        let format_key = meta_key("format");
+        match db.get(&format_key)? {
+            Some(v) if v.as_ref() == [STORE_FORMAT_VERSION] => {}
+            Some(v) => {
+                return Err(Error::InvalidArgument(format!(
+                    "record store format {v:?} is not supported (this build reads {STORE_FORMAT_VERSION})"
+                )))
+            }
+            None => {
+                let mut b = WriteBatch::new();
+                b.put(&format_key, [STORE_FORMAT_VERSION]);
+                db.write(b, &WriteOptions::synced())?;
+            }
+        }
+        let catalog = Catalog::load(&db)?;
+        let locks = StripedLocks::new(opts.lock_stripes);
+        Ok(Store { inner: Arc::new(StoreInner { db, catalog, locks, opts }) })
+    }
+
+    /// The underlying database.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// Closes the underlying database (see [`Db::close`]).
+    pub fn close(&self) -> Result<()> {
+        self.inner.db.close()
+    }
+
+    /// Parses a national ID with this store's [`IdRules`].
+    pub fn parse_id(&self, s: &str) -> Result<NationalId> {
+        NationalId::parse_with(s, &self.inner.opts.id_rules)
+    }
+
+    /// The names of every collection, in the order they were created.
+    pub fn collections(&self) -> Vec<String> {
+        self.inner.catalog.list().into_iter().map(|(n, _)| n.to_string()).collect()
+    }
+
+    /// Checks a primary key and an ID, encodes the payload and resolves (creating if needed)
+    /// the collection: everything a put needs before taking locks.
+    pub(crate) fn prepare_put<T: Serialize + ?Sized>(
+        &self,
+        collection: &str,
+        pk: &[u8],
+        id: &NationalId,
+        payload: &T,
+        insert_only: bool,
+    ) -> Result<Op> {
+        check_pk(pk)?;
+        self.inner.opts.id_rules.check(id)?;
+        let value = encode_value(id, payload)?;
+        let cid = self.inner.catalog.get_or_create(&self.inner.db, collection)?;
+        Ok(Op::Put { cid, pk: Bytes::copy_from_slice(pk), id: *id, value, insert_only })
+    }
+
+    /// Adds a record; fails with [`Error::RecordExists`] if `(collection, pk)` holds one.
+    /// Creates the collection on first use.
+    pub fn insert<T: Serialize + ?Sized>(
+        &self,
+        collection: &str,
+        pk: impl AsRef<[u8]>,
+        id: &NationalId,
+        payload: &T,
+    ) -> Result<()> {
+        let op = self.prepare_put(collection, pk.as_ref(), id, payload, true)?;
+        self.inner.apply(vec![op], &self.inner.opts.write_options)?;
+        Ok(())
+    }
+
+    /// Adds or replaces a record, moving its index entry if the national ID changed (one
+    /// atomic write). Returns the national ID of the record it replaced, if any.
+    pub fn upsert<T: Serialize + ?Sized>(
+        &self,
+        collection: &str,
+        pk: impl AsRef<[u8]>,
+        id: &NationalId,
+        payload: &T,
+    ) -> Result<Option<NationalId>> {
+        let op = self.prepare_put(collection, pk.as_ref(), id, payload, false)?;
+        let before = self.inner.apply(vec![op], &self.inner.opts.write_options)?;
+        Ok(before.into_iter().next().flatten())
+    }
+
+    /// Deletes a record and its index entry (one atomic write). Returns the national ID of
+    /// the deleted record, or `None` if there was none.
+    pub fn delete(&self, collection: &str, pk: impl AsRef<[u8]>) -> Result<Option<NationalId>> {
+        let Some(cid) = self.inner.catalog.lookup(collection) else {
+            return Ok(None);
+        };
+        let op = Op::Delete { cid, pk: Bytes::copy_from_slice(pk.as_ref()) };
+        let before = self.inner.apply(vec![op], &self.inner.opts.write_options)?;
+        Ok(before.into_iter().next().flatten())
+    }
+
+    /// The record at `(collection, pk)` with its payload still encoded.
+    pub fn get_raw(&self, collection: &str, pk: impl AsRef<[u8]>) -> Result<Option<Record>> {
+        let Some(cid) = self.inner.catalog.lookup(collection) else {
+            return Ok(None);
+        };
+        let key = record_key(cid, pk.as_ref());
+        match self.inner.db.get(&key)? {
+            None => Ok(None),
+            Some(v) => {
+                let pk = Bytes::copy_from_slice(pk.as_ref());
+                self.inner.to_record(&key, cid, pk, &v).map(Some)
+            }
+        }
+    }
+
+    /// The record at `(collection, pk)` with its payload decoded as a `T`.
+    pub fn get<T: DeserializeOwned>(&self, collection: &str, pk: impl AsRef<[u8]>) -> Result<Option<Record<T>>> {
+        self.get_raw(collection, pk)?.map(Record::into_typed).transpose()
+    }
+
+    /// Every record of the person `id` across all collections, ordered by collection id and
+    /// primary key, read from one snapshot. An index entry whose record is missing or belongs
+    /// to someone else (which [`Store::verify_index`] reports) is skipped: the records are
+    /// the truth.
+    pub fn person(&self, id: &NationalId) -> Result<Vec<Record>> {
+        let snap = self.inner.db.snapshot();
+        self.person_at(&snap, id)
+    }
+
+    pub(crate) fn person_at(&self, snap: &Snapshot, id: &NationalId) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for kv in snap.prefix(person_prefix(id))? {
+            let (ikey, _) = kv?;
+            let (_, cid, pk) =
+                parse_index_key(&ikey).ok_or_else(|| self.inner.corrupt_record(&ikey, "malformed index key"))?;
+            let rkey = record_key(cid, pk);
+            let Some(v) = snap.get(&rkey)? else { continue };
+            let rec = self.inner.to_record(&rkey, cid, ikey.slice_ref(pk), &v)?;
+            if rec.id == *id {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Primary keys are 1 to [`MAX_PK_LEN`] bytes.
+fn check_pk(pk: &[u8]) -> Result<()> {
+    if pk.is_empty() || pk.len() > MAX_PK_LEN {
+        return Err(Error::InvalidArgument(format!("primary key of {} bytes: must be 1 to {MAX_PK_LEN}", pk.len())));
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The stored record value and the [`Record`] type reads return.
+//!
+//! Value layout (see `docs/record-model.md`):
+//!
+//! ```text
+//! format: u8 (= 1) | national_id: 12 ASCII digits | payload: MessagePack, structs as maps
+//! ```
+//!
+//! The national ID is in the value so that a delete or an ID-changing upsert can find (and
+//! remove) the index entry the record had. The payload is self-describing MessagePack with
+//! field names (`rmp_serde::encode::write_named`), so fields can be added to a payload type
+//! and tools can print any record without its Rust type. The `format` byte is the
+//! per-record transform slot: a later format may mean "payload encrypted".
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::national_id::{NationalId, NATIONAL_ID_LEN};
+use crate::{Error, Result};
+
+/// The only record value format so far.
+pub(crate) const RECORD_FORMAT_V1: u8 = 1;
+/// Bytes before the payload.
+pub(crate) const VALUE_HEADER_LEN: usize = 1 + NATIONAL_ID_LEN;
+
+/// Encodes a record value: header plus `payload` as named MessagePack.
+pub(crate) fn encode_value<T: Serialize + ?Sized>(id: &NationalId, payload: &T) -> Result<Vec<u8>> {
+    let mut v = Vec::with_capacity(VALUE_HEADER_LEN + 128);
+    v.push(RECORD_FORMAT_V1);
+    v.extend_from_slice(id.as_bytes());
+    rmp_serde::encode::write_named(&mut v, payload)
+        .map_err(|e| Error::Payload(format!("cannot encode payload: {e}")))?;
+    Ok(v)
+}
+
+/// Splits a stored value into the national ID and the payload bytes; `Err(what)` describes
+/// a malformed value.
+pub(crate) fn decode_value(v: &[u8]) -> std::result::Result<(NationalId, &[u8]), String> {
+    match v.first() {
+        Some(&RECORD_FORMAT_V1) => {}
+        Some(f) => return Err(format!("unknown record format {f}")),
+        None => return Err("empty record value".into()),
+    }
+    let digits = v
+        .get(1..VALUE_HEADER_LEN)
+        .ok_or_else(|| format!("record value of {} bytes is shorter than its header", v.len()))?;
+    let id = NationalId::from_digits(digits).map_err(|r| format!("stored national ID: {r}"))?;
+    Ok((id, &v[VALUE_HEADER_LEN..]))
+}
+
+/// Decodes MessagePack `payload` as a `T`.
+pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
+    rmp_serde::from_slice(payload).map_err(|e| Error::Payload(format!("cannot decode payload: {e}")))
+}
+
+/// One record: where it lives, whose it is and its payload. `P` is the decoded payload type;
+/// the default, [`Bytes`], holds the raw MessagePack (see [`Record::decode`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record<P = Bytes> {
+    /// The collection's name.
+    pub collection: Arc<str>,
+    /// The primary key within the collection.
+    pub pk: Bytes,
+    /// The national ID of the person the record belongs to.
+    pub id: NationalId,
+    /// The payload.
+    pub payload: P,
+}
+
+impl Record<Bytes> {
+    /// Decodes the MessagePack payload as a `T` (any type whose fields are a subset or
+    /// superset-with-defaults of what was stored).
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        decode_payload(&self.payload)
+    }
+
+    /// This record with its payload decoded as a `T`.
+    pub fn into_typed<T: DeserializeOwned>(self) -> Result<Record<T>> {
+        let payload = decode_payload(&self.payload)?;
+        Ok(Record { collection: self.collection, pk: self.pk, id: self.id, payload })
+    }
+}
+
+/// An index entry: a person's record, by reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IndexEntry {
+    /// The person.
+    pub id: NationalId,
+    /// The collection's name.
+    pub collection: Arc<str>,
+    /// The primary key within the collection.
+    pub pk: Bytes,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct V1 {
+        name: String,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct V2 {
+        name: String,
+        #[serde(default)]
+        phone: Option<String>,
+    }
+
+    #[test]
+    fn values_round_trip_and_evolve() {
+        let id = NationalId::parse("001190000001").unwrap();
+        let v = encode_value(&id, &V1 { name: "An".into() }).unwrap();
+        let (got, payload) = decode_value(&v).unwrap();
+        assert_eq!(got, id);
+        let v2: V2 = decode_payload(payload).unwrap();
+        assert_eq!(v2, V2 { name: "An".into(), phone: None });
+        // Named fields: the field name is in the bytes.
+        assert!(payload.windows(4).any(|w| w == b"name"));
+    }
+
+    #[test]
+    fn malformed_values_are_described() {
+        assert!(decode_value(b"").is_err());
+        assert!(decode_value(b"\x02001190000001").unwrap_err().contains("format 2"));
+        assert!(decode_value(b"\x010011900").is_err());
+        assert!(decode_value(b"\x01a01190000001").is_err());
+    }
+}
+
+/// The worked example of `docs/record-model.md`, byte for byte.
+#[cfg(test)]
+mod worked_example {
+    use super::super::keys::{catalog_key, index_key, record_key, CollectionId};
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Tax {
+        name: &'static str,
+        bracket: u8,
+    }
+
+    #[test]
+    fn matches_the_doc() {
+        let id = NationalId::parse("079190001234").unwrap();
+        let tax = CollectionId(1);
+        assert_eq!(catalog_key("tax"), b"Ctax");
+        assert_eq!(record_key(tax, b"8012345678"), b"R\x00\x00\x00\x018012345678");
+        assert_eq!(index_key(&id, tax, b"8012345678"), b"I079190001234\x00\x00\x00\x018012345678");
+        let v = encode_value(&id, &Tax { name: "An", bracket: 3 }).unwrap();
+        let mut want = b"\x01079190001234".to_vec();
+        want.extend_from_slice(b"\x82\xa4name\xa2An\xa7bracket\x03");
+        assert_eq!(v, want);
+    }
+}

@@ -1,0 +1,186 @@
+//! The index-maintaining write path every record mutation goes through.
+//!
+//! A list of [`Op`]s is applied as one unit: lock the stripes of every record key touched
+//! (ascending order), read each record's current national ID once, replay the ops in order
+//! over that in-memory state, then turn the difference between the state read and the
+//! final state into one [`WriteBatch`]: record puts/deletes plus the index entries that must
+//! appear or disappear. The batch is committed before the stripes are released.
+//!
+//! Invariant kept: for every record key, `I | id | cid | pk` exists iff `R | cid | pk` holds
+//! a record whose national ID is `id` ("index == f(records)"). It holds after every commit
+//! because (1) the batch is atomic in the log, (2) the state the batch was computed from is
+//! the committed state (stripe held from read to commit, so no writer of the same key
+//! interleaves), and (3) every op's effect on the index is derived from that state.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::keys::{index_key, record_key, CollectionId};
+use super::locks::HeldStripes;
+use super::national_id::NationalId;
+use super::store::StoreInner;
+use super::value::decode_value;
+use crate::{Error, Result, WriteBatch, WriteOptions};
+
+/// One record mutation.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    /// Store `value` (an encoded record value for `id`) at `(cid, pk)`; with `insert_only`,
+    /// fail the whole unit if a record is there.
+    Put { cid: CollectionId, pk: Bytes, id: NationalId, value: Vec<u8>, insert_only: bool },
+    /// Delete the record at `(cid, pk)` if any.
+    Delete { cid: CollectionId, pk: Bytes },
+    /// Delete the record at `(cid, pk)` if it belongs to `id`, and the index entry
+    /// `I | id | cid | pk` in any case (erasure).
+    Erase { cid: CollectionId, pk: Bytes, id: NationalId },
+    /// Write the index entry of the record at `(cid, pk)`, if there is a record (repair).
+    EnsureIndexed { cid: CollectionId, pk: Bytes },
+    /// Delete `I | id | cid | pk` unless the record at `(cid, pk)` belongs to `id` (repair).
+    DropIndexUnlessOwner { cid: CollectionId, pk: Bytes, id: NationalId },
+}
+
+impl Op {
+    fn target(&self) -> (CollectionId, &Bytes) {
+        match self {
+            Op::Put { cid, pk, .. }
+            | Op::Delete { cid, pk }
+            | Op::Erase { cid, pk, .. }
+            | Op::EnsureIndexed { cid, pk }
+            | Op::DropIndexUnlessOwner { cid, pk, .. } => (*cid, pk),
+        }
+    }
+}
+
+/// What the unit does to one record key.
+struct Slot {
+    cid: CollectionId,
+    pk: Bytes,
+    key: Vec<u8>,
+    /// Owner when read (committed state).
+    original: Option<NationalId>,
+    /// Owner after the ops so far.
+    current: Option<NationalId>,
+    /// The value to write if `current` is `Some` and the record was rewritten.
+    value: Option<Vec<u8>>,
+    ensure_index: bool,
+    drop_unless_owner: Vec<NationalId>,
+}
+
+impl StoreInner {
+    /// Applies `ops` atomically. Returns, for each op, the owner of its record just before
+    /// it (for `Put` with `insert_only`, `RecordExists` aborts the whole unit instead).
+    pub(crate) fn apply(&self, ops: Vec<Op>, opts: &WriteOptions) -> Result<Vec<Option<NationalId>>> {
+        let keys: Vec<Vec<u8>> = ops
+            .iter()
+            .map(|op| {
+                let (cid, pk) = op.target();
+                record_key(cid, pk)
+            })
+            .collect();
+        let held = self.locks.lock_keys(&keys);
+        self.apply_locked(&held, ops, keys, opts)
+    }
+
+    /// The national ID of the committed record at `key`. Requires its stripe to be held for
+    /// the answer to stay true until the caller commits.
+    fn owner(&self, _held: &HeldStripes<'_>, key: &[u8]) -> Result<Option<NationalId>> {
+        match self.db.get(key)? {
+            None => Ok(None),
+            Some(v) => decode_value(&v).map(|(id, _)| Some(id)).map_err(|what| self.corrupt_record(key, &what)),
+        }
+    }
+
+    fn apply_locked(
+        &self,
+        held: &HeldStripes<'_>,
+        ops: Vec<Op>,
+        keys: Vec<Vec<u8>>,
+        opts: &WriteOptions,
+    ) -> Result<Vec<Option<NationalId>>> {
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut by_key: HashMap<Vec<u8>, usize> = HashMap::with_capacity(ops.len());
+        let mut before = Vec::with_capacity(ops.len());
+        for (op, key) in ops.into_iter().zip(keys) {
+            let i = match by_key.get(&key) {
+                Some(&i) => i,
+                None => {
+                    let original = self.owner(held, &key)?;
+                    let (cid, pk) = op.target();
+                    slots.push(Slot {
+                        cid,
+                        pk: pk.clone(),
+                        key: key.clone(),
+                        original,
+                        current: original,
+                        value: None,
+                        ensure_index: false,
+                        drop_unless_owner: Vec::new(),
+                    });
+                    by_key.insert(key, slots.len() - 1);
+                    slots.len() - 1
+                }
+            };
+            let slot = &mut slots[i];
+            before.push(slot.current);
+            match op {
+                Op::Put { insert_only: true, .. } if slot.current.is_some() => {
+                    let collection =
+                        self.catalog.name(slot.cid).map_or_else(|| format!("#{}", slot.cid.0), |n| n.to_string());
+                    return Err(Error::RecordExists { collection, pk: String::from_utf8_lossy(&slot.pk).into_owned() });
+                }
+                Op::Put { id, value, .. } => {
+                    slot.current = Some(id);
+                    slot.value = Some(value);
+                }
+                Op::Delete { .. } => {
+                    slot.current = None;
+                    slot.value = None;
+                }
+                Op::Erase { id, .. } => {
+                    if slot.current == Some(id) {
+                        slot.current = None;
+                        slot.value = None;
+                    }
+                    slot.drop_unless_owner.push(id);
+                }
+                Op::EnsureIndexed { .. } => slot.ensure_index = true,
+                Op::DropIndexUnlessOwner { id, .. } => slot.drop_unless_owner.push(id),
+            }
+        }
+
+        let mut batch = WriteBatch::new();
+        for s in &slots {
+            let changed_owner = s.original != s.current;
+            if let Some(old) = s.original.filter(|_| changed_owner) {
+                batch.delete(index_key(&old, s.cid, &s.pk));
+            }
+            for id in &s.drop_unless_owner {
+                if s.current != Some(*id) && s.original != Some(*id) {
+                    batch.delete(index_key(id, s.cid, &s.pk));
+                }
+            }
+            match (&s.current, &s.value) {
+                (Some(id), Some(value)) => {
+                    batch.put(&s.key, value);
+                    if changed_owner || s.ensure_index {
+                        batch.put(index_key(id, s.cid, &s.pk), []);
+                    }
+                }
+                (Some(id), None) => {
+                    // Not rewritten: only repairs touch the index.
+                    if s.ensure_index {
+                        batch.put(index_key(id, s.cid, &s.pk), []);
+                    }
+                }
+                (None, _) => {
+                    if s.original.is_some() {
+                        batch.delete(&s.key);
+                    }
+                }
+            }
+        }
+        self.db.write(batch, opts)?;
+        Ok(before)
+    }
+}

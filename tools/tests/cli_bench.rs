@@ -1,0 +1,56 @@
+//! `kho bench` speaks db_bench: every benchmark name is accepted, every result line has the
+//! shape `../shared/bench/compare.sh` parses (a standalone `ops/sec` field preceded by the
+//! rate), and the extra figures follow.
+
+use assert_cmd::Command;
+
+#[test]
+fn every_benchmark_prints_a_db_bench_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = "fillseq,fillrandom,overwrite,fillsync,readrandom,seekrandom,readseq,readreverse,readwhilewriting,deleterandom,compact,stats";
+    let out = Command::cargo_bin("kho")
+        .unwrap()
+        .args([
+            "bench",
+            &format!("--db={}", dir.path().join("db").display()),
+            &format!("--benchmarks={names}"),
+            "--num=3000",
+            "--reads=500",
+            "--key_size=16",
+            "--value_size=100",
+            "--threads=2",
+            "--compression_ratio=0.5",
+            "--seek_nexts=10",
+            "--histogram=1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for name in names.split(',').filter(|n| !matches!(*n, "compact" | "stats")) {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name) && l.contains("ops/sec"))
+            .unwrap_or_else(|| panic!("no result line for {name} in:\n{stdout}"));
+        // compare.sh: the field before the standalone `ops/sec` field is the rate.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let at = fields.iter().position(|f| *f == "ops/sec").unwrap_or_else(|| panic!("{line}"));
+        let rate: f64 = fields[at - 1].parse().unwrap_or_else(|_| panic!("{line}"));
+        assert!(rate > 0.0, "{line}");
+        assert_eq!(fields[1], ":", "{line}");
+    }
+    assert!(stdout.contains("latency us: p50"), "{stdout}");
+    assert!(stdout.contains("write-amp"), "{stdout}");
+    assert!(stdout.contains("** Compaction Stats **"), "{stdout}");
+    assert!(stdout.contains("of 1000 found"), "two threads, 500 reads each: {stdout}");
+}
+
+#[test]
+fn unknown_benchmark_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    Command::cargo_bin("kho")
+        .unwrap()
+        .args(["bench", &format!("--db={}", dir.path().join("db").display()), "--benchmarks=nosuch", "--num=10"])
+        .assert()
+        .failure();
+}
