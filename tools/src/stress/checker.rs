@@ -47,12 +47,10 @@ pub struct Mismatch {
 impl Mismatch {
     pub fn into_violation(self, key: u32, during: String) -> Violation {
         Violation {
-            what: self.what.into(),
             key: Some(key),
             expected: self.expected,
             found: self.found,
-            during,
-            history: vec![],
+            ..Violation::general(self.what, during)
         }
     }
 }
@@ -77,17 +75,26 @@ impl Expect {
     /// Checks a read of key `key` that found `found`; returns the version found (`None`:
     /// absent).
     pub fn check(&self, key: u32, found: Option<&[u8]>, value_size: usize) -> Result<Option<u32>, Mismatch> {
+        match found {
+            None => self.check_version(None),
+            Some(bytes) => match decode_value(key, bytes, value_size) {
+                Ok(v) => self.check_version(Some(v)),
+                Err(why) => {
+                    Err(Mismatch { what: "a value that was never written", expected: self.describe(), found: why })
+                }
+            },
+        }
+    }
+
+    /// Checks that version `found` (`None`: absent) is one a read may see.
+    pub fn check_version(&self, found: Option<u32>) -> Result<Option<u32>, Mismatch> {
         let fail = |what: &'static str, found: String| Err(Mismatch { what, expected: self.describe(), found });
-        let Some(bytes) = found else {
+        let Some(version) = found else {
             return if self.absent_allowed() {
                 Ok(None)
             } else {
                 fail("acknowledged write lost: the key is absent", "absent".into())
             };
-        };
-        let version = match decode_value(key, bytes, value_size) {
-            Ok(v) => v,
-            Err(why) => return fail("a value that was never written", why),
         };
         let found = format!("value v{version}");
         if version > self.issued.version {
@@ -98,6 +105,14 @@ impl Expect {
             fail("acknowledged write lost: an older value is back", found)
         } else {
             Ok(Some(version))
+        }
+    }
+
+    /// The state a recovery that found `version` (`None`: absent) leaves.
+    pub fn recovered_state(&self, version: Option<u32>) -> State {
+        match version {
+            Some(v) => State { version: v, absent: false },
+            None => State { version: self.floor.version.max(self.issued.last_delete), absent: true },
         }
     }
 }
@@ -121,7 +136,8 @@ pub fn verify_recovered(db: &Db, o: &Oracle, floor: Floor, during: &str) -> Resu
     let vs = o.value_size();
     let err = |what: &str, e: kho::Error| Violation::general(format!("{what} failed after recovery: {e}"), during);
     let scan = |rev: bool| -> Result<Vec<Scanned>, Violation> {
-        let iter = db.iter().map_err(|e| err("creating an iterator", e))?;
+        // The record layer's keys (upper-case tags) share the keyspace; ours start with `k`.
+        let iter = db.prefix(b"k").map_err(|e| err("creating an iterator", e))?;
         let items: Box<dyn Iterator<Item = kho::Result<(Bytes, Bytes)>>> =
             if rev { Box::new(iter.rev()) } else { Box::new(iter) };
         let mut out: Vec<Scanned> = Vec::new();
@@ -181,10 +197,7 @@ pub fn verify_recovered(db: &Db, o: &Oracle, floor: Floor, during: &str) -> Resu
         let version = expect
             .check(k, scanned, vs)
             .map_err(|m| m.into_violation(k, format!("{during} (floor: {floor:?})")).with_history(o))?;
-        states.push(match version {
-            Some(v) => State { version: v, absent: false },
-            None => State { version: expect.floor.version.max(expect.issued.last_delete), absent: true },
-        });
+        states.push(expect.recovered_state(version));
     }
     Counter::Checks.add(o, u64::from(n));
     Ok(Recovered { present: forward.len() as u64, states })

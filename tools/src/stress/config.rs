@@ -42,7 +42,8 @@ pub struct StressArgs {
     #[arg(long)]
     pub faults: bool,
     /// Relative operation weights, e.g. `put=30,get=25,iter=10`; operations not listed get 0.
-    /// Operations: put, delete, batch, get, iter, snapshot, flush, compact.
+    /// Operations: put, delete, batch, get, iter, snapshot, flush, compact; record layer: rput
+    /// (insert or upsert), rdelete, rget, person (query by national ID), erase (erase_person).
     #[arg(long, default_value = DEFAULT_MIX)]
     pub ops_mix: String,
     /// Percentage of writes issued with `sync = true`.
@@ -72,7 +73,8 @@ pub struct StressArgs {
 }
 
 /// The default mix, per mille.
-pub const DEFAULT_MIX: &str = "put=300,delete=80,batch=100,get=250,iter=140,snapshot=128,flush=1,compact=1";
+pub const DEFAULT_MIX: &str =
+    "put=300,delete=80,batch=100,get=250,iter=140,snapshot=128,flush=1,compact=1,rput=60,rdelete=15,rget=40,person=20,erase=2";
 
 /// One kind of workload operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,10 +87,29 @@ pub enum Op {
     Snapshot,
     Flush,
     Compact,
+    RecordPut,
+    RecordDelete,
+    RecordGet,
+    PersonQuery,
+    ErasePerson,
 }
 
 impl Op {
-    pub const ALL: [Op; 8] = [Op::Put, Op::Delete, Op::Batch, Op::Get, Op::Iter, Op::Snapshot, Op::Flush, Op::Compact];
+    pub const ALL: [Op; 13] = [
+        Op::Put,
+        Op::Delete,
+        Op::Batch,
+        Op::Get,
+        Op::Iter,
+        Op::Snapshot,
+        Op::Flush,
+        Op::Compact,
+        Op::RecordPut,
+        Op::RecordDelete,
+        Op::RecordGet,
+        Op::PersonQuery,
+        Op::ErasePerson,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -100,6 +121,11 @@ impl Op {
             Op::Snapshot => "snapshot",
             Op::Flush => "flush",
             Op::Compact => "compact",
+            Op::RecordPut => "rput",
+            Op::RecordDelete => "rdelete",
+            Op::RecordGet => "rget",
+            Op::PersonQuery => "person",
+            Op::ErasePerson => "erase",
         }
     }
 }

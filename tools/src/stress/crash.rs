@@ -23,6 +23,7 @@ use super::checker::{reconcile, verify_recovered, Floor};
 use super::config::Settings;
 use super::locks::KeyLocks;
 use super::oracle::Oracle;
+use super::records;
 use super::report::{Outcome, Progress, Violation};
 use super::rng::{derive, Rng};
 use super::workload::{spawn_workers, stop_workers, Ctx};
@@ -93,7 +94,7 @@ pub fn run_parent(s: &Arc<Settings>) -> anyhow::Result<(Arc<Oracle>, Outcome)> {
                 out.recoveries.push(took);
                 last_recovery_us.store(took.as_micros() as u64, SeqCst);
                 resolved += fixed;
-                verified += u64::from(s.args.keys);
+                verified += u64::from(s.args.keys + oracle.record_slots());
             }
             Err(v) => out.violation = Some(v),
         }
@@ -106,7 +107,7 @@ pub fn run_parent(s: &Arc<Settings>) -> anyhow::Result<(Arc<Oracle>, Outcome)> {
         "crash cycles".into(),
         format!("{} (child killed {killed} times, {early} of them within 50 ms of its start)", out.cycles),
     ));
-    out.lines.push(("checked".into(), format!("{verified} key states after recoveries")));
+    out.lines.push(("checked".into(), format!("{verified} key and record states after recoveries")));
     out.lines
         .push(("in flight".into(), format!("{resolved} writes in flight at a kill made dead versions (reconciled)")));
     Ok((oracle, out))
@@ -122,7 +123,12 @@ fn recover_and_check(s: &Settings, oracle: &Oracle, cycle: u16) -> Result<(Durat
         .map_err(|e| fail("reopening after the kill failed", e))?;
     let took = t.elapsed();
     let rec = verify_recovered(&db, oracle, Floor::Committed, &during)?;
-    let fixed = reconcile(&db, oracle, &rec, cycle).map_err(|e| fail("writing the reconcile batch failed", e))?;
+    let store = records::open_store(&db).map_err(|e| fail("opening the record layer failed", e))?;
+    let record_states = records::verify_records(&store, oracle, Floor::Committed, &during)?;
+    let mut fixed = records::reconcile_records(&store, oracle, &record_states, cycle)
+        .map_err(|e| fail("writing the record reconcile batch failed", e))?;
+    fixed += reconcile(&db, oracle, &rec, cycle).map_err(|e| fail("writing the reconcile batch failed", e))?;
+    drop(store);
     db.close().map_err(|e| fail("closing failed", e))?;
     Ok((took, fixed))
 }
@@ -169,7 +175,9 @@ pub fn run_child(s: &Arc<Settings>, cycle: u16) -> anyhow::Result<()> {
     let start = Instant::now();
     let db = Db::open(super::db_path(s), s.db_options(u64::from(cycle), None).0)
         .with_context(|| format!("crash child of cycle {cycle}: opening the database"))?;
-    let ctx = Ctx::new(db.clone(), oracle.clone(), Arc::new(KeyLocks::new(s.args.keys)), s.clone(), cycle);
+    let store = records::open_store(&db).context("opening the record layer")?;
+    let locks = Arc::new(KeyLocks::new(s.args.keys + oracle.record_slots()));
+    let ctx = Ctx::new(db.clone(), store, oracle.clone(), locks, s.clone(), cycle);
     let handles = spawn_workers(&ctx);
     super::wait_for(&ctx, start + s.args.duration);
     if let Some(v) = ctx.failure().or_else(super::panic_violation) {

@@ -27,6 +27,7 @@ use super::checker::{reconcile, verify_recovered, Floor};
 use super::config::Settings;
 use super::locks::KeyLocks;
 use super::oracle::Oracle;
+use super::records;
 use super::report::{Counter, Outcome, Progress, Violation};
 use super::rng::{derive, Rng};
 use super::workload::{spawn_workers, stop_workers, Ctx};
@@ -58,7 +59,7 @@ pub fn run(s: &Arc<Settings>) -> anyhow::Result<(Arc<Oracle>, Outcome)> {
     let fs = Arc::new(FaultFs::new());
     let shared: SharedFs = fs.clone();
     let path = Path::new("/stress/db");
-    let locks = Arc::new(KeyLocks::new(s.args.keys));
+    let locks = Arc::new(KeyLocks::new(s.args.keys + oracle.record_slots()));
     let mut rng = Rng::new(derive(s.seed, &[u64::MAX - 1]));
     let mut t = Tally::default();
     let mut out = Outcome::default();
@@ -81,7 +82,15 @@ pub fn run(s: &Arc<Settings>) -> anyhow::Result<(Arc<Oracle>, Outcome)> {
         };
         t.per_scenario[scenario as usize] += 1;
         let Some(current) = db.take() else { break };
-        let ctx = Ctx::new(current.clone(), oracle.clone(), locks.clone(), s.clone(), epoch);
+        let store = match records::open_store(&current) {
+            Ok(store) => store,
+            Err(e) => {
+                out.violation =
+                    Some(Violation::general(format!("opening the record layer failed: {e}"), "fault epoch start"));
+                break;
+            }
+        };
+        let ctx = Ctx::new(current.clone(), store, oracle.clone(), locks.clone(), s.clone(), epoch);
         ctx.errors_expected.store(scenario != Scenario::Clean, SeqCst);
         let handles = spawn_workers(&ctx);
         let length = Duration::from_millis(rng.between(100, 1000));
@@ -159,20 +168,14 @@ pub fn run(s: &Arc<Settings>) -> anyhow::Result<(Arc<Oracle>, Outcome)> {
             }
         };
         out.recoveries.push(started.elapsed());
-        match verify_recovered(&reopened, &oracle, floor, &during) {
-            Ok(rec) => match reconcile(&reopened, &oracle, &rec, epoch) {
-                Ok(n) => t.resolved += n,
-                Err(e) => {
-                    out.violation = Some(Violation::general(format!("write after recovery failed: {e}"), during));
-                    break;
-                }
-            },
+        match check_and_reconcile(&reopened, &oracle, floor, &during, epoch) {
+            Ok(n) => t.resolved += n,
             Err(v) => {
                 out.violation = Some(v);
                 break;
             }
         }
-        t.checked += u64::from(s.args.keys);
+        t.checked += u64::from(s.args.keys + oracle.record_slots());
         epochs.fetch_add(1, SeqCst);
         db = Some(reopened);
     }
@@ -197,12 +200,22 @@ pub fn run(s: &Arc<Settings>) -> anyhow::Result<(Arc<Oracle>, Outcome)> {
             t.injected, t.power_losses, t.failed_opens
         ),
     ));
-    out.lines.push(("checked".into(), format!("{} key states after recoveries", t.checked)));
+    out.lines.push(("checked".into(), format!("{} key and record states after recoveries", t.checked)));
     out.lines.push((
         "in flight".into(),
         format!("{} keys whose newest writes were lost (in flight or unsynced) made dead versions", t.resolved),
     ));
     Ok((oracle, out))
+}
+
+/// Checks every key and record after a recovery (and the index), then reconciles.
+fn check_and_reconcile(db: &Db, oracle: &Oracle, floor: Floor, during: &str, epoch: u16) -> Result<u64, Violation> {
+    let rec = verify_recovered(db, oracle, floor, during)?;
+    let fail = |e: kho::Error| Violation::general(format!("write after recovery failed: {e}"), during);
+    let store = records::open_store(db).map_err(fail)?;
+    let record_states = records::verify_records(&store, oracle, floor, during)?;
+    let fixed = records::reconcile_records(&store, oracle, &record_states, epoch).map_err(fail)?;
+    Ok(fixed + reconcile(db, oracle, &rec, epoch).map_err(fail)?)
 }
 
 /// Waits until `until`, or until 50 ms after the injected fault first surfaced as an error
@@ -230,5 +243,8 @@ fn final_check(s: &Settings, oracle: &Oracle, db: Db, fs: &SharedFs, path: &Path
     let db = Db::open(path, s.db_options(u64::MAX, Some(fs.clone())).0)
         .map_err(|e| Violation::general(format!("reopen failed: {e}"), during))?;
     verify_recovered(&db, oracle, Floor::Committed, during)?;
+    let store = records::open_store(&db).map_err(|e| Violation::general(format!("record layer: {e}"), during))?;
+    records::verify_records(&store, oracle, Floor::Committed, during)?;
+    drop(store);
     db.close().map_err(|e| Violation::general(format!("close failed: {e}"), during))
 }

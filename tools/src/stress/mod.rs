@@ -25,6 +25,7 @@ mod faults;
 mod locks;
 mod oracle;
 mod plain;
+mod records;
 mod report;
 mod rng;
 mod workload;
@@ -126,5 +127,10 @@ fn wait_for(ctx: &workload::Ctx, until: std::time::Instant) {
 
 /// Shared by the drivers: the oracle for a fresh run.
 fn new_oracle(s: &Settings) -> anyhow::Result<Arc<oracle::Oracle>> {
-    Ok(Arc::new(oracle::Oracle::create(Some(&state_path(s)), s.args.keys, s.args.value_size)?))
+    Ok(Arc::new(oracle::Oracle::create(
+        Some(&state_path(s)),
+        s.args.keys,
+        records::slots(s.args.keys),
+        s.args.value_size,
+    )?))
 }

@@ -48,6 +48,7 @@ const H_MAGIC: usize = 0;
 const H_KEYS: usize = 1;
 const H_RING: usize = 2;
 const H_VALUE_SIZE: usize = 3;
+const H_RECORD_SLOTS: usize = 4;
 
 /// The state one write leaves a key in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +142,10 @@ pub enum Source {
     Reconcile = 3,
     /// The checker itself.
     Checker = 4,
+    /// A record-layer write (insert, upsert, delete).
+    Record = 5,
+    /// A record deleted by `erase_person`.
+    Erase = 6,
 }
 
 /// One remembered event of a key.
@@ -195,8 +200,9 @@ impl fmt::Display for HistoryEntry {
         .get(usize::from(self.event))
         .copied()
         .unwrap_or("?");
-        let source =
-            ["single", "batch", "snapshot-check", "reconcile", "checker"].get(usize::from(self.source)).copied();
+        let source = ["single", "batch", "snapshot-check", "reconcile", "checker", "record", "erase_person"]
+            .get(usize::from(self.source))
+            .copied();
         let who = if self.thread == u8::MAX { "checker".to_owned() } else { format!("thread {}", self.thread) };
         write!(
             f,
@@ -213,9 +219,13 @@ impl fmt::Display for HistoryEntry {
 pub const CHECKER_THREAD: u8 = u8::MAX;
 
 /// The expected state of every key. See the module docs.
+///
+/// Slots `0..keys` are the key-value keys; slots `keys..keys + record_slots` are the record
+/// layer's (collection, primary key) slots, tracked the same way.
 pub struct Oracle {
     map: MmapMut,
     keys: u32,
+    record_slots: u32,
     value_size: usize,
 }
 
@@ -224,10 +234,11 @@ impl Oracle {
         (HEADER_WORDS + keys as usize * KEY_WORDS) * 8
     }
 
-    /// A fresh oracle for `keys` keys, in a new file at `path` (shared with children) or in
-    /// anonymous memory.
-    pub fn create(path: Option<&Path>, keys: u32, value_size: usize) -> anyhow::Result<Oracle> {
-        let len = Self::len_bytes(keys);
+    /// A fresh oracle for `keys` keys and `record_slots` records, in a new file at `path`
+    /// (shared with children) or in anonymous memory.
+    pub fn create(path: Option<&Path>, keys: u32, record_slots: u32, value_size: usize) -> anyhow::Result<Oracle> {
+        let slots = keys + record_slots;
+        let len = Self::len_bytes(slots);
         let map = match path {
             Some(path) => {
                 let file = OpenOptions::new()
@@ -244,12 +255,13 @@ impl Oracle {
             }
             None => MmapMut::map_anon(len).context("mapping anonymous memory for the oracle")?,
         };
-        let o = Oracle { map, keys, value_size };
+        let o = Oracle { map, keys, record_slots, value_size };
         let h = o.words();
         h[H_KEYS].store(u64::from(keys), SeqCst);
+        h[H_RECORD_SLOTS].store(u64::from(record_slots), SeqCst);
         h[H_RING].store(RING as u64, SeqCst);
         h[H_VALUE_SIZE].store(value_size as u64, SeqCst);
-        for k in 0..keys {
+        for k in 0..slots {
             o.slot(k, 0).store(State::NEVER.word(), SeqCst);
             o.slot(k, 2).store(State::NEVER.word(), SeqCst);
         }
@@ -269,15 +281,18 @@ impl Oracle {
         if map.len() < HEADER_WORDS * 8 {
             bail!("{} is too short to be an expected-state file", path.display());
         }
-        let mut o = Oracle { map, keys: 0, value_size: 0 };
+        let mut o = Oracle { map, keys: 0, record_slots: 0, value_size: 0 };
         let h = o.words();
         let (magic, keys, ring) = (h[H_MAGIC].load(SeqCst), h[H_KEYS].load(SeqCst), h[H_RING].load(SeqCst));
         let value_size = h[H_VALUE_SIZE].load(SeqCst) as usize;
         let keys = u32::try_from(keys).unwrap_or(u32::MAX);
-        if magic != MAGIC || ring != RING as u64 || o.map.len() != Self::len_bytes(keys) {
+        let record_slots = u32::try_from(h[H_RECORD_SLOTS].load(SeqCst)).unwrap_or(u32::MAX);
+        let slots = keys.saturating_add(record_slots);
+        if magic != MAGIC || ring != RING as u64 || o.map.len() != Self::len_bytes(slots) {
             bail!("{} is not an expected-state file of this version", path.display());
         }
         o.keys = keys;
+        o.record_slots = record_slots;
         o.value_size = value_size;
         Ok(o)
     }
@@ -295,9 +310,19 @@ impl Oracle {
         &self.words()[HEADER_WORDS + key as usize * KEY_WORDS + word]
     }
 
-    /// Number of keys.
+    /// Number of key-value keys.
     pub fn keys(&self) -> u32 {
         self.keys
+    }
+
+    /// Number of record slots.
+    pub fn record_slots(&self) -> u32 {
+        self.record_slots
+    }
+
+    /// The oracle slot of record slot `r`.
+    pub fn record_slot(&self, r: u32) -> u32 {
+        self.keys + r
     }
 
     /// The filler bound of the values (must match the writer's).
@@ -390,7 +415,7 @@ mod tests {
 
     #[test]
     fn writes_move_committed_durable_and_issued() {
-        let o = Oracle::create(None, 4, 16).unwrap();
+        let o = Oracle::create(None, 4, 0, 16).unwrap();
         assert_eq!(o.committed(1), State::NEVER);
         let v = o.begin(1, Kind::Put, Source::Single, 0, 0);
         assert_eq!((v, o.issued(1).version, o.committed(1)), (1, 1, State::NEVER));
@@ -414,13 +439,13 @@ mod tests {
     fn a_file_oracle_reopens_with_its_state() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("expected");
-        let o = Oracle::create(Some(&path), 3, 10).unwrap();
+        let o = Oracle::create(Some(&path), 3, 2, 10).unwrap();
         let v = o.begin(2, Kind::Put, Source::Single, 0, 0);
         o.ack(2, v, Kind::Put, true, Source::Single, 0, 0);
         o.counter(1).fetch_add(5, SeqCst);
         drop(o);
         let o = Oracle::open(&path).unwrap();
-        assert_eq!((o.keys(), o.value_size()), (3, 10));
+        assert_eq!((o.keys(), o.record_slots(), o.value_size()), (3, 2, 10));
         assert_eq!(o.committed(2), State { version: 1, absent: false });
         assert_eq!(o.counter(1).load(SeqCst), 5);
         std::fs::write(&path, b"nonsense").unwrap();

@@ -34,6 +34,11 @@ pub enum Counter {
     InjectedPhantom,
     /// Snapshots (with a half-read iterator) held across many operations, then re-read.
     HeldSnapshots,
+    /// Record inserts, upserts and deletes.
+    RecordWrites,
+    RecordReads,
+    PersonQueries,
+    Erasures,
 }
 
 impl Counter {
@@ -49,7 +54,23 @@ impl Counter {
 /// Operations completed so far (every kind).
 pub fn total_ops(o: &Oracle) -> u64 {
     use Counter::*;
-    [Puts, Deletes, Batches, Gets, Iters, Snapshots, Flushes, Compactions].iter().map(|c| c.get(o)).sum()
+    [
+        Puts,
+        Deletes,
+        Batches,
+        Gets,
+        Iters,
+        Snapshots,
+        Flushes,
+        Compactions,
+        RecordWrites,
+        RecordReads,
+        PersonQueries,
+        Erasures,
+    ]
+    .iter()
+    .map(|c| c.get(o))
+    .sum()
 }
 
 /// A check that failed: everything needed to understand and reproduce it.
@@ -57,8 +78,10 @@ pub fn total_ops(o: &Oracle) -> u64 {
 pub struct Violation {
     /// One line: what went wrong.
     pub what: String,
-    /// The key concerned, if one is.
+    /// The key (oracle slot) concerned, if one is.
     pub key: Option<u32>,
+    /// How to name that slot, if not as a key-value key (a record).
+    pub key_label: String,
     pub expected: String,
     pub found: String,
     /// The operation, thread and cycle that saw it.
@@ -73,6 +96,7 @@ impl Violation {
         Violation {
             what: what.into(),
             key: None,
+            key_label: String::new(),
             expected: String::new(),
             found: String::new(),
             during: during.into(),
@@ -91,8 +115,14 @@ impl Violation {
     /// The full multi-line report.
     pub fn report(&self, s: &Settings) -> String {
         let mut r = format!("\nVIOLATION: {}\n", self.what);
-        if let Some(k) = self.key {
-            let _ = writeln!(r, "  key:       {} (index {k})", String::from_utf8_lossy(&codec::key(k)));
+        match self.key {
+            Some(_) if !self.key_label.is_empty() => {
+                let _ = writeln!(r, "  key:       {}", self.key_label);
+            }
+            Some(k) => {
+                let _ = writeln!(r, "  key:       {} (index {k})", String::from_utf8_lossy(&codec::key(k)));
+            }
+            None => {}
         }
         if !self.expected.is_empty() {
             let _ = writeln!(r, "  expected:  {}", self.expected);
@@ -261,6 +291,16 @@ pub fn summary(s: &Settings, o: &Oracle, out: &Outcome) -> String {
             Snapshots.get(o),
             HeldSnapshots.get(o),
             Checks.get(o)
+        ),
+    );
+    line(
+        "records",
+        format!(
+            "insert/upsert/delete {}, get {}, person queries {}, erase_person {}",
+            RecordWrites.get(o),
+            RecordReads.get(o),
+            PersonQueries.get(o),
+            Erasures.get(o)
         ),
     );
     line("maintenance", format!("flush {}, compact_range {}", Flushes.get(o), Compactions.get(o)));

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,13 +34,29 @@ pub struct Ctx {
     /// Faults mode: the file system lost power under the running database; the process
     /// "is dead", so errors of any kind are expected from here on.
     pub crashed: AtomicBool,
+    /// The record layer over `db`.
+    pub store: kho::record::Store,
+    /// Record writers share it; `erase_person` takes it exclusively.
+    pub erase_lock: RwLock<()>,
+    /// Record writes that failed this cycle (their outcome is unknown until the recovery).
+    pub record_uncertain: AtomicU64,
     failure: Mutex<Option<Violation>>,
 }
 
 impl Ctx {
-    pub fn new(db: Db, oracle: Arc<Oracle>, locks: Arc<KeyLocks>, settings: Arc<Settings>, cycle: u16) -> Arc<Ctx> {
+    pub fn new(
+        db: Db,
+        store: kho::record::Store,
+        oracle: Arc<Oracle>,
+        locks: Arc<KeyLocks>,
+        settings: Arc<Settings>,
+        cycle: u16,
+    ) -> Arc<Ctx> {
         Arc::new(Ctx {
             db,
+            store,
+            erase_lock: RwLock::new(()),
+            record_uncertain: AtomicU64::new(0),
             oracle,
             locks,
             settings,
@@ -79,8 +95,15 @@ pub fn spawn_workers(ctx: &Arc<Ctx>) -> Vec<JoinHandle<()>> {
                 .name(format!("stress-{t}"))
                 .spawn(move || {
                     let seed = derive(ctx.settings.seed, &[u64::from(ctx.cycle), t as u64]);
-                    let mut w =
-                        Worker { ctx: &ctx, rng: Rng::new(seed), thread: t as u8, single_puts: 0, ops: 0, held: None };
+                    let mut w = Worker {
+                        ctx: &ctx,
+                        rng: Rng::new(seed),
+                        thread: t as u8,
+                        single_puts: 0,
+                        record_puts: 0,
+                        ops: 0,
+                        held: None,
+                    };
                     while !ctx.stopped() {
                         let op = ctx.settings.mix.pick(&mut w.rng);
                         w.ops += 1;
@@ -128,12 +151,14 @@ pub fn stop_workers(ctx: &Ctx, handles: Vec<JoinHandle<()>>, patience: Duration)
     ctx.failure()
 }
 
-struct Worker<'a> {
-    ctx: &'a Ctx,
-    rng: Rng,
-    thread: u8,
+pub(super) struct Worker<'a> {
+    pub(super) ctx: &'a Ctx,
+    pub(super) rng: Rng,
+    pub(super) thread: u8,
     /// Single puts issued, for the test hooks' schedule.
     single_puts: u64,
+    /// Record puts issued, for the test hooks' schedule.
+    pub(super) record_puts: u64,
     /// Operations run.
     ops: u64,
     /// A snapshot (and an iterator over it, partly consumed) held across many operations.
@@ -166,7 +191,7 @@ enum Pulled {
 }
 
 impl Worker<'_> {
-    fn o(&self) -> &Oracle {
+    pub(super) fn o(&self) -> &Oracle {
         &self.ctx.oracle
     }
 
@@ -178,7 +203,7 @@ impl Worker<'_> {
         self.o().keys()
     }
 
-    fn during(&self, what: &str) -> String {
+    pub(super) fn during(&self, what: &str) -> String {
         format!("{what} by thread {}, cycle {}", self.thread, self.ctx.cycle)
     }
 
@@ -208,6 +233,11 @@ impl Worker<'_> {
                 };
                 r.or_else(|e| self.on_error(e, "compact_range"))
             }
+            Op::RecordPut => self.record_put(),
+            Op::RecordDelete => self.record_delete(),
+            Op::RecordGet => self.record_get(),
+            Op::PersonQuery => self.person_query(),
+            Op::ErasePerson => self.erase_person(),
         }
     }
 
@@ -227,7 +257,7 @@ impl Worker<'_> {
     }
 
     /// An error from the database: expected in faults mode, a violation otherwise.
-    fn on_error(&self, e: kho::Error, op: &str) -> Result<(), Violation> {
+    pub(super) fn on_error(&self, e: kho::Error, op: &str) -> Result<(), Violation> {
         Counter::Errors.add(self.o(), 1);
         let crashed = self.ctx.crashed.load(SeqCst);
         if crashed || (self.ctx.errors_expected.load(SeqCst) && !e.is_corruption()) {
