@@ -5,7 +5,8 @@
 //! - `CURRENT` names the manifest; its edits give the live tables, the oldest live log
 //!   (`log_number`), the next file number and the last flushed sequence number.
 //! - Every log numbered `>= log_number` is replayed in order. Only the newest log may end in
-//!   a torn record (older logs were fsynced before the switch); a torn tail is dropped under
+//!   a torn record (older logs were fsynced before the switch; empty logs left by an open
+//!   that failed before switching `CURRENT` do not count); a torn tail is dropped under
 //!   [`RecoveryMode::TolerateCorruptedTail`] and is corruption otherwise.
 //! - Replayed data is written to level-0 tables before anything is deleted, then a new
 //!   manifest (full state, new log number) becomes `CURRENT`. Only then are old logs,
@@ -226,7 +227,14 @@ fn replay_logs(
             }
         }
         if let Some(TailState::Torn { offset, reason }) = reader.tail() {
-            let newest = i + 1 == logs.len();
+            // Only the newest log can end torn: older ones were fsynced before the switch.
+            // Empty logs after it do not count: an open that failed (or was killed) after
+            // creating its new log but before switching `CURRENT` leaves one behind, and the
+            // next open replays it too.
+            let mut newest = true;
+            for &later in &logs[i + 1..] {
+                newest &= ctx.fs.open(&log_path(&ctx.dir, later))?.is_empty();
+            }
             if !newest || opts.recovery_mode == RecoveryMode::AbsoluteConsistency {
                 let why = if newest {
                     "torn tail (absolute consistency requested)"

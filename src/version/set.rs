@@ -4,7 +4,9 @@
 //! Durability protocol (see `docs/durability.md`):
 //! - Every change is a [`VersionEdit`] appended to the manifest and fsynced **before** the
 //!   new version is installed; a failed append or fsync is returned and the caller poisons
-//!   the database.
+//!   the database. The set itself then refuses every further edit ([`Error::Poisoned`]): the
+//!   failed edit may be in the manifest's bytes although it was never installed, and an edit
+//!   appended after it would make the next open apply both.
 //! - A new manifest starts with one edit holding the full state; `CURRENT` is switched to it
 //!   by write `CURRENT.tmp` -> fsync -> rename over `CURRENT` -> fsync the directory.
 
@@ -30,6 +32,8 @@ pub(crate) struct VersionSet {
     pub log_number: u64,
     /// The largest sequence number stored in a flushed table (or recovered).
     pub last_sequence: u64,
+    /// A manifest append or fsync failed: no further edit may be logged.
+    manifest_failed: bool,
 }
 
 impl std::fmt::Debug for VersionSet {
@@ -69,6 +73,7 @@ impl VersionSet {
             next_file_number: 1,
             log_number: 0,
             last_sequence: 0,
+            manifest_failed: false,
         }
     }
 
@@ -137,6 +142,7 @@ impl VersionSet {
             next_file_number,
             log_number: log_number.ok_or_else(|| missing("log number"))?,
             last_sequence: last_seq.ok_or_else(|| missing("last sequence"))?,
+            manifest_failed: false,
         }))
     }
 
@@ -166,11 +172,18 @@ impl VersionSet {
         edit.next_file_number = Some(self.next_file_number);
         edit.last_sequence = Some(edit.last_sequence.unwrap_or(self.last_sequence).max(self.last_sequence));
         let next = self.current.apply(&edit, &self.ctx)?;
+        if self.manifest_failed {
+            return Err(Error::Poisoned);
+        }
         let manifest = self.manifest.as_mut().ok_or(Error::Closed)?;
         let mut buf = Vec::new();
         edit.encode(&mut buf);
-        manifest.add_record(&buf)?;
-        manifest.sync()?;
+        if let Err(e) = manifest.add_record(&buf).and_then(|()| manifest.sync()) {
+            // Whether the edit reached the disk is unknown; a later edit behind it would make
+            // the next open apply this one, which is not installed here.
+            self.manifest_failed = true;
+            return Err(e);
+        }
         // Durable: now retire removed files (not those merely moved to another level).
         for &(level, number) in &edit.deleted_files {
             if edit.new_files.iter().any(|(_, f)| f.number == number) {

@@ -11,6 +11,7 @@ mod json;
 mod kv;
 mod out;
 mod records;
+mod stress;
 mod verify;
 
 use std::process::ExitCode;
@@ -57,6 +58,8 @@ enum Command {
     /// Read every file end to end and check the national-ID index against the records;
     /// print one line `file offset what` per problem.
     Verify(verify::Args),
+    /// Concurrent stress, process-crash (--crash) and fault-injection (--faults) testing.
+    Stress(stress::StressArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Person(a) => records::person(&mut out, &a),
         Command::Record(a) => records::record(&mut out, &a),
         Command::Verify(a) => verify::run(&mut out, &a),
+        Command::Stress(a) => stress::run(a).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
     };
     let result = result.and_then(|o| {
         std::io::Write::flush(&mut out)?;
