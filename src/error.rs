@@ -57,12 +57,14 @@ pub enum Error {
     #[error("database is closed")]
     Closed,
 
-    /// A write, flush or compaction on a database opened read-only.
+    /// A write, flush or compaction on a database opened read-only, or a mutation through a
+    /// record store opened with [`Store::open_read_only`](crate::record::Store::open_read_only).
     #[error("database is open read-only")]
     ReadOnly,
 
     /// The database directory does not hold a database and `create_if_missing` is off,
-    /// or it holds one and `error_if_exists` is on.
+    /// or it holds one and `error_if_exists` is on; or it holds no record store and
+    /// [`Store::open_read_only`](crate::record::Store::open_read_only) cannot create one.
     #[error("{0}")]
     NotFound(String),
 

@@ -89,6 +89,7 @@ impl StoreBatch {
     /// Applies every op atomically. A batch whose ops change nothing (deletes of absent
     /// records) writes nothing, so its `sync` makes no earlier write durable.
     pub fn commit(self) -> Result<()> {
+        self.store.inner.check_writable()?;
         if self.ops.is_empty() {
             return Ok(());
         }

@@ -38,6 +38,7 @@ impl Store {
     /// Returns what was deleted; the data is unreachable from then on, and physically gone
     /// from live files after [`purge_erased`](Self::purge_erased).
     pub fn erase_person(&self, id: &NationalId) -> Result<Erasure> {
+        self.inner.check_writable()?;
         let mut ops = Vec::new();
         let mut keys = Vec::new();
         for kv in self.inner.db.prefix(person_prefix(id))? {
@@ -62,6 +63,7 @@ impl Store {
     /// after the first (which flushes and empties level 0), each touches only the few files
     /// that overlap that key.
     pub fn purge_erased(&self, erasure: &Erasure) -> Result<()> {
+        self.inner.check_writable()?;
         for k in &erasure.keys {
             self.inner.db.compact_range(k.as_ref()..=k.as_ref())?;
         }

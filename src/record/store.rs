@@ -56,9 +56,21 @@ pub(crate) struct StoreInner {
     pub(crate) catalog: Catalog,
     pub(crate) locks: StripedLocks,
     pub(crate) opts: StoreOptions,
+    /// Opened with [`Store::open_read_only`]: every mutation fails with [`Error::ReadOnly`].
+    pub(crate) read_only: bool,
 }
 
 impl StoreInner {
+    /// Fails with [`Error::ReadOnly`] on a store opened with [`Store::open_read_only`]; every
+    /// path that writes (the write path `apply`, collection creation, repairs, purges) calls it
+    /// first.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
+
     /// A corruption error for a record-layer key whose value or shape is wrong. The record
     /// layer does not know file offsets; it names the database directory and the key.
     pub(crate) fn corrupt_record(&self, key: &[u8], what: &str) -> Error {
@@ -100,23 +112,43 @@ impl Store {
     /// Opens the record layer on `db`, loading the catalog (and, on a fresh database,
     /// writing the record-layer format version).
     pub fn open(db: Db, opts: StoreOptions) -> Result<Store> {
-        let format_key = meta_key("format");
-        match db.get(&format_key)? {
-            Some(v) if v.as_ref() == [STORE_FORMAT_VERSION] => {}
-            Some(v) => {
-                return Err(Error::InvalidArgument(format!(
-                    "record store format {v:?} is not supported (this build reads {STORE_FORMAT_VERSION})"
-                )))
-            }
-            None => {
-                let mut b = WriteBatch::new();
-                b.put(&format_key, [STORE_FORMAT_VERSION]);
-                db.write(b, &WriteOptions::synced())?;
-            }
+        if !has_store_format(&db)? {
+            let mut b = WriteBatch::new();
+            b.put(meta_key("format"), [STORE_FORMAT_VERSION]);
+            db.write(b, &WriteOptions::synced())?;
         }
+        Store::assemble(db, opts, false)
+    }
+
+    /// Opens the record layer on `db` **without writing anything**, for inspection tools
+    /// and readers of a database opened with [`Db::open_read_only`] (on which [`Store::open`]
+    /// would fail when it tries to write the format version).
+    ///
+    /// The database must already hold a record store: without the `M|format` key that
+    /// [`Store::open`] writes first, this fails with [`Error::NotFound`]; an unsupported
+    /// format version fails as in [`Store::open`]. The catalog is loaded as it is now and
+    /// never reloaded: the store sees the collections that existed at open.
+    ///
+    /// The returned store never writes, whatever `db` allows: every mutation (`insert`,
+    /// `upsert`, `delete`, batches, `erase_person`, `purge_erased`, `rebuild_index`) fails
+    /// with [`Error::ReadOnly`]. Reads (`get`, `person`, `scan`, `query`, `verify_index`)
+    /// work as usual.
+    pub fn open_read_only(db: Db, opts: StoreOptions) -> Result<Store> {
+        if !has_store_format(&db)? {
+            return Err(Error::NotFound(format!("{} holds no record store (no M|format key)", db.path().display())));
+        }
+        Store::assemble(db, opts, true)
+    }
+
+    fn assemble(db: Db, opts: StoreOptions, read_only: bool) -> Result<Store> {
         let catalog = Catalog::load(&db)?;
         let locks = StripedLocks::new(opts.lock_stripes);
-        Ok(Store { inner: Arc::new(StoreInner { db, catalog, locks, opts }) })
+        Ok(Store { inner: Arc::new(StoreInner { db, catalog, locks, opts, read_only }) })
+    }
+
+    /// True if this store was opened with [`Store::open_read_only`] (it never writes).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
     }
 
     /// The underlying database.
@@ -149,6 +181,7 @@ impl Store {
         payload: &T,
         insert_only: bool,
     ) -> Result<Op> {
+        self.inner.check_writable()?;
         check_pk(pk)?;
         self.inner.opts.id_rules.check(id)?;
         let value = encode_value(id, payload)?;
@@ -187,6 +220,7 @@ impl Store {
     /// Deletes a record and its index entry (one atomic write). Returns the national ID of
     /// the deleted record, or `None` if there was none.
     pub fn delete(&self, collection: &str, pk: impl AsRef<[u8]>) -> Result<Option<NationalId>> {
+        self.inner.check_writable()?;
         let Some(cid) = self.inner.catalog.lookup(collection) else {
             return Ok(None);
         };
@@ -238,6 +272,18 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// Whether `db` holds a record store: `M|format` present with the version this build reads.
+/// Fails on any other version, so a store written by a newer build is refused, not misread.
+fn has_store_format(db: &Db) -> Result<bool> {
+    match db.get(meta_key("format"))? {
+        None => Ok(false),
+        Some(v) if v.as_ref() == [STORE_FORMAT_VERSION] => Ok(true),
+        Some(v) => Err(Error::InvalidArgument(format!(
+            "record store format {v:?} is not supported (this build reads {STORE_FORMAT_VERSION})"
+        ))),
     }
 }
 

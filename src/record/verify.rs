@@ -134,6 +134,7 @@ impl Store {
     /// one (and every malformed index key). Returns what it found; a malformed *record* is
     /// reported, not fixed. Safe to run while other threads write.
     pub fn rebuild_index(&self) -> Result<IndexReport> {
+        self.inner.check_writable()?;
         let snap = self.inner.db.snapshot();
         let mut report = IndexReport::default();
         let mut pending: Vec<Op> = Vec::new();

@@ -71,6 +71,7 @@ impl StoreInner {
     /// Applies `ops` atomically. Returns, for each op, the owner of its record just before
     /// it (for `Put` with `insert_only`, `RecordExists` aborts the whole unit instead).
     pub(crate) fn apply(&self, ops: Vec<Op>, opts: &WriteOptions) -> Result<Vec<Option<NationalId>>> {
+        self.check_writable()?;
         let keys: Vec<Vec<u8>> = ops
             .iter()
             .map(|op| {

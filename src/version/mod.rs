@@ -2,9 +2,9 @@
 //! change to that set.
 //!
 //! - [`VersionEdit`] (`edit.rs`): one change, as encoded in the manifest.
-//! - [`Version`] (`version.rs`): an immutable snapshot of the live files per level; readers
+//! - `Version` (`version.rs`): an immutable snapshot of the live files per level; readers
 //!   and iterators hold an `Arc<Version>`, which keeps its files from being deleted.
-//! - [`VersionSet`] (`set.rs`): the current version, the file-number and sequence counters,
+//! - `VersionSet` (`set.rs`): the current version, the file-number and sequence counters,
 //!   the manifest writer, and recovery from `CURRENT` + manifest.
 
 mod edit;

@@ -15,7 +15,8 @@ use kho::record::population::{Event, Population};
 use kho::record::{IdQuery, Store, StoreOptions};
 use kho::{Db, Options};
 
-use crate::json::record_to_json;
+use crate::fmt::Bytes;
+use crate::json::record_json;
 
 /// Arguments of `kho demo`.
 #[derive(Debug, Args)]
@@ -97,8 +98,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("explore it:");
     let d = dir.display();
     println!("  kho dump summary {d}                 # levels, tables, logs, manifest");
-    println!("  kho verify {d}                       # read every file end to end");
-    if let Some(id) = &shown {
+    println!("  kho verify {d}                       # every file end to end, and the national-ID index");
+    if let Some(shown) = &shown {
+        let id = &shown.id;
+        println!("  kho person {d} {id}   # that person's records");
+        println!(
+            "  kho record {d} {} {}   # one of them",
+            shell_word(&shown.collection),
+            shell_word(&crate::fmt::escape(&shown.pk))
+        );
         println!("  kho scan {d} --from I{id} --to I{id}~ --keys-only   # that person's index entries");
     }
     println!("  kho scan {d} --from C --to D         # the collection catalog");
@@ -173,9 +181,25 @@ fn census(store: &Store) -> anyhow::Result<Census> {
     Ok(c)
 }
 
+/// The person `show_person` printed, and one of their records.
+struct Shown {
+    id: String,
+    collection: String,
+    pk: Vec<u8>,
+}
+
+/// `s` as one shell word: as is when it holds only safe characters, else single-quoted.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.,:/+=@%".contains(&c)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// Prints the records of the first person who has records in at least four collections;
-/// returns that person's ID.
-fn show_person(store: &Store, pop: &Population) -> anyhow::Result<Option<String>> {
+/// returns that person's ID and their first record's location.
+fn show_person(store: &Store, pop: &Population) -> anyhow::Result<Option<Shown>> {
     for i in 0..pop.persons.min(10_000) {
         let p = pop.person(i);
         let records = store.person(&p.id)?;
@@ -197,10 +221,15 @@ fn show_person(store: &Store, pop: &Population) -> anyhow::Result<Option<String>
         let again = store.person(&p.id)?;
         let took = start.elapsed();
         for r in &again {
-            println!("  {}", serde_json::to_string(&record_to_json(r)?)?);
+            println!("  {}", serde_json::to_string(&record_json(Bytes::Escaped, r))?);
         }
         println!("  (store.person() took {} µs)", took.as_micros());
-        return Ok(Some(p.id.to_string()));
+        let Some(first) = again.first() else { continue };
+        return Ok(Some(Shown {
+            id: p.id.to_string(),
+            collection: first.collection.to_string(),
+            pk: first.pk.to_vec(),
+        }));
     }
     Ok(None)
 }

@@ -40,7 +40,8 @@ pub struct ScanArgs {
     pub keys_only: bool,
 }
 
-fn open(dir: &std::path::Path) -> anyhow::Result<Db> {
+/// Opens the database in `dir` read-only.
+pub fn open(dir: &std::path::Path) -> anyhow::Result<Db> {
     Db::open_read_only(dir, crate::dump::tool_options())
         .map_err(|e| anyhow::anyhow!("cannot open {} read-only: {e}", dir.display()))
 }

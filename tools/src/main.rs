@@ -10,6 +10,7 @@ mod fmt;
 mod json;
 mod kv;
 mod out;
+mod records;
 mod stress;
 mod verify;
 
@@ -20,9 +21,9 @@ use clap::{Parser, Subcommand};
 use crate::out::{Out, Outcome};
 
 /// kho: an embedded storage engine for person-centric records — tools to demo, benchmark,
-/// inspect, verify and stress a database. The inspection commands (dump, get, scan, verify)
-/// open the database read-only: they never write, never take the writer's lock, and work on a
-/// copy of a damaged database or beside a running writer.
+/// inspect, verify and stress a database. The inspection commands (dump, get, scan, person,
+/// record, verify) open the database read-only: they never write, never take the writer's
+/// lock, and work on a copy of a damaged database or beside a running writer.
 #[derive(Parser)]
 #[command(name = "kho", version, about, max_term_width = 100)]
 struct Cli {
@@ -50,7 +51,12 @@ enum Command {
     Get(kv::GetArgs),
     /// Print keys and values in order.
     Scan(kv::ScanArgs),
-    /// Read every file end to end; print one line `file offset what` per problem.
+    /// Every record of one person (national ID) across collections, payloads as JSON.
+    Person(records::PersonArgs),
+    /// One record (collection and primary key), payload as JSON.
+    Record(records::RecordArgs),
+    /// Read every file end to end and check the national-ID index against the records;
+    /// print one line `file offset what` per problem.
     Verify(verify::Args),
     /// Concurrent stress, process-crash (--crash) and fault-injection (--faults) testing.
     Stress(stress::StressArgs),
@@ -65,6 +71,8 @@ fn main() -> ExitCode {
         Command::Dump(c) => dump::run(&mut out, &c),
         Command::Get(a) => kv::get(&mut out, &a),
         Command::Scan(a) => kv::scan(&mut out, &a),
+        Command::Person(a) => records::person(&mut out, &a),
+        Command::Record(a) => records::record(&mut out, &a),
         Command::Verify(a) => verify::run(&mut out, &a),
         Command::Stress(a) => stress::run(a).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
     };

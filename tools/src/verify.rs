@@ -12,7 +12,10 @@
 //!   manifest metadata agreeing; keys sorted across the tables of a level and levels >= 1 not
 //!   overlapping; no orphan tables;
 //! - every live log (`verify/logs.rs`): every record's checksums, every batch decodes,
-//!   sequence numbers increase, a torn tail only where a crash can leave one.
+//!   sequence numbers increase, a torn tail only where a crash can leave one;
+//! - in a record store, the national-ID index against the records (`verify/index.rs`): every
+//!   dangling entry, missing entry and malformed record-layer key is a problem `index - what`,
+//!   printed as it is found.
 //!
 //! It never opens the database for writing or takes its lock. Beside a running writer it
 //! reads a consistent set: the tables the manifest lists are opened (and so kept readable)
@@ -20,14 +23,14 @@
 //! between. Files a writer is creating meanwhile (numbered at or above the manifest's next
 //! file number, or a log still growing) are notes, not problems.
 
+mod index;
 mod logs;
 mod tables;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use kho::filename::manifest_name;
-use serde_json::json;
 
 use crate::dbdir::{self, Listing, Manifest, Problem, State};
 use crate::fmt;
@@ -165,34 +168,58 @@ pub fn check(dir: &Path, tolerate_torn_tail: bool) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Runs `kho verify`.
+/// Runs `kho verify`: the file checks, then the national-ID index check, whose problems are
+/// printed as they are found.
 pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
-    let report = check(&args.dir, args.tolerate_torn_tail)?;
-    let c = &report.checked;
+    let mut report = check(&args.dir, args.tolerate_torn_tail)?;
+    let files_clean = report.problems.is_empty();
+    let problems;
     if out.json {
-        out.json_value(&json!({
-            "dir": args.dir,
-            "ok": report.problems.is_empty(),
-            "problems": report.problems,
-            "notes": report.notes,
-            "checked": c,
-        }))?;
+        let mut doc = out.json_doc()?;
+        doc.field("dir", &args.dir)?;
+        doc.list("problems")?;
+        for p in &report.problems {
+            doc.item(p)?;
+        }
+        let index = index::check(&args.dir, files_clean, &mut report.notes, &mut |p| doc.item(p))?;
+        problems = report.problems.len() as u64 + index.problems;
+        doc.field("ok", &(problems == 0))?;
+        doc.field("notes", &report.notes)?;
+        doc.field("checked", &report.checked)?;
+        doc.field("index", &index)?;
+        doc.finish()?;
     } else {
         for p in &report.problems {
             writeln!(out, "{p}")?;
         }
+        // A spinner is drawn on a terminal meanwhile: show each line as it comes.
+        let flush_each = std::io::stderr().is_terminal();
+        let index = index::check(&args.dir, files_clean, &mut report.notes, &mut |p| {
+            writeln!(out, "{p}")?;
+            if flush_each {
+                out.flush()?;
+            }
+            Ok(())
+        })?;
+        problems = report.problems.len() as u64 + index.problems;
         out.flush()?;
         for n in &report.notes {
             eprintln!("note: {n}");
         }
+        let c = &report.checked;
+        let index_part = if index.checked {
+            format!(
+                "; national-ID index: {} against {}",
+                fmt::count(index.index_entries, "entry"),
+                fmt::count(index.records, "record")
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{}: {}; read {}, {} ({}, {}), {} ({}, {}), {}",
+            "{}: {}; read {}, {} ({}, {}), {} ({}, {}), {}{index_part}",
             args.dir.display(),
-            if report.problems.is_empty() {
-                "ok".to_owned()
-            } else {
-                fmt::count(report.problems.len() as u64, "problem")
-            },
+            if problems == 0 { "ok".to_owned() } else { fmt::count(problems, "problem") },
             fmt::count(c.manifest_edits, "manifest edit"),
             fmt::count(c.tables, "table"),
             fmt::count(c.data_blocks, "data block"),
@@ -203,5 +230,5 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
             fmt::size(c.bytes)
         );
     }
-    Ok(if report.problems.is_empty() { Outcome::Ok } else { Outcome::Problems })
+    Ok(if problems == 0 { Outcome::Ok } else { Outcome::Problems })
 }

@@ -62,6 +62,71 @@ pub fn fresh() -> tempfile::TempDir {
     dir
 }
 
+/// The person [`build_store`] gives a record in each of `tax`, `vehicle` and `residence`
+/// (the `residence` one only in the log).
+pub const PERSON_A: &str = "079190001234";
+/// A person with a `tax` record and a `vehicle` record whose primary key is binary.
+pub const PERSON_B: &str = "001200000042";
+/// The binary primary key of `PERSON_B`'s vehicle.
+pub const BINARY_PK: &[u8] = b"\x00\xffpk";
+/// Persons 0..FILLERS each get one `health_insurance` record (`HI-NNNNN`, IDs 001190NNNNNN).
+pub const FILLERS: usize = 300;
+/// Records in [`build_store`]'s store.
+pub const RECORDS: u64 = 3 + 2 + FILLERS as u64;
+
+/// The payload of a `tax` record.
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Tax {
+    pub name: String,
+    pub bracket: u8,
+}
+
+/// The national ID of filler `i`.
+pub fn filler_id(i: usize) -> String {
+    format!("001190{i:06}")
+}
+
+/// Builds a record store in `dir` through `kho::record`: collections created in the order
+/// `health_insurance` (id 1), `tax` (2), `vehicle` (3), `residence` (4); fillers flushed and
+/// compacted into tables, `PERSON_A` and `PERSON_B` flushed except `PERSON_A`'s residence,
+/// which stays in the log. Closed cleanly.
+pub fn build_store(dir: &Path) {
+    use kho::record::{NationalId, Store, StoreOptions};
+    let store = Store::open(Db::open(dir, options()).unwrap(), StoreOptions::default()).unwrap();
+    let id = |s: &str| NationalId::parse(s).unwrap();
+    for chunk in (0..FILLERS).collect::<Vec<_>>().chunks(50) {
+        let mut b = store.batch();
+        for &i in chunk {
+            b.upsert(
+                "health_insurance",
+                format!("HI-{i:05}"),
+                &id(&filler_id(i)),
+                &serde_json::json!({"card": format!("HC4{i:012}"), "hospital": i % 7}),
+            )
+            .unwrap();
+        }
+        b.commit().unwrap();
+    }
+    let (a, b) = (id(PERSON_A), id(PERSON_B));
+    store.insert("tax", "8012345678", &a, &Tax { name: "Nguyen Thi An".into(), bracket: 3 }).unwrap();
+    store.insert("tax", "8099999999", &b, &Tax { name: "Tran Van Binh".into(), bracket: 1 }).unwrap();
+    store.insert("vehicle", "59-X1 123.45", &a, &serde_json::json!({"make": "Honda Wave", "year": 2019})).unwrap();
+    store.insert("vehicle", BINARY_PK, &b, &serde_json::json!({"make": "VinFast", "year": 2023})).unwrap();
+    store.db().flush().unwrap();
+    store.db().compact_range::<&[u8], _>(..).unwrap();
+    store
+        .insert("residence", "HCM-0001", &a, &serde_json::json!({"address": "12 Le Loi, Quan 1", "since": 2015}))
+        .unwrap();
+    store.close().unwrap();
+}
+
+/// A fresh record store in a temporary directory.
+pub fn fresh_store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path());
+    dir
+}
+
 /// Files of `dir` whose names end with `suffix` (or start with it, for `MANIFEST-`), sorted.
 pub fn files(dir: &Path, pattern: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -142,6 +207,8 @@ pub fn run_everything(dir: &Path) {
         vec!["verify".into(), "--tolerate-torn-tail".into(), d.clone()],
         vec!["get".into(), d.clone(), "citizen:00001".into()],
         vec!["scan".into(), d.clone(), "--limit".into(), "1000".into()],
+        vec!["person".into(), d.clone(), PERSON_A.into()],
+        vec!["record".into(), d.clone(), "tax".into(), "8012345678".into()],
     ];
     for entry in std::fs::read_dir(dir).unwrap() {
         let p = entry.unwrap().path().to_str().unwrap().to_owned();
