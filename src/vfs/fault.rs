@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use self::handles::{FaultLock, FaultReader, FaultWritable};
+use self::handles::{FaultLock, FaultWritable};
 pub use self::kinds::{CrashMode, FaultKind, FaultOp};
 use self::state::{not_found, State};
 use super::{FileLock, FileSystem, RandomAccessFile, WritableFile};
@@ -237,7 +237,7 @@ impl FileSystem for FaultFs {
     fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
         let mut st = self.state.lock();
         let data = st.live_inode("open", path)?.1.snapshot();
-        Ok(Arc::new(FaultReader { path: path.to_owned(), data }))
+        Ok(Arc::new(super::BytesFile { path: path.to_owned(), data }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {

@@ -58,6 +58,40 @@ pub trait RandomAccessFile: Send + Sync + Debug {
     }
 }
 
+/// An immutable file whose bytes are already in memory (a memory map, or a `FaultFs`
+/// snapshot): positioned reads are zero-copy slices.
+pub(crate) struct BytesFile {
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) data: Bytes,
+}
+
+impl std::fmt::Debug for BytesFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BytesFile").field("path", &self.path).field("len", &self.data.len()).finish()
+    }
+}
+
+impl RandomAccessFile for BytesFile {
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        match start.checked_add(len) {
+            Some(end) if end <= self.data.len() => Ok(self.data.slice(start..end)),
+            _ => Err(crate::Error::io(
+                "read",
+                &self.path,
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("read of {len} bytes at {offset} past end of {}-byte file", self.data.len()),
+                ),
+            )),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+}
+
 /// A held lock on a database directory; dropping it releases the lock.
 pub trait FileLock: Send + Sync + Debug {}
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{FileLock, FileSystem, RandomAccessFile, WritableFile};
+use super::{BytesFile, FileLock, FileSystem, RandomAccessFile, WritableFile};
 use crate::{Error, Result};
 
 /// Size of the user-space write buffer; appends larger than this go straight to the kernel.
@@ -73,34 +73,6 @@ impl WritableFile for StdWritable {
     }
 }
 
-/// An immutable file read through a memory map.
-#[derive(Debug)]
-struct MappedFile {
-    path: PathBuf,
-    data: Bytes,
-}
-
-impl RandomAccessFile for MappedFile {
-    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        match start.checked_add(len) {
-            Some(end) if end <= self.data.len() => Ok(self.data.slice(start..end)),
-            _ => Err(Error::io(
-                "read",
-                &self.path,
-                std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("read of {len} bytes at {offset} past end of {}-byte file", self.data.len()),
-                ),
-            )),
-        }
-    }
-
-    fn len(&self) -> u64 {
-        self.data.len() as u64
-    }
-}
-
 #[derive(Debug)]
 struct StdLock {
     _file: File,
@@ -132,7 +104,7 @@ impl FileSystem for StdFs {
             let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("mmap", path, e))?;
             Bytes::from_owner(map)
         };
-        Ok(Arc::new(MappedFile { path: path.to_owned(), data }))
+        Ok(Arc::new(BytesFile { path: path.to_owned(), data }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {

@@ -11,12 +11,11 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::state::{Inode, InodeId, State};
 use super::FaultOp;
-use crate::vfs::{FileLock, RandomAccessFile, WritableFile};
+use crate::vfs::{FileLock, WritableFile};
 use crate::{Error, Result};
 
 /// A file opened by `FaultFs::create`.
@@ -97,39 +96,6 @@ impl fmt::Debug for FaultWritable {
             .field("generation", &self.generation)
             .field("len", &self.len)
             .finish()
-    }
-}
-
-/// A file opened by `FaultFs::open`: a snapshot of its bytes at open time.
-pub(super) struct FaultReader {
-    pub(super) path: PathBuf,
-    pub(super) data: Bytes,
-}
-
-impl RandomAccessFile for FaultReader {
-    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        match start.checked_add(len) {
-            Some(end) if end <= self.data.len() => Ok(self.data.slice(start..end)),
-            _ => Err(Error::io(
-                "read",
-                &self.path,
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("read of {len} bytes at {offset} past end of {}-byte file", self.data.len()),
-                ),
-            )),
-        }
-    }
-
-    fn len(&self) -> u64 {
-        self.data.len() as u64
-    }
-}
-
-impl fmt::Debug for FaultReader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FaultReader").field("path", &self.path).field("len", &self.data.len()).finish()
     }
 }
 
