@@ -28,7 +28,7 @@ fn bench_memtable(c: &mut Criterion) {
                 || Memtable::new(1),
                 |m| {
                     for (seq, k) in keys.iter().enumerate() {
-                        m.insert(k, seq as u64 + 1, ValueKind::Put, value.clone());
+                        m.insert(k, seq as u64 + 1, ValueKind::Put, &value);
                     }
                     m
                 },
@@ -39,7 +39,7 @@ fn bench_memtable(c: &mut Criterion) {
     let m = Memtable::new(1);
     let keys: Vec<Vec<u8>> = (0..N).map(|i| key(scrambled(i))).collect();
     for (seq, k) in keys.iter().enumerate() {
-        m.insert(k, seq as u64 + 1, ValueKind::Put, value.clone());
+        m.insert(k, seq as u64 + 1, ValueKind::Put, &value);
     }
     g.bench_function("get_hit", |b| {
         b.iter(|| keys.iter().filter(|k| m.get(black_box(k), u64::MAX >> 8).is_some()).count())

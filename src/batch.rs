@@ -129,13 +129,6 @@ impl WriteBatch {
         &self.rep
     }
 
-    /// Takes the encoding out, leaving the batch empty.
-    pub(crate) fn take_rep(&mut self) -> Vec<u8> {
-        let rep = std::mem::replace(&mut self.rep, vec![0; BATCH_HEADER]);
-        self.count = 0;
-        rep
-    }
-
     /// The operations in order, decoded from the in-memory encoding.
     pub(crate) fn ops(&self) -> BatchOps<'_> {
         BatchOps { r: Reader::new(&self.rep[BATCH_HEADER..]), left: self.count, base: BATCH_HEADER, done: false }

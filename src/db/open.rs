@@ -17,7 +17,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::flush::{sst_options, write_table};
@@ -216,7 +215,7 @@ fn replay_logs(
             for op in batch.ops() {
                 let (kind, key, value) =
                     op.map_err(|e| Error::corruption(&path, payload_at + e.offset as u64, e.what))?;
-                mem.insert(key, seq, kind, Bytes::copy_from_slice(value));
+                mem.insert(key, seq, kind, value);
                 seq += 1;
             }
             last_seq = last_seq.max(seq.saturating_sub(1));

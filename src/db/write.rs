@@ -16,7 +16,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::stats::Counters;
@@ -128,12 +127,10 @@ impl DbInner {
 
         let mem = self.super_version.read().mem.clone();
         let mut seq = first;
-        for p in group.iter_mut() {
-            let rep = Bytes::from(p.batch.take_rep());
+        for p in group.iter() {
             // The batch was validated before it was queued, so every operation decodes.
-            let ops = crate::batch::DecodedBatch::parse(&rep).map(|b| b.ops()).into_iter().flatten();
-            for (kind, key, value) in ops.flatten() {
-                mem.insert(key, seq, kind, rep.slice_ref(value));
+            for (kind, key, value) in p.batch.ops().flatten() {
+                mem.insert(key, seq, kind, value);
                 seq += 1;
             }
         }

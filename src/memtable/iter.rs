@@ -1,36 +1,25 @@
 //! [`MemtableIter`]: an [`InternalIterator`] over a memtable it keeps alive.
 
-use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crossbeam_skiplist::map::Entry;
 
-use super::{IKey, MemKey, Memtable};
+use super::skiplist::Node;
+use super::Memtable;
 use crate::iter::InternalIterator;
 use crate::Result;
 
 /// A cursor over one memtable. Holds an `Arc` of the memtable, so it stays valid while the
-/// memtable is frozen, flushed and dropped from the database's view.
+/// memtable is frozen, flushed and dropped from the database's view; every node it holds
+/// comes from that memtable's skiplist.
 pub(crate) struct MemtableIter {
-    // Declared before `mem` so it is dropped first: the entry borrows from `mem`'s map.
-    cur: Option<Entry<'static, MemKey, Bytes>>,
     mem: Arc<Memtable>,
+    cur: Option<Node>,
 }
 
 impl MemtableIter {
     pub(crate) fn new(mem: Arc<Memtable>) -> Self {
-        MemtableIter { cur: None, mem }
-    }
-
-    fn map(&self) -> &'static crossbeam_skiplist::SkipMap<MemKey, Bytes> {
-        let map: *const crossbeam_skiplist::SkipMap<MemKey, Bytes> = &self.mem.map;
-        // SAFETY: the map lives inside the `Arc<Memtable>` owned by `self`, on the heap at a
-        // fixed address, and is never moved or mutated through `&mut` while shared. Entries
-        // derived from this reference are stored only in `self.cur`, which is dropped before
-        // `self.mem` (field order), so no entry outlives the map. Exercised by the
-        // memtable iterator tests and by every database iterator over unflushed data.
-        unsafe { &*map }
+        MemtableIter { mem, cur: None }
     }
 }
 
@@ -40,41 +29,41 @@ impl InternalIterator for MemtableIter {
     }
 
     fn seek_to_first(&mut self) -> Result<()> {
-        self.cur = self.map().front();
+        self.cur = self.mem.list.first();
         Ok(())
     }
 
     fn seek_to_last(&mut self) -> Result<()> {
-        self.cur = self.map().back();
+        self.cur = self.mem.list.last();
         Ok(())
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.cur = self.map().lower_bound(Bound::Included(IKey::new(target)));
+        self.cur = self.mem.list.seek(target);
         Ok(())
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
-        self.cur = self.map().upper_bound(Bound::Included(IKey::new(target)));
+        self.cur = self.mem.list.seek_for_prev(target);
         Ok(())
     }
 
     fn next(&mut self) -> Result<()> {
-        self.cur = self.cur.as_ref().and_then(|e| e.next());
+        self.cur = self.cur.and_then(|n| self.mem.list.next(n));
         Ok(())
     }
 
     fn prev(&mut self) -> Result<()> {
-        self.cur = self.cur.as_ref().and_then(|e| e.prev());
+        self.cur = self.cur.and_then(|n| self.mem.list.prev(n));
         Ok(())
     }
 
     fn key(&self) -> &[u8] {
-        self.cur.as_ref().map(|e| e.key().as_bytes()).unwrap_or_default()
+        self.cur.map(|n| self.mem.list.key(n)).unwrap_or_default()
     }
 
     fn value(&self) -> Bytes {
-        self.cur.as_ref().map(|e| e.value().clone()).unwrap_or_default()
+        self.cur.map(|n| Bytes::copy_from_slice(self.mem.list.value(n))).unwrap_or_default()
     }
 }
 
@@ -90,7 +79,7 @@ mod tests {
         let mut items = Vec::new();
         for (i, k) in [b"b".as_slice(), b"a", b"c", b"b", b"aa"].iter().enumerate() {
             let seq = i as u64 + 1;
-            mem.insert(k, seq, ValueKind::Put, Bytes::from(vec![i as u8]));
+            mem.insert(k, seq, ValueKind::Put, &[i as u8]);
             items.push((internal_key(k, seq, ValueKind::Put), Bytes::from(vec![i as u8])));
         }
         items.sort_by(|a, b| crate::key::compare_internal(&a.0, &b.0));

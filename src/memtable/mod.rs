@@ -4,111 +4,32 @@
 //! Invariants:
 //! - Keys are encoded internal keys (`user_key ++ trailer`), unique because every write has
 //!   its own sequence number; ordering is [`compare_internal`].
-//! - Only the write-path leader inserts (one thread at a time); any number of readers and
-//!   iterators run concurrently with it (lock-free skiplist).
+//! - Inserts are serialized (in practice only the write-path leader inserts); any number of
+//!   readers and iterators run concurrently with them, lock-free ([`skiplist`]).
+//! - Keys and values are copied into the memtable's arena; its memory is freed as a whole
+//!   when the last handle (the database's view, a flush, an iterator) drops it.
 //! - A memtable is tied to the log file that holds its writes (`wal_number`); that log may
 //!   be deleted only after the memtable is flushed.
 
+mod arena;
 mod iter;
+mod skiplist;
 
-use std::borrow::Borrow;
-use std::cmp::Ordering;
-use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use bytes::Bytes;
-use crossbeam_skiplist::SkipMap;
 
-use crate::key::{compare_internal, internal_key, pack_trailer, ParsedKey, SeqNo, ValueKind, TRAILER_LEN};
+use crate::key::{pack_trailer, ParsedKey, SeqNo, ValueKind, TRAILER_LEN};
 
 pub(crate) use iter::MemtableIter;
+use skiplist::SkipList;
 
-/// Bytes charged per entry on top of key and value: skiplist node, tower and `Bytes` handles.
-const ENTRY_OVERHEAD: usize = 80;
-
-/// Longest encoded internal key stored inside the skiplist node itself.
-const INLINE_KEY: usize = 38;
-
-/// An owned encoded internal key, ordered by [`compare_internal`]. Short keys (the common
-/// case: a 16-byte user key is 24 bytes encoded) live inline in the skiplist node, so a
-/// comparison during search touches one cache line instead of chasing a pointer.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) enum MemKey {
-    Inline { len: u8, buf: [u8; INLINE_KEY] },
-    Heap(Box<[u8]>),
-}
-
-impl MemKey {
-    fn new(user_key: &[u8], seq: SeqNo, kind: ValueKind) -> Self {
-        let len = user_key.len() + TRAILER_LEN;
-        if len <= INLINE_KEY {
-            let mut buf = [0u8; INLINE_KEY];
-            buf[..user_key.len()].copy_from_slice(user_key);
-            buf[user_key.len()..len].copy_from_slice(&pack_trailer(seq, kind).to_le_bytes());
-            MemKey::Inline { len: len as u8, buf }
-        } else {
-            MemKey::Heap(internal_key(user_key, seq, kind).into_boxed_slice())
-        }
-    }
-
-    /// The encoded internal key.
-    #[inline]
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        match self {
-            MemKey::Inline { len, buf } => &buf[..usize::from(*len)],
-            MemKey::Heap(b) => b,
-        }
-    }
-}
-
-/// A borrowed encoded internal key with the same ordering, so lookups need no allocation.
-#[derive(PartialEq, Eq)]
-#[repr(transparent)]
-pub(crate) struct IKey([u8]);
-
-impl IKey {
-    pub(crate) fn new(bytes: &[u8]) -> &IKey {
-        // SAFETY: `IKey` is `repr(transparent)` over `[u8]`, so `&[u8]` and `&IKey` have the
-        // same layout and the same pointer metadata; the lifetime is carried over unchanged.
-        // Exercised by every memtable lookup test.
-        unsafe { &*(bytes as *const [u8] as *const IKey) }
-    }
-}
-
-impl Ord for IKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        compare_internal(&self.0, &other.0)
-    }
-}
-
-impl PartialOrd for IKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Borrow<IKey> for MemKey {
-    fn borrow(&self) -> &IKey {
-        IKey::new(self.as_bytes())
-    }
-}
-
-impl Ord for MemKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        compare_internal(self.as_bytes(), other.as_bytes())
-    }
-}
-
-impl PartialOrd for MemKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+/// Longest user key whose lookup key is built on the stack.
+const STACK_KEY: usize = 56;
 
 /// A concurrent sorted buffer of recent writes.
 pub struct Memtable {
-    map: SkipMap<MemKey, Bytes>,
-    approx_bytes: AtomicUsize,
+    list: SkipList,
     max_seq: AtomicU64,
     wal_number: u64,
 }
@@ -116,7 +37,7 @@ pub struct Memtable {
 impl std::fmt::Debug for Memtable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Memtable")
-            .field("entries", &self.map.len())
+            .field("entries", &self.list.len())
             .field("approx_bytes", &self.approximate_size())
             .field("wal_number", &self.wal_number)
             .finish()
@@ -126,34 +47,39 @@ impl std::fmt::Debug for Memtable {
 impl Memtable {
     /// An empty memtable whose writes are logged in log file `wal_number`.
     pub fn new(wal_number: u64) -> Self {
-        Memtable { map: SkipMap::new(), approx_bytes: AtomicUsize::new(0), max_seq: AtomicU64::new(0), wal_number }
+        Memtable { list: SkipList::new(), max_seq: AtomicU64::new(0), wal_number }
     }
 
-    /// Inserts one versioned entry. The caller guarantees `(user_key, seq)` is new.
-    pub fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: Bytes) {
-        let key = MemKey::new(user_key, seq, kind);
-        self.approx_bytes
-            .fetch_add(user_key.len() + TRAILER_LEN + value.len() + ENTRY_OVERHEAD, AtomicOrdering::Relaxed);
+    /// Inserts one versioned entry, copying key and value into the memtable's arena. The
+    /// caller guarantees `(user_key, seq)` is new.
+    pub fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
         self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
-        self.map.insert(key, value);
+        self.list.insert(user_key, &pack_trailer(seq, kind).to_le_bytes(), value);
     }
 
     /// The newest entry for `user_key` with sequence `<= snapshot`: its kind and value.
     pub fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, Bytes)> {
-        let lookup = MemKey::new(user_key, snapshot, ValueKind::MAX);
-        let entry = self.map.lower_bound(Bound::Included(IKey::new(lookup.as_bytes())))?;
-        let parsed = ParsedKey::parse(entry.key().as_bytes())?;
-        (parsed.user_key == user_key).then(|| (parsed.kind, entry.value().clone()))
+        let trailer = pack_trailer(snapshot, ValueKind::MAX).to_le_bytes();
+        let node = if user_key.len() <= STACK_KEY {
+            let mut buf = [0u8; STACK_KEY + TRAILER_LEN];
+            buf[..user_key.len()].copy_from_slice(user_key);
+            buf[user_key.len()..user_key.len() + TRAILER_LEN].copy_from_slice(&trailer);
+            self.list.seek(&buf[..user_key.len() + TRAILER_LEN])
+        } else {
+            self.list.seek(&[user_key, &trailer].concat())
+        }?;
+        let parsed = ParsedKey::parse(self.list.key(node))?;
+        (parsed.user_key == user_key).then(|| (parsed.kind, Bytes::copy_from_slice(self.list.value(node))))
     }
 
-    /// Approximate memory used, in bytes.
+    /// Memory used by entries, in bytes (keys, values and skiplist links).
     pub fn approximate_size(&self) -> usize {
-        self.approx_bytes.load(AtomicOrdering::Relaxed)
+        self.list.memory_usage()
     }
 
     /// True when nothing was inserted.
     pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.list.len() == 0
     }
 
     /// Largest sequence number inserted (0 when empty).
@@ -174,10 +100,10 @@ mod tests {
     #[test]
     fn get_sees_newest_visible_version() {
         let m = Memtable::new(1);
-        m.insert(b"k", 1, ValueKind::Put, Bytes::from_static(b"v1"));
-        m.insert(b"k", 3, ValueKind::Put, Bytes::from_static(b"v3"));
-        m.insert(b"k", 5, ValueKind::Delete, Bytes::new());
-        m.insert(b"ka", 2, ValueKind::Put, Bytes::from_static(b"x"));
+        m.insert(b"k", 1, ValueKind::Put, b"v1");
+        m.insert(b"k", 3, ValueKind::Put, b"v3");
+        m.insert(b"k", 5, ValueKind::Delete, b"");
+        m.insert(b"ka", 2, ValueKind::Put, b"x");
         assert_eq!(m.get(b"k", 0), None);
         assert_eq!(m.get(b"k", 2), Some((ValueKind::Put, Bytes::from_static(b"v1"))));
         assert_eq!(m.get(b"k", 4), Some((ValueKind::Put, Bytes::from_static(b"v3"))));
@@ -185,6 +111,10 @@ mod tests {
         assert_eq!(m.get(b"j", 9), None);
         assert_eq!(m.get(b"ka", 9), Some((ValueKind::Put, Bytes::from_static(b"x"))));
         assert_eq!(m.max_seq(), 5);
-        assert!(m.approximate_size() > 4 * ENTRY_OVERHEAD);
+        assert!(m.approximate_size() > 4 * (1 + 8 + 2));
+        let long = vec![b'L'; STACK_KEY + 1];
+        m.insert(&long, 6, ValueKind::Put, b"long");
+        assert_eq!(m.get(&long, 9), Some((ValueKind::Put, Bytes::from_static(b"long"))));
+        assert_eq!(m.get(&long[..STACK_KEY], 9), None);
     }
 }
