@@ -30,7 +30,7 @@ pub(super) struct Arena {
     /// Bytes left in the current chunk after `cursor`.
     left: usize,
     next_chunk: usize,
-    /// Bytes handed out (rounded up to [`ALIGN`]).
+    /// Bytes handed out (rounded up to [`ALIGN`]) plus the abandoned tails of full chunks.
     used: usize,
 }
 
@@ -51,11 +51,13 @@ impl Arena {
     pub(super) fn allocate(&mut self, size: usize) -> NonNull<u8> {
         let size = size.div_ceil(ALIGN) * ALIGN;
         if size > self.left {
-            if size > MAX_CHUNK / 4 {
+            if size > MAX_CHUNK / 4 || size > self.next_chunk {
                 // A large entry gets its own chunk, leaving the current one in use.
                 self.used += size;
                 return self.new_chunk(size);
             }
+            // The rest of the current chunk is abandoned: count it as used.
+            self.used += self.left;
             let chunk = self.next_chunk;
             self.next_chunk = (chunk * 2).min(MAX_CHUNK);
             self.cursor = self.new_chunk(chunk);
@@ -70,7 +72,7 @@ impl Arena {
         p
     }
 
-    /// Bytes handed out so far.
+    /// Bytes handed out so far, counting the unusable tails of earlier chunks.
     pub(super) fn used(&self) -> usize {
         self.used
     }
@@ -105,7 +107,8 @@ mod tests {
     fn allocations_are_aligned_disjoint_and_writable() {
         let mut a = Arena::new();
         let mut spans = Vec::new();
-        for size in [1, 7, 8, 9, 100, 4096, 300_000, 3, MAX_CHUNK, 17] {
+        // 10_000 right after the first chunk: larger than the next chunk would be.
+        for size in [1, 10_000, 7, 8, 9, 100, 4096, 300_000, 3, MAX_CHUNK, 17, 200_000, 5] {
             let p = a.allocate(size);
             assert_eq!(p.as_ptr() as usize % ALIGN, 0);
             // SAFETY: `p` points to `size` bytes this test owns.

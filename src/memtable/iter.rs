@@ -48,22 +48,29 @@ impl InternalIterator for MemtableIter {
         Ok(())
     }
 
+    // SAFETY (the four methods below): `cur` only ever holds nodes returned by
+    // `self.mem.list`, and `mem` is never replaced, so every node passed back is of that list.
+
     fn next(&mut self) -> Result<()> {
-        self.cur = self.cur.and_then(|n| self.mem.list.next(n));
+        // SAFETY: see above.
+        self.cur = self.cur.and_then(|n| unsafe { self.mem.list.next(n) });
         Ok(())
     }
 
     fn prev(&mut self) -> Result<()> {
-        self.cur = self.cur.and_then(|n| self.mem.list.prev(n));
+        // SAFETY: see above.
+        self.cur = self.cur.and_then(|n| unsafe { self.mem.list.prev(n) });
         Ok(())
     }
 
     fn key(&self) -> &[u8] {
-        self.cur.map(|n| self.mem.list.key(n)).unwrap_or_default()
+        // SAFETY: see above.
+        self.cur.map(|n| unsafe { self.mem.list.key(n) }).unwrap_or_default()
     }
 
     fn value(&self) -> Bytes {
-        self.cur.map(|n| Bytes::copy_from_slice(self.mem.list.value(n))).unwrap_or_default()
+        // SAFETY: see above.
+        self.cur.map(|n| Bytes::copy_from_slice(unsafe { self.mem.list.value(n) })).unwrap_or_default()
     }
 }
 

@@ -68,8 +68,10 @@ impl Memtable {
         } else {
             self.list.seek(&[user_key, &trailer].concat())
         }?;
-        let parsed = ParsedKey::parse(self.list.key(node))?;
-        (parsed.user_key == user_key).then(|| (parsed.kind, Bytes::copy_from_slice(self.list.value(node))))
+        // SAFETY: `node` was just returned by this list.
+        let (key, value) = unsafe { (self.list.key(node), self.list.value(node)) };
+        let parsed = ParsedKey::parse(key)?;
+        (parsed.user_key == user_key).then(|| (parsed.kind, Bytes::copy_from_slice(value)))
     }
 
     /// Memory used by entries, in bytes (keys, values and skiplist links).

@@ -179,12 +179,15 @@ impl SkipList {
     /// value in, and leaves the tower uninitialized.
     fn alloc_node(arena: &mut Arena, height: usize, key_a: &[u8], key_b: &[u8], value: &[u8]) -> Node {
         let klen = key_a.len() + key_b.len();
+        // Validated writes are far smaller (keys <= 1 MiB, values <= 1 GiB); a longer entry
+        // would be silently truncated by the `u32` header, so refuse it loudly.
+        assert!(u32::try_from(klen).is_ok() && u32::try_from(value.len()).is_ok(), "memtable entry over 4 GiB");
         let tower = height * LINK;
         let base = arena.allocate(tower + HEADER + klen + value.len());
         // SAFETY: the allocation has `tower + HEADER + klen + value.len()` bytes, 8-byte
         // aligned; the node pointer is `tower` bytes in (still 8-aligned) and every write
         // below stays inside the allocation. Nothing else references this fresh memory.
-        // Lengths fit in `u32`: batches are validated against limits far below 4 GiB.
+        // Lengths fit in `u32` (asserted above).
         unsafe {
             let node = base.as_ptr().add(tower);
             (node as *mut u32).write(klen as u32);
@@ -211,6 +214,8 @@ impl SkipList {
         if !self.splice_brackets(w, key) {
             self.search_splice(w, key);
         }
+        // SAFETY: splice nodes are live nodes of this list.
+        debug_assert!(w.splice_next[0].is_none_or(|n| unsafe { n.key() } != key), "duplicate memtable key");
         let max = self.max_height.load(AtomicOrdering::Relaxed);
         if height > max {
             // Levels above the old height have the head before and nothing after, which the
@@ -347,26 +352,38 @@ impl SkipList {
         }
     }
 
-    /// The node after `n`. `n` must come from this list.
-    pub(crate) fn next(&self, n: Node) -> Option<Node> {
+    /// The node after `n`.
+    ///
+    /// # Safety
+    /// `n` must come from this list (a node of another list may be freed already).
+    pub(crate) unsafe fn next(&self, n: Node) -> Option<Node> {
         // SAFETY: every node has level 0; the caller passes a node of this list.
         unsafe { n.next(0) }
     }
 
-    /// The node before `n` (found by a search: nodes have no back links). `n` must come from
-    /// this list.
-    pub(crate) fn prev(&self, n: Node) -> Option<Node> {
-        self.seek_before(self.key(n))
+    /// The node before `n` (found by a search: nodes have no back links).
+    ///
+    /// # Safety
+    /// As for [`SkipList::next`].
+    pub(crate) unsafe fn prev(&self, n: Node) -> Option<Node> {
+        // SAFETY: forwarded from the caller.
+        self.seek_before(unsafe { self.key(n) })
     }
 
-    /// The key of `n`, which must come from this list.
-    pub(crate) fn key(&self, n: Node) -> &[u8] {
+    /// The key of `n`.
+    ///
+    /// # Safety
+    /// As for [`SkipList::next`].
+    pub(crate) unsafe fn key(&self, n: Node) -> &[u8] {
         // SAFETY: `n` is a published node of this list, which outlives the borrow of `self`.
         unsafe { n.key() }
     }
 
-    /// The value of `n`, which must come from this list.
-    pub(crate) fn value(&self, n: Node) -> &[u8] {
+    /// The value of `n`.
+    ///
+    /// # Safety
+    /// As for [`SkipList::next`].
+    pub(crate) unsafe fn value(&self, n: Node) -> &[u8] {
         // SAFETY: as for `key`.
         unsafe { n.value() }
     }
@@ -410,14 +427,23 @@ mod tests {
         internal_key(k, seq, ValueKind::Put)
     }
 
+    // SAFETY (for every `unsafe` call in these tests): each node passed to a list came from
+    // that same list, which is alive.
     fn collect(list: &SkipList) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut n = list.first();
         while let Some(x) = n {
-            out.push(list.key(x).to_vec());
-            n = list.next(x);
+            unsafe {
+                out.push(list.key(x).to_vec());
+                n = list.next(x);
+            }
         }
         out
+    }
+
+    fn key_of(list: &SkipList, n: Option<Node>) -> Option<Vec<u8>> {
+        // SAFETY: see above.
+        n.map(|n| unsafe { list.key(n) }.to_vec())
     }
 
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -455,20 +481,21 @@ mod tests {
             }
             prop_assert_eq!(list.len(), model.len());
             prop_assert_eq!(collect(&list), model.keys().map(|k| k.0.clone()).collect::<Vec<_>>());
-            prop_assert_eq!(list.last().map(|n| list.key(n).to_vec()), model.keys().next_back().map(|k| k.0.clone()));
+            prop_assert_eq!(key_of(&list, list.last()), model.keys().next_back().map(|k| k.0.clone()));
             for (k, seq) in probes {
                 let t = Ik(ikey(&k, seq));
                 let ge = model.range(t.clone()..).next().map(|e| e.0 .0.clone());
-                prop_assert_eq!(list.seek(&t.0).map(|n| list.key(n).to_vec()), ge.clone());
+                prop_assert_eq!(key_of(&list, list.seek(&t.0)), ge.clone());
                 let lt = model.range(..t.clone()).next_back().map(|e| e.0 .0.clone());
-                prop_assert_eq!(list.seek_before(&t.0).map(|n| list.key(n).to_vec()), lt);
+                prop_assert_eq!(key_of(&list, list.seek_before(&t.0)), lt);
                 let le = model.range(..=t.clone()).next_back().map(|e| e.0 .0.clone());
-                prop_assert_eq!(list.seek_for_prev(&t.0).map(|n| list.key(n).to_vec()), le);
+                prop_assert_eq!(key_of(&list, list.seek_for_prev(&t.0)), le);
                 if let Some(n) = list.seek(&t.0) {
-                    prop_assert_eq!(list.value(n), &model[&Ik(list.key(n).to_vec())].to_le_bytes()[..]);
-                    let before = list.prev(n).map(|p| list.key(p).to_vec());
-                    let want = model.range(..Ik(list.key(n).to_vec())).next_back().map(|e| e.0 .0.clone());
-                    prop_assert_eq!(before, want);
+                    // SAFETY: see `collect`.
+                    let (k, v, before) = unsafe { (list.key(n).to_vec(), list.value(n), list.prev(n)) };
+                    prop_assert_eq!(v, &model[&Ik(k.clone())].to_le_bytes()[..]);
+                    let want = model.range(..Ik(k)).next_back().map(|e| e.0 .0.clone());
+                    prop_assert_eq!(key_of(&list, before), want);
                 }
             }
         }
@@ -495,9 +522,11 @@ mod tests {
         let big = vec![7u8; 3 << 20];
         list.insert(b"big", &[0; 8], &big);
         list.insert(b"a", &[0; 8], b"small");
-        let n = list.seek(&ikey(b"big", 0)).map(|n| list.value(n).len());
+        // SAFETY: see `collect`.
+        let n = list.seek(&ikey(b"big", 0)).map(|n| unsafe { list.value(n) }.len());
         assert_eq!(n, Some(big.len()));
-        assert_eq!(list.first().map(|n| list.value(n)), Some(&b"small"[..]));
+        // SAFETY: see `collect`.
+        assert_eq!(list.first().map(|n| unsafe { list.value(n) }), Some(&b"small"[..]));
     }
 
     /// Readers run while one thread inserts: every reader sees a sorted list, and keys the
@@ -519,7 +548,7 @@ mod tests {
                         assert!(keys.windows(2).all(|w| compare_internal(&w[0], &w[1]) == Ordering::Less));
                         if upto > 0 {
                             let k = key(upto - 1);
-                            assert_eq!(list.seek(&k).map(|n| list.key(n).to_vec()), Some(k));
+                            assert_eq!(key_of(&list, list.seek(&k)), Some(k));
                         }
                     }
                 });

@@ -1,17 +1,22 @@
 //! The table's bloom filter over user keys, and the hash it uses.
 //!
-//! Filter block layout (see `docs/sst-format.md`, "Filter block"): `bits: [u8; m/8] | k: u8`.
-//! Bit `i` is bit `i % 8` (least significant first) of byte `i / 8`.
+//! Filter block layout (see `docs/sst-format.md`, "Filter block"): `bits: [u8; 64 * B] | k: u8`,
+//! `B >= 1` blocks of 512 bits. Bit `i` of a block is bit `i % 8` (least significant first) of
+//! the block's byte `i / 8`.
+//!
+//! A *blocked* bloom filter (RocksDB's `FastLocalBloom` design): every probe of a key falls in
+//! one 64-byte block, so a lookup costs one cache miss instead of `k`, for a false-positive
+//! rate a little above a classic filter's (about 1% at 10 bits per key with `k = 6`).
 //!
 //! Hash: [`bloom_hash`] is XXH64 with seed 0, a fixed, published, platform-independent
 //! function (never `std`'s `DefaultHasher`, whose output may change between Rust releases).
-//! Probes use double hashing in wrapping 64-bit arithmetic: with `h = bloom_hash(key)` and
-//! `delta = h.rotate_left(32)` (the two 32-bit halves swapped), probe `j` (for `j` in `0..k`)
-//! takes `g = (h + j * delta) mod 2^64` and tests bit `(g * m) >> 64` (the high half of the
-//! 128-bit product: a multiply instead of a division, mapping `g` uniformly onto `0..m`).
+//! With `h = bloom_hash(key)`: the block is `((h >> 32) * B) >> 32` (multiply-shift of the
+//! high half onto `0..B`); the probes come from the low half `g = h mod 2^32`: `k` times,
+//! `g = g * 0x9E3779B9 mod 2^32`, then bit `g >> 23` (the top 9 bits) of the block.
 //!
-//! Invariants: `k` is in `1..=MAX_BLOOM_PROBES` and `m >= 8`; a filter failing either is
-//! corruption. A filter never gives a false negative for a key added to its builder.
+//! Invariants: `k` is in `1..=MAX_BLOOM_PROBES` and the bit array is a non-zero multiple of 64
+//! bytes; a filter failing either is corruption. A filter never gives a false negative for a
+//! key added to its builder.
 
 use std::path::Path;
 
@@ -92,15 +97,33 @@ pub fn bloom_hash(key: &[u8]) -> u64 {
     h
 }
 
-/// Maps a probe hash `g` onto a bit index in `0..nbits`.
+/// Bytes of one filter block: one cache line.
+const BLOCK_BYTES: usize = 64;
+
+/// The multiplier that steps the probe hash (2^32 / golden ratio).
+const PROBE_STEP: u32 = 0x9E37_79B9;
+
+/// The block of a filter with `nblocks` blocks that `h` probes.
 #[inline]
-fn probe_bit(g: u64, nbits: u64) -> u64 {
-    ((u128::from(g) * u128::from(nbits)) >> 64) as u64
+fn block_of(h: u64, nblocks: usize) -> usize {
+    (((h >> 32) * nblocks as u64) >> 32) as usize
 }
 
-/// The probe count for `bits_per_key`: `round(bits_per_key * ln 2)` clamped to `1..=30`.
+/// The `k` bit positions (`0..512`) `h` probes within its block.
+#[inline]
+fn probe_bits(h: u64, k: u8) -> impl Iterator<Item = usize> {
+    let mut g = h as u32;
+    (0..k).map(move |_| {
+        g = g.wrapping_mul(PROBE_STEP);
+        (g >> 23) as usize
+    })
+}
+
+/// The probe count for `bits_per_key`: `round(0.6 * bits_per_key)` clamped to `1..=30`
+/// (a blocked filter's best `k` is below a classic filter's `ln 2 * bits_per_key`; RocksDB's
+/// `FastLocalBloom` also uses 6 at 10 bits per key).
 fn probes(bits_per_key: u32) -> u8 {
-    let k = (f64::from(bits_per_key) * std::f64::consts::LN_2).round();
+    let k = (f64::from(bits_per_key) * 0.6).round();
     k.clamp(1.0, f64::from(MAX_BLOOM_PROBES)) as u8
 }
 
@@ -129,24 +152,22 @@ impl BloomBuilder {
 
     fn num_bits(&self) -> usize {
         let bits = self.hashes.len().saturating_mul(self.bits_per_key as usize).max(MIN_BLOOM_BITS);
-        bits.div_ceil(8).saturating_mul(8)
+        bits.div_ceil(BLOCK_BYTES * 8).saturating_mul(BLOCK_BYTES * 8)
     }
 
     /// Returns the filter block (`bits ++ k`) for every key added.
     pub fn finish(&self) -> Vec<u8> {
         let nbits = self.num_bits();
+        let nblocks = nbits / 8 / BLOCK_BYTES;
         let k = probes(self.bits_per_key);
         let mut out = vec![0u8; nbits / 8 + 1];
         let (bits, kbyte) = out.split_at_mut(nbits / 8);
         for &h in &self.hashes {
-            let delta = h.rotate_left(32);
-            let mut g = h;
-            for _ in 0..k {
-                let bit = probe_bit(g, nbits as u64) as usize;
-                if let Some(byte) = bits.get_mut(bit / 8) {
+            let block = block_of(h, nblocks) * BLOCK_BYTES;
+            for bit in probe_bits(h, k) {
+                if let Some(byte) = bits.get_mut(block + bit / 8) {
                     *byte |= 1 << (bit % 8);
                 }
-                g = g.wrapping_add(delta);
             }
         }
         if let Some(b) = kbyte.first_mut() {
@@ -171,12 +192,13 @@ impl BloomFilter {
             return Err(Error::corruption(path, file_offset, "empty filter block"));
         };
         let nbytes = block.len() - 1;
-        if nbytes == 0 || !(1..=MAX_BLOOM_PROBES).contains(&k) {
+        if nbytes == 0 || !nbytes.is_multiple_of(BLOCK_BYTES) || !(1..=MAX_BLOOM_PROBES).contains(&k) {
             return Err(Error::corruption(
                 path,
                 file_offset,
                 format!(
-                    "filter with {nbytes} bit-array bytes and k = {k} (want >= 1 byte, 1 <= k <= {MAX_BLOOM_PROBES})"
+                    "filter with {nbytes} bit-array bytes and k = {k} \
+                     (want a non-zero multiple of {BLOCK_BYTES} bytes, 1 <= k <= {MAX_BLOOM_PROBES})"
                 ),
             ));
         }
@@ -200,17 +222,12 @@ impl BloomFilter {
 
     /// [`BloomFilter::may_contain`] for a precomputed [`bloom_hash`].
     pub fn may_contain_hash(&self, h: u64) -> bool {
-        let delta = h.rotate_left(32);
-        let mut g = h;
-        for _ in 0..self.k {
-            let bit = probe_bit(g, self.nbits);
-            let set = self.bits.get((bit / 8) as usize).is_some_and(|b| b & (1 << (bit % 8)) != 0);
-            if !set {
-                return false;
-            }
-            g = g.wrapping_add(delta);
-        }
-        true
+        let nblocks = self.bits.len() / BLOCK_BYTES;
+        let start = block_of(h, nblocks) * BLOCK_BYTES;
+        let Some(block) = self.bits.get(start..start + BLOCK_BYTES) else {
+            return true; // unreachable for a decoded filter; "maybe" is always safe
+        };
+        probe_bits(h, self.k).all(|bit| block.get(bit / 8).is_some_and(|b| b & (1 << (bit % 8)) != 0))
     }
 }
 
@@ -240,7 +257,7 @@ mod tests {
     fn no_false_negatives_and_about_one_percent_false_positives() {
         let n = 100_000u32;
         let f = filter((0..n).map(|i| format!("user{i:08}").into_bytes()), 10);
-        assert_eq!(f.k, 7);
+        assert_eq!(f.k, 6);
         for i in 0..n {
             assert!(f.may_contain(format!("user{i:08}").as_bytes()));
         }
@@ -258,7 +275,11 @@ mod tests {
 
     #[test]
     fn bad_filters_are_corruption() {
-        for b in [&[][..], &[7][..], &[0, 0][..], &[0, 31][..]] {
+        let mut ok_size = [0u8; 65];
+        ok_size[64] = 31; // k too large
+        let mut odd = [0u8; 66];
+        odd[65] = 6; // 65 bit-array bytes: not whole blocks
+        for b in [&[][..], &[7][..], &[0, 0][..], &[0, 31][..], &ok_size[..], &odd[..]] {
             let e = BloomFilter::decode(Bytes::copy_from_slice(b), Path::new("t"), 5).unwrap_err();
             assert!(e.is_corruption(), "{b:?}");
         }

@@ -9,8 +9,9 @@
 pub const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"kho:sst\0");
 
 /// The table format version written by this code and the only one it reads (`footer.version`).
-/// It only moves forward.
-pub const FORMAT_VERSION: u32 = 1;
+/// It only moves forward. Version 2 (from version 1): the bloom filter is blocked (every
+/// probe of a key in one 64-byte block).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Fixed size of the footer: three block handles of two `u64` each, `version: u32`,
 /// `footer_crc32: u32`, `magic: u64`.
@@ -37,12 +38,12 @@ pub(crate) const RESTART_LEN: usize = 4;
 pub(crate) const INDEX_RESTART_INTERVAL: usize = 1;
 
 /// The most probes a bloom filter may declare (`k`); a larger `k` in a filter block is
-/// corruption. Writers derive `k = round(bits_per_key * ln 2)` clamped to `1..=30`.
+/// corruption. Writers derive `k = round(0.6 * bits_per_key)` clamped to `1..=30`.
 pub(crate) const MAX_BLOOM_PROBES: u8 = 30;
 
-/// The smallest bloom bit array a writer emits, in bits; tiny tables would otherwise get
-/// filters with a very high false-positive rate.
-pub(crate) const MIN_BLOOM_BITS: usize = 64;
+/// The smallest bloom bit array a writer emits, in bits: one 64-byte block (arrays are whole
+/// blocks).
+pub(crate) const MIN_BLOOM_BITS: usize = 512;
 
 /// How a block's payload is stored (the `transform` byte of the block trailer).
 ///

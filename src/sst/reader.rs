@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use crate::key::{compare_internal, user_key};
 use crate::sst::block::{Block, BlockIter};
-use crate::sst::bloom::BloomFilter;
+use crate::sst::bloom::{bloom_hash, BloomFilter};
 use crate::sst::cache::BlockCache;
 use crate::sst::footer::{BlockHandle, Footer};
 use crate::sst::format::{BLOCK_TRAILER_LEN, FOOTER_LEN};
@@ -178,8 +178,14 @@ impl SstReader {
     /// `(internal key, value)`. Tombstones are returned like any entry: the caller reads the
     /// kind from the key's trailer. Consults the bloom filter first.
     pub fn get(&self, lookup: &[u8]) -> Result<Option<(Bytes, Bytes)>> {
+        self.get_hashed(lookup, bloom_hash(user_key(lookup)))
+    }
+
+    /// [`SstReader::get`] with the lookup's user key already hashed by [`bloom_hash`], so a
+    /// read probing several tables hashes once.
+    pub(crate) fn get_hashed(&self, lookup: &[u8], hash: u64) -> Result<Option<(Bytes, Bytes)>> {
         let uk = user_key(lookup);
-        if !self.may_contain(uk) {
+        if !self.filter.as_ref().is_none_or(|f| f.may_contain_hash(hash)) {
             return Ok(None);
         }
         let mut i = self.index_search(lookup);

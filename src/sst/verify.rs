@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(index.len() as u64, props.data_blocks);
         assert!(index.iter().zip(&layout).all(|(e, b)| e.offset == b.offset && e.size + 5 == b.stored_size));
         let filter = r.filter_info().unwrap();
-        assert!(filter.bits >= 100 * 10 && filter.probes == 7, "{filter:?}");
+        assert!(filter.bits >= 100 * 10 && filter.probes == 6, "{filter:?}");
         let report = r.verify().unwrap();
         assert_eq!(
             (report.entries, report.data_blocks, report.raw_data_bytes),

@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use crate::iter::InternalIterator;
 use crate::key::{compare_internal, user_key, ParsedKey, ValueKind};
+use crate::sst::bloom::bloom_hash;
 use crate::{Error, Result};
 
 use super::{TableContext, TableFile, VersionEdit};
@@ -75,13 +76,14 @@ impl Version {
     /// key for `user_key`), searching level 0 newest first, then each deeper level.
     pub(crate) fn get(&self, lookup: &[u8]) -> Result<Option<(ValueKind, Bytes)>> {
         let ukey = user_key(lookup);
+        let hash = bloom_hash(ukey);
         for (level, files) in self.levels.iter().enumerate() {
             if level == 0 {
                 for f in files {
                     if ukey < user_key(&f.meta.smallest) || ukey > user_key(&f.meta.largest) {
                         continue;
                     }
-                    if let Some(hit) = table_get(f, lookup)? {
+                    if let Some(hit) = table_get(f, lookup, hash)? {
                         return Ok(Some(hit));
                     }
                 }
@@ -89,7 +91,7 @@ impl Version {
                 let i = files.partition_point(|f| compare_internal(&f.meta.largest, lookup) == Ordering::Less);
                 if let Some(f) = files.get(i) {
                     if user_key(&f.meta.smallest) <= ukey {
-                        if let Some(hit) = table_get(f, lookup)? {
+                        if let Some(hit) = table_get(f, lookup, hash)? {
                             return Ok(Some(hit));
                         }
                     }
@@ -115,8 +117,8 @@ impl Version {
     }
 }
 
-fn table_get(f: &TableFile, lookup: &[u8]) -> Result<Option<(ValueKind, Bytes)>> {
-    let Some((k, v)) = f.reader()?.get(lookup)? else {
+fn table_get(f: &TableFile, lookup: &[u8], hash: u64) -> Result<Option<(ValueKind, Bytes)>> {
+    let Some((k, v)) = f.reader()?.get_hashed(lookup, hash)? else {
         return Ok(None);
     };
     let p = ParsedKey::parse(&k).ok_or_else(|| Error::corruption(f.path(), 0, "malformed internal key in table"))?;

@@ -82,11 +82,11 @@ fn dump_sst_shows_footer_properties_filter_blocks_index_entries_and_check() {
     let r = kho_ok(0, ["dump", "sst", s]);
     for want in [
         "footer at ",
-        "format version 1",
+        "format version 2",
         format!("entries            {n} (0 deletions)").as_str(),
         "compression        zstd level 3",
         "filter: ",
-        "7 probes",
+        "6 probes",
         "blocks:",
         "index: ",
         "check: ok",
@@ -112,7 +112,7 @@ fn dump_sst_shows_footer_properties_filter_blocks_index_entries_and_check() {
     let data_blocks = blocks.iter().filter(|b| b["kind"] == "data").count();
     assert_eq!(data_blocks as u64, j["properties"]["data_blocks"].as_u64().unwrap());
     assert_eq!(j["index"].as_array().unwrap().len(), data_blocks);
-    assert!(blocks.iter().any(|b| b["kind"] == "filter") && j["filter"]["probes"] == 7);
+    assert!(blocks.iter().any(|b| b["kind"] == "filter") && j["filter"]["probes"] == 6);
     assert!(blocks.iter().all(|b| b["transform"] == "zstd" || b["transform"] == "raw"));
 }
 
