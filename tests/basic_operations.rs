@@ -57,6 +57,20 @@ fn ranges_forward_reverse_and_mixed() {
     let mut it = db.iter().unwrap();
     it.seek("c");
     assert_eq!(keys(it), ["d", "e"]);
+
+    // Seeks move backwards as well as forwards, and never leave the iterator's range.
+    let mut it = db.range("b"..).unwrap();
+    it.seek("e");
+    assert_eq!(it.next().unwrap().unwrap().0, "e");
+    it.seek("a");
+    assert_eq!(it.next().unwrap().unwrap().0, "b", "a seek below the range starts at its lower bound");
+    it.seek("d");
+    it.seek("b");
+    assert_eq!(it.next().unwrap().unwrap().0, "b", "a seek backwards restarts lower");
+    it.seek("d");
+    assert_eq!(it.next_back().unwrap().unwrap().0, "e");
+    assert_eq!(it.next_back().unwrap().unwrap().0, "d");
+    assert!(it.next_back().is_none(), "after a seek the back end stops at the seek target");
 }
 
 #[test]

@@ -22,8 +22,19 @@ enum Op {
     Delete(u8),
     Batch(Vec<(u8, Option<Vec<u8>>)>),
     Get(u8),
-    Range { lo: Option<u8>, hi: Option<u8>, hi_inclusive: bool, reverse: bool },
+    Range {
+        lo: Option<u8>,
+        hi: Option<u8>,
+        hi_inclusive: bool,
+        reverse: bool,
+    },
     Mixed(Vec<bool>),
+    /// One iterator over `lo..`, re-positioned by each seek (forwards or backwards), reading
+    /// a few entries after each.
+    Seeks {
+        lo: Option<u8>,
+        targets: Vec<(u8, u8)>,
+    },
     TakeSnapshot,
     ReadSnapshot(usize, u8),
     IterSnapshot(usize),
@@ -56,6 +67,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (prop::option::of(0u8..42), prop::option::of(0u8..42), any::<bool>(), any::<bool>())
             .prop_map(|(lo, hi, hi_inclusive, reverse)| Op::Range { lo, hi, hi_inclusive, reverse }),
         3 => prop::collection::vec(any::<bool>(), 0..50).prop_map(Op::Mixed),
+        3 => (prop::option::of(0u8..42), prop::collection::vec((0u8..42, 0u8..4), 1..6))
+            .prop_map(|(lo, targets)| Op::Seeks { lo, targets }),
         3 => Just(Op::TakeSnapshot),
         4 => (any::<usize>(), k.clone()).prop_map(|(i, k)| Op::ReadSnapshot(i, k)),
         2 => any::<usize>().prop_map(Op::IterSnapshot),
@@ -164,6 +177,18 @@ fn run(ops: Vec<Op>, compacting: bool) -> Result<(), TestCaseError> {
                 if !snapshots.is_empty() {
                     let (snap, m) = &snapshots[i % snapshots.len()];
                     prop_assert_eq!(snap.get(key(k)).unwrap().map(|v| v.to_vec()), m.get(&key(k)).cloned());
+                }
+            }
+            Op::Seeks { lo, targets } => {
+                let lo = lo.map(key).unwrap_or_default();
+                let mut it = db.range(lo.clone()..).unwrap();
+                for (t, n) in targets {
+                    let start = key(t).max(lo.clone());
+                    it.seek(key(t));
+                    let got: Vec<_> =
+                        it.by_ref().take(usize::from(n)).map(|kv| kv.map(|(k, _)| k.to_vec()).unwrap()).collect();
+                    let want: Vec<_> = model.range(start..).take(usize::from(n)).map(|(k, _)| k.clone()).collect();
+                    prop_assert_eq!(got, want, "seek to {:?} in {:?}..", key(t), lo);
                 }
             }
             Op::IterSnapshot(i) => {

@@ -21,9 +21,14 @@ use crate::{Error, Result};
 pub struct DbIterator {
     sv: Arc<SuperVersion>,
     seq: SeqNo,
+    /// The range the iterator was created with.
+    range_lower: Bound<Vec<u8>>,
+    /// Where iteration starts: `range_lower`, or the last `seek` target if that is higher.
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
     front: Option<MergingIter>,
+    /// False until `front` is positioned at `lower` (again, after a `seek`).
+    front_positioned: bool,
     back: Option<MergingIter>,
     /// Last user key yielded (or resolved) at each end; the ends never pass each other.
     front_key: Option<Vec<u8>>,
@@ -41,22 +46,31 @@ impl DbIterator {
     /// An iterator over `sv` as of sequence `seq`. The caller guarantees `sv` holds every
     /// version visible at `seq` (it was taken no earlier than `seq` was published).
     pub(crate) fn new(sv: Arc<SuperVersion>, seq: SeqNo, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Self {
-        DbIterator { sv, seq, lower, upper, front: None, back: None, front_key: None, back_key: None, done: false }
+        DbIterator {
+            sv,
+            seq,
+            range_lower: lower.clone(),
+            lower,
+            upper,
+            front: None,
+            front_positioned: false,
+            back: None,
+            front_key: None,
+            back_key: None,
+            done: false,
+        }
     }
 
-    /// Restarts the iterator at the first key `>= key` (within the original range); both
-    /// ends start over.
+    /// Restarts the iterator at the first key `>= key` within the range it was created with
+    /// (forwards or backwards from where it was); both ends start over, and the back end now
+    /// stops at `key` too.
     pub fn seek(&mut self, key: impl AsRef<[u8]>) {
         let key = key.as_ref();
-        let past_lower = match &self.lower {
-            Bound::Unbounded => true,
-            Bound::Included(l) => key >= l.as_slice(),
-            Bound::Excluded(l) => key > l.as_slice(),
-        };
-        if past_lower {
-            self.lower = Bound::Included(key.to_vec());
-        }
-        self.front = None;
+        self.lower =
+            if within_lower(&self.range_lower, key) { Bound::Included(key.to_vec()) } else { self.range_lower.clone() };
+        // The front cursors are kept and re-seeked (building them is most of a seek's cost);
+        // the back ones are rebuilt if the back end is used again.
+        self.front_positioned = false;
         self.back = None;
         self.front_key = None;
         self.back_key = None;
@@ -71,16 +85,19 @@ impl DbIterator {
 
     fn step_front(&mut self) -> Result<Option<(Bytes, Bytes)>> {
         if self.front.is_none() {
-            let mut it = self.merging()?;
-            match &self.lower {
-                Bound::Unbounded => it.seek_to_first()?,
-                Bound::Included(k) | Bound::Excluded(k) => it.seek(&internal_key(k, MAX_SEQUENCE, ValueKind::MAX))?,
-            }
-            self.front = Some(it);
+            self.front = Some(self.merging()?);
+            self.front_positioned = false;
         }
         let Some(it) = self.front.as_mut() else {
             return Ok(None);
         };
+        if !self.front_positioned {
+            match &self.lower {
+                Bound::Unbounded => it.seek_to_first()?,
+                Bound::Included(k) | Bound::Excluded(k) => it.seek(&internal_key(k, MAX_SEQUENCE, ValueKind::MAX))?,
+            }
+            self.front_positioned = true;
+        }
         while it.valid() {
             let p = parse(it.key())?;
             if p.seq > self.seq || self.front_key.as_deref() == Some(p.user_key) {
