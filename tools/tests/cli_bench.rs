@@ -45,6 +45,47 @@ fn every_benchmark_prints_a_db_bench_line() {
     assert!(stdout.contains("of 1000 found"), "two threads, 500 reads each: {stdout}");
 }
 
+/// The record workloads: `ingest` files records through `Store` batches, `personlookup`
+/// finds them again (nearly every lookup hits a person with records).
+#[test]
+fn record_workloads_ingest_and_find_persons() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("kho")
+        .unwrap()
+        .args([
+            "bench",
+            &format!("--db={}", dir.path().join("db").display()),
+            "--benchmarks=ingest,personlookup",
+            "--num=4000",
+            "--reads=400",
+            "--records_per_batch=300",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name) && l.contains("ops/sec"))
+            .unwrap_or_else(|| panic!("no result line for {name} in:\n{stdout}"))
+            .to_string()
+    };
+    assert!(line("ingest").contains(" 4000 operations"), "{stdout}");
+    let lookup = line("personlookup");
+    let found: u64 = lookup
+        .split('(')
+        .nth(1)
+        .and_then(|f| f.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{lookup}"));
+    assert!(found >= 390 && lookup.contains("of 400 found"), "{lookup}");
+    // What ingest wrote is a consistent record store.
+    let verify =
+        Command::cargo_bin("kho").unwrap().args(["verify", dir.path().join("db").to_str().unwrap()]).output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
 #[test]
 fn unknown_benchmark_is_an_error() {
     let dir = tempfile::tempdir().unwrap();

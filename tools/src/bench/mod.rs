@@ -19,7 +19,8 @@ pub use workloads::Workload;
 pub struct BenchArgs {
     /// Comma-separated benchmarks: fillseq, fillrandom, overwrite, fillsync, readrandom,
     /// seekrandom, readseq, readreverse, readwhilewriting, deleterandom, compact (a full
-    /// `compact_range`), stats.
+    /// `compact_range`), stats; record layer: ingest (`--num` synthetic records with their
+    /// national-ID index, fresh store), personlookup (`Store::person` of random persons).
     #[arg(long, default_value = "fillseq,fillrandom,overwrite,readrandom,seekrandom,readseq,readreverse")]
     pub benchmarks: String,
     /// Number of keys.
@@ -70,6 +71,9 @@ pub struct BenchArgs {
     /// Bloom filter bits per key.
     #[arg(long = "bloom_bits", default_value_t = 10)]
     pub bloom_bits: u32,
+    /// `ingest`: records per `Store` batch (each batch is one atomic engine write).
+    #[arg(long = "records_per_batch", default_value_t = 1000)]
+    pub records_per_batch: usize,
 }
 
 fn parse_flag(s: &str) -> Result<bool, String> {

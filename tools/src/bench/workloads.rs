@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use hdrhistogram::Histogram;
+use kho::record::population::{Event, Population};
+use kho::record::{Store, StoreOptions};
 use kho::{Db, Options, WriteBatch, WriteOptions};
 
 use super::gen::{key_into, Rng, ValueGen};
@@ -32,6 +34,11 @@ pub enum Workload {
     DeleteRandom,
     Compact,
     Stats,
+    /// Record layer: `--num` records of the synthetic population through `Store` batches
+    /// (each record written with its national-ID index entry, after reading the key's owner).
+    Ingest,
+    /// Record layer: `Store::person` for random persons of what `ingest` wrote.
+    PersonLookup,
 }
 
 impl FromStr for Workload {
@@ -50,6 +57,8 @@ impl FromStr for Workload {
             "deleterandom" => Workload::DeleteRandom,
             "compact" => Workload::Compact,
             "stats" => Workload::Stats,
+            "ingest" => Workload::Ingest,
+            "personlookup" => Workload::PersonLookup,
             other => return Err(anyhow!("unknown benchmark {other:?}")),
         })
     }
@@ -70,12 +79,19 @@ impl Workload {
             Workload::DeleteRandom => "deleterandom",
             Workload::Compact => "compact",
             Workload::Stats => "stats",
+            Workload::Ingest => "ingest",
+            Workload::PersonLookup => "personlookup",
         }
     }
 
     /// db_bench starts these on an empty database.
     fn fresh_db(self) -> bool {
-        matches!(self, Workload::FillSeq | Workload::FillRandom | Workload::FillSync)
+        matches!(self, Workload::FillSeq | Workload::FillRandom | Workload::FillSync | Workload::Ingest)
+    }
+
+    /// Runs through the record layer.
+    fn is_record(self) -> bool {
+        matches!(self, Workload::Ingest | Workload::PersonLookup)
     }
 }
 
@@ -153,12 +169,20 @@ impl Bench {
         let threads = args.threads.max(1);
         let start = Instant::now();
         let writer_done = AtomicBool::new(false);
+        let store = match w.is_record() {
+            true => Some(Store::open(db.clone(), StoreOptions::default())?),
+            false => None,
+        };
         let results: Vec<anyhow::Result<ThreadResult>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     let db = db.clone();
                     let args = &args;
-                    s.spawn(move || thread_body(w, &db, args, t as u64))
+                    let store = store.as_ref();
+                    s.spawn(move || match store {
+                        Some(store) => record_body(w, store, args, t as u64),
+                        None => thread_body(w, &db, args, t as u64),
+                    })
                 })
                 .collect();
             let writer = (w == Workload::ReadWhileWriting).then(|| {
@@ -186,7 +210,8 @@ impl Bench {
             total.found += r.found;
             total.hist.add(&r.hist).map_err(|e| anyhow!("merging histograms: {e}"))?;
         }
-        let found = matches!(w, Workload::ReadRandom | Workload::ReadWhileWriting).then_some(total.found);
+        let found = matches!(w, Workload::ReadRandom | Workload::ReadWhileWriting | Workload::PersonLookup)
+            .then_some(total.found);
         report::print_outcome(&Outcome {
             name: w.name(),
             ops: total.ops,
@@ -304,7 +329,75 @@ fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result
                 while scan(it.next())? {}
             }
         }
-        Workload::Compact | Workload::Stats => {}
+        Workload::Compact | Workload::Stats | Workload::Ingest | Workload::PersonLookup => {}
+    }
+    Ok(r)
+}
+
+/// The population thread `t` of a record workload ingests (and looks up): `--num` persons
+/// from its own seed, of which `ingest` files the first `--num` records (~3.4 a person).
+fn population(args: &BenchArgs, t: u64) -> Population {
+    Population::new(args.seed.wrapping_add(t), args.num.max(1))
+}
+
+/// Runs thread `t`'s share of record workload `w`. An `ingest` op is one record (timed per
+/// batch commit, so the latency figures are per batch); a `personlookup` op is one
+/// `Store::person` call, counted as found when the person has records.
+fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::Result<ThreadResult> {
+    let mut r = ThreadResult::new();
+    let pop = population(args, t);
+    match w {
+        Workload::Ingest => {
+            let mut events = pop.events();
+            let mut batch = store.batch();
+            let per_batch = args.records_per_batch.max(1);
+            let mut commits = 0u64;
+            while r.ops < args.num {
+                let Some(e) = events.next() else { break };
+                match e {
+                    Event::Upsert(rec) | Event::Correct(rec) => {
+                        r.bytes += (rec.pk.len() + 12) as u64;
+                        batch.upsert(rec.collection, &rec.pk, &rec.id, &rec.payload)?;
+                    }
+                    Event::Delete { collection, pk } => {
+                        batch.delete(collection, &pk);
+                    }
+                }
+                r.ops += 1;
+                if batch.len() >= per_batch || r.ops == args.num {
+                    let full = std::mem::replace(&mut batch, store.batch());
+                    let t0 = Instant::now();
+                    full.commit()?;
+                    let _ = r.hist.record((t0.elapsed().as_nanos() as u64).max(1));
+                    commits += 1;
+                }
+            }
+            if !batch.is_empty() || commits == 0 {
+                batch.commit()?;
+            }
+        }
+        Workload::PersonLookup => {
+            let mut rng = Rng::new(args.seed ^ t.wrapping_mul(0x9E37_79B9) ^ 0x7065_7273);
+            // `ingest` of `--num` records reaches about `num / 3.4` persons; look up among
+            // the first quarter so nearly every lookup has records to return.
+            let persons = (args.num / 4).max(1);
+            let reads = args.reads.unwrap_or(args.num);
+            let sample = if args.histogram { 1 } else { SAMPLE_EVERY };
+            for i in 0..reads {
+                let id = pop.person(rng.below(persons)).id;
+                let t0 = (i % sample == 0).then(Instant::now);
+                let records = store.person(&id)?;
+                if let Some(t0) = t0 {
+                    let _ = r.hist.record((t0.elapsed().as_nanos() as u64).max(1));
+                }
+                r.ops += 1;
+                if !records.is_empty() {
+                    r.found += 1;
+                    r.bytes += records.iter().map(|rec| (rec.pk.len() + rec.payload.len()) as u64).sum::<u64>();
+                }
+            }
+        }
+        _ => return Err(anyhow!("{} is not a record workload", w.name())),
     }
     Ok(r)
 }
