@@ -229,6 +229,9 @@ impl Db {
             stall_micros: 0,
             cache_hits: inner.ctx.cache.as_ref().map_or(0, |c| c.hits()),
             cache_misses: inner.ctx.cache.as_ref().map_or(0, |c| c.misses()),
+            write_batches: 0,
+            write_groups: 0,
+            log_syncs: 0,
         };
         stats.fill_counters(&inner.counters);
         stats

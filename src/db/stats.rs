@@ -25,6 +25,10 @@ pub(crate) struct Counters {
     pub stops: AtomicU64,
     /// Total time writers spent delayed or stopped, in microseconds.
     pub stall_micros: AtomicU64,
+    /// Write batches committed, the groups they were committed in, and the log fsyncs.
+    pub write_batches: AtomicU64,
+    pub write_groups: AtomicU64,
+    pub log_syncs: AtomicU64,
 }
 
 impl Counters {
@@ -85,6 +89,12 @@ pub struct DbStats {
     pub cache_hits: u64,
     /// Block cache misses.
     pub cache_misses: u64,
+    /// Write batches committed (each `put`, `delete` or `write` is one).
+    pub write_batches: u64,
+    /// Commit groups: each is one log append, and at most one fsync.
+    pub write_groups: u64,
+    /// Log fsyncs by commit groups (one per group holding a `sync` write).
+    pub log_syncs: u64,
 }
 
 impl DbStats {
@@ -119,6 +129,9 @@ impl DbStats {
         self.write_slowdowns = get(&c.slowdowns);
         self.write_stops = get(&c.stops);
         self.stall_micros = get(&c.stall_micros);
+        self.write_batches = get(&c.write_batches);
+        self.write_groups = get(&c.write_groups);
+        self.log_syncs = get(&c.log_syncs);
     }
 }
 
@@ -159,6 +172,14 @@ impl fmt::Display for DbStats {
             self.write_amplification(),
             mib(self.pending_compaction_bytes),
             self.trivial_moves
+        )?;
+        writeln!(
+            f,
+            "Writes: {} batches in {} commit groups ({:.2} per group), {} log syncs",
+            self.write_batches,
+            self.write_groups,
+            self.write_batches as f64 / self.write_groups.max(1) as f64,
+            self.log_syncs
         )?;
         writeln!(
             f,

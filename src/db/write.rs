@@ -7,6 +7,12 @@
 //! `append`, fsyncs once if any writer asked for `sync`, inserts into the memtable and
 //! publishes the last sequence number. Then it hands every writer its result.
 //!
+//! Gathering: a leader whose group will fsync first waits briefly (at most half the last
+//! fsync's duration, [`MAX_GATHER`] at most) for the writers of the previous group that have
+//! not queued again yet. Without it, concurrent sync writers split into two alternating
+//! halves — one half queues while the other's fsync runs — and a group never holds more than
+//! about half of them. A writer alone never waits: the previous group was itself.
+//!
 //! Invariants: WAL before memtable; the sequence number is published only after the
 //! memtable holds the whole group; after a failed log write or fsync the database is
 //! poisoned and refuses writes (what reached the disk is unknown).
@@ -14,6 +20,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -31,10 +38,26 @@ use crate::{Error, Result};
 /// waits behind a large group, as LevelDB's 1 MiB limit does.
 const MAX_GROUP_BYTES: usize = 1 << 20;
 
+/// The longest a leader waits to gather the previous group's writers before an fsync.
+const MAX_GATHER: Duration = Duration::from_micros(500);
+
+/// Writers remembered from the previous group (beyond this, gathering waits for no more).
+const MAX_REMEMBERED_WRITERS: usize = 64;
+
 struct Pending {
     ticket: u64,
     batch: WriteBatch,
     sync: bool,
+    writer: ThreadId,
+    /// Wakes this writer (and only it): when its result is ready, or when it is at the front
+    /// of the queue with no leader.
+    waker: Arc<Condvar>,
+}
+
+thread_local! {
+    /// The condition variable a thread waits on for its write (a thread has at most one
+    /// write queued, so one per thread suffices).
+    static WAKER: Arc<Condvar> = Arc::new(Condvar::new());
 }
 
 #[derive(Default)]
@@ -43,13 +66,27 @@ struct QueueState {
     done: HashMap<u64, Result<()>>,
     leader_active: bool,
     next_ticket: u64,
+    /// While a leader waits for writers to queue: its waker, which new writers notify.
+    gathering: Option<Arc<Condvar>>,
+    /// The writers of the previous group.
+    last_group: Vec<ThreadId>,
+    /// How long the previous fsync took.
+    last_sync: Duration,
 }
 
-/// The queue writers join to be committed by a leader.
+/// The queue writers join to be committed by a leader. Every wait and notification happens
+/// under `state`'s lock, and each writer sleeps on its own condition variable, so a finished
+/// group wakes exactly its members and the next leader, never the whole queue.
 #[derive(Default)]
 pub(crate) struct CommitQueue {
     state: Mutex<QueueState>,
-    cv: Condvar,
+}
+
+impl QueueState {
+    /// Writers of the previous group not queued now: those a leader about to fsync waits for.
+    fn missing_writers(&self) -> usize {
+        self.last_group.iter().filter(|w| !self.pending.iter().any(|p| p.writer == **w)).count()
+    }
 }
 
 impl DbInner {
@@ -61,20 +98,30 @@ impl DbInner {
         if batch.is_empty() {
             return Ok(());
         }
-        let q = &self.commit;
-        let mut st = q.state.lock();
+        let waker = WAKER.with(Arc::clone);
+        let mut st = self.commit.state.lock();
         let ticket = st.next_ticket;
         st.next_ticket += 1;
-        st.pending.push_back(Pending { ticket, batch, sync: opts.sync });
+        let writer = std::thread::current().id();
+        st.pending.push_back(Pending { ticket, batch, sync: opts.sync, writer, waker: Arc::clone(&waker) });
+        if let Some(leader) = &st.gathering {
+            leader.notify_one();
+        }
         loop {
             if let Some(r) = st.done.remove(&ticket) {
                 return r;
             }
             if st.leader_active {
-                q.cv.wait(&mut st);
+                waker.wait(&mut st);
                 continue;
             }
             st.leader_active = true;
+            if st.pending.iter().any(|p| p.sync) && st.missing_writers() > 0 {
+                let deadline = Instant::now() + (st.last_sync / 2).min(MAX_GATHER);
+                st.gathering = Some(Arc::clone(&waker));
+                while st.missing_writers() > 0 && !waker.wait_until(&mut st, deadline).timed_out() {}
+                st.gathering = None;
+            }
             let mut group = Vec::new();
             let mut bytes = 0;
             while let Some(p) = st.pending.front() {
@@ -84,17 +131,31 @@ impl DbInner {
                 bytes += p.batch.encoded_size();
                 group.extend(st.pending.pop_front());
             }
-            let result = MutexGuard::unlocked(&mut st, || self.commit_group(&mut group));
+            st.last_group.clear();
+            for p in &group {
+                if st.last_group.len() < MAX_REMEMBERED_WRITERS && !st.last_group.contains(&p.writer) {
+                    st.last_group.push(p.writer);
+                }
+            }
+            let mut synced_in = None;
+            let result = MutexGuard::unlocked(&mut st, || self.commit_group(&mut group, &mut synced_in));
+            if let Some(d) = synced_in {
+                st.last_sync = d;
+            }
             for p in &group {
                 st.done.insert(p.ticket, result.as_ref().map(|_| ()).map_err(Error::replicate));
+                p.waker.notify_one();
             }
             st.leader_active = false;
-            q.cv.notify_all();
+            // The writer now at the front (queued during this group) leads the next one.
+            if let Some(next) = st.pending.front() {
+                next.waker.notify_one();
+            }
         }
     }
 
-    /// Leader only: logs, applies and publishes one group.
-    fn commit_group(&self, group: &mut [Pending]) -> Result<()> {
+    /// Leader only: logs, applies and publishes one group; reports how long its fsync took.
+    fn commit_group(&self, group: &mut [Pending], synced_in: &mut Option<Duration>) -> Result<()> {
         let mut wal_guard = self.wal.lock();
         let wal = wal_guard.as_mut().ok_or(Error::Closed)?;
         if self.poisoned.load(Ordering::Acquire) {
@@ -113,7 +174,10 @@ impl DbInner {
         let sync = group.iter().any(|p| p.sync);
         let logged = wal.writer.add_records(group.iter().map(|p| p.batch.encoded())).and_then(|()| {
             if sync {
-                wal.writer.sync()
+                let start = Instant::now();
+                let r = wal.writer.sync();
+                *synced_in = Some(start.elapsed());
+                r
             } else {
                 Ok(())
             }
@@ -124,6 +188,9 @@ impl DbInner {
         }
         wal.last_seq = last;
         Counters::add(&self.counters.user_bytes, group.iter().map(|p| p.batch.encoded_size() as u64).sum());
+        Counters::add(&self.counters.write_batches, group.len() as u64);
+        Counters::add(&self.counters.write_groups, 1);
+        Counters::add(&self.counters.log_syncs, u64::from(sync));
 
         let mem = self.super_version.read().mem.clone();
         let mut seq = first;
