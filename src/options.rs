@@ -32,6 +32,11 @@ pub struct Options {
     /// SSTable. Default: 64 MiB (RocksDB's default): big enough that L0 files are not tiny,
     /// small enough that recovery replays at most a few seconds of log.
     pub write_buffer_size: usize,
+    /// Fraction of `write_buffer_size` given to each memtable's bloom filter over user keys,
+    /// which lets a point read skip the skiplist search for keys the memtable does not hold
+    /// (RocksDB's `memtable_prefix_bloom_size_ratio` with whole-key filtering). Default:
+    /// 1/64 (1 MiB for a 64 MiB memtable, ~16-20 bits a key for 100-byte values); 0 disables.
+    pub memtable_bloom_ratio: f64,
     /// Frozen memtables allowed to wait for flushing before writers stall. Default: 2.
     /// Memory for memtables is bounded by `(1 + max_immutable_memtables) * write_buffer_size`.
     pub max_immutable_memtables: usize,
@@ -111,6 +116,7 @@ impl Default for Options {
             soft_pending_compaction_bytes: 64 << 30,
             hard_pending_compaction_bytes: 256 << 30,
             compression_per_level: Vec::new(),
+            memtable_bloom_ratio: 1.0 / 64.0,
         }
     }
 }
@@ -136,6 +142,7 @@ impl std::fmt::Debug for Options {
             .field("level_multiplier", &self.level_multiplier)
             .field("target_file_size", &self.target_file_size)
             .field("compression_per_level", &self.compression_per_level)
+            .field("memtable_bloom_ratio", &self.memtable_bloom_ratio)
             .finish_non_exhaustive()
     }
 }
@@ -174,6 +181,9 @@ impl Options {
         if self.compression_per_level.iter().any(|l| !(0..=22).contains(l)) {
             return bad("compression_per_level entries must be between 0 and 22");
         }
+        if !(0.0..=0.25).contains(&self.memtable_bloom_ratio) {
+            return bad("memtable_bloom_ratio must be between 0 and 0.25");
+        }
         if self.max_key_size > (1 << 20) || self.max_value_size > (1 << 30) {
             return bad("max_key_size is at most 1 MiB and max_value_size at most 1 GiB");
         }
@@ -182,6 +192,12 @@ impl Options {
 }
 
 impl Options {
+    /// An empty memtable for log `wal_number`, with the configured bloom filter.
+    pub(crate) fn new_memtable(&self, wal_number: u64) -> crate::memtable::Memtable {
+        let bloom_bytes = (self.write_buffer_size as f64 * self.memtable_bloom_ratio) as usize;
+        crate::memtable::Memtable::with_bloom(wal_number, bloom_bytes)
+    }
+
     /// The zstd level for tables written to `level`.
     pub(crate) fn compression_for_level(&self, level: usize) -> i32 {
         self.compression_per_level.get(level).copied().unwrap_or(self.compression_level)

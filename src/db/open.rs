@@ -86,7 +86,8 @@ impl Db {
         delete_obsolete_files(&ctx, &versions)?;
 
         let wal = WalState { writer: LogWriter::new(wal_file), last_seq };
-        let inner = DbInner::new(opts, ctx, Some(lock), versions, Memtable::new(wal_number), Some(wal));
+        let mem = opts.new_memtable(wal_number);
+        let inner = DbInner::new(opts, ctx, Some(lock), versions, mem, Some(wal));
         // From here on the handle owns the threads: dropping it on an error below stops them.
         let db = Db { handle: Arc::new(DbHandle { inner: inner.clone() }) };
         let flusher = inner.clone();

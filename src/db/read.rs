@@ -11,16 +11,19 @@ use crate::batch::WriteBatch;
 use crate::iter::DbIterator;
 use crate::key::{internal_key, SeqNo, ValueKind};
 use crate::options::WriteOptions;
+use crate::sst::bloom::bloom_hash;
 use crate::Result;
 
 impl DbInner {
     /// The value of `key` visible at `seq` in `sv`.
     pub(crate) fn get_at(sv: &SuperVersion, key: &[u8], seq: SeqNo) -> Result<Option<Bytes>> {
-        let found = match sv.mem.get(key, seq) {
+        // One hash for every bloom filter on the way: memtables' and tables'.
+        let hash = bloom_hash(key);
+        let found = match sv.mem.get_hashed(key, seq, hash) {
             Some(hit) => Some(hit),
-            None => match sv.imm.iter().find_map(|m| m.get(key, seq)) {
+            None => match sv.imm.iter().find_map(|m| m.get_hashed(key, seq, hash)) {
                 Some(hit) => Some(hit),
-                None => sv.version.get(&internal_key(key, seq, ValueKind::MAX))?,
+                None => sv.version.get(&internal_key(key, seq, ValueKind::MAX), hash)?,
             },
         };
         Ok(found.and_then(|(kind, v)| (kind == ValueKind::Put).then_some(v)))

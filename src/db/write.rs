@@ -29,7 +29,6 @@ use super::stats::Counters;
 use super::{DbInner, SuperVersion, WalState};
 use crate::batch::WriteBatch;
 use crate::filename::log_path;
-use crate::memtable::Memtable;
 use crate::options::WriteOptions;
 use crate::wal::LogWriter;
 use crate::{Error, Result};
@@ -287,7 +286,8 @@ impl DbInner {
             let mut imm = Vec::with_capacity(sv.imm.len() + 1);
             imm.push(sv.mem.clone());
             imm.extend(sv.imm.iter().cloned());
-            *sv = Arc::new(SuperVersion { mem: Arc::new(Memtable::new(number)), imm, version: sv.version.clone() });
+            let mem = Arc::new(self.opts.new_memtable(number));
+            *sv = Arc::new(SuperVersion { mem, imm, version: sv.version.clone() });
         }
         let _bg = self.bg.lock();
         self.bg_cv.notify_all();

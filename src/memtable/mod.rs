@@ -12,6 +12,7 @@
 //!   be deleted only after the memtable is flushed.
 
 mod arena;
+mod bloom;
 mod iter;
 mod skiplist;
 
@@ -20,7 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use bytes::Bytes;
 
 use crate::key::{pack_trailer, ParsedKey, SeqNo, ValueKind, TRAILER_LEN};
+use crate::sst::bloom::bloom_hash;
 
+use bloom::MemtableBloom;
 pub(crate) use iter::MemtableIter;
 use skiplist::SkipList;
 
@@ -30,6 +33,8 @@ const STACK_KEY: usize = 56;
 /// A concurrent sorted buffer of recent writes.
 pub struct Memtable {
     list: SkipList,
+    /// Filter over the user keys, for point reads (none: every read searches).
+    bloom: Option<MemtableBloom>,
     max_seq: AtomicU64,
     wal_number: u64,
 }
@@ -47,18 +52,35 @@ impl std::fmt::Debug for Memtable {
 impl Memtable {
     /// An empty memtable whose writes are logged in log file `wal_number`.
     pub fn new(wal_number: u64) -> Self {
-        Memtable { list: SkipList::new(), max_seq: AtomicU64::new(0), wal_number }
+        Memtable { list: SkipList::new(), bloom: None, max_seq: AtomicU64::new(0), wal_number }
+    }
+
+    /// An empty memtable with a bloom filter of `bloom_bytes` over its user keys (none for 0).
+    pub fn with_bloom(wal_number: u64, bloom_bytes: usize) -> Self {
+        Memtable { bloom: (bloom_bytes > 0).then(|| MemtableBloom::new(bloom_bytes)), ..Memtable::new(wal_number) }
     }
 
     /// Inserts one versioned entry, copying key and value into the memtable's arena. The
     /// caller guarantees `(user_key, seq)` is new.
     pub fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
+        if let Some(bloom) = &self.bloom {
+            bloom.add(bloom_hash(user_key));
+        }
         self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
         self.list.insert(user_key, &pack_trailer(seq, kind).to_le_bytes(), value);
     }
 
     /// The newest entry for `user_key` with sequence `<= snapshot`: its kind and value.
+    #[cfg(any(test, feature = "internals"))]
     pub fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, Bytes)> {
+        self.get_hashed(user_key, snapshot, bloom_hash(user_key))
+    }
+
+    /// [`Memtable::get`] with `user_key` already hashed by [`bloom_hash`].
+    pub(crate) fn get_hashed(&self, user_key: &[u8], snapshot: SeqNo, hash: u64) -> Option<(ValueKind, Bytes)> {
+        if self.bloom.as_ref().is_some_and(|b| !b.may_contain(hash)) {
+            return None;
+        }
         let trailer = pack_trailer(snapshot, ValueKind::MAX).to_le_bytes();
         let node = if user_key.len() <= STACK_KEY {
             let mut buf = [0u8; STACK_KEY + TRAILER_LEN];
@@ -74,7 +96,8 @@ impl Memtable {
         (parsed.user_key == user_key).then(|| (parsed.kind, Bytes::copy_from_slice(value)))
     }
 
-    /// Memory used by entries, in bytes (keys, values and skiplist links).
+    /// Memory used by entries, in bytes (keys, values and skiplist links); the fixed-size
+    /// bloom filter is not counted (it would make a fresh memtable look partly full).
     pub fn approximate_size(&self) -> usize {
         self.list.memory_usage()
     }
@@ -101,7 +124,12 @@ mod tests {
 
     #[test]
     fn get_sees_newest_visible_version() {
-        let m = Memtable::new(1);
+        for m in [Memtable::new(1), Memtable::with_bloom(1, 64)] {
+            check_versions(m);
+        }
+    }
+
+    fn check_versions(m: Memtable) {
         m.insert(b"k", 1, ValueKind::Put, b"v1");
         m.insert(b"k", 3, ValueKind::Put, b"v3");
         m.insert(b"k", 5, ValueKind::Delete, b"");

@@ -98,20 +98,20 @@ pub fn bloom_hash(key: &[u8]) -> u64 {
 }
 
 /// Bytes of one filter block: one cache line.
-const BLOCK_BYTES: usize = 64;
+pub(crate) const BLOCK_BYTES: usize = 64;
 
 /// The multiplier that steps the probe hash (2^32 / golden ratio).
 const PROBE_STEP: u32 = 0x9E37_79B9;
 
 /// The block of a filter with `nblocks` blocks that `h` probes.
 #[inline]
-fn block_of(h: u64, nblocks: usize) -> usize {
+pub(crate) fn block_of(h: u64, nblocks: usize) -> usize {
     (((h >> 32) * nblocks as u64) >> 32) as usize
 }
 
 /// The `k` bit positions (`0..512`) `h` probes within its block.
 #[inline]
-fn probe_bits(h: u64, k: u8) -> impl Iterator<Item = usize> {
+pub(crate) fn probe_bits(h: u64, k: u8) -> impl Iterator<Item = usize> {
     let mut g = h as u32;
     (0..k).map(move |_| {
         g = g.wrapping_mul(PROBE_STEP);

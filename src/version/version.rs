@@ -12,7 +12,6 @@ use bytes::Bytes;
 
 use crate::iter::InternalIterator;
 use crate::key::{compare_internal, user_key, ParsedKey, ValueKind};
-use crate::sst::bloom::bloom_hash;
 use crate::{Error, Result};
 
 use super::{TableContext, TableFile, VersionEdit};
@@ -73,10 +72,10 @@ impl Version {
     }
 
     /// The newest entry for `user_key` visible at the sequence in `lookup` (an internal seek
-    /// key for `user_key`), searching level 0 newest first, then each deeper level.
-    pub(crate) fn get(&self, lookup: &[u8]) -> Result<Option<(ValueKind, Bytes)>> {
+    /// key for `user_key`, whose `bloom_hash` is `hash`), searching level 0 newest first, then
+    /// each deeper level.
+    pub(crate) fn get(&self, lookup: &[u8], hash: u64) -> Result<Option<(ValueKind, Bytes)>> {
         let ukey = user_key(lookup);
-        let hash = bloom_hash(ukey);
         for (level, files) in self.levels.iter().enumerate() {
             if level == 0 {
                 for f in files {
