@@ -29,11 +29,13 @@ enum Op {
         reverse: bool,
     },
     Mixed(Vec<bool>),
-    /// One iterator over `lo..`, re-positioned by each seek (forwards or backwards), reading
-    /// a few entries after each.
+    /// One iterator over a range (lower bound included or excluded, optional excluded upper
+    /// bound), re-positioned by each seek (forwards or backwards), then reading a few entries
+    /// from the front or from the back.
     Seeks {
-        lo: Option<u8>,
-        targets: Vec<(u8, u8)>,
+        lo: Option<(u8, bool)>,
+        hi: Option<u8>,
+        targets: Vec<(u8, u8, bool)>,
     },
     TakeSnapshot,
     ReadSnapshot(usize, u8),
@@ -67,8 +69,12 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (prop::option::of(0u8..42), prop::option::of(0u8..42), any::<bool>(), any::<bool>())
             .prop_map(|(lo, hi, hi_inclusive, reverse)| Op::Range { lo, hi, hi_inclusive, reverse }),
         3 => prop::collection::vec(any::<bool>(), 0..50).prop_map(Op::Mixed),
-        3 => (prop::option::of(0u8..42), prop::collection::vec((0u8..42, 0u8..4), 1..6))
-            .prop_map(|(lo, targets)| Op::Seeks { lo, targets }),
+        3 => (
+            prop::option::of((0u8..42, any::<bool>())),
+            prop::option::of(0u8..42),
+            prop::collection::vec((0u8..42, 0u8..4, any::<bool>()), 1..6)
+        )
+            .prop_map(|(lo, hi, targets)| Op::Seeks { lo, hi, targets }),
         3 => Just(Op::TakeSnapshot),
         4 => (any::<usize>(), k.clone()).prop_map(|(i, k)| Op::ReadSnapshot(i, k)),
         2 => any::<usize>().prop_map(Op::IterSnapshot),
@@ -179,16 +185,52 @@ fn run(ops: Vec<Op>, compacting: bool) -> Result<(), TestCaseError> {
                     prop_assert_eq!(snap.get(key(k)).unwrap().map(|v| v.to_vec()), m.get(&key(k)).cloned());
                 }
             }
-            Op::Seeks { lo, targets } => {
-                let lo = lo.map(key).unwrap_or_default();
-                let mut it = db.range(lo.clone()..).unwrap();
-                for (t, n) in targets {
-                    let start = key(t).max(lo.clone());
+            Op::Seeks { lo, hi, targets } => {
+                let lo_b = match lo {
+                    None => Bound::Unbounded,
+                    Some((k, false)) => Bound::Included(key(k)),
+                    Some((k, true)) => Bound::Excluded(key(k)),
+                };
+                let hi_b = hi.map_or(Bound::Unbounded, |k| Bound::Excluded(key(k)));
+                if let (Some((l, _)), Some(h)) = (lo, hi) {
+                    if l > h {
+                        continue; // an inverted range; BTreeMap::range would panic
+                    }
+                }
+                let mut it = db.range((lo_b.clone(), hi_b.clone())).unwrap();
+                for (t, n, from_back) in targets {
+                    // A seek below the range starts at the range's own lower bound.
+                    let below = match &lo_b {
+                        Bound::Unbounded => false,
+                        Bound::Included(l) => key(t) < *l,
+                        Bound::Excluded(l) => key(t) <= *l,
+                    };
+                    let start = if below { lo_b.clone() } else { Bound::Included(key(t)) };
+                    let window = match (&start, &hi_b) {
+                        (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(h)) => s < h,
+                        _ => true,
+                    };
                     it.seek(key(t));
-                    let got: Vec<_> =
-                        it.by_ref().take(usize::from(n)).map(|kv| kv.map(|(k, _)| k.to_vec()).unwrap()).collect();
-                    let want: Vec<_> = model.range(start..).take(usize::from(n)).map(|(k, _)| k.clone()).collect();
-                    prop_assert_eq!(got, want, "seek to {:?} in {:?}..", key(t), lo);
+                    let n = usize::from(n);
+                    let unwrap = |kv: kho::Result<(bytes::Bytes, bytes::Bytes)>| kv.map(|(k, _)| k.to_vec()).unwrap();
+                    let (got, want): (Vec<_>, Vec<_>) = if !window {
+                        (it.by_ref().take(n).map(unwrap).collect(), Vec::new())
+                    } else if from_back {
+                        let want = model.range((start, hi_b.clone())).rev().take(n).map(|(k, _)| k.clone()).collect();
+                        (it.by_ref().rev().take(n).map(unwrap).collect(), want)
+                    } else {
+                        let want = model.range((start, hi_b.clone())).take(n).map(|(k, _)| k.clone()).collect();
+                        (it.by_ref().take(n).map(unwrap).collect(), want)
+                    };
+                    prop_assert_eq!(
+                        got,
+                        want,
+                        "seek to {:?} in {:?}..{:?}, from back: {}",
+                        key(t),
+                        lo_b,
+                        hi_b,
+                        from_back
+                    );
                 }
             }
             Op::IterSnapshot(i) => {

@@ -18,6 +18,7 @@
 //! poisoned and refuses writes (what reached the disk is unknown).
 
 use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::ThreadId;
@@ -137,7 +138,19 @@ impl DbInner {
                 }
             }
             let mut synced_in = None;
-            let result = MutexGuard::unlocked(&mut st, || self.commit_group(&mut group, &mut synced_in));
+            // A panic while committing (a bug) must not leave the queue leaderless with every
+            // writer asleep: the group fails, the database is poisoned (the log's state is
+            // unknown), the queue moves on, and then the panic continues in this thread.
+            let outcome = MutexGuard::unlocked(&mut st, || {
+                std::panic::catch_unwind(AssertUnwindSafe(|| self.commit_group(&mut group, &mut synced_in)))
+            });
+            let (result, panic) = match outcome {
+                Ok(r) => (r, None),
+                Err(p) => {
+                    self.poison();
+                    (Err(Error::Poisoned), Some(p))
+                }
+            };
             if let Some(d) = synced_in {
                 st.last_sync = d;
             }
@@ -149,6 +162,10 @@ impl DbInner {
             // The writer now at the front (queued during this group) leads the next one.
             if let Some(next) = st.pending.front() {
                 next.waker.notify_one();
+            }
+            if let Some(p) = panic {
+                drop(st);
+                std::panic::resume_unwind(p);
             }
         }
     }

@@ -334,20 +334,20 @@ fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result
     Ok(r)
 }
 
-/// The population thread `t` of a record workload ingests (and looks up): `--num` persons
-/// from its own seed, of which `ingest` files the first `--num` records (~3.4 a person).
-fn population(args: &BenchArgs, t: u64) -> Population {
-    Population::new(args.seed.wrapping_add(t), args.num.max(1))
-}
-
-/// Runs thread `t`'s share of record workload `w`. An `ingest` op is one record (timed per
-/// batch commit, so the latency figures are per batch); a `personlookup` op is one
-/// `Store::person` call, counted as found when the person has records.
+/// Runs thread `t`'s share of record workload `w` over the population of `--num` persons
+/// from `--seed`: `ingest` files its first `--num` records (~3.4 a person), one thread only
+/// (the generator's primary keys depend on the person index, so two threads would overwrite
+/// each other's records); `personlookup` calls `Store::person` for random persons of it.
+/// An `ingest` op is one record, but its latency figures are per batch commit; a
+/// `personlookup` op is one call, counted as found when the person has records.
 fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::Result<ThreadResult> {
     let mut r = ThreadResult::new();
-    let pop = population(args, t);
+    let pop = Population::new(args.seed, args.num.max(1));
     match w {
         Workload::Ingest => {
+            if args.threads > 1 {
+                return Err(anyhow!("ingest runs on one thread (--threads=1); personlookup may use several"));
+            }
             let mut events = pop.events();
             let mut batch = store.batch();
             let per_batch = args.records_per_batch.max(1);
@@ -356,7 +356,6 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
                 let Some(e) = events.next() else { break };
                 match e {
                     Event::Upsert(rec) | Event::Correct(rec) => {
-                        r.bytes += (rec.pk.len() + 12) as u64;
                         batch.upsert(rec.collection, &rec.pk, &rec.id, &rec.payload)?;
                     }
                     Event::Delete { collection, pk } => {
