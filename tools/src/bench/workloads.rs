@@ -210,8 +210,11 @@ impl Bench {
             total.found += r.found;
             total.hist.add(&r.hist).map_err(|e| anyhow!("merging histograms: {e}"))?;
         }
-        let found = matches!(w, Workload::ReadRandom | Workload::ReadWhileWriting | Workload::PersonLookup)
-            .then_some(total.found);
+        let found = matches!(
+            w,
+            Workload::ReadRandom | Workload::ReadWhileWriting | Workload::PersonLookup | Workload::SeekRandom
+        )
+        .then_some(total.found);
         report::print_outcome(&Outcome {
             name: w.name(),
             ops: total.ops,
@@ -291,21 +294,26 @@ fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result
             }
         }
         Workload::SeekRandom => {
-            let mut it = db.iter()?;
+            // As db_bench: a new iterator for every seek (so each sees the current tables),
+            // found when the first key at or after the target is the target.
             for i in 0..reads {
                 key_into(&mut key, rng.below(args.num));
+                let mut found = false;
                 timed(i, &mut r, &mut || {
+                    let mut it = db.iter()?;
                     it.seek(&key);
-                    for _ in 0..=args.seek_nexts {
+                    for n in 0..=args.seek_nexts {
                         match it.next() {
                             Some(kv) => {
-                                kv?;
+                                let (k, _) = kv?;
+                                found |= n == 0 && k == key[..];
                             }
                             None => break,
                         }
                     }
                     Ok(())
                 })?;
+                r.found += u64::from(found);
             }
         }
         Workload::ReadSeq | Workload::ReadReverse => {
