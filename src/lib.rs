@@ -53,6 +53,7 @@ mod iter;
 pub mod key;
 mod memtable;
 mod options;
+mod prefetch;
 pub mod record;
 pub mod sst;
 pub mod version;

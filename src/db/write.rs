@@ -18,6 +18,7 @@
 //! poisoned and refuses writes (what reached the disk is unknown).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -60,10 +61,29 @@ thread_local! {
     static WAKER: Arc<Condvar> = Arc::new(Condvar::new());
 }
 
+/// Hashes a ticket to itself: tickets are unique consecutive integers, so SipHash's
+/// protection buys nothing on this per-write path.
+#[derive(Default)]
+struct TicketHasher(u64);
+
+impl Hasher for TicketHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 #[derive(Default)]
 struct QueueState {
     pending: VecDeque<Pending>,
-    done: HashMap<u64, Result<()>>,
+    done: HashMap<u64, Result<()>, BuildHasherDefault<TicketHasher>>,
     leader_active: bool,
     next_ticket: u64,
     /// While a leader waits for writers to queue: its waker, which new writers notify.

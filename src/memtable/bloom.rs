@@ -48,6 +48,15 @@ impl MemtableBloom {
         }
     }
 
+    /// Starts loading the cache line [`MemtableBloom::add`] will update for `hash`, so the
+    /// caller can overlap that miss with other work (the skiplist insert).
+    pub(crate) fn prefetch(&self, hash: u64) {
+        let block = block_of(hash, self.words.len() / BLOCK_WORDS) * BLOCK_WORDS;
+        if let Some(w) = self.words.get(block) {
+            crate::prefetch::prefetch(w.as_ptr());
+        }
+    }
+
     /// False only if no key with `hash` was added.
     pub(crate) fn may_contain(&self, hash: u64) -> bool {
         let block = block_of(hash, self.words.len() / BLOCK_WORDS) * BLOCK_WORDS;

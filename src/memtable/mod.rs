@@ -63,11 +63,19 @@ impl Memtable {
     /// Inserts one versioned entry, copying key and value into the memtable's arena. The
     /// caller guarantees `(user_key, seq)` is new.
     pub fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
-        if let Some(bloom) = &self.bloom {
-            bloom.add(bloom_hash(user_key));
-        }
+        // The filter's bits may be set after the skiplist insert: readers only look for
+        // entries whose sequence number the write path publishes after this returns. Loading
+        // the filter's line meanwhile hides its cache miss behind the skiplist's.
+        let hash = self.bloom.as_ref().map(|b| {
+            let h = bloom_hash(user_key);
+            b.prefetch(h);
+            h
+        });
         self.max_seq.fetch_max(seq, AtomicOrdering::Relaxed);
         self.list.insert(user_key, &pack_trailer(seq, kind).to_le_bytes(), value);
+        if let (Some(bloom), Some(h)) = (&self.bloom, hash) {
+            bloom.add(h);
+        }
     }
 
     /// The newest entry for `user_key` with sequence `<= snapshot`: its kind and value.

@@ -89,14 +89,7 @@ impl Node {
     #[inline]
     unsafe fn prefetch_next(&self, level: usize) {
         // SAFETY: forwarded from the caller.
-        let next = unsafe { self.link(level) }.load(AtomicOrdering::Relaxed);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is only a hint; it never faults, even on a null or stale address.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(next as *const i8)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = next;
+        crate::prefetch::prefetch(unsafe { self.link(level) }.load(AtomicOrdering::Relaxed));
     }
 
     /// # Safety
