@@ -1,6 +1,8 @@
 //! Printing: db_bench's header and result line, then kho's extra figures.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -19,6 +21,8 @@ pub struct Outcome<'a> {
     pub stats: kho::DbStats,
     pub dir: &'a Path,
     pub verbose_histogram: bool,
+    /// Peak anonymous resident memory so far, in bytes ([`AnonPeak`]).
+    pub anon_peak: u64,
 }
 
 pub fn print_header(args: &BenchArgs, dir: &Path) {
@@ -78,11 +82,12 @@ pub fn print_outcome(o: &Outcome<'_>) {
         }
     }
     println!(
-        "{:<12}  write-amp {:.2}  disk {:.1} MB  peak-mem {:.1} MB  L0 files {}  stalls {} ({:.2} s)",
+        "{:<12}  write-amp {:.2}  disk {:.1} MB  peak-mem {:.1} MB (anon {:.1} MB)  L0 files {}  stalls {} ({:.2} s)",
         "",
         o.stats.write_amplification(),
         dir_bytes(o.dir) as f64 / 1_048_576.0,
         peak_rss_bytes() as f64 / 1_048_576.0,
+        o.anon_peak as f64 / 1_048_576.0,
         o.stats.levels.first().map_or(0, |l| l.files),
         o.stats.write_slowdowns + o.stats.write_stops,
         o.stats.stall_micros as f64 / 1e6
@@ -96,12 +101,54 @@ pub fn dir_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// The process's peak resident set size (`VmHWM` in /proc/self/status), 0 if unknown.
+/// The process's peak resident set size (`VmHWM` in /proc/self/status), 0 if unknown. It
+/// counts the pages of memory-mapped tables a read or compaction touched (page cache the
+/// kernel can drop), so it overstates what kho allocates: see [`AnonPeak`].
 pub fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    status_kib("VmHWM:").map_or(0, |kb| kb * 1024)
+}
+
+/// A field of /proc/self/status in KiB.
+fn status_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+}
+
+/// The peak of the process's anonymous resident memory (`RssAnon`: heap, memtables, block
+/// cache — what the memory bound is about), sampled every 20 ms by a background thread.
+pub struct AnonPeak {
+    peak_kib: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl AnonPeak {
+    /// Starts sampling.
+    pub fn start() -> AnonPeak {
+        let peak_kib = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (peak_kib.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(kib) = status_kib("RssAnon:") {
+                    p.fetch_max(kib, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        AnonPeak { peak_kib, stop }
+    }
+
+    /// The highest sample so far, in bytes.
+    pub fn bytes(&self) -> u64 {
+        if let Some(kib) = status_kib("RssAnon:") {
+            self.peak_kib.fetch_max(kib, Ordering::Relaxed);
+        }
+        self.peak_kib.load(Ordering::Relaxed) * 1024
+    }
+}
+
+impl Drop for AnonPeak {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }

@@ -119,11 +119,12 @@ pub struct Bench {
     args: BenchArgs,
     dir: PathBuf,
     db: Option<Db>,
+    anon: report::AnonPeak,
 }
 
 impl Bench {
     pub fn new(args: BenchArgs, dir: PathBuf) -> Self {
-        Bench { args, dir, db: None }
+        Bench { args, dir, db: None, anon: report::AnonPeak::start() }
     }
 
     fn options(&self) -> Options {
@@ -226,6 +227,7 @@ impl Bench {
             stats: db.stats(),
             dir: &self.dir,
             verbose_histogram: args.histogram,
+            anon_peak: self.anon.bytes(),
         });
         Ok(())
     }
