@@ -1,12 +1,15 @@
 //! The db_bench workloads, run against one database directory in the order given.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
 use kho::record::population::{Event, Population};
 use kho::record::{Store, StoreOptions};
 use kho::{Db, Options, WriteBatch, WriteOptions};
@@ -103,9 +106,75 @@ struct ThreadResult {
     hist: Histogram<u64>,
 }
 
+/// Operations done by every thread of the running benchmark, for the progress bar (updated
+/// every [`PROGRESS_STEP`] operations of a thread, so threads rarely touch the shared line).
+static PROGRESS: AtomicU64 = AtomicU64::new(0);
+
+const PROGRESS_STEP: u64 = 256;
+
 impl ThreadResult {
     fn new() -> Self {
         ThreadResult { ops: 0, bytes: 0, found: 0, hist: new_hist() }
+    }
+
+    fn count_op(&mut self) {
+        self.ops += 1;
+        if self.ops.is_multiple_of(PROGRESS_STEP) {
+            PROGRESS.fetch_add(PROGRESS_STEP, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Operations all threads of workload `w` will do (the progress bar's length).
+fn planned_ops(w: Workload, args: &BenchArgs) -> u64 {
+    let threads = args.threads.max(1) as u64;
+    let reads = args.reads.unwrap_or(args.num);
+    match w {
+        Workload::FillSync => (args.num / 1000).max(1) * threads,
+        Workload::FillSeq | Workload::FillRandom | Workload::Overwrite | Workload::DeleteRandom => args.num * threads,
+        Workload::Ingest => args.num,
+        Workload::ReadSeq | Workload::ReadReverse => reads.min(args.num) * threads,
+        _ => reads * threads,
+    }
+}
+
+/// A progress bar on stderr while a benchmark runs, if stderr is a terminal; dropped (and
+/// cleared) when the benchmark ends.
+struct Progress {
+    done: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(name: &'static str, planned: u64) -> Progress {
+        PROGRESS.store(0, Ordering::Relaxed);
+        let done = Arc::new(AtomicBool::new(false));
+        if !std::io::stderr().is_terminal() {
+            return Progress { done, ticker: None };
+        }
+        let bar = ProgressBar::new(planned);
+        if let Ok(style) = ProgressStyle::with_template("{prefix:<12} {bar:40} {pos}/{len} ops  {per_sec}  eta {eta}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(name);
+        let stop = done.clone();
+        let ticker = std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                bar.set_position(PROGRESS.load(Ordering::Relaxed));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            bar.finish_and_clear();
+        });
+        Progress { done, ticker: Some(ticker) }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -168,6 +237,7 @@ impl Bench {
         }
         let args = self.args.clone();
         let threads = args.threads.max(1);
+        let progress = Progress::start(w.name(), planned_ops(w, &args));
         let start = Instant::now();
         let writer_done = AtomicBool::new(false);
         let store = match w.is_record() {
@@ -203,6 +273,7 @@ impl Bench {
             results
         });
         let elapsed = start.elapsed();
+        drop(progress);
         let mut total = ThreadResult::new();
         for r in results {
             let r = r?;
@@ -258,7 +329,7 @@ fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result
         } else {
             op()?;
         }
-        r.ops += 1;
+        r.count_op();
         Ok(())
     };
     match w {
@@ -325,7 +396,7 @@ fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result
                     Some(kv) => {
                         let (k, v) = kv?;
                         r.bytes += (k.len() + v.len()) as u64;
-                        r.ops += 1;
+                        r.count_op();
                         Ok(r.ops < reads)
                     }
                     None => Ok(false),
@@ -372,7 +443,7 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
                         batch.delete(collection, &pk);
                     }
                 }
-                r.ops += 1;
+                r.count_op();
                 if batch.len() >= per_batch || r.ops == args.num {
                     let full = std::mem::replace(&mut batch, store.batch());
                     let t0 = Instant::now();
@@ -399,7 +470,7 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
                 if let Some(t0) = t0 {
                     let _ = r.hist.record((t0.elapsed().as_nanos() as u64).max(1));
                 }
-                r.ops += 1;
+                r.count_op();
                 if !records.is_empty() {
                     r.found += 1;
                     r.bytes += records.iter().map(|rec| (rec.pk.len() + rec.payload.len()) as u64).sum::<u64>();
