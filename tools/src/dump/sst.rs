@@ -118,12 +118,23 @@ fn kind_name(k: BlockKind) -> &'static str {
     }
 }
 
-/// Estimated false-positive rate of a bloom filter of `m` bits and `k` probes holding `n` keys.
+/// Estimated false-positive rate of a blocked bloom filter (format version 2: 512-bit
+/// blocks) of `m` bits and `k` probes holding `n` keys: the classic rate of one block,
+/// averaged over the Poisson-distributed number of keys that land in a block.
 fn bloom_fp(m: u64, k: u8, n: u64) -> f64 {
+    const BLOCK_BITS: f64 = 512.0;
     if m == 0 {
         return 1.0;
     }
-    (1.0 - (-(f64::from(k)) * n as f64 / m as f64).exp()).powi(i32::from(k))
+    let lambda = n as f64 * BLOCK_BITS / m as f64; // mean keys per block
+    let block_fp = |keys: f64| (1.0 - (-f64::from(k) * keys / BLOCK_BITS).exp()).powi(i32::from(k));
+    let (mut total, mut p) = (0.0, (-lambda).exp()); // p = P(i keys in the block)
+    let last = (lambda + 12.0 * lambda.sqrt() + 12.0) as u32;
+    for i in 0..=last {
+        total += p * block_fp(f64::from(i));
+        p *= lambda / f64::from(i + 1);
+    }
+    total
 }
 
 fn props_json(p: &TableProperties, b: Bytes) -> serde_json::Value {
@@ -304,4 +315,18 @@ fn text_dump(out: &mut Out, reader: &Arc<SstReader>, range: &Range) -> anyhow::R
         }
     }
     Ok(if problems.is_empty() { Outcome::Ok } else { Outcome::Problems })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bloom_fp;
+
+    #[test]
+    fn blocked_bloom_estimate_is_a_little_above_the_classic_rate() {
+        // 10 bits a key, 6 probes: the classic formula gives 0.84%; a blocked filter ~1%.
+        let fp = bloom_fp(10_000_000, 6, 1_000_000);
+        assert!((0.0085..0.0125).contains(&fp), "{fp}");
+        assert_eq!(bloom_fp(0, 6, 10), 1.0);
+        assert!(bloom_fp(512, 6, 0) < 1e-12);
+    }
 }
