@@ -77,6 +77,7 @@ pub(crate) fn run(
             let new_user_key = out.last_user_key() != p.user_key;
             if new_user_key && (cut_here || out.estimated_size() >= opts.target_file_size) {
                 finish(output.take(), out_level, &mut result)?;
+                cutter.output_finished();
             }
         }
         let out = match &mut output {
@@ -136,11 +137,44 @@ impl<'a> OutputCutter<'a> {
             self.index += 1;
         }
         self.seen_key = true;
-        if self.overlapped > self.limit {
-            self.overlapped = 0;
-            true
-        } else {
-            false
-        }
+        self.overlapped > self.limit
+    }
+
+    /// The current output was finished (for overlap or size): the next one starts counting
+    /// its grandparent overlap from zero. Kept separate from `should_cut_before` because a
+    /// cut it asks for may wait for the next user key.
+    fn output_finished(&mut self) {
+        self.overlapped = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compaction::picker::tests::{meta, version};
+    use crate::key::{internal_key, ValueKind};
+
+    /// A cut the grandparent overlap asks for stays asked for until an output is actually
+    /// finished (it may have to wait for the next user key), then counting starts over.
+    #[test]
+    fn overlap_cut_waits_for_the_output_to_finish() {
+        let v = version(&[(2, meta(1, "a", "b", 1500)), (2, meta(2, "c", "d", 10)), (2, meta(3, "e", "f", 10))]);
+        let task = CompactionTask {
+            level: 0,
+            inputs: Vec::new(),
+            next_inputs: Vec::new(),
+            grandparents: v.levels[2].clone(),
+            bottommost: false,
+            trivial_move: false,
+        };
+        let opts = Options { target_file_size: 100, ..Options::default() }; // limit: 1000 bytes
+        let mut cutter = OutputCutter::new(&task, &opts);
+        let k = |uk: &str, seq| internal_key(uk.as_bytes(), seq, ValueKind::Put);
+        assert!(!cutter.should_cut_before(&k("a", 9)));
+        assert!(cutter.should_cut_before(&k("c", 9)), "past 1500 bytes of grandparent");
+        assert!(cutter.should_cut_before(&k("c", 8)), "same user key: the cut is deferred, still due");
+        cutter.output_finished();
+        assert!(!cutter.should_cut_before(&k("c1", 9)));
+        assert!(!cutter.should_cut_before(&k("e", 9)), "only 10 more bytes");
     }
 }

@@ -12,6 +12,7 @@ use crate::{Error, Result};
 /// An SSTable being written.
 pub(crate) struct TableOutput {
     number: u64,
+    path: std::path::PathBuf,
     writer: SstWriter,
     smallest: Option<Bytes>,
     largest: Vec<u8>,
@@ -24,9 +25,10 @@ impl TableOutput {
     /// Creates table `number` in the database directory.
     pub(crate) fn create(ctx: &TableContext, number: u64, opts: &SstOptions) -> Result<Self> {
         let path = table_path(&ctx.dir, number);
-        let writer = SstWriter::new(ctx.fs.create(&path)?, path, opts);
+        let writer = SstWriter::new(ctx.fs.create(&path)?, path.clone(), opts);
         Ok(TableOutput {
             number,
+            path,
             writer,
             smallest: None,
             largest: Vec::new(),
@@ -39,7 +41,7 @@ impl TableOutput {
     /// Appends an entry; keys must arrive in strictly increasing internal order.
     pub(crate) fn add(&mut self, ikey: &[u8], value: &[u8]) -> Result<()> {
         let p = ParsedKey::parse(ikey).ok_or_else(|| {
-            Error::corruption(table_path(std::path::Path::new(""), self.number), 0, "malformed internal key to write")
+            Error::corruption(&self.path, 0, "malformed internal key given to the table being written")
         })?;
         self.writer.add(ikey, value)?;
         self.min_seq = self.min_seq.min(p.seq);

@@ -13,6 +13,7 @@
 //!   would overlap too much of the level below the output (grandparents).
 
 use std::cmp::Ordering;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::key::{compare_internal, user_key};
@@ -140,26 +141,41 @@ pub(crate) fn key_range(files: &[Arc<TableFile>]) -> (Vec<u8>, Vec<u8>) {
 
 /// Files at `level` whose user-key range intersects `[lo, hi]`.
 pub(crate) fn overlapping(v: &Version, level: usize, lo: &[u8], hi: &[u8]) -> Vec<Arc<TableFile>> {
-    v.levels
-        .get(level)
-        .map(|files| {
-            files
-                .iter()
-                .filter(|f| user_key(&f.meta.largest) >= lo && user_key(&f.meta.smallest) <= hi)
-                .cloned()
-                .collect()
+    files_in_range(v, level, Bound::Included(lo), Bound::Included(hi))
+}
+
+/// Files at `level` whose user-key range intersects the range from `lo` to `hi`.
+pub(crate) fn files_in_range(v: &Version, level: usize, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Vec<Arc<TableFile>> {
+    let Some(files) = v.levels.get(level) else { return Vec::new() };
+    files
+        .iter()
+        .filter(|f| {
+            let (small, large) = (user_key(&f.meta.smallest), user_key(&f.meta.largest));
+            let above_lo = match lo {
+                Bound::Unbounded => true,
+                Bound::Included(k) => large >= k,
+                Bound::Excluded(k) => large > k,
+            };
+            let below_hi = match hi {
+                Bound::Unbounded => true,
+                Bound::Included(k) => small <= k,
+                Bound::Excluded(k) => small < k,
+            };
+            above_lo && below_hi
         })
-        .unwrap_or_default()
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::key::{internal_key, ValueKind};
     use crate::version::{FileMeta, TableContext, VersionEdit};
     use bytes::Bytes;
 
-    fn meta(number: u64, lo: &str, hi: &str, size: u64) -> FileMeta {
+    /// A table `number` holding user keys `lo..=hi` in `size` bytes (no file behind it).
+    pub(crate) fn meta(number: u64, lo: &str, hi: &str, size: u64) -> FileMeta {
         FileMeta {
             number,
             size,
@@ -171,7 +187,8 @@ mod tests {
         }
     }
 
-    fn version(files: &[(u32, FileMeta)]) -> Version {
+    /// A version holding `files` (level, meta).
+    pub(crate) fn version(files: &[(u32, FileMeta)]) -> Version {
         let ctx = TableContext { fs: crate::vfs::StdFs::shared(), dir: "/nonexistent".into(), cache: None };
         let edit = VersionEdit { new_files: files.to_vec(), ..VersionEdit::default() };
         Version::empty(4).apply(&edit, &ctx).unwrap()

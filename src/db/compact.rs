@@ -14,9 +14,10 @@ use super::read::owned_bounds;
 use super::stats::Counters;
 use super::{Db, DbInner, SuperVersion};
 use crate::compaction::job;
-use crate::compaction::picker::{build_task, level_scores, pending_compaction_bytes, pick, CompactionTask};
-use crate::key::user_key;
-use crate::version::{TableFile, Version};
+use crate::compaction::picker::{
+    build_task, files_in_range, level_scores, pending_compaction_bytes, pick, CompactionTask,
+};
+use crate::version::Version;
 use crate::Result;
 
 impl DbInner {
@@ -106,13 +107,14 @@ impl DbInner {
         self.flush()?;
         let _running = self.compaction_lock.lock();
         let version = self.versions.lock().current();
+        let (lo, hi) = (lo.as_ref().map(Vec::as_slice), hi.as_ref().map(Vec::as_slice));
         let deepest =
-            (1..version.levels.len()).rev().find(|&l| !in_range(&version, l, &lo, &hi).is_empty()).unwrap_or(1);
+            (1..version.levels.len()).rev().find(|&l| !files_in_range(&version, l, lo, hi).is_empty()).unwrap_or(1);
         for level in 0..deepest {
             let version = self.versions.lock().current();
             // All of level 0: its files overlap each other, and moving only some of them
             // below older level-0 files would let the older ones shadow newer data.
-            let inputs = if level == 0 { version.levels[0].clone() } else { in_range(&version, level, &lo, &hi) };
+            let inputs = if level == 0 { version.levels[0].clone() } else { files_in_range(&version, level, lo, hi) };
             if inputs.is_empty() {
                 continue;
             }
@@ -127,29 +129,6 @@ impl DbInner {
             None => Ok(()),
         }
     }
-}
-
-/// Files at `level` with a user key within the bounds.
-fn in_range(v: &Version, level: usize, lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> Vec<Arc<TableFile>> {
-    let Some(files) = v.levels.get(level) else { return Vec::new() };
-    files
-        .iter()
-        .filter(|f| {
-            let (small, large) = (user_key(&f.meta.smallest), user_key(&f.meta.largest));
-            let above_lo = match lo {
-                Bound::Unbounded => true,
-                Bound::Included(k) => large >= k.as_slice(),
-                Bound::Excluded(k) => large > k.as_slice(),
-            };
-            let below_hi = match hi {
-                Bound::Unbounded => true,
-                Bound::Included(k) => small <= k.as_slice(),
-                Bound::Excluded(k) => small < k.as_slice(),
-            };
-            above_lo && below_hi
-        })
-        .cloned()
-        .collect()
 }
 
 impl Db {
