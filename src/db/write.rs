@@ -118,7 +118,8 @@ impl DbInner {
         if batch.is_empty() {
             return Ok(());
         }
-        let waker = WAKER.with(Arc::clone);
+        // `try_with`: a write from another thread-local's destructor may run after ours is gone.
+        let waker = WAKER.try_with(Arc::clone).unwrap_or_else(|_| Arc::new(Condvar::new()));
         let mut st = self.commit.state.lock();
         let ticket = st.next_ticket;
         st.next_ticket += 1;
