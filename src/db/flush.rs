@@ -31,12 +31,13 @@ pub(crate) fn sst_options(opts: &Options, level: usize) -> SstOptions {
     }
 }
 
-/// Writes every entry of `iter` to SSTable `number` and fsyncs it. `None` if `iter` is empty
-/// (no file is created).
+/// Writes every entry of a memtable (through `iter`) to SSTable `number` and fsyncs it.
+/// `None` if it is empty (no file is created). Values are copied straight from the
+/// memtable's arena into the table's blocks.
 pub(crate) fn write_table(
     ctx: &TableContext,
     number: u64,
-    iter: &mut dyn InternalIterator,
+    iter: &mut MemtableIter,
     opts: &SstOptions,
 ) -> Result<Option<FileMeta>> {
     iter.seek_to_first()?;
@@ -45,7 +46,7 @@ pub(crate) fn write_table(
     }
     let mut out = TableOutput::create(ctx, number, opts)?;
     while iter.valid() {
-        out.add(iter.key(), &iter.value())?;
+        out.add(iter.key(), iter.value_slice())?;
         iter.next()?;
     }
     out.finish()

@@ -21,6 +21,14 @@ impl MemtableIter {
     pub(crate) fn new(mem: Arc<Memtable>) -> Self {
         MemtableIter { mem, cur: None }
     }
+
+    /// The current value, borrowed from the memtable's arena (empty when not valid). The
+    /// trait's [`InternalIterator::value`] must hand out an owned `Bytes`, which for a
+    /// memtable means a copy; a flush only needs to read it.
+    pub(crate) fn value_slice(&self) -> &[u8] {
+        // SAFETY: `cur` only ever holds nodes returned by `self.mem.list` (see below).
+        self.cur.map(|n| unsafe { self.mem.list.value(n) }).unwrap_or_default()
+    }
 }
 
 impl InternalIterator for MemtableIter {
@@ -69,8 +77,7 @@ impl InternalIterator for MemtableIter {
     }
 
     fn value(&self) -> Bytes {
-        // SAFETY: see above.
-        self.cur.map(|n| Bytes::copy_from_slice(unsafe { self.mem.list.value(n) })).unwrap_or_default()
+        Bytes::copy_from_slice(self.value_slice())
     }
 }
 
