@@ -11,22 +11,24 @@ use common::{contents, db_dir, fault_fs, small_options};
 use kho::vfs::{FaultKind, FaultOp};
 use kho::{Db, WriteBatch, WriteOptions};
 
-fn synced_put(db: &Db, k: &str, v: &str) {
-    let mut b = WriteBatch::new();
-    b.put(k, v);
-    db.write(b, &WriteOptions::synced()).unwrap();
+/// A closed database holding `a` = `1` and `b` = `2`, both synced, in its one log: that log.
+fn closed_db_with_two_synced_writes(fs: &kho::vfs::FaultFs, shared: &kho::vfs::SharedFs) -> std::path::PathBuf {
+    let db = Db::open(db_dir(), small_options(shared.clone())).unwrap();
+    for (k, v) in [("a", "1"), ("b", "2")] {
+        let mut b = WriteBatch::new();
+        b.put(k, v);
+        db.write(b, &WriteOptions::synced()).unwrap();
+    }
+    db.close().unwrap();
+    drop(db);
+    fs.list_all().into_iter().find(|p| p.to_string_lossy().ends_with(".log")).unwrap()
 }
 
 #[test]
 fn reopen_after_a_failed_open_of_a_torn_log() {
     let (fs, shared) = fault_fs();
-    let db = Db::open(db_dir(), small_options(shared.clone())).unwrap();
-    synced_put(&db, "a", "1");
-    synced_put(&db, "b", "2");
-    db.close().unwrap();
-    drop(db);
+    let log = closed_db_with_two_synced_writes(&fs, &shared);
     // Tear the last record of the log, as a crash in the middle of its write would.
-    let log = fs.list_all().into_iter().find(|p| p.to_string_lossy().ends_with(".log")).unwrap();
     let len = fs.file_len(&log).unwrap();
     fs.truncate(&log, len - 3).unwrap();
 
@@ -51,12 +53,7 @@ fn reopen_after_a_failed_open_of_a_torn_log() {
 #[test]
 fn a_torn_log_followed_by_records_is_still_corruption() {
     let (fs, shared) = fault_fs();
-    let db = Db::open(db_dir(), small_options(shared.clone())).unwrap();
-    synced_put(&db, "a", "1");
-    synced_put(&db, "b", "2");
-    db.close().unwrap();
-    drop(db);
-    let log = fs.list_all().into_iter().find(|p| p.to_string_lossy().ends_with(".log")).unwrap();
+    let log = closed_db_with_two_synced_writes(&fs, &shared);
     let intact = shared.read_all(&log).unwrap();
     fs.truncate(&log, intact.len() as u64 - 3).unwrap();
     let mut later = shared.create(&db_dir().join("000099.log")).unwrap();
