@@ -68,6 +68,11 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
 
+    /// A bug in kho: an internal contract was broken (or a background job panicked). The
+    /// database is poisoned; reopen it. Never caused by the bytes on disk.
+    #[error("internal error (a bug in kho): {0}")]
+    Internal(String),
+
     /// A string is not a valid 12-digit national ID; `reason` says which rule it breaks.
     #[error("invalid national ID {input:?}: {reason}")]
     InvalidNationalId {
@@ -124,6 +129,7 @@ impl Error {
             Error::Closed => Error::Closed,
             Error::ReadOnly => Error::ReadOnly,
             Error::NotFound(m) => Error::NotFound(m.clone()),
+            Error::Internal(m) => Error::Internal(m.clone()),
             Error::InvalidNationalId { input, reason } => {
                 Error::InvalidNationalId { input: input.clone(), reason: reason.clone() }
             }

@@ -59,6 +59,15 @@ impl Db {
             None => VersionSet::new_empty(ctx.clone(), opts.num_levels),
         };
 
+        // Never hand out a number a file in the directory already has (an interrupted
+        // flush's table, a log of a failed open): `create` refuses existing files, and a
+        // reader elsewhere may have that file mapped.
+        for name in fs.list(&dir)? {
+            if let Some(FileKind::Log(n) | FileKind::Table(n) | FileKind::Manifest(n)) = parse_file_name(&name) {
+                versions.next_file_number = versions.next_file_number.max(n + 1);
+            }
+        }
+
         let mut edit = VersionEdit::default();
         let sst_opts = sst_options(&opts, 0);
         let mut write_l0 = |mem: Memtable, versions: &mut VersionSet| -> Result<()> {

@@ -60,6 +60,7 @@ pub(crate) fn write_table(
     opts: &SstOptions,
 ) -> (PathBuf, TableProperties) {
     let path = dir.join(name);
+    let _ = std::fs::remove_file(&path); // tests rewrite tables under one name
     let file = StdFs.create(&path).unwrap();
     let mut w = SstWriter::new(file, path.clone(), opts);
     for (k, v) in items {

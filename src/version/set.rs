@@ -235,6 +235,9 @@ impl VersionSet {
 /// Atomically points `CURRENT` at manifest `number`.
 fn set_current(ctx: &TableContext, number: u64) -> Result<()> {
     let tmp = ctx.dir.join("CURRENT.tmp");
+    if ctx.fs.exists(&tmp)? {
+        ctx.fs.remove(&tmp)?; // left by a crash between create and rename
+    }
     let mut f = ctx.fs.create(&tmp)?;
     f.append(encode_current(number).as_bytes())?;
     f.sync()?;

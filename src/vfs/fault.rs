@@ -17,8 +17,7 @@
 //! - directories are durable as soon as `create_dir_all` returns (a real disk needs the
 //!   parent synced);
 //! - a crash never garbles bytes, it only cuts files (use [`FaultFs::corrupt_byte`]);
-//! - `create` of an existing file truncates that same inode, durably and at once (the
-//!   old contents are gone even without a sync).
+//! - `create` of an existing file fails with `AlreadyExists`, as `O_EXCL` does.
 //!
 //! Invariants: a failed mutating operation (injected fault, reached crash point, dead
 //! handle, bad argument) changes nothing; the synced bytes of a file are a prefix of its live
@@ -213,14 +212,15 @@ impl FileSystem for FaultFs {
         let mut st = self.state.lock();
         check_parent(&st, op.io_name(), path)?;
         check_not_dir(&st, op.io_name(), path)?;
+        if st.live_inode(op.io_name(), path).is_ok() {
+            return Err(Error::io(
+                op.io_name(),
+                path,
+                io::Error::new(io::ErrorKind::AlreadyExists, "file exists (create never overwrites)"),
+            ));
+        }
         st.begin(op, path)?;
-        let id = match st.live_inode(op.io_name(), path) {
-            Ok((id, inode)) => {
-                inode.truncate(0);
-                id
-            }
-            Err(_) => st.link_new(path),
-        };
+        let id = st.link_new(path);
         if let Some(inode) = st.inodes.get_mut(&id) {
             inode.writers += 1;
         }

@@ -11,7 +11,8 @@
 //! - A newly created, renamed or removed directory entry is durable only after
 //!   `FileSystem::sync_dir` on its parent directory.
 //! - `rename` atomically replaces the target.
-//! - Files opened with `open` are immutable while open (kho never rewrites a file in place).
+//! - Files opened with `open` are immutable while open (kho never rewrites a file in place,
+//!   and `create` refuses an existing path).
 
 mod std_fs;
 
@@ -98,7 +99,9 @@ pub trait FileLock: Send + Sync + Debug {}
 /// The file-system operations kho needs. Paths are absolute or relative to the process's
 /// working directory; kho only ever passes paths inside the database directory.
 pub trait FileSystem: Send + Sync + Debug {
-    /// Creates `path` (truncating an existing file) for appending.
+    /// Creates `path`, which must not exist, for appending (`O_CREAT | O_EXCL`): kho never
+    /// truncates or overwrites a file, since another process may have it memory-mapped.
+    /// Fails with an `AlreadyExists` I/O error if the file exists.
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>>;
     /// Opens an existing file for positioned reads.
     fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>>;

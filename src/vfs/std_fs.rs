@@ -2,10 +2,13 @@
 //!
 //! Reads of immutable files go through a read-only memory map (zero-copy `Bytes` slices);
 //! writes go through a user-space buffer that `flush` hands to the kernel and `sync`
-//! makes durable with `fdatasync`. The directory lock is an advisory `flock` on `LOCK`.
+//! makes durable with `fdatasync`. Files are created with `O_EXCL` (never over an existing
+//! file, which another process may have mapped) and mode 0600, directories 0700, whatever
+//! the umask. The directory lock is an advisory `flock` on `LOCK`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,6 +16,12 @@ use bytes::Bytes;
 
 use super::{BytesFile, FileLock, FileSystem, RandomAccessFile, WritableFile};
 use crate::{Error, Result};
+
+/// Mode of every file kho creates: a database holds personal data, readable by its owner only.
+const FILE_MODE: u32 = 0o600;
+
+/// Mode of a database directory kho creates.
+const DIR_MODE: u32 = 0o700;
 
 /// Size of the user-space write buffer; appends larger than this go straight to the kernel.
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -84,10 +93,12 @@ impl FileSystem for StdFs {
     fn create(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
         let file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .mode(FILE_MODE)
             .open(path)
             .map_err(|e| Error::io("create", path, e))?;
+        // The mode given to `open` is masked by the umask; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(FILE_MODE)).map_err(|e| Error::io("chmod", path, e))?;
         Ok(Box::new(StdWritable { file, path: path.to_owned(), buf: Vec::with_capacity(64 * 1024), len: 0 }))
     }
 
@@ -116,7 +127,11 @@ impl FileSystem for StdFs {
     }
 
     fn create_dir_all(&self, path: &Path) -> Result<()> {
-        fs::create_dir_all(path).map_err(|e| Error::io("mkdir", path, e))
+        if path.is_dir() {
+            return Ok(()); // an existing directory keeps the mode its owner gave it
+        }
+        fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(path).map_err(|e| Error::io("mkdir", path, e))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE)).map_err(|e| Error::io("chmod", path, e))
     }
 
     fn list(&self, dir: &Path) -> Result<Vec<String>> {
@@ -141,13 +156,18 @@ impl FileSystem for StdFs {
     }
 
     fn lock(&self, path: &Path) -> Result<Box<dyn FileLock>> {
+        let created = !path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(FILE_MODE)
             .open(path)
             .map_err(|e| Error::io("open lock", path, e))?;
+        if created {
+            file.set_permissions(fs::Permissions::from_mode(FILE_MODE)).map_err(|e| Error::io("chmod", path, e))?;
+        }
         match file.try_lock() {
             Ok(()) => Ok(Box::new(StdLock { _file: file })),
             Err(fs::TryLockError::WouldBlock) => Err(Error::Busy {

@@ -16,5 +16,5 @@ mod reader;
 mod writer;
 
 pub use format::HEADER_LEN;
-pub use reader::{LogReader, LogRecord, TailState};
+pub use reader::{DroppedTail, LogReader, LogRecord, TailState};
 pub(crate) use writer::LogWriter;

@@ -30,6 +30,23 @@ pub enum TailState {
     },
 }
 
+/// A damaged region at the end of a log or manifest that recovery dropped (a torn tail):
+/// reported through [`crate::DbStats`], the event listener and `kho verify`, never silently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedTail {
+    /// The log or manifest.
+    pub file: PathBuf,
+    /// Where the dropped bytes start.
+    pub offset: u64,
+    /// How many bytes were dropped (to the end of the file).
+    pub bytes: u64,
+    /// Records in the dropped region, counting each intact header as one record and any
+    /// trailing garbage as one more (at least 1).
+    pub records: u64,
+    /// What was wrong with the first dropped record.
+    pub reason: String,
+}
+
 /// Reads records from the bytes of one log file.
 #[derive(Debug)]
 pub struct LogReader {
@@ -99,6 +116,30 @@ impl LogReader {
     /// How the log ended; `None` until the end was reached.
     pub fn tail(&self) -> Option<&TailState> {
         self.tail.as_ref()
+    }
+
+    /// The torn tail this log ended in, as a [`DroppedTail`]; `None` while the end is not
+    /// reached or when the log ended clean.
+    pub fn dropped_tail(&self) -> Option<DroppedTail> {
+        let TailState::Torn { offset, reason } = self.tail.as_ref()? else {
+            return None;
+        };
+        let start = usize::try_from(*offset).unwrap_or(self.data.len()).min(self.data.len());
+        let (mut pos, mut records) = (start, 0u64);
+        while pos < self.data.len() {
+            records += 1;
+            match decode_header(&self.data[pos..]) {
+                Some(h) => pos = pos.saturating_add(HEADER_LEN + h.len as usize),
+                None => break,
+            }
+        }
+        Some(DroppedTail {
+            file: self.path.clone(),
+            offset: *offset,
+            bytes: (self.data.len() - start) as u64,
+            records: records.max(1),
+            reason: reason.clone(),
+        })
     }
 
     /// After [`Self::next_record`] returned [`Error::Corruption`], moves past the damaged
@@ -233,6 +274,23 @@ mod tests {
             TailState::Torn { reason, .. } => reason.clone(),
             TailState::Clean => String::new(),
         }
+    }
+
+    #[test]
+    fn dropped_tail_counts_records_and_bytes() {
+        let full = log_of(&[b"alpha", b"beta", b"gamma"]);
+        let mut bad = full.clone();
+        bad[32] ^= 0x01; // payload of "beta": a complete record with a stale sector
+        bad.truncate(full.len() - 2); // and "gamma" torn short
+        let mut r = LogReader::new(Bytes::from(bad), "test.log");
+        assert!(r.next_record().unwrap().is_some());
+        assert!(r.dropped_tail().is_none(), "not at the end yet");
+        assert!(r.next_record().unwrap().is_none());
+        let d = r.dropped_tail().unwrap();
+        assert_eq!((d.offset, d.bytes, d.records), (18, full.len() as u64 - 2 - 18, 2));
+        let mut clean = LogReader::new(Bytes::from(full), "test.log");
+        while clean.next_record().unwrap().is_some() {}
+        assert!(clean.dropped_tail().is_none());
     }
 
     #[test]

@@ -258,6 +258,8 @@ fn handles_from_before_a_crash_are_dead() {
     assert!(w.flush().is_err());
     assert_eq!(read(&fs, "f"), b"abc");
     // A new writer of the same path is unaffected by the dead one (even when it drops).
+    assert!(fs.create(&p("f")).is_err(), "create never overwrites");
+    fs.remove(&p("f")).unwrap();
     let mut w2 = fs.create(&p("f")).unwrap();
     w2.append(b"xy").unwrap();
     drop(w);
@@ -337,13 +339,12 @@ fn list_is_sorted_names_directly_inside() {
 }
 
 #[test]
-fn create_truncates_an_existing_file() {
+fn create_refuses_an_existing_file() {
     let fs = fs();
     write_file(&fs, "f", b"old", b"");
-    fs.create(&p("f")).unwrap();
-    assert_eq!(read(&fs, "f"), b"");
-    fs.crash(CrashMode::DropUnsynced);
-    assert_eq!(read(&fs, "f"), b"");
+    let e = fs.create(&p("f")).err().unwrap();
+    assert!(matches!(&e, Error::Io { source, .. } if source.kind() == io::ErrorKind::AlreadyExists), "{e}");
+    assert_eq!(read(&fs, "f"), b"old", "the refused create changed nothing");
 }
 
 #[test]
