@@ -7,15 +7,29 @@ use std::sync::Arc;
 
 use crate::vfs::{SharedFs, StdFs};
 
-/// How recovery treats a damaged write-ahead log (RocksDB's `WALRecoveryMode`).
+/// How recovery treats a damaged tail of the newest write-ahead log and of the manifest
+/// (RocksDB's `WALRecoveryMode`).
+///
+/// What a crash can leave at the end of a file: the records appended since its last fsync,
+/// cut anywhere — or complete in length but with stale or zeroed sectors inside (the file's
+/// new size reached the disk, some of its data did not). From the bytes alone such a tail
+/// cannot be told apart from a synced record the medium damaged later. A damaged record
+/// followed by an intact one is never a crash's doing, and is [`crate::Error::Corruption`]
+/// in every mode. See `docs/durability.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecoveryMode {
-    /// A damaged record at the very end of the newest log (a write torn by a crash) is dropped;
-    /// a damaged record followed by intact ones is reported as [`crate::Error::Corruption`].
-    /// Only writes that were never acknowledged as synced can be lost this way.
+    /// A damaged region at the very end of the newest log or of the manifest, with no intact
+    /// record after it, is dropped — and reported: counted in [`crate::DbStats`], listed in
+    /// [`crate::Db::recovery_report`], passed to
+    /// [`crate::EventListener::on_recovery_dropped`], and shown by `kho verify`. After a
+    /// crash on a sound disk it holds only writes never acknowledged as synced; if the medium
+    /// damaged the last synced record, that record is dropped too, and the report is how the
+    /// application learns it.
     #[default]
     TolerateCorruptedTail,
-    /// Any damaged or incomplete record, even at the tail, is reported as corruption.
+    /// Any damaged or incomplete record, even at the tail, is [`crate::Error::Corruption`]:
+    /// after a crash that tore a write the database does not open until someone decides
+    /// (for example by opening it once with `TolerateCorruptedTail` and reading the report).
     AbsoluteConsistency,
 }
 
@@ -87,6 +101,8 @@ pub struct Options {
     /// fast where data is rewritten soon, stronger where it stays). Default: empty (use
     /// `compression_level` everywhere).
     pub compression_per_level: Vec<i32>,
+    /// Receives recovery and background-error events. Default: none.
+    pub event_listener: Option<Arc<dyn crate::EventListener>>,
 }
 
 impl Default for Options {
@@ -117,6 +133,7 @@ impl Default for Options {
             hard_pending_compaction_bytes: 256 << 30,
             compression_per_level: Vec::new(),
             memtable_bloom_ratio: 1.0 / 64.0,
+            event_listener: None,
         }
     }
 }
@@ -143,6 +160,7 @@ impl std::fmt::Debug for Options {
             .field("target_file_size", &self.target_file_size)
             .field("compression_per_level", &self.compression_per_level)
             .field("memtable_bloom_ratio", &self.memtable_bloom_ratio)
+            .field("event_listener", &self.event_listener.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -52,6 +52,20 @@ pub(crate) fn write_table(
     out.finish()
 }
 
+/// Runs one background job, turning a panic (a bug) into [`Error::Internal`] so that it
+/// poisons the database and wakes every waiter instead of killing the thread silently and
+/// leaving writers and `close` waiting for a job that will never finish.
+pub(crate) fn guard_panics(job: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic payload".to_owned());
+        Err(Error::Internal(format!("background {job} panicked: {what}")))
+    })
+}
+
 impl DbInner {
     /// Body of the background flush thread.
     pub(crate) fn flush_loop(self: &Arc<Self>) {
@@ -68,14 +82,24 @@ impl DbInner {
                     self.bg_cv.wait(&mut bg);
                 }
             };
-            let result = self.flush_memtable(&mem);
-            let mut bg = self.bg.lock();
-            if let Err(e) = result {
-                self.poison();
-                bg.error.get_or_insert(e);
-            }
-            self.bg_cv.notify_all();
+            let result = guard_panics("flush", || self.flush_memtable(&mem));
+            self.finish_background_job(result);
         }
+    }
+
+    /// Ends one background job: a failure becomes the database's background error (the first
+    /// one is kept), poisons the database and is passed to the event listener; then every
+    /// waiter (writers stalled for room, `flush`, `close`) wakes to see it.
+    pub(crate) fn finish_background_job(&self, result: Result<()>) {
+        let mut bg = self.bg.lock();
+        if let Err(e) = result {
+            self.poison();
+            if let Some(l) = &self.opts.event_listener {
+                l.on_background_error(&e);
+            }
+            bg.error.get_or_insert(e);
+        }
+        self.bg_cv.notify_all();
     }
 
     /// Writes the oldest frozen memtable `mem` to level 0 and retires it and its log.

@@ -15,6 +15,7 @@ mod compact;
 mod flush;
 mod open;
 mod read;
+mod recovery;
 mod snapshot;
 mod stats;
 mod write;
@@ -35,6 +36,7 @@ use crate::vfs::FileLock;
 use crate::wal::LogWriter;
 use crate::{Error, Result};
 
+pub use recovery::RecoveryReport;
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};
 use write::CommitQueue;
@@ -104,6 +106,8 @@ pub(crate) struct DbInner {
     /// Estimated compaction debt of the current version, for write backpressure.
     compaction_debt: AtomicU64,
     counters: stats::Counters,
+    /// What recovery dropped or set aside when this database was opened.
+    recovery: RecoveryReport,
 }
 
 impl DbInner {
@@ -180,6 +184,12 @@ impl Db {
         sv.version.files().map(|(_, f)| Ok((f.meta.number, f.reader()?.properties().clone()))).collect()
     }
 
+    /// What recovery dropped (damaged log or manifest tails) or set aside (quarantined
+    /// tables) when this database was opened; empty after a clean shutdown.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner().recovery
+    }
+
     /// The newest sequence number visible to reads.
     pub fn last_sequence(&self) -> SeqNo {
         self.inner().visible_seq.load(Ordering::Acquire)
@@ -193,6 +203,8 @@ impl Db {
 
     /// Makes every acknowledged write durable, stops background work and releases the lock
     /// file. Later calls on any clone return [`Error::Closed`]. Closing twice is a no-op.
+    /// If a background flush or compaction failed (or panicked), returns that error: the
+    /// writes it was flushing are still in the log, and the next open recovers them.
     pub fn close(&self) -> Result<()> {
         self.inner().close()
     }
@@ -232,6 +244,9 @@ impl Db {
             write_batches: 0,
             write_groups: 0,
             log_syncs: 0,
+            recovery_dropped_records: inner.recovery.dropped_records(),
+            recovery_dropped_bytes: inner.recovery.dropped_bytes(),
+            recovery_quarantined_tables: inner.recovery.quarantined_tables.len() as u64,
         };
         stats.fill_counters(&inner.counters);
         stats
