@@ -1,7 +1,7 @@
 //! A panic inside a background flush or compaction (a bug) must not hang anything: it becomes
 //! the database's background error, poisons it, wakes every stalled writer, reaches the event
 //! listener, and `close()` reports it. Nothing acknowledged is lost: the next open recovers it.
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
