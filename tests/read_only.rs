@@ -81,7 +81,7 @@ fn read_only_opens_racing_flushes_see_every_acknowledged_write() {
                 writer.put(format!("key{i:08}"), [b'v'; 200]).unwrap();
                 i += 1;
                 acked.store(i, Ordering::SeqCst);
-                if i % 16 == 0 {
+                if i.is_multiple_of(16) {
                     writer.flush().unwrap(); // a flush deletes the log it moved into a table
                 }
             }
