@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use common::{db_dir, fault_fs, small_options};
 use kho::filename::{parse_file_name, FileKind};
-use kho::vfs::{FaultFs, FaultKind, FaultOp, FileSystem, StdFs};
+use kho::vfs::{FaultFs, FileSystem, StdFs};
 use kho::wal::DroppedTail;
 use kho::{Db, Error, EventListener, Options, RecoveryMode, WriteBatch, WriteOptions};
 
