@@ -52,6 +52,7 @@ mod events;
 pub mod filename;
 mod iter;
 pub mod key;
+pub mod limits;
 mod memtable;
 mod options;
 mod prefetch;

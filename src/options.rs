@@ -43,7 +43,8 @@ pub struct Options {
     /// The file system to use. Default: the operating system's ([`StdFs`]).
     pub fs: SharedFs,
     /// Bytes of writes buffered in the active memtable before it is frozen and flushed to an
-    /// SSTable. Default: 64 MiB (RocksDB's default): big enough that L0 files are not tiny,
+    /// SSTable (at most [`MAX_WRITE_BUFFER_LEN`](crate::limits::MAX_WRITE_BUFFER_LEN), 1 GiB).
+    /// Default: 64 MiB (RocksDB's default): big enough that L0 files are not tiny,
     /// small enough that recovery replays at most a few seconds of log.
     pub write_buffer_size: usize,
     /// Fraction of `write_buffer_size` given to each memtable's bloom filter over user keys,
@@ -54,13 +55,16 @@ pub struct Options {
     /// Frozen memtables allowed to wait for flushing before writers stall. Default: 2.
     /// Memory for memtables is bounded by `(1 + max_immutable_memtables) * write_buffer_size`.
     pub max_immutable_memtables: usize,
-    /// Largest key accepted, in bytes. Default: 64 KiB. Keys live in index blocks and are
-    /// compared on every lookup; larger keys belong in values.
+    /// Largest key accepted, in bytes. Default: 64 KiB; at most
+    /// [`MAX_KEY_LEN`](crate::limits::MAX_KEY_LEN) (256 KiB). Keys live in index blocks and
+    /// are compared on every lookup; larger keys belong in values.
     pub max_key_size: usize,
-    /// Largest value accepted, in bytes. Default: 64 MiB, so that one WAL record and one
-    /// SSTable block always fit comfortably in memory.
+    /// Largest value accepted, in bytes. Default: 32 MiB; at most
+    /// [`MAX_VALUE_LEN`](crate::limits::MAX_VALUE_LEN) (64 MiB - 256 KiB - 72 bytes), so
+    /// that every accepted entry fits one SSTable block.
     pub max_value_size: usize,
-    /// Largest encoded write batch accepted, in bytes. Default: 256 MiB (one WAL record).
+    /// Largest encoded write batch accepted, in bytes. Default: 256 MiB; at most
+    /// [`MAX_BATCH_LEN`](crate::limits::MAX_BATCH_LEN) (512 MiB). A batch is one WAL record.
     pub max_batch_size: usize,
     /// Uncompressed target size of an SSTable data block. Default: 4 KiB.
     pub block_size: usize,
@@ -114,7 +118,7 @@ impl Default for Options {
             write_buffer_size: 64 << 20,
             max_immutable_memtables: 2,
             max_key_size: 64 << 10,
-            max_value_size: 64 << 20,
+            max_value_size: 32 << 20,
             max_batch_size: 256 << 20,
             block_size: 4096,
             block_restart_interval: 16,
@@ -202,8 +206,22 @@ impl Options {
         if !(0.0..=0.25).contains(&self.memtable_bloom_ratio) {
             return bad("memtable_bloom_ratio must be between 0 and 0.25");
         }
-        if self.max_key_size > (1 << 20) || self.max_value_size > (1 << 30) {
-            return bad("max_key_size is at most 1 MiB and max_value_size at most 1 GiB");
+        use crate::limits::{MAX_BATCH_LEN, MAX_KEY_LEN, MAX_VALUE_LEN, MAX_WRITE_BUFFER_LEN};
+        if self.max_key_size == 0 || self.max_key_size > MAX_KEY_LEN {
+            return Err(crate::Error::InvalidArgument(format!("max_key_size must be 1..={MAX_KEY_LEN} bytes")));
+        }
+        if self.max_value_size > MAX_VALUE_LEN {
+            return Err(crate::Error::InvalidArgument(format!(
+                "max_value_size must be at most {MAX_VALUE_LEN} bytes (kho::limits::MAX_VALUE_LEN)"
+            )));
+        }
+        if self.max_batch_size > MAX_BATCH_LEN {
+            return Err(crate::Error::InvalidArgument(format!("max_batch_size must be at most {MAX_BATCH_LEN} bytes")));
+        }
+        if self.write_buffer_size > MAX_WRITE_BUFFER_LEN {
+            return Err(crate::Error::InvalidArgument(format!(
+                "write_buffer_size must be at most {MAX_WRITE_BUFFER_LEN} bytes"
+            )));
         }
         Ok(())
     }

@@ -31,25 +31,36 @@ pub(crate) fn sst_options(opts: &Options, level: usize) -> SstOptions {
     }
 }
 
-/// Writes every entry of a memtable (through `iter`) to SSTable `number` and fsyncs it.
-/// `None` if it is empty (no file is created). Values are copied straight from the
-/// memtable's arena into the table's blocks.
+/// Writes every entry of a memtable (through `iter`) to level-0 SSTables numbered by
+/// `new_file_number` and fsyncs them; empty if the memtable is (no file is created). Usually
+/// one table; another starts at the next user key once a table's index grows past
+/// `limits::INDEX_CUT_LEN` (a memtable of very large keys), so the tables share no user key
+/// and a level-0 read finds the newest version first whichever it probes first. Values are
+/// copied straight from the memtable's arena into the table's blocks.
 pub(crate) fn write_table(
     ctx: &TableContext,
-    number: u64,
+    new_file_number: &mut dyn FnMut() -> u64,
     iter: &mut MemtableIter,
     opts: &SstOptions,
-) -> Result<Option<FileMeta>> {
+) -> Result<Vec<FileMeta>> {
+    let mut tables = Vec::new();
     iter.seek_to_first()?;
-    if !iter.valid() {
-        return Ok(None);
-    }
-    let mut out = TableOutput::create(ctx, number, opts)?;
+    let mut out: Option<TableOutput> = None;
     while iter.valid() {
-        out.add(iter.key(), iter.value_slice())?;
+        if let Some(o) = &out {
+            if o.index_full() && o.last_user_key() != crate::key::user_key(iter.key()) {
+                tables.extend(out.take().map(TableOutput::finish).transpose()?.flatten());
+            }
+        }
+        let o = match &mut out {
+            Some(o) => o,
+            None => out.insert(TableOutput::create(ctx, new_file_number(), opts)?),
+        };
+        o.add(iter.key(), iter.value_slice())?;
         iter.next()?;
     }
-    out.finish()
+    tables.extend(out.map(TableOutput::finish).transpose()?.flatten());
+    Ok(tables)
 }
 
 /// Runs one background job, turning a panic (a bug) into [`Error::Internal`] so that it
@@ -104,11 +115,12 @@ impl DbInner {
 
     /// Writes the oldest frozen memtable `mem` to level 0 and retires it and its log.
     fn flush_memtable(&self, mem: &Arc<Memtable>) -> Result<()> {
-        let number = self.versions.lock().new_file_number();
-        let meta = write_table(&self.ctx, number, &mut MemtableIter::new(mem.clone()), &sst_options(&self.opts, 0))?;
-        if let Some(m) = &meta {
+        let mut new_number = || self.versions.lock().new_file_number();
+        let tables =
+            write_table(&self.ctx, &mut new_number, &mut MemtableIter::new(mem.clone()), &sst_options(&self.opts, 0))?;
+        if !tables.is_empty() {
             self.ctx.fs.sync_dir(&self.dir)?;
-            Counters::add(&self.counters.flush_bytes, m.size);
+            Counters::add(&self.counters.flush_bytes, tables.iter().map(|m| m.size).sum());
             Counters::add(&self.counters.flushes, 1);
         }
         let mut versions = self.versions.lock();
@@ -124,7 +136,7 @@ impl DbInner {
         let edit = VersionEdit {
             log_number: Some(next_log),
             last_sequence: Some(mem.max_seq()),
-            new_files: meta.into_iter().map(|m| (0, m)).collect(),
+            new_files: tables.into_iter().map(|m| (0, m)).collect(),
             ..VersionEdit::default()
         };
         let version = versions.log_and_apply(edit)?;

@@ -79,10 +79,9 @@ impl Db {
         let mut edit = VersionEdit::default();
         let sst_opts = sst_options(&opts, 0);
         let mut write_l0 = |mem: Memtable, versions: &mut VersionSet| -> Result<()> {
-            let number = versions.new_file_number();
-            if let Some(meta) = write_table(&ctx, number, &mut MemtableIter::new(Arc::new(mem)), &sst_opts)? {
-                edit.new_files.push((0, meta));
-            }
+            let mut new_number = || versions.new_file_number();
+            let tables = write_table(&ctx, &mut new_number, &mut MemtableIter::new(Arc::new(mem)), &sst_opts)?;
+            edit.new_files.extend(tables.into_iter().map(|m| (0, m)));
             Ok(())
         };
         let (last_seq, mem) = replay_logs(&ctx, &opts, &mut versions, Some(&mut write_l0), &mut report)?;
