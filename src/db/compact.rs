@@ -27,7 +27,7 @@ impl DbInner {
             {
                 let mut bg = self.bg.lock();
                 loop {
-                    if bg.shutting_down || bg.error.is_some() {
+                    if bg.shutting_down || self.health.is_failed() {
                         return;
                     }
                     if self.compaction_due() {
@@ -117,10 +117,10 @@ impl DbInner {
             task.trivial_move = false;
             self.run_compaction(&task)?;
         }
-        let bg = self.bg.lock();
+        let _bg = self.bg.lock();
         self.bg_cv.notify_all();
-        match &bg.error {
-            Some(e) => Err(e.replicate()),
+        match self.health.failure() {
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }

@@ -84,7 +84,7 @@ impl DbInner {
             let mem = {
                 let mut bg = self.bg.lock();
                 loop {
-                    if bg.shutting_down || bg.error.is_some() {
+                    if bg.shutting_down || self.health.is_failed() {
                         return;
                     }
                     if let Some(m) = self.super_version.read().imm.last().cloned() {
@@ -98,17 +98,16 @@ impl DbInner {
         }
     }
 
-    /// Ends one background job: a failure becomes the database's background error (the first
-    /// one is kept), poisons the database and is passed to the event listener; then every
-    /// waiter (writers stalled for room, `flush`, `close`) wakes to see it.
+    /// Ends one background job: a failure fails the database (the first failure is kept) and
+    /// is passed to the event listener; then every waiter (writers stalled for room, `flush`,
+    /// `close`) wakes to see it.
     pub(crate) fn finish_background_job(&self, result: Result<()>) {
-        let mut bg = self.bg.lock();
+        let _bg = self.bg.lock();
         if let Err(e) = result {
-            self.poison();
+            self.health.fail(&e);
             if let Some(l) = &self.opts.event_listener {
                 l.on_background_error(&e);
             }
-            bg.error.get_or_insert(e);
         }
         self.bg_cv.notify_all();
     }
@@ -171,8 +170,8 @@ impl DbInner {
         {
             let mut wal = self.wal.lock();
             let wal = wal.as_mut().ok_or(Error::Closed)?;
-            if self.poisoned.load(Ordering::Acquire) {
-                return Err(Error::Poisoned);
+            if let Some(e) = self.health.failure() {
+                return Err(e);
             }
             if !self.super_version.read().mem.is_empty() {
                 self.wait_for_room()?;
@@ -181,8 +180,8 @@ impl DbInner {
         }
         let mut bg = self.bg.lock();
         loop {
-            if let Some(e) = &bg.error {
-                return Err(e.replicate());
+            if let Some(e) = self.health.failure() {
+                return Err(e);
             }
             if self.super_version.read().imm.is_empty() {
                 return Ok(());

@@ -11,8 +11,10 @@
 //! - `super_version` is swapped, never mutated: readers clone the `Arc` under a read lock
 //!   together with the visible sequence number, so what they see is one consistent state.
 
+mod commit_queue;
 mod compact;
 mod flush;
+mod health;
 mod open;
 mod read;
 mod recovery;
@@ -21,7 +23,7 @@ mod stats;
 mod write;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -39,7 +41,8 @@ use crate::{Error, Result};
 pub use recovery::RecoveryReport;
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};
-use write::CommitQueue;
+use commit_queue::CommitQueue;
+use health::Health;
 
 /// The memtables and tables a read sees, swapped as one unit.
 #[derive(Debug)]
@@ -70,12 +73,11 @@ struct WalState {
     last_seq: SeqNo,
 }
 
-/// Coordination with the background flush thread.
+/// Coordination with the background flush and compaction threads (their failures go to
+/// the database's [`Health`]).
 #[derive(Default)]
 struct BgState {
     shutting_down: bool,
-    /// The first background failure; once set, writes fail and `flush` reports it.
-    error: Option<Error>,
 }
 
 /// Shared state of an open database.
@@ -94,8 +96,8 @@ pub(crate) struct DbInner {
     wal: Mutex<Option<WalState>>,
     bg: Mutex<BgState>,
     bg_cv: Condvar,
-    poisoned: AtomicBool,
-    closed: AtomicBool,
+    /// Open, failed or closed: consulted by every entry point.
+    health: Health,
     snapshots: snapshot::SnapshotList,
     /// The flush and compaction threads.
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -118,10 +120,7 @@ impl DbInner {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        Ok(())
+        self.health.check_open()
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -130,10 +129,6 @@ impl DbInner {
             return Err(Error::ReadOnly);
         }
         Ok(())
-    }
-
-    fn poison(&self) {
-        self.poisoned.store(true, Ordering::Release);
     }
 }
 

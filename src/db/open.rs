@@ -13,13 +13,14 @@
 //!   manifests, temporary files and unreferenced tables removed (or quarantined).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::flush::{sst_options, write_table};
 use super::recovery::{check_live_tables, delete_obsolete_files, replay_logs, RecoveryReport};
+use super::health::Health;
 use super::{BgState, Db, DbHandle, DbInner, SuperVersion, WalState};
 use crate::filename::{log_path, parse_file_name, FileKind, LOCK};
 use crate::memtable::{Memtable, MemtableIter};
@@ -205,8 +206,7 @@ impl DbInner {
             wal: Mutex::new(wal),
             bg: Mutex::new(BgState::default()),
             bg_cv: Condvar::new(),
-            poisoned: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
+            health: Health::default(),
             snapshots: Default::default(),
             threads: Mutex::new(Vec::new()),
             compaction_lock: Mutex::new(()),
@@ -232,14 +232,14 @@ fn spawn(inner: &DbInner, name: &str, body: impl FnOnce() + Send + 'static) -> R
 
 impl DbInner {
     /// Syncs the log, stops the background threads (a running compaction finishes first)
-    /// and releases the lock; returns the background error if a flush or compaction failed.
-    /// Idempotent (a second call returns `Ok`).
+    /// and releases the lock; returns the database's failure if it failed (a log write, a
+    /// flush, a compaction). Idempotent (a second call returns `Ok`).
     pub(crate) fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.health.close() {
             return Ok(());
         }
         let synced = match self.wal.lock().take() {
-            Some(mut wal) if !self.poisoned.load(Ordering::Acquire) => wal.writer.sync(),
+            Some(mut wal) if !self.health.is_failed() => wal.writer.sync(),
             _ => Ok(()),
         };
         {
@@ -254,9 +254,10 @@ impl DbInner {
             }
         }
         self.lock.lock().take();
-        // A background failure is reported here too: it may have cost the last flush.
-        match &self.bg.lock().error {
-            Some(e) => Err(e.replicate()),
+        // A failure is reported here too: writes since it may not be durable, and a failed
+        // flush may have been holding some.
+        match self.health.failure() {
+            Some(e) => Err(e),
             None => synced,
         }
     }
