@@ -25,7 +25,7 @@ fn bench_memtable(c: &mut Criterion) {
         let keys: Vec<Vec<u8>> = (0..N).map(|i| key(f(i))).collect();
         g.bench_function(name, |b| {
             b.iter_batched(
-                || Memtable::new(1),
+                || Memtable::unfiltered(1),
                 |m| {
                     for (seq, k) in keys.iter().enumerate() {
                         m.insert(k, seq as u64 + 1, ValueKind::Put, &value);
@@ -36,7 +36,7 @@ fn bench_memtable(c: &mut Criterion) {
             )
         });
     }
-    let m = Memtable::new(1);
+    let m = Memtable::unfiltered(1);
     let keys: Vec<Vec<u8>> = (0..N).map(|i| key(scrambled(i))).collect();
     for (seq, k) in keys.iter().enumerate() {
         m.insert(k, seq as u64 + 1, ValueKind::Put, &value);

@@ -228,12 +228,6 @@ impl Options {
 }
 
 impl Options {
-    /// An empty memtable for log `wal_number`, with the configured bloom filter.
-    pub(crate) fn new_memtable(&self, wal_number: u64) -> crate::memtable::Memtable {
-        let bloom_bytes = (self.write_buffer_size as f64 * self.memtable_bloom_ratio) as usize;
-        crate::memtable::Memtable::with_bloom(wal_number, bloom_bytes)
-    }
-
     /// The zstd level for tables written to `level`.
     pub(crate) fn compression_for_level(&self, level: usize) -> i32 {
         self.compression_per_level.get(level).copied().unwrap_or(self.compression_level)

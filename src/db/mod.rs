@@ -29,7 +29,7 @@ use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::iter::InternalIterator;
+use crate::iter::{CursorSource, InternalIterator};
 use crate::key::SeqNo;
 use crate::memtable::{Memtable, MemtableIter};
 use crate::options::Options;
@@ -38,11 +38,11 @@ use crate::vfs::FileLock;
 use crate::wal::LogWriter;
 use crate::{Error, Result};
 
+use commit_queue::CommitQueue;
+use health::Health;
 pub use recovery::RecoveryReport;
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};
-use commit_queue::CommitQueue;
-use health::Health;
 
 /// The memtables and tables a read sees, swapped as one unit.
 #[derive(Debug)]
@@ -55,9 +55,9 @@ pub(crate) struct SuperVersion {
     pub version: Arc<Version>,
 }
 
-impl SuperVersion {
+impl CursorSource for SuperVersion {
     /// Cursors over every memtable and table, newest source first.
-    pub(crate) fn iterators(&self, out: &mut Vec<Box<dyn InternalIterator>>) -> Result<()> {
+    fn cursors(&self, out: &mut Vec<Box<dyn InternalIterator>>) -> Result<()> {
         out.push(Box::new(MemtableIter::new(self.mem.clone())));
         for m in &self.imm {
             out.push(Box::new(MemtableIter::new(m.clone())));

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::flush::{sst_options, write_table};
-use super::recovery::{check_live_tables, delete_obsolete_files, replay_logs, RecoveryReport};
 use super::health::Health;
+use super::recovery::{check_live_tables, delete_obsolete_files, replay_logs, RecoveryReport};
 use super::{BgState, Db, DbHandle, DbInner, SuperVersion, WalState};
 use crate::filename::{log_path, parse_file_name, FileKind, LOCK};
 use crate::memtable::{Memtable, MemtableIter};
@@ -103,7 +103,7 @@ impl Db {
         delete_obsolete_files(&ctx, &opts, &versions, quarantine_from, &mut report)?;
 
         let wal = WalState { writer: LogWriter::new(wal_file), last_seq };
-        let mem = opts.new_memtable(wal_number);
+        let mem = Memtable::new(wal_number, &opts);
         let inner = DbInner::new(opts, ctx, Some(lock), versions, mem, Some(wal), report);
         // From here on the handle owns the threads: dropping it on an error below stops them.
         let db = Db { handle: Arc::new(DbHandle { inner: inner.clone() }) };

@@ -116,7 +116,7 @@ pub(super) fn replay_logs(
         .collect();
     logs.sort_unstable();
     let mut last_seq = versions.last_sequence;
-    let mut mem = Memtable::new(0);
+    let mut mem = Memtable::unfiltered(0);
     for (i, &number) in logs.iter().enumerate() {
         versions.next_file_number = versions.next_file_number.max(number + 1);
         let path = log_path(&ctx.dir, number);
@@ -145,7 +145,7 @@ pub(super) fn replay_logs(
             last_seq = seq - 1;
             if let Some(sink) = on_full.as_mut() {
                 if mem.approximate_size() >= opts.write_buffer_size {
-                    sink(std::mem::replace(&mut mem, Memtable::new(0)), versions)?;
+                    sink(std::mem::replace(&mut mem, Memtable::unfiltered(0)), versions)?;
                 }
             }
         }

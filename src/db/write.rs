@@ -68,9 +68,8 @@ impl DbInner {
                 Turn::Lead => {
                     let mut group = self.commit.lead(&ticket);
                     let mut synced_in = None;
-                    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        self.commit_group(&mut group, &mut synced_in)
-                    }));
+                    let outcome =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| self.commit_group(&mut group, &mut synced_in)));
                     match outcome {
                         Ok(result) => self.commit.finish(group, &result, synced_in),
                         Err(panic) => {
@@ -217,7 +216,7 @@ impl DbInner {
             let mut imm = Vec::with_capacity(sv.imm.len() + 1);
             imm.push(sv.mem.clone());
             imm.extend(sv.imm.iter().cloned());
-            let mem = Arc::new(self.opts.new_memtable(number));
+            let mem = Arc::new(crate::memtable::Memtable::new(number, &self.opts));
             *sv = Arc::new(SuperVersion { mem, imm, version: sv.version.clone() });
         }
         let _bg = self.bg.lock();

@@ -11,15 +11,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{InternalIterator, MergingIter};
-use crate::db::SuperVersion;
+use super::{CursorSource, InternalIterator, MergingIter};
 use crate::key::{internal_key, ParsedKey, SeqNo, ValueKind, MAX_SEQUENCE};
 use crate::{Error, Result};
 
 /// An iterator over `(key, value)` pairs of a range, ascending from the front and
 /// descending from the back. Yields `Err` (and then ends) if a file turns out damaged.
 pub struct DbIterator {
-    sv: Arc<SuperVersion>,
+    /// The pinned state: cursors are opened from it, and it keeps their files alive.
+    source: Arc<dyn CursorSource>,
     seq: SeqNo,
     /// The range the iterator was created with.
     range_lower: Bound<Vec<u8>>,
@@ -43,11 +43,11 @@ impl std::fmt::Debug for DbIterator {
 }
 
 impl DbIterator {
-    /// An iterator over `sv` as of sequence `seq`. The caller guarantees `sv` holds every
-    /// version visible at `seq` (it was taken no earlier than `seq` was published).
-    pub(crate) fn new(sv: Arc<SuperVersion>, seq: SeqNo, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Self {
+    /// An iterator over `source` as of sequence `seq`. The caller guarantees `source` holds
+    /// every version visible at `seq` (it was taken no earlier than `seq` was published).
+    pub(crate) fn new(source: Arc<dyn CursorSource>, seq: SeqNo, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Self {
         DbIterator {
-            sv,
+            source,
             seq,
             range_lower: lower.clone(),
             lower,
@@ -79,7 +79,7 @@ impl DbIterator {
 
     fn merging(&self) -> Result<MergingIter> {
         let mut children = Vec::new();
-        self.sv.iterators(&mut children)?;
+        self.source.cursors(&mut children)?;
         Ok(MergingIter::new(children))
     }
 

@@ -40,6 +40,15 @@ pub(crate) trait InternalIterator: Send {
     fn value(&self) -> Bytes;
 }
 
+/// What a [`DbIterator`](db_iter::DbIterator) reads: opens a cursor over every source of
+/// one pinned state (memtables and tables, newest first) and, while held, keeps those
+/// sources alive. The database's `SuperVersion` implements it, so iterators need not know
+/// the database.
+pub(crate) trait CursorSource: Send + Sync {
+    /// Appends one cursor per source to `out`, newest source first.
+    fn cursors(&self, out: &mut Vec<Box<dyn InternalIterator>>) -> Result<()>;
+}
+
 /// Test helper: a cursor over a sorted vector, the reference every implementation is
 /// compared against.
 #[cfg(test)]

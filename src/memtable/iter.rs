@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn matches_reference_cursor_in_both_directions() {
-        let mem = Arc::new(Memtable::new(1));
+        let mem = Arc::new(Memtable::unfiltered(1));
         let mut items = Vec::new();
         for (i, k) in [b"b".as_slice(), b"a", b"c", b"b", b"aa"].iter().enumerate() {
             let seq = i as u64 + 1;

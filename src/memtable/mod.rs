@@ -50,14 +50,24 @@ impl std::fmt::Debug for Memtable {
 }
 
 impl Memtable {
-    /// An empty memtable whose writes are logged in log file `wal_number`.
-    pub fn new(wal_number: u64) -> Self {
+    /// An empty memtable for the writes logged in log file `wal_number`, with the bloom
+    /// filter `opts` asks for (`memtable_bloom_ratio` of `write_buffer_size`).
+    pub fn new(wal_number: u64, opts: &crate::Options) -> Self {
+        let bloom_bytes = (opts.write_buffer_size as f64 * opts.memtable_bloom_ratio) as usize;
+        Memtable::with_bloom(wal_number, bloom_bytes)
+    }
+
+    /// An empty memtable without a filter (recovery's replay buffer, tests).
+    pub fn unfiltered(wal_number: u64) -> Self {
         Memtable { list: SkipList::new(), bloom: None, max_seq: AtomicU64::new(0), wal_number }
     }
 
     /// An empty memtable with a bloom filter of `bloom_bytes` over its user keys (none for 0).
     pub fn with_bloom(wal_number: u64, bloom_bytes: usize) -> Self {
-        Memtable { bloom: (bloom_bytes > 0).then(|| MemtableBloom::new(bloom_bytes)), ..Memtable::new(wal_number) }
+        Memtable {
+            bloom: (bloom_bytes > 0).then(|| MemtableBloom::new(bloom_bytes)),
+            ..Memtable::unfiltered(wal_number)
+        }
     }
 
     /// Inserts one versioned entry, copying key and value into the memtable's arena. The
@@ -132,7 +142,7 @@ mod tests {
 
     #[test]
     fn get_sees_newest_visible_version() {
-        for m in [Memtable::new(1), Memtable::with_bloom(1, 64)] {
+        for m in [Memtable::unfiltered(1), Memtable::with_bloom(1, 64)] {
             check_versions(m);
         }
     }
