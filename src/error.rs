@@ -57,14 +57,14 @@ pub enum Error {
     #[error("database is closed")]
     Closed,
 
-    /// A write, flush or compaction on a database opened read-only, or a mutation through a
-    /// record store opened with [`Store::open_read_only`](crate::record::Store::open_read_only).
+    /// A write, flush or compaction on a database opened read-only (also through a record
+    /// store opened read-only).
     #[error("database is open read-only")]
     ReadOnly,
 
     /// The database directory does not hold a database and `create_if_missing` is off,
-    /// or it holds one and `error_if_exists` is on; or it holds no record store and
-    /// [`Store::open_read_only`](crate::record::Store::open_read_only) cannot create one.
+    /// or it holds one and `error_if_exists` is on; or a read-only open finds nothing to
+    /// open.
     #[error("{0}")]
     NotFound(String),
 
@@ -72,29 +72,6 @@ pub enum Error {
     /// database is poisoned; reopen it. Never caused by the bytes on disk.
     #[error("internal error (a bug in kho): {0}")]
     Internal(String),
-
-    /// A string is not a valid 12-digit national ID; `reason` says which rule it breaks.
-    #[error("invalid national ID {input:?}: {reason}")]
-    InvalidNationalId {
-        /// The rejected input (cut to its first 40 characters).
-        input: String,
-        /// The rule it breaks.
-        reason: crate::record::InvalidIdReason,
-    },
-
-    /// A record payload could not be encoded, or a stored payload could not be decoded as
-    /// the type asked for.
-    #[error("record payload: {0}")]
-    Payload(String),
-
-    /// [`crate::record::Store::insert`] of a primary key that already holds a record.
-    #[error("collection {collection:?} already holds a record with primary key {pk}")]
-    RecordExists {
-        /// The collection.
-        collection: String,
-        /// The primary key, printed lossily as UTF-8.
-        pk: String,
-    },
 }
 
 impl Error {
@@ -130,13 +107,6 @@ impl Error {
             Error::ReadOnly => Error::ReadOnly,
             Error::NotFound(m) => Error::NotFound(m.clone()),
             Error::Internal(m) => Error::Internal(m.clone()),
-            Error::InvalidNationalId { input, reason } => {
-                Error::InvalidNationalId { input: input.clone(), reason: reason.clone() }
-            }
-            Error::Payload(m) => Error::Payload(m.clone()),
-            Error::RecordExists { collection, pk } => {
-                Error::RecordExists { collection: collection.clone(), pk: pk.clone() }
-            }
         }
     }
 

@@ -10,8 +10,8 @@
 //! - a batch of at most [`MAX_BATCH_LEN`] bytes is one WAL record (`wal::format::MAX_PAYLOAD`);
 //! - a table's index is one block, so it must stay under `MAX_BLOCK_RAW_LEN` too. Flushes
 //!   and compactions cut their output at the next user key once the index passes
-//!   [`INDEX_CUT_LEN`]; past that point (one user key with very many versions) the table
-//!   writer makes data blocks at least [`LARGE_BLOCK_LEN`] long, so that what one memtable can
+//!   `INDEX_CUT_LEN` (16 MiB); past that point (one user key with very many versions) the table
+//!   writer makes data blocks at least `LARGE_BLOCK_LEN` (32 MiB) long, so that what one memtable can
 //!   hold ([`MAX_WRITE_BUFFER_LEN`] plus one batch) adds at most a bounded number of index
 //!   entries. What is left unbounded: a compaction merging more than about 1.5 GiB of versions
 //!   of one user key that snapshots keep alive.
@@ -37,7 +37,7 @@ pub const MAX_WRITE_BUFFER_LEN: usize = 1 << 30;
 /// Flush and compaction outputs are cut at the next user key once their index passes this.
 pub(crate) const INDEX_CUT_LEN: usize = 16 << 20;
 
-/// Once a table's index passes [`INDEX_CUT_LEN`], data blocks are cut no shorter than this.
+/// Once a table's index passes `INDEX_CUT_LEN` (16 MiB), data blocks are cut no shorter than this.
 pub(crate) const LARGE_BLOCK_LEN: usize = MAX_BLOCK_RAW_LEN / 2;
 
 /// Upper bound of one index entry: a separator key (a whole internal key), a block handle

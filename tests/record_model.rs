@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::{db_dir, fault_fs, small_options};
+use kho::record::Error;
 use kho::record::{NationalId, Store, StoreOptions};
 use kho::vfs::{CrashMode, FaultFs, SharedFs};
-use kho::{Db, Error};
+use kho::Db;
 use proptest::prelude::*;
 
 const COLLECTIONS: [&str; 3] = ["tax", "taxes", "residence"];
@@ -120,7 +121,7 @@ impl Harness {
     }
 
     /// Issues one write unit whose success turns the model into `next`.
-    fn issued(&mut self, result: kho::Result<()>, next: Model, sync: bool) {
+    fn issued(&mut self, result: kho::record::Result<()>, next: Model, sync: bool) {
         self.states.push(next.clone());
         match result {
             Ok(()) => {

@@ -5,8 +5,9 @@
 mod common;
 
 use common::{db_dir, fault_fs, small_options};
+use kho::record::Error;
 use kho::record::{Gender, IdRules, InvalidIdReason, NationalId, Store, StoreOptions};
-use kho::{Db, Error};
+use kho::Db;
 
 /// Rules pinned to 2025 so the table does not depend on the clock.
 fn rules_2025() -> IdRules {

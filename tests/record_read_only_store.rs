@@ -45,7 +45,9 @@ fn build(dir: &std::path::Path) {
 /// Every mutation of `s` fails with `ReadOnly`.
 fn assert_refuses_writes(s: &Store) {
     let a = id("079190001234");
-    let ro = |r: kho::Result<()>, what: &str| assert!(matches!(r, Err(Error::ReadOnly)), "{what}: {r:?}");
+    let ro = |r: kho::record::Result<()>, what: &str| {
+        assert!(matches!(r, Err(kho::record::Error::Engine(Error::ReadOnly))), "{what}: {r:?}")
+    };
     ro(s.insert("tax", "new", &a, &1).map(drop), "insert");
     ro(s.insert("brand-new-collection", "k", &a, &1).map(drop), "insert creating a collection");
     ro(s.upsert("tax", "t0000", &a, &2).map(drop), "upsert");
@@ -116,9 +118,9 @@ fn a_database_without_a_store_is_not_found_and_left_alone() {
 
     let ro = Db::open_read_only(dir.path(), options()).unwrap();
     let e = Store::open_read_only(ro.clone(), StoreOptions::default()).unwrap_err();
-    assert!(matches!(&e, Error::NotFound(m) if m.contains("no record store")), "{e:?}");
+    assert!(matches!(&e, kho::record::Error::Engine(Error::NotFound(m)) if m.contains("no record store")), "{e:?}");
     // `Store::open` would have to write the format version.
-    assert!(matches!(Store::open(ro, StoreOptions::default()), Err(Error::ReadOnly)));
+    assert!(matches!(Store::open(ro, StoreOptions::default()), Err(kho::record::Error::Engine(Error::ReadOnly))));
     assert_eq!(listing(dir.path()), before);
 
     // A format this build does not know is refused, as by `Store::open`.
@@ -127,5 +129,8 @@ fn a_database_without_a_store_is_not_found_and_left_alone() {
     db.close().unwrap();
     let ro = Db::open_read_only(dir.path(), options()).unwrap();
     let e = Store::open_read_only(ro, StoreOptions::default()).unwrap_err();
-    assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("not supported")), "{e:?}");
+    assert!(
+        matches!(&e, kho::record::Error::Engine(Error::InvalidArgument(m)) if m.contains("not supported")),
+        "{e:?}"
+    );
 }

@@ -42,7 +42,7 @@ fn insert_get_upsert_delete() {
     assert!(store.get::<Tax>("no_such_collection", "x").unwrap().is_none());
 
     match store.insert("tax", "8000000001", &binh, &t) {
-        Err(Error::RecordExists { collection, pk }) => {
+        Err(kho::record::Error::RecordExists { collection, pk }) => {
             assert_eq!((collection.as_str(), pk.as_str()), ("tax", "8000000001"))
         }
         other => panic!("{other:?}"),
@@ -59,12 +59,15 @@ fn insert_get_upsert_delete() {
     assert!(store.verify_index().unwrap().is_clean());
 
     // Wrong payload type: a typed error, not a panic.
-    assert!(matches!(store.get::<u64>("tax", "8000000002"), Err(Error::Payload(_))));
+    assert!(matches!(store.get::<u64>("tax", "8000000002"), Err(kho::record::Error::Payload(_))));
     // Bounds on primary keys and collection names.
-    assert!(matches!(store.insert("tax", "", &an, &t), Err(Error::InvalidArgument(_))));
-    assert!(matches!(store.insert("tax", vec![b'x'; 1025], &an, &t), Err(Error::InvalidArgument(_))));
-    assert!(matches!(store.insert("", "k", &an, &t), Err(Error::InvalidArgument(_))));
-    assert!(matches!(store.insert("a\nb", "k", &an, &t), Err(Error::InvalidArgument(_))));
+    assert!(matches!(store.insert("tax", "", &an, &t), Err(kho::record::Error::Engine(Error::InvalidArgument(_)))));
+    assert!(matches!(
+        store.insert("tax", vec![b'x'; 1025], &an, &t),
+        Err(kho::record::Error::Engine(Error::InvalidArgument(_)))
+    ));
+    assert!(matches!(store.insert("", "k", &an, &t), Err(kho::record::Error::Engine(Error::InvalidArgument(_)))));
+    assert!(matches!(store.insert("a\nb", "k", &an, &t), Err(kho::record::Error::Engine(Error::InvalidArgument(_)))));
 }
 
 #[test]
@@ -148,7 +151,7 @@ fn batches_are_atomic() {
     batch.insert("tax", "new1", &a, &1).unwrap();
     batch.upsert("tax", "existing", &b, &2).unwrap();
     batch.insert("tax", "existing", &a, &3).unwrap();
-    assert!(matches!(batch.commit(), Err(Error::RecordExists { .. })));
+    assert!(matches!(batch.commit(), Err(kho::record::Error::RecordExists { .. })));
     assert!(store.get_raw("tax", "new1").unwrap().is_none());
     assert_eq!(store.get_raw("tax", "existing").unwrap().unwrap().id, a);
 

@@ -13,10 +13,11 @@
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::error::Result;
 use super::national_id::NationalId;
 use super::store::Store;
 use super::write::Op;
-use crate::{Result, WriteOptions};
+use crate::WriteOptions;
 
 /// An atomic group of record writes; see [`Store::batch`].
 #[derive(Debug)]
@@ -41,7 +42,7 @@ impl StoreBatch {
         self
     }
 
-    /// Adds an insert; the commit fails with [`crate::Error::RecordExists`] if the key holds
+    /// Adds an insert; the commit fails with [`Error::RecordExists`](super::Error::RecordExists) if the key holds
     /// a record by then.
     pub fn insert<T: Serialize + ?Sized>(
         &mut self,

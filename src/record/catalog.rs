@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::error::{Error, Result};
 use super::keys::{
     catalog_key, decode_collection_id, encode_collection_id, parse_catalog_key, CollectionId, MAX_COLLECTION_NAME_LEN,
     TAG_CATALOG,
 };
-use crate::{Db, Error, Result, WriteBatch, WriteOptions};
+use crate::{Db, WriteBatch, WriteOptions};
 
 /// Most collections a store holds: the catalog lives in memory, and an agency's dataset is a
 /// collection, not a record.
@@ -89,7 +90,7 @@ impl Catalog {
         let next = {
             let maps = self.maps.read();
             if maps.by_id.len() >= MAX_COLLECTIONS {
-                return Err(Error::InvalidArgument(format!("a store holds at most {MAX_COLLECTIONS} collections")));
+                return Err(Error::invalid(format!("a store holds at most {MAX_COLLECTIONS} collections")));
             }
             maps.by_id.keys().map(|c| c.0).max().unwrap_or(0) + 1
         };
@@ -109,7 +110,7 @@ impl Catalog {
 /// characters (they are printed by tools).
 pub(crate) fn validate_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_COLLECTION_NAME_LEN || name.chars().any(char::is_control) {
-        return Err(Error::InvalidArgument(format!(
+        return Err(Error::invalid(format!(
             "collection name {name:?} must be 1 to {MAX_COLLECTION_NAME_LEN} bytes without control characters"
         )));
     }

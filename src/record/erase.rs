@@ -16,11 +16,12 @@
 
 use bytes::Bytes;
 
+use super::error::Result;
 use super::keys::{parse_index_key, person_prefix, record_key};
 use super::national_id::NationalId;
 use super::store::Store;
 use super::write::Op;
-use crate::{Result, WriteOptions};
+use crate::WriteOptions;
 
 /// What [`Store::erase_person`] deleted: pass it to [`Store::purge_erased`] to compact the
 /// old versions out of the files.

@@ -13,6 +13,7 @@
 mod batch;
 mod catalog;
 mod erase;
+mod error;
 mod keys;
 mod locks;
 mod national_id;
@@ -26,6 +27,7 @@ mod write;
 pub use batch::StoreBatch;
 pub use catalog::MAX_COLLECTIONS;
 pub use erase::Erasure;
+pub use error::{Error, Result};
 pub use keys::{CollectionId, MAX_COLLECTION_NAME_LEN, MAX_PK_LEN};
 pub use locks::DEFAULT_LOCK_STRIPES;
 pub use national_id::{Gender, IdRules, InvalidIdReason, NationalId, NATIONAL_ID_LEN, PROVINCE_CODES};

@@ -20,7 +20,7 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::{Error, Result};
+use super::error::{Error, Result};
 
 /// Length of a national ID in bytes (ASCII digits).
 pub const NATIONAL_ID_LEN: usize = 12;

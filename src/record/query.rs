@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::error::{Error, Result};
 use super::keys::{collection_prefix, parse_index_key, parse_record_key, TAG_INDEX};
 use super::national_id::{Gender, NationalId};
 use super::store::{Store, StoreInner};
 use super::value::{IndexEntry, Record};
-use crate::{DbIterator, Error, Result};
+use crate::DbIterator;
 
 /// A set of national IDs sharing a prefix, for range queries over the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,10 +44,10 @@ pub enum IdQuery {
 impl IdQuery {
     /// The index-key prefixes covering the query, ascending.
     pub(crate) fn prefixes(&self) -> Result<Vec<Vec<u8>>> {
-        let bad = |m: String| Err(Error::InvalidArgument(m));
+        let bad = |m: String| Err(Error::invalid(m));
         let province = |p: u16| -> Result<String> {
             if p >= 1000 {
-                return Err(Error::InvalidArgument(format!("province code {p} has more than 3 digits")));
+                return Err(Error::invalid(format!("province code {p} has more than 3 digits")));
             }
             Ok(format!("{p:03}"))
         };
@@ -92,7 +93,7 @@ impl Store {
     /// primary key.
     pub fn query(&self, query: &IdQuery) -> Result<IndexIter> {
         let snap = self.inner.db.snapshot();
-        let iters = query.prefixes()?.iter().map(|p| snap.prefix(p)).collect::<Result<Vec<_>>>()?;
+        let iters = query.prefixes()?.iter().map(|p| snap.prefix(p)).collect::<crate::Result<Vec<_>>>()?;
         Ok(IndexIter { inner: self.inner.clone(), iters: iters.into_iter().rev().collect() })
     }
 
@@ -120,7 +121,7 @@ impl Iterator for RecordIter {
     fn next(&mut self) -> Option<Self::Item> {
         let (k, v) = match self.iter.as_mut()?.next()? {
             Ok(kv) => kv,
-            Err(e) => return Some(Err(e)),
+            Err(e) => return Some(Err(e.into())),
         };
         Some(match parse_record_key(&k) {
             Some((cid, pk)) => {
@@ -161,7 +162,7 @@ impl Iterator for IndexIter {
             let it = self.iters.last_mut()?;
             match it.next() {
                 Some(Ok((k, _))) => return Some(self.entry(&k)),
-                Some(Err(e)) => return Some(Err(e)),
+                Some(Err(e)) => return Some(Err(e.into())),
                 None => {
                     self.iters.pop();
                 }

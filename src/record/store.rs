@@ -13,12 +13,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::catalog::Catalog;
+use super::error::{Error, Result};
 use super::keys::{meta_key, parse_index_key, person_prefix, record_key, CollectionId, MAX_PK_LEN};
 use super::locks::{StripedLocks, DEFAULT_LOCK_STRIPES};
 use super::national_id::{IdRules, NationalId};
 use super::value::{decode_value, encode_value, Record};
 use super::write::Op;
-use crate::{Db, Error, Result, Snapshot, WriteBatch, WriteOptions};
+use crate::{Db, Snapshot, WriteBatch, WriteOptions};
 
 /// The record-layer format version, stored under `M|format`. It only moves forward; a store
 /// written by a newer version is refused rather than misread.
@@ -56,17 +57,17 @@ pub(crate) struct StoreInner {
     pub(crate) catalog: Catalog,
     pub(crate) locks: StripedLocks,
     pub(crate) opts: StoreOptions,
-    /// Opened with [`Store::open_read_only`]: every mutation fails with [`Error::ReadOnly`].
+    /// Opened with [`Store::open_read_only`]: every mutation fails with [`Error::Engine`]`(`[`crate::Error::ReadOnly`]`)`.
     pub(crate) read_only: bool,
 }
 
 impl StoreInner {
-    /// Fails with [`Error::ReadOnly`] on a store opened with [`Store::open_read_only`]; every
+    /// Fails with [`Error::Engine`]`(`[`crate::Error::ReadOnly`]`)` on a store opened with [`Store::open_read_only`]; every
     /// path that writes (the write path `apply`, collection creation, repairs, purges) calls it
     /// first.
     pub(crate) fn check_writable(&self) -> Result<()> {
         if self.read_only {
-            return Err(Error::ReadOnly);
+            return Err(Error::Engine(crate::Error::ReadOnly));
         }
         Ok(())
     }
@@ -91,7 +92,7 @@ impl StoreInner {
 ///
 /// ```
 /// use kho::record::{NationalId, Store, StoreOptions};
-/// # fn main() -> kho::Result<()> {
+/// # fn main() -> kho::record::Result<()> {
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = Store::open(kho::Db::open(dir.path(), kho::Options::default())?, StoreOptions::default())?;
 /// let id = NationalId::parse("079190001234")?;
@@ -125,17 +126,21 @@ impl Store {
     /// would fail when it tries to write the format version).
     ///
     /// The database must already hold a record store: without the `M|format` key that
-    /// [`Store::open`] writes first, this fails with [`Error::NotFound`]; an unsupported
+    /// [`Store::open`] writes first, this fails with [`crate::Error::NotFound`] (as [`Error::Engine`]); an unsupported
     /// format version fails as in [`Store::open`]. The catalog is loaded as it is now and
     /// never reloaded: the store sees the collections that existed at open.
     ///
     /// The returned store never writes, whatever `db` allows: every mutation (`insert`,
     /// `upsert`, `delete`, batches, `erase_person`, `purge_erased`, `rebuild_index`) fails
-    /// with [`Error::ReadOnly`]. Reads (`get`, `person`, `scan`, `query`, `verify_index`)
+    /// with [`Error::Engine`]`(`[`crate::Error::ReadOnly`]`)`. Reads (`get`, `person`, `scan`, `query`, `verify_index`)
     /// work as usual.
     pub fn open_read_only(db: Db, opts: StoreOptions) -> Result<Store> {
         if !has_store_format(&db)? {
-            return Err(Error::NotFound(format!("{} holds no record store (no M|format key)", db.path().display())));
+            return Err(crate::Error::NotFound(format!(
+                "{} holds no record store (no M|format key)",
+                db.path().display()
+            ))
+            .into());
         }
         Store::assemble(db, opts, true)
     }
@@ -158,7 +163,7 @@ impl Store {
 
     /// Closes the underlying database (see [`Db::close`]).
     pub fn close(&self) -> Result<()> {
-        self.inner.db.close()
+        Ok(self.inner.db.close()?)
     }
 
     /// Parses a national ID with this store's [`IdRules`].
@@ -281,7 +286,7 @@ fn has_store_format(db: &Db) -> Result<bool> {
     match db.get(meta_key("format"))? {
         None => Ok(false),
         Some(v) if v.as_ref() == [STORE_FORMAT_VERSION] => Ok(true),
-        Some(v) => Err(Error::InvalidArgument(format!(
+        Some(v) => Err(Error::invalid(format!(
             "record store format {v:?} is not supported (this build reads {STORE_FORMAT_VERSION})"
         ))),
     }
@@ -290,7 +295,7 @@ fn has_store_format(db: &Db) -> Result<bool> {
 /// Primary keys are 1 to [`MAX_PK_LEN`] bytes.
 fn check_pk(pk: &[u8]) -> Result<()> {
     if pk.is_empty() || pk.len() > MAX_PK_LEN {
-        return Err(Error::InvalidArgument(format!("primary key of {} bytes: must be 1 to {MAX_PK_LEN}", pk.len())));
+        return Err(Error::invalid(format!("primary key of {} bytes: must be 1 to {MAX_PK_LEN}", pk.len())));
     }
     Ok(())
 }

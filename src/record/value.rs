@@ -18,8 +18,8 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::error::{Error, Result};
 use super::national_id::{NationalId, NATIONAL_ID_LEN};
-use crate::{Error, Result};
 
 /// The only record value format so far.
 pub(crate) const RECORD_FORMAT_V1: u8 = 1;

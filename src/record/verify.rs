@@ -15,12 +15,13 @@
 
 use bytes::Bytes;
 
+use super::error::Result;
 use super::keys::{index_key, parse_index_key, parse_record_key, record_key, TAG_INDEX, TAG_RECORD};
 use super::national_id::NationalId;
 use super::store::Store;
 use super::value::decode_value;
 use super::write::Op;
-use crate::{Result, Snapshot, WriteBatch, WriteOptions};
+use crate::{Snapshot, WriteBatch, WriteOptions};
 
 /// Problems listed in an [`IndexReport`] at most; the counts are always exact. Use
 /// [`Store::verify_index_with`] to see every one of an unbounded number.

@@ -16,12 +16,13 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use super::error::{Error, Result};
 use super::keys::{index_key, record_key, CollectionId};
 use super::locks::HeldStripes;
 use super::national_id::NationalId;
 use super::store::StoreInner;
 use super::value::decode_value;
-use crate::{Error, Result, WriteBatch, WriteOptions};
+use crate::{WriteBatch, WriteOptions};
 
 /// One record mutation.
 #[derive(Debug, Clone)]

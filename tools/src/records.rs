@@ -51,7 +51,7 @@ pub struct RecordArgs {
 fn open_store(dir: &Path) -> anyhow::Result<Store> {
     let db = crate::kv::open(dir)?;
     Store::open_read_only(db, StoreOptions::default()).map_err(|e| match e {
-        kho::Error::NotFound(_) => anyhow::Error::new(e),
+        kho::record::Error::Engine(kho::Error::NotFound(_)) => anyhow::Error::new(e),
         e => anyhow::Error::new(e).context(format!("cannot read the record store in {}", dir.display())),
     })
 }
@@ -62,7 +62,7 @@ fn open_store(dir: &Path) -> anyhow::Result<Store> {
 fn parse_id(s: &str) -> anyhow::Result<NationalId> {
     match NationalId::parse(s) {
         Ok(id) => Ok(id),
-        Err(kho::Error::InvalidNationalId {
+        Err(kho::record::Error::InvalidNationalId {
             reason: reason @ (InvalidIdReason::UnknownProvince { .. } | InvalidIdReason::FutureBirthYear { .. }),
             ..
         }) => {

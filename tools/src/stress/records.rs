@@ -131,7 +131,7 @@ impl Worker<'_> {
             Err(e) => {
                 o.remember(slot, v, Kind::Put, Event::Failed, Source::Record, thread, cycle);
                 self.ctx.record_uncertain.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if matches!(e, kho::Error::RecordExists { .. })
+                if matches!(e, kho::record::Error::RecordExists { .. })
                     && !self.ctx.crashed.load(std::sync::atomic::Ordering::SeqCst)
                 {
                     return Err(self.record_violation(
@@ -142,7 +142,7 @@ impl Worker<'_> {
                         "record insert",
                     ));
                 }
-                self.on_error(e, "record insert/upsert")
+                self.on_error(engine_error(e), "record insert/upsert")
             }
         }
     }
@@ -178,7 +178,7 @@ impl Worker<'_> {
             Err(e) => {
                 o.remember(slot, v, Kind::Delete, Event::Failed, Source::Record, thread, cycle);
                 self.ctx.record_uncertain.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                self.on_error(e, "record delete")
+                self.on_error(engine_error(e), "record delete")
             }
         }
     }
@@ -192,7 +192,7 @@ impl Worker<'_> {
         let e = Expect { floor, issued: self.o().issued(slot) };
         match got {
             Ok(rec) => self.check_record(r, &e, rec.as_ref(), "record get"),
-            Err(err) => self.on_error(err, "record get"),
+            Err(err) => self.on_error(engine_error(err), "record get"),
         }
     }
 
@@ -207,7 +207,7 @@ impl Worker<'_> {
         let floors: Vec<State> = (0..n).map(|r| o.committed(o.record_slot(r))).collect();
         let got = match self.store().person(&id) {
             Ok(got) => got,
-            Err(e) => return self.on_error(e, "person query"),
+            Err(e) => return self.on_error(engine_error(e), "person query"),
         };
         let exp: Vec<Expect> =
             (0..n).zip(&floors).map(|(r, &floor)| Expect { floor, issued: o.issued(o.record_slot(r)) }).collect();
@@ -292,7 +292,7 @@ impl Worker<'_> {
                     o.remember(o.record_slot(r), v, Kind::Delete, Event::Failed, Source::Erase, thread, cycle);
                 }
                 self.ctx.record_uncertain.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                self.on_error(e, "erase_person")
+                self.on_error(engine_error(e), "erase_person")
             }
         }
     }
@@ -300,14 +300,15 @@ impl Worker<'_> {
 
 /// Opens the record layer on a recovered database.
 pub fn open_store(db: &Db) -> kho::Result<Store> {
-    Store::open(db.clone(), StoreOptions::default())
+    Store::open(db.clone(), StoreOptions::default()).map_err(engine_error)
 }
 
 /// After a recovery: every record slot is within `floor ..= issued`, and the national-ID
 /// index verifies clean. Returns each slot's recovered state.
 pub fn verify_records(store: &Store, o: &Oracle, floor: Floor, during: &str) -> Result<Vec<State>, Violation> {
     let n = o.record_slots();
-    let err = |what: &str, e: kho::Error| Violation::general(format!("{what} failed after recovery: {e}"), during);
+    let err =
+        |what: &str, e: kho::record::Error| Violation::general(format!("{what} failed after recovery: {e}"), during);
     let mut states = Vec::with_capacity(n as usize);
     for r in 0..n {
         let slot = o.record_slot(r);
@@ -365,8 +366,12 @@ pub fn reconcile_records(store: &Store, o: &Oracle, states: &[State], cycle: u16
         let kind = if state.absent { Kind::Delete } else { Kind::Put };
         let v = o.begin(slot, kind, Source::Reconcile, CHECKER_THREAD, cycle);
         match kind {
-            Kind::Put => store.upsert(collection(r), pk(r), &person_id(person_of(n, r, v)), &(r, v)).map(drop)?,
-            Kind::Delete => store.delete(collection(r), pk(r)).map(drop)?,
+            Kind::Put => {
+                store.upsert(collection(r), pk(r), &person_id(person_of(n, r, v)), &(r, v)).map_err(engine_error)?;
+            }
+            Kind::Delete => {
+                store.delete(collection(r), pk(r)).map_err(engine_error)?;
+            }
         }
         fixed.push((slot, v, kind));
     }
@@ -377,4 +382,13 @@ pub fn reconcile_records(store: &Store, o: &Oracle, states: &[State], cycle: u16
         o.ack(slot, v, kind, true, Source::Reconcile, CHECKER_THREAD, cycle);
     }
     Ok(fixed.len() as u64)
+}
+
+/// The engine error inside a record-layer error. The workload only makes valid record calls,
+/// so any other record-layer error is a bug, reported as [`kho::Error::Internal`].
+pub fn engine_error(e: kho::record::Error) -> kho::Error {
+    match e {
+        kho::record::Error::Engine(e) => e,
+        other => kho::Error::Internal(format!("record layer: {other}")),
+    }
 }

@@ -69,7 +69,7 @@ pub fn check(
     };
     let store = match Store::open_read_only(db, StoreOptions::default()) {
         Ok(s) => s,
-        Err(kho::Error::NotFound(_)) => {
+        Err(kho::record::Error::Engine(kho::Error::NotFound(_))) => {
             notes.push("no record store (no M|format key): the national-ID index was not checked".into());
             return Ok(done);
         }
