@@ -20,10 +20,10 @@ pub trait EventListener: Send + Sync {
         let _ = dropped;
     }
 
-    /// Recovery found a table no manifest edit names that may hold the only copy of data a
-    /// dropped manifest edit described, and moved it to `lost/` in the database directory
-    /// instead of deleting it.
-    fn on_table_quarantined(&self, path: &std::path::Path) {
+    /// Recovery moved a file to `lost/` in the database directory instead of deleting it: a
+    /// log whose damaged tail it dropped, or a table no manifest edit names that may hold
+    /// the only copy of what a dropped manifest edit described.
+    fn on_file_quarantined(&self, path: &std::path::Path) {
         let _ = path;
     }
 

@@ -123,6 +123,15 @@ impl DbInner {
         self.health.check_open()
     }
 
+    /// Fails the database (see [`Health`]) and wakes every thread waiting on background
+    /// work — `flush`, writers stalled for room — so that none waits for a flush that the
+    /// failure stopped.
+    fn fail(&self, cause: &Error) {
+        self.health.fail(cause);
+        let _bg = self.bg.lock();
+        self.bg_cv.notify_all();
+    }
+
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
         if self.read_only {
@@ -179,8 +188,8 @@ impl Db {
         sv.version.files().map(|(_, f)| Ok((f.meta.number, f.reader()?.properties().clone()))).collect()
     }
 
-    /// What recovery dropped (damaged log or manifest tails) or set aside (quarantined
-    /// tables) when this database was opened; empty after a clean shutdown.
+    /// What recovery dropped (damaged log or manifest tails) or set aside (files moved to
+    /// `lost/`) when this database was opened; empty after a clean shutdown.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner().recovery
     }
@@ -241,7 +250,7 @@ impl Db {
             log_syncs: 0,
             recovery_dropped_records: inner.recovery.dropped_records(),
             recovery_dropped_bytes: inner.recovery.dropped_bytes(),
-            recovery_quarantined_tables: inner.recovery.quarantined_tables.len() as u64,
+            recovery_quarantined_files: inner.recovery.quarantined_files.len() as u64,
         };
         stats.fill_counters(&inner.counters);
         stats

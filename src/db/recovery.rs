@@ -9,10 +9,13 @@
 //!   gone (or a manifest edit that made it obsolete was dropped), which is corruption.
 //! - Only the newest non-empty log may end in a damaged region; it is dropped under
 //!   [`RecoveryMode::TolerateCorruptedTail`] and reported, and is corruption otherwise.
-//! - Leftovers are deleted only once the recovered state is durable, and a table no manifest
-//!   edit names is deleted only if the manifest ended clean: after a dropped manifest tail,
-//!   tables numbered at or above the recovered next file number may hold the only copy of
-//!   what the dropped edit described, so they are moved to `lost/` instead.
+//! - A log that reads as ending damaged is read again (up to three times) before the damage
+//!   is believed: a transient read error must not drop a synced write for good.
+//! - Leftovers are deleted only once the recovered state is durable. A log whose damaged tail
+//!   was dropped is moved to `lost/`, not deleted (the dropped bytes stay for an operator),
+//!   and a table no manifest edit names is deleted only if the manifest ended clean: after a
+//!   dropped manifest tail, tables numbered at or above the recovered next file number may
+//!   hold the only copy of what the dropped edit described, so they go to `lost/` too.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -25,7 +28,7 @@ use crate::version::{TableContext, Version, VersionSet};
 use crate::wal::{DroppedTail, LogReader};
 use crate::{Error, Result};
 
-/// Subdirectory that receives quarantined tables.
+/// Subdirectory that receives quarantined files.
 pub(crate) const LOST_DIR: &str = "lost";
 
 /// What recovery dropped or set aside when the database was opened
@@ -35,9 +38,12 @@ pub(crate) const LOST_DIR: &str = "lost";
 pub struct RecoveryReport {
     /// Damaged tails dropped from the newest log and from the manifest, in the order found.
     pub dropped: Vec<DroppedTail>,
-    /// Tables moved to `lost/` because a dropped manifest edit may have named them (their
-    /// new paths).
-    pub quarantined_tables: Vec<PathBuf>,
+    /// Files moved to `lost/` instead of being deleted (their new paths): each log whose
+    /// damaged tail was dropped (what it held is kept for an operator), and tables a dropped
+    /// manifest edit may have named.
+    pub quarantined_files: Vec<PathBuf>,
+    /// Numbers of the logs whose damaged tails were dropped.
+    pub(crate) damaged_logs: Vec<u64>,
 }
 
 impl RecoveryReport {
@@ -54,7 +60,7 @@ impl RecoveryReport {
 
     /// True when recovery dropped and set aside nothing.
     pub fn is_clean(&self) -> bool {
-        self.dropped.is_empty() && self.quarantined_tables.is_empty()
+        self.dropped.is_empty() && self.quarantined_files.is_empty()
     }
 
     /// Records a dropped tail and tells the listener.
@@ -120,7 +126,7 @@ pub(super) fn replay_logs(
     for (i, &number) in logs.iter().enumerate() {
         versions.next_file_number = versions.next_file_number.max(number + 1);
         let path = log_path(&ctx.dir, number);
-        let mut reader = LogReader::new(ctx.fs.read_all(&path)?, &path);
+        let mut reader = LogReader::new(read_settled(ctx, &path)?, &path);
         while let Some(rec) = reader.next_record()? {
             let payload_at = rec.offset + crate::wal::format::HEADER_LEN as u64;
             let batch = DecodedBatch::parse(&rec.payload).map_err(|w| Error::corruption(&path, payload_at, w))?;
@@ -166,15 +172,42 @@ pub(super) fn replay_logs(
                 };
                 return Err(Error::corruption(&path, tail.offset, format!("{}: {why}", tail.reason)));
             }
+            report.damaged_logs.push(number);
             report.add_dropped(opts, tail);
         }
     }
     Ok((last_seq, mem))
 }
 
+/// How often a log whose tail reads as damaged is read again before the damage is believed.
+const TAIL_READS: usize = 3;
+
+/// Reads the log at `path`, and if it ends in a damaged region, reads it again: a damaged
+/// tail is dropped for good (recovery then retires the log), so a transient read error —
+/// a flipped bit on the way from the disk — must not pass for one. The damage is believed
+/// once two reads agree.
+fn read_settled(ctx: &TableContext, path: &std::path::Path) -> Result<bytes::Bytes> {
+    let mut data = ctx.fs.read_all(path)?;
+    for _ in 1..TAIL_READS {
+        let mut probe = LogReader::new(data.clone(), path);
+        // Mid-log damage (an `Err`) ends the probe: the replay itself reports it.
+        while let Ok(Some(_)) = probe.next_record() {}
+        if probe.dropped_tail().is_none() {
+            break;
+        }
+        let again = ctx.fs.read_all(path)?;
+        if again == data {
+            break;
+        }
+        data = again;
+    }
+    Ok(data)
+}
+
 /// Removes files no longer referenced: old logs and manifests, temporary files and tables
-/// the current version does not list (outputs of an interrupted flush or compaction). Tables
-/// numbered at or above `quarantine_from` are moved to `lost/` instead (see the module docs).
+/// the current version does not list (outputs of an interrupted flush or compaction). Logs
+/// with a dropped tail, and tables numbered at or above `quarantine_from`, are moved to
+/// `lost/` instead (see the module docs).
 pub(super) fn delete_obsolete_files(
     ctx: &TableContext,
     opts: &Options,
@@ -185,28 +218,25 @@ pub(super) fn delete_obsolete_files(
     let live: HashSet<u64> = versions.current().files().map(|(_, f)| f.meta.number).collect();
     for name in ctx.fs.list(&ctx.dir)? {
         let path = ctx.dir.join(&name);
-        let garbage = match parse_file_name(&name) {
-            Some(FileKind::Log(n)) => n < versions.log_number,
-            Some(FileKind::Manifest(n)) => n != versions.manifest_number(),
-            Some(FileKind::Table(n)) if live.contains(&n) => false,
-            Some(FileKind::Table(n)) if quarantine_from.is_some_and(|from| n >= from) => {
-                let lost = ctx.dir.join(LOST_DIR);
-                ctx.fs.create_dir_all(&lost)?;
-                let to = lost.join(&name);
-                ctx.fs.rename(&path, &to)?;
-                ctx.fs.sync_dir(&lost)?;
-                ctx.fs.sync_dir(&ctx.dir)?;
-                if let Some(l) = &opts.event_listener {
-                    l.on_table_quarantined(&to);
-                }
-                report.quarantined_tables.push(to);
-                false
-            }
-            Some(FileKind::Table(_)) => true,
-            Some(FileKind::Temp) => true,
-            _ => false,
+        let (garbage, quarantine) = match parse_file_name(&name) {
+            Some(FileKind::Log(n)) if n < versions.log_number => (true, report.damaged_logs.contains(&n)),
+            Some(FileKind::Manifest(n)) => (n != versions.manifest_number(), false),
+            Some(FileKind::Table(n)) if !live.contains(&n) => (true, quarantine_from.is_some_and(|from| n >= from)),
+            Some(FileKind::Temp) => (true, false),
+            _ => (false, false),
         };
-        if garbage {
+        if quarantine {
+            let lost = ctx.dir.join(LOST_DIR);
+            ctx.fs.create_dir_all(&lost)?;
+            let to = lost.join(&name);
+            ctx.fs.rename(&path, &to)?;
+            ctx.fs.sync_dir(&lost)?;
+            ctx.fs.sync_dir(&ctx.dir)?;
+            if let Some(l) = &opts.event_listener {
+                l.on_file_quarantined(&to);
+            }
+            report.quarantined_files.push(to);
+        } else if garbage {
             ctx.fs.remove(&path)?;
         }
     }

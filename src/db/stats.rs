@@ -100,8 +100,9 @@ pub struct DbStats {
     pub recovery_dropped_records: u64,
     /// Bytes recovery dropped from damaged tails.
     pub recovery_dropped_bytes: u64,
-    /// Tables recovery moved to `lost/` instead of deleting them.
-    pub recovery_quarantined_tables: u64,
+    /// Files (damaged logs, possibly needed tables) recovery moved to `lost/` instead of
+    /// deleting them.
+    pub recovery_quarantined_files: u64,
 }
 
 impl DbStats {
@@ -199,11 +200,11 @@ impl fmt::Display for DbStats {
             self.cache_hits,
             self.cache_misses
         )?;
-        if self.recovery_dropped_records > 0 || self.recovery_quarantined_tables > 0 {
+        if self.recovery_dropped_records > 0 || self.recovery_quarantined_files > 0 {
             writeln!(
                 f,
-                "Recovery: dropped {} records ({} bytes) from damaged tails, quarantined {} tables in lost/",
-                self.recovery_dropped_records, self.recovery_dropped_bytes, self.recovery_quarantined_tables
+                "Recovery: dropped {} records ({} bytes) from damaged tails, moved {} files to lost/",
+                self.recovery_dropped_records, self.recovery_dropped_bytes, self.recovery_quarantined_files
             )?;
         }
         Ok(())

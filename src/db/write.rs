@@ -74,7 +74,7 @@ impl DbInner {
                         Ok(result) => self.commit.finish(group, &result, synced_in),
                         Err(panic) => {
                             let e = Error::Internal("a commit group panicked".into());
-                            self.health.fail(&e);
+                            self.fail(&e);
                             self.commit.finish(group, &Err(Error::Poisoned), synced_in);
                             std::panic::resume_unwind(panic);
                         }
@@ -112,7 +112,7 @@ impl DbInner {
             }
         });
         if let Err(e) = logged {
-            self.health.fail(&e);
+            self.fail(&e);
             return Err(e);
         }
         wal.last_seq = last;
@@ -197,7 +197,7 @@ impl DbInner {
     /// fsynced first, so only the newest log can ever have a torn tail.
     pub(super) fn rotate(&self, wal: &mut WalState) -> Result<()> {
         if let Err(e) = wal.writer.sync() {
-            self.health.fail(&e);
+            self.fail(&e);
             return Err(e);
         }
         let number = self.versions.lock().new_file_number();
@@ -206,7 +206,7 @@ impl DbInner {
         let file = match file {
             Ok(f) => f,
             Err(e) => {
-                self.health.fail(&e);
+                self.fail(&e);
                 return Err(e);
             }
         };
