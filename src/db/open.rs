@@ -48,7 +48,7 @@ impl Db {
         let cache = (opts.block_cache_capacity > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
         let ctx = TableContext { fs: fs.clone(), dir: dir.clone(), cache };
 
-        let mut versions = match VersionSet::recover(ctx.clone(), opts.num_levels)? {
+        let mut versions = match VersionSet::recover(ctx.clone(), opts.num_levels, opts.recovery_mode)? {
             Some(_) if opts.error_if_exists => {
                 return Err(Error::InvalidArgument(format!("database {} already exists", dir.display())))
             }
@@ -128,7 +128,7 @@ impl Db {
     fn try_open_read_only(dir: &Path, opts: &Options) -> Result<Db> {
         let cache = (opts.block_cache_capacity > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
         let ctx = TableContext { fs: opts.fs.clone(), dir: dir.to_path_buf(), cache };
-        let mut versions = VersionSet::recover(ctx.clone(), opts.num_levels)?
+        let mut versions = VersionSet::recover(ctx.clone(), opts.num_levels, opts.recovery_mode)?
             .ok_or_else(|| Error::NotFound(format!("no database in {}", dir.display())))?;
         let (last_seq, mem) = replay_logs(&ctx, opts, &mut versions, None)?;
         for (_, f) in versions.current().files() {

@@ -226,7 +226,7 @@ mod tests {
             let mut bad = full.clone();
             bad[i] ^= 0x40;
             match read_all(bad) {
-                Err(Error::Corruption { offset, .. }) => assert!(offset <= i as u64),
+                Err(Error::Corruption { offset, .. }) => assert!(offset.is_some_and(|o| o <= i as u64)),
                 other => panic!("flip at {i}: expected corruption, got {other:?}"),
             }
         }
