@@ -64,7 +64,8 @@ pub fn check(
                 )),
             }
             Ok(())
-        })?;
+        })?
+        .tail;
         let TailState::Torn { offset, reason } = tail else { continue };
         let newest = i + 1 == live.len();
         let at = |what: String| Problem::at(&path, offset, what);
