@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use crate::vfs::{SharedFs, StdFs};
 
-/// How recovery treats a damaged write-ahead log (RocksDB's `WALRecoveryMode`).
+/// How recovery treats a damaged tail of the newest write-ahead log and of the manifest
+/// (RocksDB's `WALRecoveryMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecoveryMode {
-    /// A damaged record at the very end of the newest log (a write torn by a crash) is dropped;
-    /// a damaged record followed by intact ones is reported as [`crate::Error::Corruption`].
-    /// Only writes that were never acknowledged as synced can be lost this way.
+    /// A damaged record at the very end of the newest log or of the manifest (a write torn by
+    /// a crash) is dropped; a damaged record followed by intact ones is reported as
+    /// [`crate::Error::Corruption`]. Only writes that were never acknowledged as synced (and
+    /// version edits nothing acted on) can be lost this way.
     #[default]
     TolerateCorruptedTail,
     /// Any damaged or incomplete record, even at the tail, is reported as corruption.

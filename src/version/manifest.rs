@@ -1,5 +1,5 @@
 //! Reading a manifest back: [`read_manifest`] decodes its edits (honouring the
-//! [`RecoveryMode`] for a torn tail) and [`replay`] runs them through a [`VersionBuilder`],
+//! [`RecoveryMode`] for a torn tail) and `replay` runs them through a [`VersionBuilder`],
 //! stopping at the first inconsistency.
 //!
 //! A torn tail is a damaged region at the end of the manifest with nothing intact after it:
@@ -30,7 +30,8 @@ pub struct ManifestEdits {
 /// Reads and decodes every edit of the manifest at `path`. A torn tail is dropped (and
 /// returned as [`ManifestEdits::dropped_tail`]) or is corruption, as `mode` says; damage
 /// followed by intact edits and an edit that does not decode are corruption. The edits are
-/// not checked against each other: that is [`replay`]'s job.
+/// not checked against each other: run them through a [`VersionBuilder`] for that (as
+/// recovery does).
 pub fn read_manifest(fs: &dyn FileSystem, path: &Path, mode: RecoveryMode) -> Result<ManifestEdits> {
     let mut reader = LogReader::new(fs.read_all(path)?, path);
     let mut edits = Vec::new();
