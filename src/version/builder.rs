@@ -297,7 +297,8 @@ fn meta_problems(f: &FileMeta) -> Vec<String> {
     v
 }
 
-/// The user key of an internal key (the whole key when it is too short to be one).
+/// The user key of an internal key (empty when it is too short to be one; such a key is
+/// reported by `meta_problems`).
 fn user_key(ikey: &[u8]) -> &[u8] {
     crate::key::user_key(ikey)
 }
