@@ -1,7 +1,10 @@
 //! The crate's error type.
 //!
 //! Every fallible call returns [`Result`]. Decoders never panic on bad bytes: they return
-//! [`Error::Corruption`] naming the file, the byte offset and what was expected there.
+//! [`Error::Corruption`] naming the file, the byte offset (when one is known) and what was
+//! expected there. A broken internal contract (a cursor used while not valid, a writer given
+//! keys out of order, a live version edit failing its checks) is a bug, [`Error::Internal`],
+//! never corruption.
 
 use std::path::PathBuf;
 
@@ -25,12 +28,14 @@ pub enum Error {
     },
 
     /// Bytes on disk are not what a well-formed file holds at that place.
-    #[error("corruption in {} at offset {offset}: {what}", file.display())]
+    #[error("corruption in {}{}: {what}", file.display(), at_offset(*offset))]
     Corruption {
-        /// The damaged file.
+        /// The damaged file (for damage found above the file level, such as a malformed
+        /// record-layer key, the database directory).
         file: PathBuf,
-        /// Byte offset within `file` of the damaged structure.
-        offset: u64,
+        /// Byte offset within `file` of the damaged structure; `None` when it is not known
+        /// (a record-layer key, a manifest that never records a counter).
+        offset: Option<u64>,
         /// What was expected and what was found.
         what: String,
     },
@@ -75,9 +80,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// Builds an [`Error::Corruption`].
+    /// Builds an [`Error::Corruption`] at byte `offset` of `file`.
     pub(crate) fn corruption(file: impl Into<PathBuf>, offset: u64, what: impl Into<String>) -> Self {
-        Error::Corruption { file: file.into(), offset, what: what.into() }
+        Error::Corruption { file: file.into(), offset: Some(offset), what: what.into() }
+    }
+
+    /// Builds an [`Error::Corruption`] in `file` whose offset is not known. Never pass a
+    /// made-up offset (or path) instead.
+    pub(crate) fn corruption_unknown_offset(file: impl Into<PathBuf>, what: impl Into<String>) -> Self {
+        Error::Corruption { file: file.into(), offset: None, what: what.into() }
     }
 
     /// Builds an [`Error::Io`].
@@ -113,5 +124,28 @@ impl Error {
     /// True for [`Error::Corruption`].
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })
+    }
+}
+
+/// The ` at offset N` of a corruption message, or ` (offset unknown)`.
+fn at_offset(offset: Option<u64>) -> String {
+    match offset {
+        Some(o) => format!(" at offset {o}"),
+        None => " (offset unknown)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corruption_names_the_offset_or_says_it_is_unknown() {
+        let at = Error::corruption("/db/MANIFEST-000003", 42, "bad edit");
+        assert_eq!(at.to_string(), "corruption in /db/MANIFEST-000003 at offset 42: bad edit");
+        let unknown = Error::corruption_unknown_offset("/db", "malformed record-layer key");
+        assert_eq!(unknown.to_string(), "corruption in /db (offset unknown): malformed record-layer key");
+        assert!(matches!(unknown.replicate(), Error::Corruption { offset: None, .. }));
+        assert!(matches!(at.replicate(), Error::Corruption { offset: Some(42), .. }));
     }
 }

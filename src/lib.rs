@@ -39,8 +39,9 @@
 //! decoders [`wal::LogReader`] (with [`wal::LogReader::resync`] to report every damaged
 //! region), [`batch::DecodedBatch`], [`version::VersionEdit::decode`], [`filename::decode_current`]
 //! and [`sst::SstReader`] (`verify`, `layout`, `footer_info`, `index_entries`, `filter_info`);
-//! and [`key`] to print and compare internal keys. Every decoder returns
-//! [`Error::Corruption`] on bad bytes and never panics.
+//! [`version::VersionBuilder`], which applies manifest edits with the checks recovery
+//! applies and names every [`version::Inconsistency`]; and [`key`] to print and compare
+//! internal keys. Every decoder returns [`Error::Corruption`] on bad bytes and never panics.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod batch;

@@ -52,9 +52,10 @@ fn open_and_read_all(opts: &Options) -> kho::Result<usize> {
     Ok(n)
 }
 
+/// Asserts `r` is corruption in `file` at a known offset, and returns the offset.
 fn assert_corruption_in(r: kho::Result<usize>, file: &Path) -> u64 {
     match r {
-        Err(Error::Corruption { file: f, offset, what }) => {
+        Err(Error::Corruption { file: f, offset: Some(offset), what }) => {
             assert_eq!(f, file, "corruption reported in the wrong file ({what})");
             offset
         }

@@ -1,5 +1,6 @@
 //! Bytes never panic: every decoder `kho dump` and `kho verify` use — log records and write
-//! batches, manifest edits, whole SSTables, `CURRENT` — is fed arbitrary bytes and damaged
+//! batches, manifest edits (and the version builder's checks of them), whole SSTables,
+//! `CURRENT` — is fed arbitrary bytes and damaged
 //! copies of valid files. Each must return (`Ok` or an error), never panic, never loop.
 //! The `fuzz/` targets explore the same entry points with coverage guidance (nightly only).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -12,10 +13,10 @@ use kho::batch::DecodedBatch;
 use kho::filename::decode_current;
 use kho::key::{internal_key, ParsedKey};
 use kho::sst::{SstOptions, SstReader, SstWriter};
-use kho::version::{read_manifest, VersionEdit};
+use kho::version::{read_manifest, VersionBuilder, VersionEdit, MAX_LEVELS};
 use kho::vfs::{FaultFs, FileSystem, RandomAccessFile};
 use kho::wal::LogReader;
-use kho::{ValueKind, WriteBatch};
+use kho::{RecoveryMode, ValueKind, WriteBatch};
 use proptest::prelude::*;
 
 /// A read-only file held in memory.
@@ -227,7 +228,16 @@ proptest! {
         f.append(&apply(frame(&edits), &d)).unwrap();
         f.sync().unwrap();
         drop(f);
-        let _ = read_manifest(&fs, path);
+        for mode in [RecoveryMode::TolerateCorruptedTail, RecoveryMode::AbsoluteConsistency] {
+            // Whatever decodes also goes through the checks recovery applies.
+            if let Ok(m) = read_manifest(&fs, path, mode) {
+                let mut builder = VersionBuilder::new(MAX_LEVELS as usize);
+                for (offset, edit) in &m.edits {
+                    let _ = builder.apply(edit, Some(*offset));
+                }
+                let _ = builder.finish();
+            }
+        }
     }
 
     #[test]

@@ -110,6 +110,7 @@ fn a_missing_log_before_a_surviving_one_is_corruption() {
         .find(|p| before.file_len(p).unwrap() > 0)
         .expect("the log holding a, b");
     before.remove(&first).unwrap();
+    before.create(&first).unwrap().sync().unwrap(); // the named log is there, but empty
     let mut w = before.create(&later).unwrap();
     w.append(&bytes).unwrap();
     w.sync().unwrap();
@@ -125,6 +126,14 @@ fn a_missing_log_before_a_surviving_one_is_corruption() {
     }
     // The read-only view refuses it the same way.
     assert!(Db::open_read_only(db_dir(), small_options(before.clone())).unwrap_err().is_corruption());
+
+    // Without the log the manifest names at all, the open refuses at once, naming it.
+    before.remove(&first).unwrap();
+    before.sync_dir(db_dir()).unwrap();
+    match Db::open(db_dir(), small_options(before.clone())).unwrap_err() {
+        Error::Corruption { file, what, .. } => assert!(file == first && what.contains("missing"), "{what}"),
+        other => panic!("expected corruption, got {other}"),
+    }
 }
 
 fn table_of(fs: &FaultFs) -> PathBuf {

@@ -1,10 +1,11 @@
 //! Manifest edit decoding: the input is one edit payload (`VersionEdit::decode`), and also a
-//! whole manifest file read through the log framing (`read_manifest`, on an in-memory fs).
+//! whole manifest file read through the log framing (`read_manifest`, on an in-memory fs)
+//! whose edits then go through the version builder's checks.
 #![no_main]
 
 use std::path::Path;
 
-use kho::version::{read_manifest, VersionEdit};
+use kho::version::{read_manifest, VersionBuilder, VersionEdit, MAX_LEVELS};
 use kho::vfs::{FaultFs, FileSystem};
 use libfuzzer_sys::fuzz_target;
 
@@ -26,7 +27,13 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(mut f) = fs.create(path) {
             let _ = f.append(bytes);
             drop(f);
-            let _ = read_manifest(&fs, path);
+            if let Ok(m) = read_manifest(&fs, path, kho::RecoveryMode::TolerateCorruptedTail) {
+                let mut builder = VersionBuilder::new(MAX_LEVELS as usize);
+                for (offset, edit) in &m.edits {
+                    let _ = builder.apply(edit, Some(*offset));
+                }
+                let _ = builder.finish();
+            }
         }
     }
 });

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 
 use crate::filename::table_path;
-use crate::key::ParsedKey;
+use crate::key::{compare_internal, ParsedKey};
 use crate::sst::{SstOptions, SstWriter};
 use crate::version::{FileMeta, TableContext};
 use crate::{Error, Result};
@@ -41,11 +41,16 @@ impl TableOutput {
         })
     }
 
-    /// Appends an entry; keys must arrive in strictly increasing internal order.
+    /// Appends an entry; keys must be internal keys arriving in strictly increasing internal
+    /// order. kho's own flushes and compactions are the only callers, so a key breaking that
+    /// is a bug: [`Error::Internal`] (the public [`SstWriter`] calls it `InvalidArgument`).
     pub(crate) fn add(&mut self, ikey: &[u8], value: &[u8]) -> Result<()> {
-        let p = ParsedKey::parse(ikey).ok_or_else(|| {
-            Error::corruption(&self.path, 0, "malformed internal key given to the table being written")
-        })?;
+        let bug = |what: &str| Error::Internal(format!("table {} being written was given {what}", self.path.display()));
+        let p =
+            ParsedKey::parse(ikey).ok_or_else(|| bug(&format!("a malformed internal key of {} bytes", ikey.len())))?;
+        if self.smallest.is_some() && compare_internal(&self.largest, ikey).is_ge() {
+            return Err(bug("keys out of order"));
+        }
         self.writer.add(ikey, value)?;
         self.min_seq = self.min_seq.min(p.seq);
         self.max_seq = self.max_seq.max(p.seq);
@@ -87,5 +92,33 @@ impl TableOutput {
             largest_seq: self.max_seq,
             entries: self.entries,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{internal_key, ValueKind};
+
+    /// Found by issue 11: a key breaking the writer's contract was reported as corruption of
+    /// the table being written, at a made-up offset 0.
+    #[test]
+    fn keys_breaking_the_contract_are_internal_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = TableContext { fs: crate::vfs::StdFs::shared(), dir: dir.path().into(), cache: None };
+        let mut out = TableOutput::create(&ctx, 5, &SstOptions::default()).unwrap();
+        out.add(&internal_key(b"b", 1, ValueKind::Put), b"v").unwrap();
+        for (key, what) in [
+            (b"short".to_vec(), "malformed internal key of 5 bytes"),
+            (internal_key(b"a", 1, ValueKind::Put), "keys out of order"),
+            (internal_key(b"b", 1, ValueKind::Put), "keys out of order"),
+        ] {
+            match out.add(&key, b"v") {
+                Err(Error::Internal(m)) => assert!(m.contains(what) && m.contains("000005.sst"), "{m}"),
+                other => panic!("expected an internal error, got {other:?}"),
+            }
+        }
+        out.add(&internal_key(b"c", 1, ValueKind::Put), b"v").unwrap();
+        assert_eq!(out.finish().unwrap().map(|m| m.entries), Some(2));
     }
 }

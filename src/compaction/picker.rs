@@ -191,7 +191,7 @@ pub(crate) mod tests {
     pub(crate) fn version(files: &[(u32, FileMeta)]) -> Version {
         let ctx = TableContext { fs: crate::vfs::StdFs::shared(), dir: "/nonexistent".into(), cache: None };
         let edit = VersionEdit { new_files: files.to_vec(), ..VersionEdit::default() };
-        Version::empty(4).apply(&edit, &ctx).unwrap()
+        Version::empty(4).apply(&edit, crate::version::Counters::default(), &ctx).unwrap()
     }
 
     fn opts() -> Options {

@@ -48,7 +48,7 @@ impl Db {
         let cache = (opts.block_cache_capacity > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
         let ctx = TableContext { fs: fs.clone(), dir: dir.clone(), cache };
 
-        let mut versions = match VersionSet::recover(ctx.clone(), opts.num_levels)? {
+        let mut versions = match VersionSet::recover(ctx.clone(), opts.num_levels, opts.recovery_mode)? {
             Some(_) if opts.error_if_exists => {
                 return Err(Error::InvalidArgument(format!("database {} already exists", dir.display())))
             }
@@ -60,8 +60,7 @@ impl Db {
         };
 
         let mut report = RecoveryReport::default();
-        // TODO(version builder): the manifest's dropped tail, from `VersionSet::recover`.
-        let manifest_tail: Option<crate::wal::DroppedTail> = None;
+        let manifest_tail = versions.dropped_manifest_tail().cloned();
         let quarantine_from = manifest_tail.is_some().then_some(versions.next_file_number);
         if let Some(tail) = manifest_tail {
             report.add_dropped(&opts, tail);
@@ -120,10 +119,11 @@ impl Db {
     /// table of the recovered version is opened up front, so a concurrent compaction
     /// deleting files cannot pull them away afterwards.
     ///
-    /// Against a running writer the view is consistent: the manifest (`CURRENT` and the
-    /// manifest's length) is read before and after the tables and logs, and the open is
-    /// retried if a flush or compaction changed it meanwhile (a flush deletes the log whose
-    /// data it moved into a table the earlier manifest read does not name).
+    /// Against a running writer the view is consistent: recovery's own checks (the log the
+    /// manifest names exists, sequence numbers continue from the manifest through the logs,
+    /// every table opens) fail if a flush or compaction deleted a file the manifest it read
+    /// still needed; such a failure is retried when the manifest (`CURRENT` and the
+    /// manifest's length) changed meanwhile, and reported when it did not.
     /// Writes, `flush` and `compact_range` return [`Error::ReadOnly`].
     pub fn open_read_only(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
         opts.validate()?;
@@ -132,17 +132,14 @@ impl Db {
         loop {
             let before = manifest_identity(opts.fs.as_ref(), dir);
             let result = Self::try_open_read_only(dir, &opts);
-            let after = manifest_identity(opts.fs.as_ref(), dir);
-            if before.is_some() && before == after {
-                return result; // nothing changed under the open: its result stands
+            if result.is_ok() || manifest_identity(opts.fs.as_ref(), dir) == before {
+                return result; // consistent, or a failure not caused by a concurrent change
             }
             attempt += 1;
             if attempt >= READ_ONLY_OPEN_ATTEMPTS {
-                return result.and_then(|_| {
-                    Err(Error::Busy {
-                        path: dir.to_owned(),
-                        reason: format!("the database changed during each of {attempt} read-only opens"),
-                    })
+                return Err(Error::Busy {
+                    path: dir.to_owned(),
+                    reason: format!("the database changed during each of {attempt} read-only opens"),
                 });
             }
             std::thread::sleep(std::time::Duration::from_millis(u64::from(attempt)));
@@ -152,10 +149,12 @@ impl Db {
     fn try_open_read_only(dir: &Path, opts: &Options) -> Result<Db> {
         let cache = (opts.block_cache_capacity > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
         let ctx = TableContext { fs: opts.fs.clone(), dir: dir.to_path_buf(), cache };
-        let mut versions = VersionSet::recover(ctx.clone(), opts.num_levels)?
+        let mut versions = VersionSet::recover(ctx.clone(), opts.num_levels, opts.recovery_mode)?
             .ok_or_else(|| Error::NotFound(format!("no database in {}", dir.display())))?;
         let mut report = RecoveryReport::default();
-        // TODO(version builder): the manifest's dropped tail, from `VersionSet::recover`.
+        if let Some(tail) = versions.dropped_manifest_tail() {
+            report.add_dropped(opts, tail.clone());
+        }
         let (last_seq, mem) = replay_logs(&ctx, opts, &mut versions, None, &mut report)?;
         for (_, f) in versions.current().files() {
             f.reader()?;

@@ -4,6 +4,8 @@
 //! Rules (see `docs/durability.md`):
 //! - Every live table must exist with the size the manifest records; a missing or cut table
 //!   is [`Error::Corruption`], never an empty level.
+//! - The log the manifest names (its log number) must exist: it is created before the edit
+//!   naming it and deleted only after a later edit moves past it.
 //! - Sequence numbers continue without a gap from the manifest's last sequence through every
 //!   replayed batch, in log-number order: a gap means a log holding acknowledged writes is
 //!   gone (or a manifest edit that made it obsolete was dropped), which is corruption.
@@ -25,7 +27,7 @@ use crate::filename::{log_path, parse_file_name, table_path, FileKind};
 use crate::memtable::Memtable;
 use crate::options::{Options, RecoveryMode};
 use crate::version::{TableContext, Version, VersionSet};
-use crate::wal::{DroppedTail, LogReader};
+use crate::wal::{read_settled, DroppedTail, LogReader};
 use crate::{Error, Result};
 
 /// Subdirectory that receives quarantined files.
@@ -121,12 +123,22 @@ pub(super) fn replay_logs(
         })
         .collect();
     logs.sort_unstable();
+    // The log the manifest names was created (and its name synced) before the edit naming it
+    // was written, and is deleted only after a later edit moves past it: if it is gone, the
+    // writes in it are gone too, and nothing later would show the gap if they were the last.
+    // (Log number 0: no manifest yet, a new database.)
+    if versions.log_number > 0 && logs.first() != Some(&versions.log_number) {
+        return Err(Error::corruption_unknown_offset(
+            log_path(&ctx.dir, versions.log_number),
+            "the log the manifest names as holding the newest writes is missing",
+        ));
+    }
     let mut last_seq = versions.last_sequence;
     let mut mem = Memtable::unfiltered(0);
     for (i, &number) in logs.iter().enumerate() {
         versions.next_file_number = versions.next_file_number.max(number + 1);
         let path = log_path(&ctx.dir, number);
-        let mut reader = LogReader::new(read_settled(ctx, &path)?, &path);
+        let mut reader = LogReader::new(read_settled(ctx.fs.as_ref(), &path)?, &path);
         while let Some(rec) = reader.next_record()? {
             let payload_at = rec.offset + crate::wal::format::HEADER_LEN as u64;
             let batch = DecodedBatch::parse(&rec.payload).map_err(|w| Error::corruption(&path, payload_at, w))?;
@@ -177,31 +189,6 @@ pub(super) fn replay_logs(
         }
     }
     Ok((last_seq, mem))
-}
-
-/// How often a log whose tail reads as damaged is read again before the damage is believed.
-const TAIL_READS: usize = 3;
-
-/// Reads the log at `path`, and if it ends in a damaged region, reads it again: a damaged
-/// tail is dropped for good (recovery then retires the log), so a transient read error —
-/// a flipped bit on the way from the disk — must not pass for one. The damage is believed
-/// once two reads agree.
-fn read_settled(ctx: &TableContext, path: &std::path::Path) -> Result<bytes::Bytes> {
-    let mut data = ctx.fs.read_all(path)?;
-    for _ in 1..TAIL_READS {
-        let mut probe = LogReader::new(data.clone(), path);
-        // Mid-log damage (an `Err`) ends the probe: the replay itself reports it.
-        while let Ok(Some(_)) = probe.next_record() {}
-        if probe.dropped_tail().is_none() {
-            break;
-        }
-        let again = ctx.fs.read_all(path)?;
-        if again == data {
-            break;
-        }
-        data = again;
-    }
-    Ok(data)
 }
 
 /// Removes files no longer referenced: old logs and manifests, temporary files and tables

@@ -196,8 +196,12 @@ fn within_lower(lower: &Bound<Vec<u8>>, k: &[u8]) -> bool {
     }
 }
 
+/// Splits a key of the merged cursors. Memtable keys are built by kho and table keys are
+/// checked as their blocks are decoded (`BlockIter`), so a malformed one here is a bug.
 fn parse(ikey: &[u8]) -> Result<ParsedKey<'_>> {
-    ParsedKey::parse(ikey).ok_or_else(|| Error::corruption("<iterator>", 0, "malformed internal key"))
+    ParsedKey::parse(ikey).ok_or_else(|| {
+        Error::Internal(format!("a merged cursor yielded a malformed internal key of {} bytes", ikey.len()))
+    })
 }
 
 impl Iterator for DbIterator {

@@ -137,6 +137,7 @@ impl InternalIterator for LevelIter {
     }
 
     fn next(&mut self) -> Result<()> {
+        debug_assert!(self.valid(), "LevelIter::next on a cursor that is not valid");
         let r = (|| {
             if let Some(c) = &mut self.cur {
                 c.next()?;
@@ -147,6 +148,7 @@ impl InternalIterator for LevelIter {
     }
 
     fn prev(&mut self) -> Result<()> {
+        debug_assert!(self.valid(), "LevelIter::prev on a cursor that is not valid");
         let r = (|| {
             if let Some(c) = &mut self.cur {
                 c.prev()?;
@@ -157,10 +159,12 @@ impl InternalIterator for LevelIter {
     }
 
     fn key(&self) -> &[u8] {
+        debug_assert!(self.valid(), "LevelIter::key on a cursor that is not valid");
         self.cur.as_ref().map(|c| c.key()).unwrap_or_default()
     }
 
     fn value(&self) -> Bytes {
+        debug_assert!(self.valid(), "LevelIter::value on a cursor that is not valid");
         self.cur.as_ref().map(|c| c.value()).unwrap_or_default()
     }
 }

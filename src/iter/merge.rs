@@ -107,6 +107,7 @@ impl InternalIterator for MergingIter {
     }
 
     fn next(&mut self) -> Result<()> {
+        debug_assert!(self.valid(), "MergingIter::next on a cursor that is not valid");
         let Some(cur) = self.current else {
             return Ok(());
         };
@@ -142,6 +143,7 @@ impl InternalIterator for MergingIter {
     }
 
     fn prev(&mut self) -> Result<()> {
+        debug_assert!(self.valid(), "MergingIter::prev on a cursor that is not valid");
         let Some(cur) = self.current else {
             return Ok(());
         };
@@ -177,10 +179,12 @@ impl InternalIterator for MergingIter {
     }
 
     fn key(&self) -> &[u8] {
+        debug_assert!(self.valid(), "MergingIter::key on a cursor that is not valid");
         self.current.and_then(|i| self.children.get(i)).map(|c| c.key()).unwrap_or_default()
     }
 
     fn value(&self) -> Bytes {
+        debug_assert!(self.valid(), "MergingIter::value on a cursor that is not valid");
         self.current.and_then(|i| self.children.get(i)).map(|c| c.value()).unwrap_or_default()
     }
 }

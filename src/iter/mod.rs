@@ -12,7 +12,12 @@
 //! - `next` from the last entry and `prev` from the first make the cursor invalid; neither
 //!   may be called while invalid.
 //! - An error from any movement leaves the cursor invalid; the error is the caller's to
-//!   report (a decode failure is always `Error::Corruption`).
+//!   report (a decode failure is always `Error::Corruption`, at the file and block where it
+//!   was found).
+//! - Every key a cursor yields is an internal key: memtables build them, and a table's blocks
+//!   refuse any other as corruption. A malformed key above that level is a bug.
+//! - Breaking the contract (`key`, `value`, `next` or `prev` while not valid) is a bug in the
+//!   caller: every cursor `debug_assert!`s it, and never reports it as corruption.
 
 use bytes::Bytes;
 

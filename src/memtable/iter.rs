@@ -26,6 +26,7 @@ impl MemtableIter {
     /// trait's [`InternalIterator::value`] must hand out an owned `Bytes`, which for a
     /// memtable means a copy; a flush only needs to read it.
     pub(crate) fn value_slice(&self) -> &[u8] {
+        debug_assert!(self.valid(), "MemtableIter::value_slice on a cursor that is not valid");
         // SAFETY: `cur` only ever holds nodes returned by `self.mem.list` (see below).
         self.cur.map(|n| unsafe { self.mem.list.value(n) }).unwrap_or_default()
     }
@@ -60,23 +61,27 @@ impl InternalIterator for MemtableIter {
     // `self.mem.list`, and `mem` is never replaced, so every node passed back is of that list.
 
     fn next(&mut self) -> Result<()> {
+        debug_assert!(self.valid(), "MemtableIter::next on a cursor that is not valid");
         // SAFETY: see above.
         self.cur = self.cur.and_then(|n| unsafe { self.mem.list.next(n) });
         Ok(())
     }
 
     fn prev(&mut self) -> Result<()> {
+        debug_assert!(self.valid(), "MemtableIter::prev on a cursor that is not valid");
         // SAFETY: see above.
         self.cur = self.cur.and_then(|n| unsafe { self.mem.list.prev(n) });
         Ok(())
     }
 
     fn key(&self) -> &[u8] {
+        debug_assert!(self.valid(), "MemtableIter::key on a cursor that is not valid");
         // SAFETY: see above.
         self.cur.map(|n| unsafe { self.mem.list.key(n) }).unwrap_or_default()
     }
 
     fn value(&self) -> Bytes {
+        debug_assert!(self.valid(), "MemtableIter::value on a cursor that is not valid");
         Bytes::copy_from_slice(self.value_slice())
     }
 }

@@ -45,15 +45,17 @@ impl Catalog {
         for kv in db.prefix([TAG_CATALOG])? {
             let (k, v) = kv?;
             let (Some(name), Some(cid)) = (parse_catalog_key(&k), decode_collection_id(&v)) else {
-                return Err(Error::corruption(
+                return Err(Error::corruption_unknown_offset(
                     db.path(),
-                    0,
                     format!("malformed catalog entry {:?}", String::from_utf8_lossy(&k)),
                 ));
             };
             let name: Arc<str> = name.into();
             if maps.by_id.insert(cid, name.clone()).is_some() {
-                return Err(Error::corruption(db.path(), 0, format!("collection id {} assigned twice", cid.0)));
+                return Err(Error::corruption_unknown_offset(
+                    db.path(),
+                    format!("collection id {} assigned twice", cid.0),
+                ));
             }
             maps.by_name.insert(name, cid);
         }

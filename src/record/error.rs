@@ -47,9 +47,9 @@ impl Error {
         Error::Engine(crate::Error::InvalidArgument(what.into()))
     }
 
-    /// The engine's [`crate::Error::Corruption`], for damaged record-layer bytes.
-    pub(crate) fn corruption(file: impl Into<std::path::PathBuf>, offset: u64, what: impl Into<String>) -> Self {
-        Error::Engine(crate::Error::corruption(file, offset, what))
+    /// The engine's [`crate::Error::Corruption`] where no byte offset is known.
+    pub(crate) fn corruption_unknown_offset(file: impl Into<std::path::PathBuf>, what: impl Into<String>) -> Self {
+        Error::Engine(crate::Error::corruption_unknown_offset(file, what))
     }
 
     /// True for an engine [`crate::Error::Corruption`].

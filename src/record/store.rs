@@ -73,9 +73,12 @@ impl StoreInner {
     }
 
     /// A corruption error for a record-layer key whose value or shape is wrong. The record
-    /// layer does not know file offsets; it names the database directory and the key.
+    /// layer does not know files or offsets; it names the database directory and the key.
     pub(crate) fn corrupt_record(&self, key: &[u8], what: &str) -> Error {
-        Error::corruption(self.db.path(), 0, format!("record layer key {}: {what}", String::from_utf8_lossy(key)))
+        Error::corruption_unknown_offset(
+            self.db.path(),
+            format!("record layer key {}: {what}", String::from_utf8_lossy(key)),
+        )
     }
 
     /// Decodes a record read at `key` (already split into `cid` and `pk`).

@@ -7,7 +7,8 @@
 //! increasing, starts at offset 0 and every restart lies before the array; `n = 0` only for
 //! an empty block. Entries are validated as the cursor decodes them: varints in range,
 //! `shared <= previous key length`, key and value inside the entry area, `shared = 0` at
-//! restart points, and no entry straddling a restart point. Any violation is
+//! restart points, no entry straddling a restart point, and every key an internal key (a
+//! trailer with a known kind). Any violation is
 //! [`crate::Error::Corruption`] at the block's file offset (the offset inside the raw block
 //! is in the message), never a panic. Key order inside a block is not checked here (a
 //! cursor over unsorted keys stays memory-safe and terminates); `SstReader::verify` checks it.
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::coding::Reader;
-use crate::key::compare_internal;
+use crate::key::{compare_internal, ParsedKey};
 use crate::sst::format::RESTART_LEN;
 use crate::{Error, Result};
 
@@ -176,16 +177,19 @@ impl BlockIter {
 
     /// The current key. Requires `valid()`.
     pub fn key(&self) -> &[u8] {
+        debug_assert!(self.valid(), "BlockIter::key on a cursor that is not valid");
         &self.key
     }
 
     /// The current value, sharing the block's bytes. Requires `valid()`.
     pub fn value(&self) -> Bytes {
+        debug_assert!(self.valid(), "BlockIter::value on a cursor that is not valid");
         self.block.data.slice(self.value_start..self.value_end)
     }
 
     /// The current value as a borrowed slice. Requires `valid()`.
     pub fn value_slice(&self) -> &[u8] {
+        debug_assert!(self.valid(), "BlockIter::value_slice on a cursor that is not valid");
         self.block.data.get(self.value_start..self.value_end).unwrap_or_default()
     }
 
@@ -238,6 +242,11 @@ impl BlockIter {
         }
         self.key.truncate(e.shared);
         self.key.extend_from_slice(block.data.get(e.key_start..e.key_end).unwrap_or_default());
+        if ParsedKey::parse(&self.key).is_none() {
+            // Checked here, where the file and block are known, so that every cursor above
+            // can rely on well-formed keys (a malformed one there is a bug, not corruption).
+            return Err(block.corruption(at, &format!("entry key of {} bytes is not an internal key", self.key.len())));
+        }
         self.current = at;
         self.next = e.value_end;
         self.value_start = e.key_end;
@@ -320,12 +329,14 @@ impl BlockIter {
         expect(clippy::should_implement_trait, reason = "a fallible cursor step, not an Iterator")
     )]
     pub fn next(&mut self) -> Result<()> {
+        debug_assert!(self.valid(), "BlockIter::next on a cursor that is not valid");
         let r = self.parse_next().map(drop);
         self.guard(r)
     }
 
     /// Moves to the previous entry. Requires `valid()`.
     pub fn prev(&mut self) -> Result<()> {
+        debug_assert!(self.valid(), "BlockIter::prev on a cursor that is not valid");
         let r = self.prev_inner();
         self.guard(r)
     }
@@ -483,6 +494,34 @@ mod tests {
         let p = v.as_ptr() as usize;
         assert!(p >= base && p < base + block.len());
         assert_eq!(it.value_slice(), b"v0");
+    }
+
+    /// Cursors above the blocks rely on well-formed internal keys, so a block refuses any
+    /// other where the file and block are known (before issue 11 the merged cursor reported
+    /// it as corruption of a made-up file `<iterator>` at offset 0).
+    #[test]
+    fn an_entry_whose_key_is_not_an_internal_key_is_corruption() {
+        // An empty user key sorts before both bad keys (whose trailers are lost or unknown).
+        let good = internal_key(b"", 1, ValueKind::Put);
+        let mut bad_kind = internal_key(b"b", 1, ValueKind::Put);
+        bad_kind[1] = 9; // the kind byte of the trailer
+        for bad in [b"short".to_vec(), bad_kind] {
+            let mut b = BlockBuilder::new(2);
+            b.add(&good, b"v");
+            b.add(&bad, b"w");
+            let block = Arc::new(Block::new(Bytes::copy_from_slice(b.finish()), path(), 4096).unwrap());
+            let mut it = BlockIter::new(block);
+            it.seek_to_first().unwrap();
+            assert_eq!(it.key(), &good[..]);
+            match it.next().unwrap_err() {
+                Error::Corruption { file, offset, what } => {
+                    assert_eq!((file.as_path(), offset), (Path::new("test.sst"), Some(4096)));
+                    assert!(what.contains("is not an internal key"), "{what}");
+                }
+                e => panic!("{e}"),
+            }
+            assert!(!it.valid());
+        }
     }
 
     #[test]

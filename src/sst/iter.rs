@@ -161,6 +161,7 @@ impl SstIter {
     /// Moves to the next entry. Requires `valid()`.
     #[expect(clippy::should_implement_trait, reason = "a fallible cursor step, not an Iterator")]
     pub fn next(&mut self) -> Result<()> {
+        debug_assert!(self.valid(), "SstIter::next on a cursor that is not valid");
         let r = self.next_inner();
         self.guard(r)
     }
@@ -175,6 +176,7 @@ impl SstIter {
 
     /// Moves to the previous entry. Requires `valid()`.
     pub fn prev(&mut self) -> Result<()> {
+        debug_assert!(self.valid(), "SstIter::prev on a cursor that is not valid");
         let r = self.prev_inner();
         self.guard(r)
     }
@@ -189,11 +191,13 @@ impl SstIter {
 
     /// The current encoded internal key. Requires `valid()`.
     pub fn key(&self) -> &[u8] {
+        debug_assert!(self.valid(), "SstIter::key on a cursor that is not valid");
         self.block.as_ref().map_or(&[], BlockIter::key)
     }
 
     /// The current value, sharing the block's bytes. Requires `valid()`.
     pub fn value(&self) -> Bytes {
+        debug_assert!(self.valid(), "SstIter::value on a cursor that is not valid");
         self.block.as_ref().map_or_else(Bytes::new, BlockIter::value)
     }
 }

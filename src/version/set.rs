@@ -9,16 +9,21 @@
 //!   appended after it would make the next open apply both.
 //! - A new manifest starts with one edit holding the full state; `CURRENT` is switched to it
 //!   by write `CURRENT.tmp` -> fsync -> rename over `CURRENT` -> fsync the directory.
+//! - Every edit, replayed or live, goes through the checks of [`super::VersionBuilder`]. In
+//!   recovery a failed check is [`Error::Corruption`] at the edit's manifest offset; on a live
+//!   edit it is a bug, [`Error::Internal`], and nothing is logged.
+//! - A torn manifest tail is dropped or is corruption as the [`RecoveryMode`] says; a
+//!   dropped one is kept ([`VersionSet::dropped_manifest_tail`]) to be reported.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::filename::{decode_current, encode_current, manifest_name, CURRENT};
-use crate::wal::{LogReader, LogWriter};
+use crate::options::RecoveryMode;
+use crate::wal::{DroppedTail, LogWriter};
 use crate::{Error, Result};
 
-use super::{FileMeta, TableContext, Version, VersionEdit};
+use super::manifest::{read_manifest, replay};
+use super::{Counters, TableContext, Version, VersionEdit};
 
 /// The current version plus the persistent counters and the manifest writer.
 pub(crate) struct VersionSet {
@@ -34,6 +39,8 @@ pub(crate) struct VersionSet {
     pub last_sequence: u64,
     /// A manifest append or fsync failed: no further edit may be logged.
     manifest_failed: bool,
+    /// The torn tail recovery dropped from the end of the manifest it read.
+    dropped_manifest_tail: Option<DroppedTail>,
 }
 
 impl std::fmt::Debug for VersionSet {
@@ -45,20 +52,6 @@ impl std::fmt::Debug for VersionSet {
             .field("last_sequence", &self.last_sequence)
             .finish_non_exhaustive()
     }
-}
-
-/// Reads every edit of a manifest. A torn tail (an edit whose fsync never completed) is
-/// dropped: such an edit was never acted upon. Damage followed by intact edits is corruption.
-pub fn read_manifest(fs: &dyn crate::vfs::FileSystem, path: &Path) -> Result<Vec<VersionEdit>> {
-    let mut reader = LogReader::new(fs.read_all(path)?, path);
-    let mut edits = Vec::new();
-    while let Some(rec) = reader.next_record()? {
-        let edit = VersionEdit::decode(&rec.payload).map_err(|(at, what)| {
-            Error::corruption(path, rec.offset + (crate::wal::format::HEADER_LEN + at) as u64, what)
-        })?;
-        edits.push(edit);
-    }
-    Ok(edits)
 }
 
 impl VersionSet {
@@ -74,11 +67,16 @@ impl VersionSet {
             log_number: 0,
             last_sequence: 0,
             manifest_failed: false,
+            dropped_manifest_tail: None,
         }
     }
 
-    /// Recovers the state named by `CURRENT`; `Ok(None)` when there is no `CURRENT`.
-    pub(crate) fn recover(ctx: TableContext, num_levels: usize) -> Result<Option<Self>> {
+    /// Recovers the state named by `CURRENT`; `Ok(None)` when there is no `CURRENT`. Every
+    /// edit is checked ([`super::VersionBuilder`]); the first inconsistency is
+    /// [`Error::Corruption`] at its edit's offset. A torn manifest tail is corruption under
+    /// [`RecoveryMode::AbsoluteConsistency`] and is dropped (and kept, see
+    /// [`Self::dropped_manifest_tail`]) otherwise.
+    pub(crate) fn recover(ctx: TableContext, num_levels: usize, mode: RecoveryMode) -> Result<Option<Self>> {
         let current_path = ctx.dir.join(CURRENT);
         if !ctx.fs.exists(&current_path)? {
             return Ok(None);
@@ -86,64 +84,47 @@ impl VersionSet {
         let manifest_number = decode_current(&current_path, &ctx.fs.read_all(&current_path)?)?;
         let manifest_path = ctx.dir.join(manifest_name(manifest_number));
         if !ctx.fs.exists(&manifest_path)? {
+            // The manifest's name is CURRENT's first line, at offset 0.
             return Err(Error::corruption(
                 &current_path,
                 0,
                 format!("CURRENT names {} which does not exist", manifest_path.display()),
             ));
         }
-        let edits = read_manifest(ctx.fs.as_ref(), &manifest_path)?;
-
-        let mut levels: Vec<BTreeMap<u64, FileMeta>> = vec![BTreeMap::new(); num_levels];
-        let (mut next_file, mut log_number, mut last_seq) = (None, None, None);
-        for e in &edits {
-            next_file = e.next_file_number.or(next_file);
-            log_number = e.log_number.or(log_number);
-            last_seq = e.last_sequence.or(last_seq);
-            for &(level, number) in &e.deleted_files {
-                if let Some(l) = levels.get_mut(level as usize) {
-                    l.remove(&number);
-                }
-            }
-            for (level, f) in &e.new_files {
-                let l = levels.get_mut(*level as usize).ok_or_else(|| {
-                    Error::corruption(
-                        &manifest_path,
-                        0,
-                        format!("file {} at level {level} beyond {num_levels} levels", f.number),
-                    )
-                })?;
-                l.insert(f.number, f.clone());
-            }
-        }
-        let missing = |what| Error::corruption(&manifest_path, 0, format!("manifest never records the {what}"));
-        let next_file_number = next_file.ok_or_else(|| missing("next file number"))?;
-        let edit = VersionEdit {
-            new_files: levels
-                .iter()
-                .enumerate()
-                .flat_map(|(l, files)| files.values().map(move |f| (l as u32, f.clone())))
-                .collect(),
-            ..VersionEdit::default()
+        let manifest = read_manifest(ctx.fs.as_ref(), &manifest_path, mode)?;
+        let builder = replay(&manifest_path, &manifest.edits, num_levels)?;
+        let (Some(log_number), Some(next_file_number), Some(last_sequence)) =
+            (builder.log_number(), builder.next_file_number(), builder.last_sequence())
+        else {
+            return Err(Error::Internal("a replayed manifest passed its checks without its counters".into()));
         };
-        if let Some((_, f)) = edit.new_files.iter().find(|(_, f)| f.number >= next_file_number) {
-            return Err(Error::corruption(
-                &manifest_path,
-                0,
-                format!("file {} is not below the next file number {next_file_number}", f.number),
-            ));
-        }
-        let current = Arc::new(Version::empty(num_levels).apply(&edit, &ctx)?);
+        let current = Arc::new(Version::from_builder(&builder, &ctx));
         Ok(Some(VersionSet {
             ctx,
             manifest: None,
             manifest_number,
             current,
             next_file_number,
-            log_number: log_number.ok_or_else(|| missing("log number"))?,
-            last_sequence: last_seq.ok_or_else(|| missing("last sequence"))?,
+            log_number,
+            last_sequence,
             manifest_failed: false,
+            dropped_manifest_tail: manifest.dropped_tail,
         }))
+    }
+
+    /// The torn tail recovery dropped from the end of the manifest (under
+    /// [`RecoveryMode::TolerateCorruptedTail`]), for the open path to report.
+    pub(crate) fn dropped_manifest_tail(&self) -> Option<&DroppedTail> {
+        self.dropped_manifest_tail.as_ref()
+    }
+
+    /// The counters, as a live edit's checks start from them.
+    fn counters(&self) -> Counters {
+        Counters {
+            log_number: Some(self.log_number),
+            next_file_number: Some(self.next_file_number),
+            last_sequence: Some(self.last_sequence),
+        }
     }
 
     /// Hands out a new file number.
@@ -164,14 +145,12 @@ impl VersionSet {
     }
 
     /// Logs `edit` durably in the manifest, then installs the resulting version. Counters
-    /// the edit leaves unset are filled in from the set.
+    /// the edit leaves unset are filled in from the set. An edit failing its checks is
+    /// [`Error::Internal`] and is not logged.
     pub(crate) fn log_and_apply(&mut self, mut edit: VersionEdit) -> Result<Arc<Version>> {
-        if let Some(n) = edit.log_number {
-            debug_assert!(n >= self.log_number, "log number must not move backwards");
-        }
         edit.next_file_number = Some(self.next_file_number);
         edit.last_sequence = Some(edit.last_sequence.unwrap_or(self.last_sequence).max(self.last_sequence));
-        let next = self.current.apply(&edit, &self.ctx)?;
+        let next = self.current.apply(&edit, self.counters(), &self.ctx)?;
         if self.manifest_failed {
             return Err(Error::Poisoned);
         }
@@ -204,7 +183,7 @@ impl VersionSet {
     /// Installs `edit` (tables written during recovery) without logging it; the caller then
     /// writes a new manifest holding the full state.
     pub(crate) fn install_recovered(&mut self, edit: &VersionEdit) -> Result<()> {
-        self.current = Arc::new(self.current.apply(edit, &self.ctx)?);
+        self.current = Arc::new(self.current.apply(edit, self.counters(), &self.ctx)?);
         Ok(())
     }
 
@@ -244,4 +223,64 @@ fn set_current(ctx: &TableContext, number: u64) -> Result<()> {
     drop(f);
     ctx.fs.rename(&tmp, &ctx.dir.join(CURRENT))?;
     ctx.fs.sync_dir(&ctx.dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vfs::{FaultFs, FileSystem};
+    use std::path::Path;
+
+    /// A database directory on `fs` whose manifest holds two edits (the full state, then a
+    /// counters-only edit); returns the manifest's path and the offset of the second edit.
+    fn two_edits(fs: &Arc<FaultFs>) -> (TableContext, std::path::PathBuf, u64) {
+        fs.create_dir_all(Path::new("/db")).unwrap();
+        let ctx = TableContext { fs: fs.clone(), dir: "/db".into(), cache: None };
+        let mut set = VersionSet::new_empty(ctx.clone(), 4);
+        set.write_new_manifest().unwrap();
+        let manifest = ctx.dir.join(manifest_name(set.manifest_number()));
+        let second = fs.file_len(&manifest).unwrap();
+        set.log_and_apply(VersionEdit { log_number: Some(1), last_sequence: Some(9), ..VersionEdit::default() })
+            .unwrap();
+        (ctx, manifest, second)
+    }
+
+    #[test]
+    fn a_torn_manifest_tail_is_dropped_and_kept_or_refused_as_the_mode_says() {
+        let fs = Arc::new(FaultFs::new());
+        let (ctx, manifest, second) = two_edits(&fs);
+        let set = VersionSet::recover(ctx.clone(), 4, RecoveryMode::AbsoluteConsistency).unwrap().unwrap();
+        assert_eq!((set.dropped_manifest_tail(), set.last_sequence), (None, 9), "a clean manifest");
+
+        // The second edit's append never completed.
+        let len = fs.file_len(&manifest).unwrap();
+        fs.truncate(&manifest, len - 3).unwrap();
+        match VersionSet::recover(ctx.clone(), 4, RecoveryMode::AbsoluteConsistency) {
+            Err(Error::Corruption { file, offset, what }) => {
+                assert_eq!((file, offset), (manifest.clone(), Some(second)));
+                assert!(what.contains("absolute consistency"), "{what}");
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        let set = VersionSet::recover(ctx, 4, RecoveryMode::TolerateCorruptedTail).unwrap().unwrap();
+        let tail = set.dropped_manifest_tail().unwrap();
+        assert_eq!((&tail.file, tail.offset, tail.bytes, tail.records), (&manifest, second, len - 3 - second, 1));
+        assert_eq!((set.log_number, set.last_sequence), (0, 0), "the torn edit is not applied");
+    }
+
+    #[test]
+    fn an_inconsistent_live_edit_is_an_internal_error_and_is_not_logged() {
+        let fs = Arc::new(FaultFs::new());
+        let (ctx, manifest, _) = two_edits(&fs);
+        let mut set = VersionSet::recover(ctx.clone(), 4, RecoveryMode::AbsoluteConsistency).unwrap().unwrap();
+        set.write_new_manifest().unwrap();
+        let manifest_now = ctx.dir.join(manifest_name(set.manifest_number()));
+        assert_ne!(manifest, manifest_now);
+        let len = fs.file_len(&manifest_now).unwrap();
+        let err =
+            set.log_and_apply(VersionEdit { deleted_files: vec![(1, 42)], ..VersionEdit::default() }).unwrap_err();
+        assert!(matches!(&err, Error::Internal(m) if m.contains("deletes table 42 which is not at L1")), "{err}");
+        assert_eq!(fs.file_len(&manifest_now).unwrap(), len, "nothing was logged");
+        set.log_and_apply(VersionEdit::default()).unwrap();
+    }
 }

@@ -6,6 +6,7 @@
 //! - Files of every level `>= 1` do not overlap and are ordered by smallest key.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use crate::iter::InternalIterator;
 use crate::key::{compare_internal, user_key, ParsedKey, ValueKind};
 use crate::{Error, Result};
 
-use super::{TableContext, TableFile, VersionEdit};
+use super::{Counters, FileMeta, TableContext, TableFile, VersionBuilder, VersionEdit};
 
 /// The live files at one point in time.
 #[derive(Debug, Default, Clone)]
@@ -28,32 +29,45 @@ impl Version {
         Version { levels: vec![Vec::new(); num_levels] }
     }
 
-    /// The version that results from applying `edit` to `self`. Removed files are not
+    /// The version that results from applying `edit` to `self`, whose counters are
+    /// `counters`. The edit is checked by a [`VersionBuilder`] first; as a live edit comes
+    /// from kho itself, a failed check is a bug: [`Error::Internal`]. Removed files are not
     /// touched: retiring them is the caller's job once the edit is durable.
-    pub(crate) fn apply(&self, edit: &VersionEdit, ctx: &TableContext) -> Result<Version> {
-        let mut levels = self.levels.clone();
-        let mut removed = Vec::new();
-        for &(level, number) in &edit.deleted_files {
-            let files = levels
-                .get_mut(level as usize)
-                .ok_or_else(|| Error::InvalidArgument(format!("level {level} out of range")))?;
-            removed.extend(files.extract_if(.., |f| f.meta.number == number));
+    pub(crate) fn apply(&self, edit: &VersionEdit, counters: Counters, ctx: &TableContext) -> Result<Version> {
+        let mut builder =
+            VersionBuilder::with_files(self.levels.len(), self.files().map(|(l, f)| (l, &f.meta)), counters);
+        let bad = builder.apply(edit, None);
+        if !bad.is_empty() {
+            let what: Vec<String> = bad.into_iter().map(|i| i.what).collect();
+            return Err(Error::Internal(format!("a live version edit fails its checks: {}", what.join("; "))));
         }
-        for (level, meta) in &edit.new_files {
-            let files = levels
-                .get_mut(*level as usize)
-                .ok_or_else(|| Error::InvalidArgument(format!("level {level} out of range")))?;
-            // A file moved between levels keeps its one `TableFile` (and open reader): two
-            // handles for one file would let the old one delete it when dropped.
-            let file = match removed.iter().position(|f| f.meta.number == meta.number) {
-                Some(i) => removed.swap_remove(i),
-                None => Arc::new(TableFile::new(meta.clone(), ctx.clone())),
-            };
-            files.push(file);
+        // Every file keeps its one `TableFile` (and open reader), a moved one too: two
+        // handles for one file would let the old one delete it when dropped.
+        let handles: HashMap<u64, &Arc<TableFile>> = self.files().map(|(_, f)| (f.meta.number, f)).collect();
+        Ok(Self::build(&builder, ctx, |meta| handles.get(&meta.number).map(|f| Arc::clone(f))))
+    }
+
+    /// The version holding the files of `builder` (a replayed manifest), each with a new
+    /// handle.
+    pub(crate) fn from_builder(builder: &VersionBuilder, ctx: &TableContext) -> Version {
+        Self::build(builder, ctx, |_| None)
+    }
+
+    /// The files of `builder`, each with the handle `existing` gives or a new one, sorted.
+    fn build(
+        builder: &VersionBuilder,
+        ctx: &TableContext,
+        existing: impl Fn(&FileMeta) -> Option<Arc<TableFile>>,
+    ) -> Version {
+        let mut v = Version::empty(builder.num_levels());
+        for (level, meta) in builder.files() {
+            let file = existing(meta).unwrap_or_else(|| Arc::new(TableFile::new(meta.clone(), ctx.clone())));
+            if let Some(files) = v.levels.get_mut(level) {
+                files.push(file);
+            }
         }
-        let mut v = Version { levels };
         v.sort();
-        Ok(v)
+        v
     }
 
     fn sort(&mut self) {
@@ -120,7 +134,10 @@ fn table_get(f: &TableFile, lookup: &[u8], hash: u64) -> Result<Option<(ValueKin
     let Some((k, v)) = f.reader()?.get_hashed(lookup, hash)? else {
         return Ok(None);
     };
-    let p = ParsedKey::parse(&k).ok_or_else(|| Error::corruption(f.path(), 0, "malformed internal key in table"))?;
+    // Blocks refuse entries whose key is not an internal key (`BlockIter`), so this is a bug.
+    let p = ParsedKey::parse(&k).ok_or_else(|| {
+        Error::Internal(format!("table {} returned a malformed internal key from a lookup", f.meta.number))
+    })?;
     Ok(Some((p.kind, v)))
 }
 
@@ -148,11 +165,33 @@ mod tests {
     fn moved_file_keeps_its_single_handle() {
         let ctx = TableContext { fs: crate::vfs::StdFs::shared(), dir: "/nonexistent".into(), cache: None };
         let v = Version::empty(3)
-            .apply(&VersionEdit { new_files: vec![(1, meta(7))], ..Default::default() }, &ctx)
+            .apply(&VersionEdit { new_files: vec![(1, meta(7))], ..Default::default() }, Counters::default(), &ctx)
             .unwrap();
         let moved = VersionEdit { deleted_files: vec![(1, 7)], new_files: vec![(2, meta(7))], ..Default::default() };
-        let v2 = v.apply(&moved, &ctx).unwrap();
+        let v2 = v.apply(&moved, Counters::default(), &ctx).unwrap();
         assert!(v2.levels[1].is_empty());
         assert!(Arc::ptr_eq(&v.levels[1][0], &v2.levels[2][0]));
+    }
+
+    /// A live edit failing a check is a bug in kho, not corruption, and changes nothing.
+    #[test]
+    fn a_live_edit_failing_its_checks_is_an_internal_error() {
+        let ctx = TableContext { fs: crate::vfs::StdFs::shared(), dir: "/nonexistent".into(), cache: None };
+        let counters = Counters { log_number: Some(4), next_file_number: Some(10), last_sequence: Some(1) };
+        let v = Version::empty(3)
+            .apply(&VersionEdit { new_files: vec![(1, meta(7))], ..Default::default() }, counters, &ctx)
+            .unwrap();
+        for (edit, what) in [
+            (VersionEdit { deleted_files: vec![(2, 7)], ..Default::default() }, "deletes table 7 which is not at L2"),
+            (VersionEdit { new_files: vec![(1, meta(8))], ..Default::default() }, "overlapping table 7"),
+            (VersionEdit { new_files: vec![(0, meta(12))], ..Default::default() }, "not below the next file number 10"),
+            (VersionEdit { new_files: vec![(3, meta(8))], ..Default::default() }, "beyond the 3 levels"),
+            (VersionEdit { log_number: Some(3), ..Default::default() }, "moves the log number back"),
+        ] {
+            match v.apply(&edit, counters, &ctx) {
+                Err(Error::Internal(m)) => assert!(m.contains(what), "{m}"),
+                other => panic!("expected an internal error naming {what:?}, got {other:?}"),
+            }
+        }
     }
 }

@@ -16,5 +16,6 @@ mod reader;
 mod writer;
 
 pub use format::HEADER_LEN;
+pub(crate) use reader::read_settled;
 pub use reader::{DroppedTail, LogReader, LogRecord, TailState};
 pub(crate) use writer::LogWriter;

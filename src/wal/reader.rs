@@ -161,6 +161,31 @@ impl LogReader {
     }
 }
 
+/// How often a log whose tail reads as damaged is read again before the damage is believed.
+const TAIL_READS: usize = 3;
+
+/// Reads the log (or manifest) at `path`, and if it ends in a damaged region, reads it
+/// again: recovery drops a damaged tail for good, so a transient read error — a bit flipped
+/// on the way from the disk — must not pass for one. The damage is believed once two reads
+/// agree (or after [`TAIL_READS`] reads).
+pub(crate) fn read_settled(fs: &dyn crate::vfs::FileSystem, path: &Path) -> Result<Bytes> {
+    let mut data = fs.read_all(path)?;
+    for _ in 1..TAIL_READS {
+        let mut probe = LogReader::new(data.clone(), path);
+        // Mid-log damage (an `Err`) ends the probe: the caller's own read reports it.
+        while let Ok(Some(_)) = probe.next_record() {}
+        if probe.dropped_tail().is_none() {
+            break;
+        }
+        let again = fs.read_all(path)?;
+        if again == data {
+            break;
+        }
+        data = again;
+    }
+    Ok(data)
+}
+
 /// Checks the record at `at`; returns its payload length and transform.
 fn check_record(data: &[u8], at: usize) -> std::result::Result<(usize, u8), &'static str> {
     let rest = data.get(at..).unwrap_or_default();
@@ -226,7 +251,7 @@ mod tests {
             let mut bad = full.clone();
             bad[i] ^= 0x40;
             match read_all(bad) {
-                Err(Error::Corruption { offset, .. }) => assert!(offset <= i as u64),
+                Err(Error::Corruption { offset, .. }) => assert!(offset.is_some_and(|o| o <= i as u64)),
                 other => panic!("flip at {i}: expected corruption, got {other:?}"),
             }
         }

@@ -10,8 +10,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use kho::filename::{decode_current, manifest_name, parse_file_name, FileKind, CURRENT};
-use kho::version::{FileMeta, VersionEdit};
-use kho::wal::{LogReader, LogRecord, TailState};
+use kho::version::{FileMeta, Inconsistency, VersionBuilder, VersionEdit, MAX_LEVELS};
+use kho::wal::{DroppedTail, LogReader, LogRecord, TailState};
 use kho::Error;
 
 /// The files of a database directory, by kind. Numbers are sorted ascending.
@@ -71,23 +71,40 @@ pub enum LogEvent {
     },
 }
 
+/// How a walked log ended: clean or torn, and the torn tail as recovery would drop it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEnd {
+    /// Clean or torn.
+    pub tail: TailState,
+    /// The torn tail (where, how many bytes and records, why), `None` when clean.
+    pub dropped: Option<DroppedTail>,
+}
+
 /// Walks every record of the log bytes `data` (read from `path`), handing each intact record
 /// and each damaged region to `f`; returns how the log ended. Nothing is skipped silently.
 pub fn walk_log(
     data: bytes::Bytes,
     path: &Path,
     mut f: impl FnMut(LogEvent) -> anyhow::Result<()>,
-) -> anyhow::Result<TailState> {
+) -> anyhow::Result<LogEnd> {
     let mut reader = LogReader::new(data, path);
     loop {
         match reader.next_record() {
             Ok(Some(rec)) => f(LogEvent::Record(rec))?,
-            Ok(None) => return Ok(reader.tail().cloned().unwrap_or(TailState::Clean)),
+            Ok(None) => {
+                let tail = reader.tail().cloned().unwrap_or(TailState::Clean);
+                return Ok(LogEnd { tail, dropped: reader.dropped_tail() });
+            }
             Err(Error::Corruption { offset, what, .. }) => {
                 let Some(skipped) = reader.resync() else {
-                    anyhow::bail!("{}: reader stopped at {offset} and cannot resynchronise: {what}", path.display());
+                    anyhow::bail!(
+                        "{}: reader stopped at {} and cannot resynchronise: {what}",
+                        path.display(),
+                        offset.map_or("an unknown offset".to_owned(), |o| o.to_string())
+                    );
                 };
-                f(LogEvent::Damage { offset, what, skipped })?;
+                // The log reader always names the damaged record; it is where resync starts.
+                f(LogEvent::Damage { offset: offset.unwrap_or(skipped.start), what, skipped })?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -162,10 +179,13 @@ pub struct Manifest {
     pub size: u64,
     /// Every intact record, in order.
     pub records: Vec<ManifestRecord>,
-    /// Damaged regions and a torn tail, as problems.
+    /// Damaged regions followed by intact records, as problems.
     pub damage: Vec<Problem>,
     /// How the log ended.
     pub tail: TailState,
+    /// The torn tail recovery drops (under the default recovery mode; under absolute
+    /// consistency the open fails instead), `None` when the manifest ends clean.
+    pub dropped_tail: Option<DroppedTail>,
 }
 
 /// Which manifest `CURRENT` names, and the problem with `CURRENT` if any. When `CURRENT` is
@@ -200,7 +220,7 @@ pub fn read_manifest_file(path: &Path, number: u64) -> Result<Manifest, Error> {
     let size = data.len() as u64;
     let mut records = Vec::new();
     let mut damage = Vec::new();
-    let tail = walk_log(data, path, |ev| {
+    let end = walk_log(data, path, |ev| {
         match ev {
             LogEvent::Record(rec) => {
                 let payload_at = rec.offset + kho::wal::HEADER_LEN as u64;
@@ -215,12 +235,12 @@ pub fn read_manifest_file(path: &Path, number: u64) -> Result<Manifest, Error> {
         }
         Ok(())
     })
-    .map_err(|e| Error::Corruption { file: path.to_path_buf(), offset: 0, what: e.to_string() })?;
-    Ok(Manifest { number, path: path.to_path_buf(), size, records, damage, tail })
+    .map_err(|e| Error::Corruption { file: path.to_path_buf(), offset: None, what: e.to_string() })?;
+    Ok(Manifest { number, path: path.to_path_buf(), size, records, damage, tail: end.tail, dropped_tail: end.dropped })
 }
 
-/// The live file set and counters that replaying a manifest's edits gives, plus whatever in
-/// the edits was inconsistent.
+/// The live file set and counters that replaying a manifest's edits through
+/// [`VersionBuilder`] gives (as recovery does), plus every inconsistency found on the way.
 #[derive(Debug, Default)]
 pub struct State {
     /// Live tables per level (index = level), by file number.
@@ -231,38 +251,12 @@ pub struct State {
     pub next_file_number: Option<u64>,
     /// The last sequence number in a flushed table.
     pub last_sequence: Option<u64>,
-    /// Edits that remove a file not there or add one already there, as (record offset, what).
-    pub inconsistencies: Vec<(u64, String)>,
+    /// Every check an edit failed (at the offset of its record), then every check of the
+    /// end state (missing counters, no offset).
+    pub inconsistencies: Vec<Inconsistency>,
 }
 
 impl State {
-    /// Applies one edit read at `offset`, as recovery does.
-    pub fn apply(&mut self, edit: &VersionEdit, offset: u64) {
-        self.log_number = edit.log_number.or(self.log_number);
-        self.next_file_number = edit.next_file_number.or(self.next_file_number);
-        self.last_sequence = edit.last_sequence.or(self.last_sequence);
-        for &(level, number) in &edit.deleted_files {
-            if self.level_mut(level).remove(&number).is_none() {
-                self.inconsistencies.push((offset, format!("edit deletes table {number} which is not at L{level}")));
-            }
-        }
-        for (level, f) in &edit.new_files {
-            if let Some((l, _)) = self.find(f.number) {
-                self.inconsistencies
-                    .push((offset, format!("edit adds table {} at L{level} which is already live at L{l}", f.number)));
-            }
-            self.level_mut(*level).insert(f.number, f.clone());
-        }
-    }
-
-    fn level_mut(&mut self, level: u32) -> &mut BTreeMap<u64, FileMeta> {
-        let l = level as usize;
-        if self.levels.len() <= l {
-            self.levels.resize_with(l + 1, BTreeMap::new);
-        }
-        &mut self.levels[l]
-    }
-
     /// The level of live table `number`.
     pub fn find(&self, number: u64) -> Option<(usize, &FileMeta)> {
         self.levels.iter().enumerate().find_map(|(l, files)| files.get(&number).map(|f| (l, f)))
@@ -275,15 +269,25 @@ impl State {
 }
 
 impl Manifest {
-    /// Replays the edits that decoded, in order.
+    /// Replays the edits that decoded, in order, through the builder recovery uses, keeping
+    /// going past inconsistencies. The tools do not know the database's `num_levels`, so
+    /// levels are checked against [`MAX_LEVELS`], the most any database has.
     pub fn replay(&self) -> State {
-        let mut s = State::default();
+        let mut builder = VersionBuilder::new(MAX_LEVELS as usize);
+        let mut inconsistencies = Vec::new();
         for r in &self.records {
             if let Ok(e) = &r.edit {
-                s.apply(e, r.offset);
+                inconsistencies.extend(builder.apply(e, Some(r.offset)));
             }
         }
-        s
+        inconsistencies.extend(builder.finish());
+        State {
+            log_number: builder.log_number(),
+            next_file_number: builder.next_file_number(),
+            last_sequence: builder.last_sequence(),
+            levels: builder.into_levels(),
+            inconsistencies,
+        }
     }
 }
 

@@ -5,12 +5,15 @@
 //! What is checked:
 //! - `CURRENT` decodes and names a manifest that exists;
 //! - the manifest: every record's checksums, every edit decodes, the edits are consistent
-//!   (no deletion of an absent table, no table added twice, counters present, table numbers
-//!   below the next file number), no torn tail;
+//!   (replayed through `kho::version::VersionBuilder`, the checks recovery applies: levels in
+//!   range, no deletion of an absent table, no table added twice, table numbers below the
+//!   next file number, key ranges in order, no overlap in levels >= 1, counters never moving
+//!   backwards and all present), no torn tail (shown with the bytes and records recovery
+//!   would drop);
 //! - every table the manifest lists (`verify/tables.rs`): present, of the recorded size, every
 //!   block's checksum and decompression, keys sorted within the table, properties and
-//!   manifest metadata agreeing; keys sorted across the tables of a level and levels >= 1 not
-//!   overlapping; no orphan tables;
+//!   manifest metadata agreeing, no sequence number above the manifest's last sequence; no
+//!   orphan tables;
 //! - every live log (`verify/logs.rs`): every record's checksums, every batch decodes,
 //!   sequence numbers increase, a torn tail only where a crash can leave one;
 //! - in a record store, the national-ID index against the records (`verify/index.rs`): every

@@ -206,6 +206,28 @@ fn manifest_truncation_is_a_torn_tail() {
     let last = *recs.last().unwrap();
     truncate(&manifest, last + 20);
     expect_problem(dir.path(), &manifest, Some(last), "torn tail");
+    // Shown explicitly: what is dropped and what each recovery mode does with it.
+    let d = dir.path().to_str().unwrap();
+    let what = "20 bytes to the end of the file, 1 record: an edit whose write never completed; recovery drops \
+                it under the default recovery mode and refuses to open under absolute consistency";
+    let r = kho_ok(1, ["verify", d]);
+    assert!(
+        r.stdout.contains(&format!("{} {last} torn tail: ", manifest.display())) && r.stdout.contains(what),
+        "{}",
+        r.stdout
+    );
+    let r = kho(["verify", "--tolerate-torn-tail", d]);
+    assert!(r.stderr.contains(what) && r.stderr.contains("(tolerated)"), "{}", r.stderr);
+    let r = kho_ok(1, ["dump", "manifest", d]);
+    assert!(r.stdout.contains(&format!("offset {last}: TORN TAIL: ")) && r.stdout.contains(what), "{}", r.stdout);
+    let j = kho_ok(1, ["dump", "manifest", d, "--json"]).json();
+    assert_eq!(
+        (&j["dropped_tail"]["offset"], &j["dropped_tail"]["bytes"], &j["dropped_tail"]["records"]),
+        (&serde_json::json!(last), &serde_json::json!(20), &serde_json::json!(1))
+    );
+    let clean = fresh();
+    let j = kho_ok(0, ["dump", "manifest", clean.path().to_str().unwrap(), "--json"]).json();
+    assert!(j["dropped_tail"].is_null(), "{j}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use kho::filename::{parse_file_name, FileKind};
 use kho::version::{FileMeta, VersionEdit};
-use kho::wal::TailState;
+use kho::wal::DroppedTail;
 use serde_json::json;
 
 use crate::dbdir::{self, Manifest, Problem, State};
@@ -48,21 +48,36 @@ pub fn load(path: &Path) -> anyhow::Result<(Option<Manifest>, Vec<Problem>)> {
     }
 }
 
-/// The manifest's torn tail, if it has one: an edit whose write never completed, which
-/// recovery ignores (so a problem for `verify` unless tolerated).
+/// The manifest's torn tail, if it has one: an edit whose write never completed. Recovery
+/// drops it under the default recovery mode and refuses to open under absolute consistency;
+/// a problem for `verify` unless tolerated.
 pub fn torn_tail(m: &Manifest) -> Option<Problem> {
-    match &m.tail {
-        TailState::Torn { offset, reason } => Some(Problem::at(
-            &m.path,
-            *offset,
-            format!("torn tail: {reason} (an edit whose write never completed; recovery ignores it)"),
-        )),
-        TailState::Clean => None,
-    }
+    let t = m.dropped_tail.as_ref()?;
+    Some(Problem::at(&m.path, t.offset, format!("torn tail: {}", dropped_text(t))))
 }
 
-/// Problems of a manifest itself, besides a torn tail: damage, undecodable edits,
-/// inconsistent edits, missing counters, table numbers not below the next file number.
+/// What a dropped tail is and what recovery does with it, after `torn tail: `.
+fn dropped_text(t: &DroppedTail) -> String {
+    format!(
+        "{} ({} to the end of the file, {}: an edit whose write never completed; recovery drops it under \
+         the default recovery mode and refuses to open under absolute consistency)",
+        t.reason,
+        fmt::count(t.bytes, "byte"),
+        fmt::count(t.records, "record")
+    )
+}
+
+/// The dropped tail as JSON (`null` when the manifest ends clean).
+fn dropped_json(t: Option<&DroppedTail>) -> serde_json::Value {
+    t.map_or(
+        serde_json::Value::Null,
+        |t| json!({"offset": t.offset, "bytes": t.bytes, "records": t.records, "reason": t.reason}),
+    )
+}
+
+/// Problems of a manifest itself, besides a torn tail: damage, undecodable edits, and every
+/// inconsistency the version builder finds (the checks recovery applies; see
+/// `docs/manifest-format.md`).
 pub fn manifest_problems(m: &Manifest, state: &State) -> Vec<Problem> {
     let mut v = m.damage.clone();
     for r in &m.records {
@@ -70,26 +85,8 @@ pub fn manifest_problems(m: &Manifest, state: &State) -> Vec<Problem> {
             v.push(Problem::at(&m.path, *at, format!("undecodable version edit: {what}")));
         }
     }
-    for (offset, what) in &state.inconsistencies {
-        v.push(Problem::at(&m.path, *offset, what));
-    }
-    for (what, missing) in [
-        ("next file number", state.next_file_number.is_none()),
-        ("log number", state.log_number.is_none()),
-        ("last sequence", state.last_sequence.is_none()),
-    ] {
-        if missing {
-            v.push(Problem::at(&m.path, 0, format!("the manifest never records the {what}")));
-        }
-    }
-    if let Some(next) = state.next_file_number {
-        for (level, f) in state.files().filter(|(_, f)| f.number >= next) {
-            v.push(Problem::at(
-                &m.path,
-                0,
-                format!("table {} at L{level} is not below the next file number {next}", f.number),
-            ));
-        }
+    for i in &state.inconsistencies {
+        v.push(Problem::at(&m.path, i.offset, &i.what));
     }
     v.sort_by_key(|p| p.offset);
     v
@@ -186,6 +183,7 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
             "file": m.path, "number": m.number, "size": m.size,
             "edits": edits,
             "tail": super::wal::tail_json(&m.tail, m.size),
+            "dropped_tail": dropped_json(m.dropped_tail.as_ref()),
             "state": state_json(b, &state),
             "problems": problems,
         }))?;
@@ -204,6 +202,9 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
                 }
                 Err((at, what)) => writeln!(out, "  UNDECODABLE at offset {at}: {what}")?,
             }
+        }
+        if let Some(t) = &m.dropped_tail {
+            writeln!(out, "offset {}: TORN TAIL: {}", t.offset, dropped_text(t))?;
         }
         let opt = |v: Option<u64>| v.map_or("unset".to_owned(), |n| n.to_string());
         writeln!(

@@ -73,7 +73,8 @@ pub fn log_stats(dir: &Path, number: u64) -> anyhow::Result<Option<LogStats>> {
             LogEvent::Damage { .. } => s.damaged += 1,
         }
         Ok(())
-    })?;
+    })?
+    .tail;
     s.tail = match tail {
         TailState::Clean => "clean".into(),
         TailState::Torn { offset, .. } => format!("torn at {offset}"),

@@ -46,7 +46,7 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
         doc.field("file", &path)?;
         doc.field("size", &size)?;
         doc.list("events")?;
-        let tail = dbdir::walk_log(data, path, |ev| Ok(doc.item(&event_json(&ev, b, &mut t))?))?;
+        let tail = dbdir::walk_log(data, path, |ev| Ok(doc.item(&event_json(&ev, b, &mut t))?))?.tail;
         doc.field("tail", &tail_json(&tail, size))?;
         doc.field("totals", &t)?;
         doc.finish()?;
@@ -58,7 +58,8 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
                 writeln!(out, "{line}")?;
             }
             Ok(())
-        })?;
+        })?
+        .tail;
         match &tail {
             TailState::Clean => {}
             TailState::Torn { offset, reason } => writeln!(

@@ -65,7 +65,8 @@ pub fn check(
                 )),
             }
             Ok(())
-        })?;
+        })?
+        .tail;
         let TailState::Torn { offset, reason } = tail else { continue };
         let newest = live[i + 1..].iter().all(|&later| dbdir::read(&log_path(dir, later)).is_ok_and(|d| d.is_empty()));
         let at = |what: String| Problem::at(&path, offset, what);
