@@ -48,9 +48,11 @@ mod coding;
 mod compaction;
 mod db;
 mod error;
+mod events;
 pub mod filename;
 mod iter;
 pub mod key;
+pub mod limits;
 mod memtable;
 mod options;
 mod prefetch;
@@ -72,8 +74,9 @@ pub mod internals {
 }
 
 pub use batch::WriteBatch;
-pub use db::{Db, DbStats, LevelStats, Snapshot};
+pub use db::{Db, DbStats, LevelStats, RecoveryReport, Snapshot};
 pub use error::{Error, Result};
+pub use events::EventListener;
 pub use iter::DbIterator;
 pub use key::{SeqNo, ValueKind, MAX_SEQUENCE};
 pub use options::{Options, RecoveryMode, WriteOptions};

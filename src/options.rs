@@ -7,15 +7,29 @@ use std::sync::Arc;
 
 use crate::vfs::{SharedFs, StdFs};
 
-/// How recovery treats a damaged write-ahead log (RocksDB's `WALRecoveryMode`).
+/// How recovery treats a damaged tail of the newest write-ahead log and of the manifest
+/// (RocksDB's `WALRecoveryMode`).
+///
+/// What a crash can leave at the end of a file: the records appended since its last fsync,
+/// cut anywhere — or complete in length but with stale or zeroed sectors inside (the file's
+/// new size reached the disk, some of its data did not). From the bytes alone such a tail
+/// cannot be told apart from a synced record the medium damaged later. A damaged record
+/// followed by an intact one is never a crash's doing, and is [`crate::Error::Corruption`]
+/// in every mode. See `docs/durability.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecoveryMode {
-    /// A damaged record at the very end of the newest log (a write torn by a crash) is dropped;
-    /// a damaged record followed by intact ones is reported as [`crate::Error::Corruption`].
-    /// Only writes that were never acknowledged as synced can be lost this way.
+    /// A damaged region at the very end of the newest log or of the manifest, with no intact
+    /// record after it, is dropped — and reported: counted in [`crate::DbStats`], listed in
+    /// [`crate::Db::recovery_report`], passed to
+    /// [`crate::EventListener::on_recovery_dropped`], and shown by `kho verify`. After a
+    /// crash on a sound disk it holds only writes never acknowledged as synced; if the medium
+    /// damaged the last synced record, that record is dropped too, and the report is how the
+    /// application learns it.
     #[default]
     TolerateCorruptedTail,
-    /// Any damaged or incomplete record, even at the tail, is reported as corruption.
+    /// Any damaged or incomplete record, even at the tail, is [`crate::Error::Corruption`]:
+    /// after a crash that tore a write the database does not open until someone decides
+    /// (for example by opening it once with `TolerateCorruptedTail` and reading the report).
     AbsoluteConsistency,
 }
 
@@ -29,7 +43,8 @@ pub struct Options {
     /// The file system to use. Default: the operating system's ([`StdFs`]).
     pub fs: SharedFs,
     /// Bytes of writes buffered in the active memtable before it is frozen and flushed to an
-    /// SSTable. Default: 64 MiB (RocksDB's default): big enough that L0 files are not tiny,
+    /// SSTable (at most [`MAX_WRITE_BUFFER_LEN`](crate::limits::MAX_WRITE_BUFFER_LEN), 1 GiB).
+    /// Default: 64 MiB (RocksDB's default): big enough that L0 files are not tiny,
     /// small enough that recovery replays at most a few seconds of log.
     pub write_buffer_size: usize,
     /// Fraction of `write_buffer_size` given to each memtable's bloom filter over user keys,
@@ -40,13 +55,16 @@ pub struct Options {
     /// Frozen memtables allowed to wait for flushing before writers stall. Default: 2.
     /// Memory for memtables is bounded by `(1 + max_immutable_memtables) * write_buffer_size`.
     pub max_immutable_memtables: usize,
-    /// Largest key accepted, in bytes. Default: 64 KiB. Keys live in index blocks and are
-    /// compared on every lookup; larger keys belong in values.
+    /// Largest key accepted, in bytes. Default: 64 KiB; at most
+    /// [`MAX_KEY_LEN`](crate::limits::MAX_KEY_LEN) (256 KiB). Keys live in index blocks and
+    /// are compared on every lookup; larger keys belong in values.
     pub max_key_size: usize,
-    /// Largest value accepted, in bytes. Default: 64 MiB, so that one WAL record and one
-    /// SSTable block always fit comfortably in memory.
+    /// Largest value accepted, in bytes. Default: 32 MiB; at most
+    /// [`MAX_VALUE_LEN`](crate::limits::MAX_VALUE_LEN) (64 MiB - 256 KiB - 72 bytes), so
+    /// that every accepted entry fits one SSTable block.
     pub max_value_size: usize,
-    /// Largest encoded write batch accepted, in bytes. Default: 256 MiB (one WAL record).
+    /// Largest encoded write batch accepted, in bytes. Default: 256 MiB; at most
+    /// [`MAX_BATCH_LEN`](crate::limits::MAX_BATCH_LEN) (512 MiB). A batch is one WAL record.
     pub max_batch_size: usize,
     /// Uncompressed target size of an SSTable data block. Default: 4 KiB.
     pub block_size: usize,
@@ -87,6 +105,8 @@ pub struct Options {
     /// fast where data is rewritten soon, stronger where it stays). Default: empty (use
     /// `compression_level` everywhere).
     pub compression_per_level: Vec<i32>,
+    /// Receives recovery and background-error events. Default: none.
+    pub event_listener: Option<Arc<dyn crate::EventListener>>,
 }
 
 impl Default for Options {
@@ -98,7 +118,7 @@ impl Default for Options {
             write_buffer_size: 64 << 20,
             max_immutable_memtables: 2,
             max_key_size: 64 << 10,
-            max_value_size: 64 << 20,
+            max_value_size: 32 << 20,
             max_batch_size: 256 << 20,
             block_size: 4096,
             block_restart_interval: 16,
@@ -117,6 +137,7 @@ impl Default for Options {
             hard_pending_compaction_bytes: 256 << 30,
             compression_per_level: Vec::new(),
             memtable_bloom_ratio: 1.0 / 64.0,
+            event_listener: None,
         }
     }
 }
@@ -143,6 +164,7 @@ impl std::fmt::Debug for Options {
             .field("target_file_size", &self.target_file_size)
             .field("compression_per_level", &self.compression_per_level)
             .field("memtable_bloom_ratio", &self.memtable_bloom_ratio)
+            .field("event_listener", &self.event_listener.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -184,8 +206,22 @@ impl Options {
         if !(0.0..=0.25).contains(&self.memtable_bloom_ratio) {
             return bad("memtable_bloom_ratio must be between 0 and 0.25");
         }
-        if self.max_key_size > (1 << 20) || self.max_value_size > (1 << 30) {
-            return bad("max_key_size is at most 1 MiB and max_value_size at most 1 GiB");
+        use crate::limits::{MAX_BATCH_LEN, MAX_KEY_LEN, MAX_VALUE_LEN, MAX_WRITE_BUFFER_LEN};
+        if self.max_key_size == 0 || self.max_key_size > MAX_KEY_LEN {
+            return Err(crate::Error::InvalidArgument(format!("max_key_size must be 1..={MAX_KEY_LEN} bytes")));
+        }
+        if self.max_value_size > MAX_VALUE_LEN {
+            return Err(crate::Error::InvalidArgument(format!(
+                "max_value_size must be at most {MAX_VALUE_LEN} bytes (kho::limits::MAX_VALUE_LEN)"
+            )));
+        }
+        if self.max_batch_size > MAX_BATCH_LEN {
+            return Err(crate::Error::InvalidArgument(format!("max_batch_size must be at most {MAX_BATCH_LEN} bytes")));
+        }
+        if self.write_buffer_size > MAX_WRITE_BUFFER_LEN {
+            return Err(crate::Error::InvalidArgument(format!(
+                "write_buffer_size must be at most {MAX_WRITE_BUFFER_LEN} bytes"
+            )));
         }
         Ok(())
     }

@@ -59,3 +59,114 @@ fn read_only_open_of_a_missing_database_is_not_found() {
     assert!(matches!(Db::open_read_only(dir.path(), Options::default()), Err(Error::NotFound(_))));
     assert!(listing(dir.path()).is_empty());
 }
+
+/// A flush between the read-only open's manifest read and its log listing used to hide
+/// records: the flushed log was gone and the table holding its data was not in the manifest
+/// the open had read. Every write acknowledged before an open starts must be visible in it.
+#[test]
+fn read_only_opens_racing_flushes_see_every_acknowledged_write() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options { write_buffer_size: 8 << 10, ..Options::default() };
+    let writer = Db::open(dir.path(), opts.clone()).unwrap();
+    let acked = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (writer, acked, stop) = (writer.clone(), acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !stop.load(Ordering::SeqCst) {
+                writer.put(format!("key{i:08}"), [b'v'; 200]).unwrap();
+                i += 1;
+                acked.store(i, Ordering::SeqCst);
+                if i.is_multiple_of(16) {
+                    writer.flush().unwrap(); // a flush deletes the log it moved into a table
+                }
+            }
+        })
+    };
+    for _ in 0..150 {
+        let before = acked.load(Ordering::SeqCst);
+        let reader = Db::open_read_only(dir.path(), opts.clone()).unwrap();
+        let seen = reader.iter().unwrap().count() as u32;
+        assert!(seen >= before, "read-only open saw {seen} keys, {before} were acknowledged before it");
+        for i in (0..before).step_by(97) {
+            assert!(reader.get(format!("key{i:08}")).unwrap().is_some(), "key {i} of {before}");
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    producer.join().unwrap();
+    writer.close().unwrap();
+}
+
+/// The same race made deterministic: the writer's flush runs exactly inside the read-only
+/// open, between its manifest read and its log listing (a file system that runs a hook on
+/// the first `list` after it is armed).
+#[test]
+fn a_flush_inside_a_read_only_open_hides_nothing() {
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use kho::vfs::{FaultFs, FileLock, FileSystem, RandomAccessFile, SharedFs, WritableFile};
+
+    type Hook = Box<dyn FnOnce() + Send>;
+    #[derive(Default)]
+    struct HookFs {
+        inner: FaultFs,
+        on_list: Mutex<Option<Hook>>,
+    }
+    impl std::fmt::Debug for HookFs {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("HookFs")
+        }
+    }
+    impl FileSystem for HookFs {
+        fn create(&self, path: &Path) -> kho::Result<Box<dyn WritableFile>> {
+            self.inner.create(path)
+        }
+        fn open(&self, path: &Path) -> kho::Result<Arc<dyn RandomAccessFile>> {
+            self.inner.open(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> kho::Result<()> {
+            self.inner.rename(from, to)
+        }
+        fn remove(&self, path: &Path) -> kho::Result<()> {
+            self.inner.remove(path)
+        }
+        fn create_dir_all(&self, path: &Path) -> kho::Result<()> {
+            self.inner.create_dir_all(path)
+        }
+        fn list(&self, dir: &Path) -> kho::Result<Vec<String>> {
+            let hook = self.on_list.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+            self.inner.list(dir)
+        }
+        fn sync_dir(&self, dir: &Path) -> kho::Result<()> {
+            self.inner.sync_dir(dir)
+        }
+        fn exists(&self, path: &Path) -> kho::Result<bool> {
+            self.inner.exists(path)
+        }
+        fn lock(&self, path: &Path) -> kho::Result<Box<dyn FileLock>> {
+            self.inner.lock(path)
+        }
+    }
+
+    let fs = Arc::new(HookFs::default());
+    let opts = Options { fs: fs.clone() as SharedFs, ..options() };
+    let dir = Path::new("/db");
+    let writer = Db::open(dir, opts.clone()).unwrap();
+    for i in 0..100u32 {
+        writer.put(format!("key{i:04}"), "v").unwrap();
+    }
+    let flusher = writer.clone();
+    *fs.on_list.lock().unwrap() = Some(Box::new(move || flusher.flush().unwrap()));
+    let reader = Db::open_read_only(dir, opts).unwrap();
+    assert!(fs.on_list.lock().unwrap().is_none(), "the flush ran inside the open");
+    assert_eq!(reader.iter().unwrap().count(), 100, "every acknowledged write is visible");
+    writer.close().unwrap();
+}

@@ -75,7 +75,7 @@ pub(crate) fn run(
         let cut_here = cutter.should_cut_before(key);
         if let Some(out) = &output {
             let new_user_key = out.last_user_key() != p.user_key;
-            if new_user_key && (cut_here || out.estimated_size() >= opts.target_file_size) {
+            if new_user_key && (cut_here || out.estimated_size() >= opts.target_file_size || out.index_full()) {
                 finish(output.take(), out_level, &mut result)?;
                 cutter.output_finished();
             }

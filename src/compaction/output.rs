@@ -1,5 +1,8 @@
 //! [`TableOutput`]: writes one SSTable entry by entry and produces its [`FileMeta`].
-//! Shared by flushes (one output per memtable) and compactions (outputs cut by size).
+//! Shared by flushes and compactions. Both cut an output only between two user keys: a
+//! flush when the index grows past `limits::INDEX_CUT_LEN` (so one memtable of huge keys
+//! becomes several tables), a compaction also at the target file size and grandparent
+//! overlap.
 
 use bytes::Bytes;
 
@@ -58,6 +61,11 @@ impl TableOutput {
     /// Bytes written so far (estimate, before the index and footer).
     pub(crate) fn estimated_size(&self) -> u64 {
         self.writer.estimated_size()
+    }
+
+    /// The index passed `limits::INDEX_CUT_LEN`: cut this output at the next user key.
+    pub(crate) fn index_full(&self) -> bool {
+        self.writer.index_size_estimate() >= crate::limits::INDEX_CUT_LEN
     }
 
     /// The last user key added.

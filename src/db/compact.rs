@@ -9,7 +9,7 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::flush::sst_options;
+use super::flush::{guard_panics, sst_options};
 use super::read::owned_bounds;
 use super::stats::Counters;
 use super::{Db, DbInner, SuperVersion};
@@ -27,7 +27,7 @@ impl DbInner {
             {
                 let mut bg = self.bg.lock();
                 loop {
-                    if bg.shutting_down || bg.error.is_some() {
+                    if bg.shutting_down || self.health.is_failed() {
                         return;
                     }
                     if self.compaction_due() {
@@ -36,13 +36,8 @@ impl DbInner {
                     self.bg_cv.wait(&mut bg);
                 }
             }
-            let result = self.run_picked_compaction();
-            let mut bg = self.bg.lock();
-            if let Err(e) = result {
-                self.poison();
-                bg.error.get_or_insert(e);
-            }
-            self.bg_cv.notify_all();
+            let result = guard_panics("compaction", || self.run_picked_compaction());
+            self.finish_background_job(result);
         }
     }
 
@@ -122,10 +117,10 @@ impl DbInner {
             task.trivial_move = false;
             self.run_compaction(&task)?;
         }
-        let bg = self.bg.lock();
+        let _bg = self.bg.lock();
         self.bg_cv.notify_all();
-        match &bg.error {
-            Some(e) => Err(e.replicate()),
+        match self.health.failure() {
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }

@@ -31,25 +31,50 @@ pub(crate) fn sst_options(opts: &Options, level: usize) -> SstOptions {
     }
 }
 
-/// Writes every entry of a memtable (through `iter`) to SSTable `number` and fsyncs it.
-/// `None` if it is empty (no file is created). Values are copied straight from the
-/// memtable's arena into the table's blocks.
+/// Writes every entry of a memtable (through `iter`) to level-0 SSTables numbered by
+/// `new_file_number` and fsyncs them; empty if the memtable is (no file is created). Usually
+/// one table; another starts at the next user key once a table's index grows past
+/// `limits::INDEX_CUT_LEN` (a memtable of very large keys), so the tables share no user key
+/// and a level-0 read finds the newest version first whichever it probes first. Values are
+/// copied straight from the memtable's arena into the table's blocks.
 pub(crate) fn write_table(
     ctx: &TableContext,
-    number: u64,
+    new_file_number: &mut dyn FnMut() -> u64,
     iter: &mut MemtableIter,
     opts: &SstOptions,
-) -> Result<Option<FileMeta>> {
+) -> Result<Vec<FileMeta>> {
+    let mut tables = Vec::new();
     iter.seek_to_first()?;
-    if !iter.valid() {
-        return Ok(None);
-    }
-    let mut out = TableOutput::create(ctx, number, opts)?;
+    let mut out: Option<TableOutput> = None;
     while iter.valid() {
-        out.add(iter.key(), iter.value_slice())?;
+        if let Some(o) = &out {
+            if o.index_full() && o.last_user_key() != crate::key::user_key(iter.key()) {
+                tables.extend(out.take().map(TableOutput::finish).transpose()?.flatten());
+            }
+        }
+        let o = match &mut out {
+            Some(o) => o,
+            None => out.insert(TableOutput::create(ctx, new_file_number(), opts)?),
+        };
+        o.add(iter.key(), iter.value_slice())?;
         iter.next()?;
     }
-    out.finish()
+    tables.extend(out.map(TableOutput::finish).transpose()?.flatten());
+    Ok(tables)
+}
+
+/// Runs one background job, turning a panic (a bug) into [`Error::Internal`] so that it
+/// poisons the database and wakes every waiter instead of killing the thread silently and
+/// leaving writers and `close` waiting for a job that will never finish.
+pub(crate) fn guard_panics(job: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic payload".to_owned());
+        Err(Error::Internal(format!("background {job} panicked: {what}")))
+    })
 }
 
 impl DbInner {
@@ -59,7 +84,7 @@ impl DbInner {
             let mem = {
                 let mut bg = self.bg.lock();
                 loop {
-                    if bg.shutting_down || bg.error.is_some() {
+                    if bg.shutting_down || self.health.is_failed() {
                         return;
                     }
                     if let Some(m) = self.super_version.read().imm.last().cloned() {
@@ -68,23 +93,33 @@ impl DbInner {
                     self.bg_cv.wait(&mut bg);
                 }
             };
-            let result = self.flush_memtable(&mem);
-            let mut bg = self.bg.lock();
-            if let Err(e) = result {
-                self.poison();
-                bg.error.get_or_insert(e);
-            }
-            self.bg_cv.notify_all();
+            let result = guard_panics("flush", || self.flush_memtable(&mem));
+            self.finish_background_job(result);
         }
+    }
+
+    /// Ends one background job: a failure fails the database (the first failure is kept) and
+    /// is passed to the event listener; then every waiter (writers stalled for room, `flush`,
+    /// `close`) wakes to see it.
+    pub(crate) fn finish_background_job(&self, result: Result<()>) {
+        let _bg = self.bg.lock();
+        if let Err(e) = result {
+            self.health.fail(&e);
+            if let Some(l) = &self.opts.event_listener {
+                l.on_background_error(&e);
+            }
+        }
+        self.bg_cv.notify_all();
     }
 
     /// Writes the oldest frozen memtable `mem` to level 0 and retires it and its log.
     fn flush_memtable(&self, mem: &Arc<Memtable>) -> Result<()> {
-        let number = self.versions.lock().new_file_number();
-        let meta = write_table(&self.ctx, number, &mut MemtableIter::new(mem.clone()), &sst_options(&self.opts, 0))?;
-        if let Some(m) = &meta {
+        let mut new_number = || self.versions.lock().new_file_number();
+        let tables =
+            write_table(&self.ctx, &mut new_number, &mut MemtableIter::new(mem.clone()), &sst_options(&self.opts, 0))?;
+        if !tables.is_empty() {
             self.ctx.fs.sync_dir(&self.dir)?;
-            Counters::add(&self.counters.flush_bytes, m.size);
+            Counters::add(&self.counters.flush_bytes, tables.iter().map(|m| m.size).sum());
             Counters::add(&self.counters.flushes, 1);
         }
         let mut versions = self.versions.lock();
@@ -100,7 +135,7 @@ impl DbInner {
         let edit = VersionEdit {
             log_number: Some(next_log),
             last_sequence: Some(mem.max_seq()),
-            new_files: meta.into_iter().map(|m| (0, m)).collect(),
+            new_files: tables.into_iter().map(|m| (0, m)).collect(),
             ..VersionEdit::default()
         };
         let version = versions.log_and_apply(edit)?;
@@ -135,8 +170,8 @@ impl DbInner {
         {
             let mut wal = self.wal.lock();
             let wal = wal.as_mut().ok_or(Error::Closed)?;
-            if self.poisoned.load(Ordering::Acquire) {
-                return Err(Error::Poisoned);
+            if let Some(e) = self.health.failure() {
+                return Err(e);
             }
             if !self.super_version.read().mem.is_empty() {
                 self.wait_for_room()?;
@@ -145,8 +180,8 @@ impl DbInner {
         }
         let mut bg = self.bg.lock();
         loop {
-            if let Some(e) = &bg.error {
-                return Err(e.replicate());
+            if let Some(e) = self.health.failure() {
+                return Err(e);
             }
             if self.super_version.read().imm.is_empty() {
                 return Ok(());

@@ -11,16 +11,19 @@
 //! - `super_version` is swapped, never mutated: readers clone the `Arc` under a read lock
 //!   together with the visible sequence number, so what they see is one consistent state.
 
+mod commit_queue;
 mod compact;
 mod flush;
+mod health;
 mod open;
 mod read;
+mod recovery;
 mod snapshot;
 mod stats;
 mod write;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -35,9 +38,11 @@ use crate::vfs::FileLock;
 use crate::wal::LogWriter;
 use crate::{Error, Result};
 
+pub use recovery::RecoveryReport;
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};
-use write::CommitQueue;
+use commit_queue::CommitQueue;
+use health::Health;
 
 /// The memtables and tables a read sees, swapped as one unit.
 #[derive(Debug)]
@@ -68,12 +73,11 @@ struct WalState {
     last_seq: SeqNo,
 }
 
-/// Coordination with the background flush thread.
+/// Coordination with the background flush and compaction threads (their failures go to
+/// the database's [`Health`]).
 #[derive(Default)]
 struct BgState {
     shutting_down: bool,
-    /// The first background failure; once set, writes fail and `flush` reports it.
-    error: Option<Error>,
 }
 
 /// Shared state of an open database.
@@ -92,8 +96,8 @@ pub(crate) struct DbInner {
     wal: Mutex<Option<WalState>>,
     bg: Mutex<BgState>,
     bg_cv: Condvar,
-    poisoned: AtomicBool,
-    closed: AtomicBool,
+    /// Open, failed or closed: consulted by every entry point.
+    health: Health,
     snapshots: snapshot::SnapshotList,
     /// The flush and compaction threads.
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -104,6 +108,8 @@ pub(crate) struct DbInner {
     /// Estimated compaction debt of the current version, for write backpressure.
     compaction_debt: AtomicU64,
     counters: stats::Counters,
+    /// What recovery dropped or set aside when this database was opened.
+    recovery: RecoveryReport,
 }
 
 impl DbInner {
@@ -114,10 +120,7 @@ impl DbInner {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        Ok(())
+        self.health.check_open()
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -126,10 +129,6 @@ impl DbInner {
             return Err(Error::ReadOnly);
         }
         Ok(())
-    }
-
-    fn poison(&self) {
-        self.poisoned.store(true, Ordering::Release);
     }
 }
 
@@ -180,6 +179,12 @@ impl Db {
         sv.version.files().map(|(_, f)| Ok((f.meta.number, f.reader()?.properties().clone()))).collect()
     }
 
+    /// What recovery dropped (damaged log or manifest tails) or set aside (quarantined
+    /// tables) when this database was opened; empty after a clean shutdown.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner().recovery
+    }
+
     /// The newest sequence number visible to reads.
     pub fn last_sequence(&self) -> SeqNo {
         self.inner().visible_seq.load(Ordering::Acquire)
@@ -193,6 +198,8 @@ impl Db {
 
     /// Makes every acknowledged write durable, stops background work and releases the lock
     /// file. Later calls on any clone return [`Error::Closed`]. Closing twice is a no-op.
+    /// If a background flush or compaction failed (or panicked), returns that error: the
+    /// writes it was flushing are still in the log, and the next open recovers them.
     pub fn close(&self) -> Result<()> {
         self.inner().close()
     }
@@ -232,6 +239,9 @@ impl Db {
             write_batches: 0,
             write_groups: 0,
             log_syncs: 0,
+            recovery_dropped_records: inner.recovery.dropped_records(),
+            recovery_dropped_bytes: inner.recovery.dropped_bytes(),
+            recovery_quarantined_tables: inner.recovery.quarantined_tables.len() as u64,
         };
         stats.fill_counters(&inner.counters);
         stats

@@ -1,33 +1,33 @@
 //! Opening a database: lock, recover the manifest, replay the logs, start a fresh log and
 //! manifest, delete leftovers, start the flush thread; and closing it.
 //!
-//! Recovery rules (see `docs/durability.md`):
+//! Order of an open (see `docs/durability.md`; the checks are in `recovery.rs`):
 //! - `CURRENT` names the manifest; its edits give the live tables, the oldest live log
-//!   (`log_number`), the next file number and the last flushed sequence number.
-//! - Every log numbered `>= log_number` is replayed in order. Only the newest log may end in
-//!   a torn record (older logs were fsynced before the switch; empty logs left by an open
-//!   that failed before switching `CURRENT` do not count); a torn tail is dropped under
-//!   [`RecoveryMode::TolerateCorruptedTail`] and is corruption otherwise.
+//!   (`log_number`), the next file number and the last flushed sequence number. Every live
+//!   table must exist with its recorded size.
+//! - The next file number is raised past every numbered file in the directory, so no file
+//!   is ever created over an existing one.
+//! - Every log numbered `>= log_number` is replayed in order (`recovery::replay_logs`).
 //! - Replayed data is written to level-0 tables before anything is deleted, then a new
 //!   manifest (full state, new log number) becomes `CURRENT`. Only then are old logs,
-//!   manifests, temporary files and tables the manifest does not list removed.
+//!   manifests, temporary files and unreferenced tables removed (or quarantined).
 
-use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::flush::{sst_options, write_table};
+use super::recovery::{check_live_tables, delete_obsolete_files, replay_logs, RecoveryReport};
+use super::health::Health;
 use super::{BgState, Db, DbHandle, DbInner, SuperVersion, WalState};
-use crate::batch::DecodedBatch;
 use crate::filename::{log_path, parse_file_name, FileKind, LOCK};
 use crate::memtable::{Memtable, MemtableIter};
-use crate::options::{Options, RecoveryMode};
+use crate::options::Options;
 use crate::sst::BlockCache;
 use crate::version::{TableContext, VersionEdit, VersionSet};
-use crate::wal::{LogReader, LogWriter, TailState};
+use crate::wal::LogWriter;
 use crate::{Error, Result};
 
 impl Db {
@@ -59,6 +59,15 @@ impl Db {
             None => VersionSet::new_empty(ctx.clone(), opts.num_levels),
         };
 
+        let mut report = RecoveryReport::default();
+        // TODO(version builder): the manifest's dropped tail, from `VersionSet::recover`.
+        let manifest_tail: Option<crate::wal::DroppedTail> = None;
+        let quarantine_from = manifest_tail.is_some().then_some(versions.next_file_number);
+        if let Some(tail) = manifest_tail {
+            report.add_dropped(&opts, tail);
+        }
+        check_live_tables(&ctx, &versions.current())?;
+
         // Never hand out a number a file in the directory already has (an interrupted
         // flush's table, a log of a failed open): `create` refuses existing files, and a
         // reader elsewhere may have that file mapped.
@@ -71,13 +80,12 @@ impl Db {
         let mut edit = VersionEdit::default();
         let sst_opts = sst_options(&opts, 0);
         let mut write_l0 = |mem: Memtable, versions: &mut VersionSet| -> Result<()> {
-            let number = versions.new_file_number();
-            if let Some(meta) = write_table(&ctx, number, &mut MemtableIter::new(Arc::new(mem)), &sst_opts)? {
-                edit.new_files.push((0, meta));
-            }
+            let mut new_number = || versions.new_file_number();
+            let tables = write_table(&ctx, &mut new_number, &mut MemtableIter::new(Arc::new(mem)), &sst_opts)?;
+            edit.new_files.extend(tables.into_iter().map(|m| (0, m)));
             Ok(())
         };
-        let (last_seq, mem) = replay_logs(&ctx, &opts, &mut versions, Some(&mut write_l0))?;
+        let (last_seq, mem) = replay_logs(&ctx, &opts, &mut versions, Some(&mut write_l0), &mut report)?;
         if !mem.is_empty() {
             write_l0(mem, &mut versions)?;
         }
@@ -92,11 +100,11 @@ impl Db {
         versions.log_number = wal_number;
         versions.last_sequence = last_seq;
         versions.write_new_manifest()?; // fsyncs the directory: the new log's entry too
-        delete_obsolete_files(&ctx, &versions)?;
+        delete_obsolete_files(&ctx, &opts, &versions, quarantine_from, &mut report)?;
 
         let wal = WalState { writer: LogWriter::new(wal_file), last_seq };
         let mem = opts.new_memtable(wal_number);
-        let inner = DbInner::new(opts, ctx, Some(lock), versions, mem, Some(wal));
+        let inner = DbInner::new(opts, ctx, Some(lock), versions, mem, Some(wal), report);
         // From here on the handle owns the threads: dropping it on an error below stops them.
         let db = Db { handle: Arc::new(DbHandle { inner: inner.clone() }) };
         let flusher = inner.clone();
@@ -110,18 +118,34 @@ impl Db {
     /// writes nothing (the logs are replayed into memory only), runs no background work.
     /// It can open a copy of a damaged database, or a database a writer is using: every
     /// table of the recovered version is opened up front, so a concurrent compaction
-    /// deleting files cannot pull them away (the open is retried if that races).
+    /// deleting files cannot pull them away afterwards.
+    ///
+    /// Against a running writer the view is consistent: the manifest (`CURRENT` and the
+    /// manifest's length) is read before and after the tables and logs, and the open is
+    /// retried if a flush or compaction changed it meanwhile (a flush deletes the log whose
+    /// data it moved into a table the earlier manifest read does not name).
     /// Writes, `flush` and `compact_range` return [`Error::ReadOnly`].
     pub fn open_read_only(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
         opts.validate()?;
-        let mut attempt = 0;
+        let dir = path.as_ref();
+        let mut attempt = 0u32;
         loop {
-            match Self::try_open_read_only(path.as_ref(), &opts) {
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempt < 4 => {
-                    attempt += 1; // a writer switched manifests or deleted files meanwhile
-                }
-                r => return r,
+            let before = manifest_identity(opts.fs.as_ref(), dir);
+            let result = Self::try_open_read_only(dir, &opts);
+            let after = manifest_identity(opts.fs.as_ref(), dir);
+            if before.is_some() && before == after {
+                return result; // nothing changed under the open: its result stands
             }
+            attempt += 1;
+            if attempt >= READ_ONLY_OPEN_ATTEMPTS {
+                return result.and_then(|_| {
+                    Err(Error::Busy {
+                        path: dir.to_owned(),
+                        reason: format!("the database changed during each of {attempt} read-only opens"),
+                    })
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(u64::from(attempt)));
         }
     }
 
@@ -130,14 +154,29 @@ impl Db {
         let ctx = TableContext { fs: opts.fs.clone(), dir: dir.to_path_buf(), cache };
         let mut versions = VersionSet::recover(ctx.clone(), opts.num_levels)?
             .ok_or_else(|| Error::NotFound(format!("no database in {}", dir.display())))?;
-        let (last_seq, mem) = replay_logs(&ctx, opts, &mut versions, None)?;
+        let mut report = RecoveryReport::default();
+        // TODO(version builder): the manifest's dropped tail, from `VersionSet::recover`.
+        let (last_seq, mem) = replay_logs(&ctx, opts, &mut versions, None, &mut report)?;
         for (_, f) in versions.current().files() {
             f.reader()?;
         }
         versions.last_sequence = last_seq;
-        let inner = DbInner::new(opts.clone(), ctx, None, versions, mem, None);
+        let inner = DbInner::new(opts.clone(), ctx, None, versions, mem, None, report);
         Ok(Db { handle: Arc::new(DbHandle { inner }) })
     }
+}
+
+/// How often a read-only open is tried against a database that keeps changing under it.
+const READ_ONLY_OPEN_ATTEMPTS: u32 = 32;
+
+/// What identifies the manifest state a read-only open saw: `CURRENT`'s bytes and the length
+/// of the manifest it names (manifests only grow). `None` if either cannot be read.
+fn manifest_identity(fs: &dyn crate::vfs::FileSystem, dir: &Path) -> Option<(bytes::Bytes, u64)> {
+    let current_path = dir.join(crate::filename::CURRENT);
+    let current = fs.read_all(&current_path).ok()?;
+    let number = crate::filename::decode_current(&current_path, &current).ok()?;
+    let size = fs.file_size(&dir.join(crate::filename::manifest_name(number))).ok()?;
+    Some((current, size))
 }
 
 impl DbInner {
@@ -149,6 +188,7 @@ impl DbInner {
         versions: VersionSet,
         mem: Memtable,
         wal: Option<WalState>,
+        recovery: RecoveryReport,
     ) -> Arc<DbInner> {
         let version = versions.current();
         let num_levels = opts.num_levels;
@@ -166,14 +206,14 @@ impl DbInner {
             wal: Mutex::new(wal),
             bg: Mutex::new(BgState::default()),
             bg_cv: Condvar::new(),
-            poisoned: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
+            health: Health::default(),
             snapshots: Default::default(),
             threads: Mutex::new(Vec::new()),
             compaction_lock: Mutex::new(()),
             compaction_cursors: Mutex::new(vec![Vec::new(); num_levels]),
             compaction_debt: AtomicU64::new(0),
             counters: Default::default(),
+            recovery,
         });
         inner.install_version(inner.versions.lock().current());
         inner
@@ -190,101 +230,16 @@ fn spawn(inner: &DbInner, name: &str, body: impl FnOnce() + Send + 'static) -> R
     Ok(())
 }
 
-/// A memtable full during replay goes here (to be written as a level-0 table).
-type FullMemtableSink<'a> = &'a mut dyn FnMut(Memtable, &mut VersionSet) -> Result<()>;
-
-/// Replays every live log in order into a memtable, handing each full one to `on_full`
-/// (when `None`, everything stays in memory). Returns the last sequence number seen and the
-/// memtable holding the rest.
-fn replay_logs(
-    ctx: &TableContext,
-    opts: &Options,
-    versions: &mut VersionSet,
-    mut on_full: Option<FullMemtableSink<'_>>,
-) -> Result<(u64, Memtable)> {
-    let mut logs: Vec<u64> = ctx
-        .fs
-        .list(&ctx.dir)?
-        .iter()
-        .filter_map(|n| match parse_file_name(n) {
-            Some(FileKind::Log(n)) if n >= versions.log_number => Some(n),
-            _ => None,
-        })
-        .collect();
-    logs.sort_unstable();
-    let mut last_seq = versions.last_sequence;
-    let mut mem = Memtable::new(0);
-    for (i, &number) in logs.iter().enumerate() {
-        versions.next_file_number = versions.next_file_number.max(number + 1);
-        let path = log_path(&ctx.dir, number);
-        let mut reader = LogReader::new(ctx.fs.read_all(&path)?, &path);
-        while let Some(rec) = reader.next_record()? {
-            let payload_at = rec.offset + crate::wal::format::HEADER_LEN as u64;
-            let batch = DecodedBatch::parse(&rec.payload).map_err(|w| Error::corruption(&path, payload_at, w))?;
-            let mut seq = batch.seq;
-            for op in batch.ops() {
-                let (kind, key, value) =
-                    op.map_err(|e| Error::corruption(&path, payload_at + e.offset as u64, e.what))?;
-                mem.insert(key, seq, kind, value);
-                seq += 1;
-            }
-            last_seq = last_seq.max(seq.saturating_sub(1));
-            if let Some(sink) = on_full.as_mut() {
-                if mem.approximate_size() >= opts.write_buffer_size {
-                    sink(std::mem::replace(&mut mem, Memtable::new(0)), versions)?;
-                }
-            }
-        }
-        if let Some(TailState::Torn { offset, reason }) = reader.tail() {
-            // Only the newest log can end torn: older ones were fsynced before the switch.
-            // Empty logs after it do not count: an open that failed (or was killed) after
-            // creating its new log but before switching `CURRENT` leaves one behind, and the
-            // next open replays it too.
-            let mut newest = true;
-            for &later in &logs[i + 1..] {
-                newest &= ctx.fs.open(&log_path(&ctx.dir, later))?.is_empty();
-            }
-            if !newest || opts.recovery_mode == RecoveryMode::AbsoluteConsistency {
-                let why = if newest {
-                    "torn tail (absolute consistency requested)"
-                } else {
-                    "torn tail in a log that is not the newest"
-                };
-                return Err(Error::corruption(&path, *offset, format!("{reason}: {why}")));
-            }
-        }
-    }
-    Ok((last_seq, mem))
-}
-
-/// Removes files no longer referenced: old logs and manifests, temporary files and tables
-/// the current version does not list (outputs of an interrupted flush).
-fn delete_obsolete_files(ctx: &TableContext, versions: &VersionSet) -> Result<()> {
-    let live: HashSet<u64> = versions.current().files().map(|(_, f)| f.meta.number).collect();
-    for name in ctx.fs.list(&ctx.dir)? {
-        let garbage = match parse_file_name(&name) {
-            Some(FileKind::Log(n)) => n < versions.log_number,
-            Some(FileKind::Manifest(n)) => n != versions.manifest_number(),
-            Some(FileKind::Table(n)) => !live.contains(&n),
-            Some(FileKind::Temp) => true,
-            _ => false,
-        };
-        if garbage {
-            ctx.fs.remove(&ctx.dir.join(&name))?;
-        }
-    }
-    Ok(())
-}
-
 impl DbInner {
     /// Syncs the log, stops the background threads (a running compaction finishes first)
-    /// and releases the lock. Idempotent.
+    /// and releases the lock; returns the database's failure if it failed (a log write, a
+    /// flush, a compaction). Idempotent (a second call returns `Ok`).
     pub(crate) fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.health.close() {
             return Ok(());
         }
         let synced = match self.wal.lock().take() {
-            Some(mut wal) if !self.poisoned.load(Ordering::Acquire) => wal.writer.sync(),
+            Some(mut wal) if !self.health.is_failed() => wal.writer.sync(),
             _ => Ok(()),
         };
         {
@@ -299,6 +254,11 @@ impl DbInner {
             }
         }
         self.lock.lock().take();
-        synced
+        // A failure is reported here too: writes since it may not be durable, and a failed
+        // flush may have been holding some.
+        match self.health.failure() {
+            Some(e) => Err(e),
+            None => synced,
+        }
     }
 }

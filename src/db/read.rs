@@ -1,5 +1,4 @@
-//! The read and write entry points of [`Db`]: `put`/`delete`/`write`, point reads and range
-//! iteration at the latest state.
+//! The read entry points of [`Db`]: point reads and range iteration at the latest state.
 
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
@@ -7,10 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Db, DbInner, SuperVersion};
-use crate::batch::WriteBatch;
 use crate::iter::DbIterator;
 use crate::key::{internal_key, SeqNo, ValueKind};
-use crate::options::WriteOptions;
 use crate::sst::bloom::bloom_hash;
 use crate::Result;
 
@@ -53,28 +50,6 @@ pub(crate) fn prefix_bounds(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 }
 
 impl Db {
-    /// Sets `key` to `value` (not fsynced; see [`Db::write`]).
-    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        let mut b = WriteBatch::with_capacity(key.len() + value.len() + 11);
-        b.put(key, value);
-        self.write(b, &WriteOptions::default())
-    }
-
-    /// Deletes `key` (not fsynced; see [`Db::write`]).
-    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        let key = key.as_ref();
-        let mut b = WriteBatch::with_capacity(key.len() + 6);
-        b.delete(key);
-        self.write(b, &WriteOptions::default())
-    }
-
-    /// Applies every operation of `batch` atomically: after a crash either all or none are
-    /// present. With `opts.sync` the write is durable once this returns.
-    pub fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
-        self.inner().write(batch, opts)
-    }
-
     /// The current value of `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let inner = self.inner();

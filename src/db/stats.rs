@@ -95,6 +95,13 @@ pub struct DbStats {
     pub write_groups: u64,
     /// Log fsyncs by commit groups (one per group holding a `sync` write).
     pub log_syncs: u64,
+    /// Log batches and manifest edits recovery dropped from damaged tails when this database
+    /// was opened ([`crate::Db::recovery_report`] has where and why).
+    pub recovery_dropped_records: u64,
+    /// Bytes recovery dropped from damaged tails.
+    pub recovery_dropped_bytes: u64,
+    /// Tables recovery moved to `lost/` instead of deleting them.
+    pub recovery_quarantined_tables: u64,
 }
 
 impl DbStats {
@@ -191,6 +198,14 @@ impl fmt::Display for DbStats {
             self.immutable_memtables,
             self.cache_hits,
             self.cache_misses
-        )
+        )?;
+        if self.recovery_dropped_records > 0 || self.recovery_quarantined_tables > 0 {
+            writeln!(
+                f,
+                "Recovery: dropped {} records ({} bytes) from damaged tails, quarantined {} tables in lost/",
+                self.recovery_dropped_records, self.recovery_dropped_bytes, self.recovery_quarantined_tables
+            )?;
+        }
+        Ok(())
     }
 }

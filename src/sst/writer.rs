@@ -165,10 +165,27 @@ impl SstWriter {
         p.raw_value_bytes += value.len() as u64;
         p.min_seq = p.min_seq.min(parsed.seq);
         p.max_seq = p.max_seq.max(parsed.seq);
-        if self.data_block.size_estimate() >= self.block_size {
+        if self.data_block.size_estimate() >= self.block_target() {
             self.flush_data_block()?;
         }
         Ok(())
+    }
+
+    /// The size at which the current data block is cut: the configured block size, or
+    /// `limits::LARGE_BLOCK_LEN` once the index passed `limits::INDEX_CUT_LEN` (the caller
+    /// could not cut the table, e.g. inside one user key's versions), so that the index
+    /// stays within its block limit however much more data follows.
+    fn block_target(&self) -> usize {
+        if self.index_block.size_estimate() >= crate::limits::INDEX_CUT_LEN {
+            self.block_size.max(crate::limits::LARGE_BLOCK_LEN)
+        } else {
+            self.block_size
+        }
+    }
+
+    /// Bytes of the index so far (its raw, uncompressed size).
+    pub fn index_size_estimate(&self) -> usize {
+        self.index_block.size_estimate()
     }
 
     /// Cuts the current data block and adds its index entry (key = the block's last key).

@@ -113,6 +113,10 @@ pub trait FileSystem: Send + Sync + Debug {
             .map_err(|_| crate::Error::InvalidArgument(format!("{} is too large", path.display())))?;
         f.read_at(0, len)
     }
+    /// The length of the file at `path` in bytes.
+    fn file_size(&self, path: &Path) -> Result<u64> {
+        Ok(self.open(path)?.len())
+    }
     /// Atomically renames `from` to `to`, replacing `to` if present.
     fn rename(&self, from: &Path, to: &Path) -> Result<()>;
     /// Removes a file.

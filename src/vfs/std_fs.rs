@@ -118,6 +118,10 @@ impl FileSystem for StdFs {
         Ok(Arc::new(BytesFile { path: path.to_owned(), data }))
     }
 
+    fn file_size(&self, path: &Path) -> Result<u64> {
+        Ok(fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.len())
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         fs::rename(from, to).map_err(|e| Error::io("rename", from, e))
     }

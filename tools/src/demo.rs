@@ -97,20 +97,21 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("explore it:");
     let d = dir.display();
-    println!("  kho dump summary {d}                 # levels, tables, logs, manifest");
-    println!("  kho verify {d}                       # every file end to end, and the national-ID index");
+    let kho = invocation();
+    println!("  {kho} dump summary {d}   # levels, tables, logs, manifest");
+    println!("  {kho} verify {d}   # every file end to end, and the national-ID index");
     if let Some(shown) = &shown {
         let id = &shown.id;
-        println!("  kho person {d} {id}   # that person's records");
+        println!("  {kho} person {d} {id}   # that person's records");
         println!(
-            "  kho record {d} {} {}   # one of them",
+            "  {kho} record {d} {} {}   # one of them",
             shell_word(&shown.collection),
             shell_word(&crate::fmt::escape(&shown.pk))
         );
-        println!("  kho scan {d} --from I{id} --to I{id}~ --keys-only   # that person's index entries");
+        println!("  {kho} scan {d} --from I{id} --to I{id}~ --keys-only   # that person's index entries");
     }
-    println!("  kho scan {d} --from C --to D         # the collection catalog");
-    println!("  kho demo --persons 10000             # a smaller run in a fresh directory");
+    println!("  {kho} scan {d} --from C --to D   # the collection catalog");
+    println!("  {kho} demo --persons 10000   # a smaller run in a fresh directory");
     Ok(())
 }
 
@@ -266,4 +267,17 @@ fn dir_size(dir: &Path) -> anyhow::Result<u64> {
         }
     }
     Ok(total)
+}
+
+/// How to run the `kho` tool from here, as a command that works when pasted: `kho` when
+/// one is on the `PATH` (after `cargo install --path tools`), otherwise the `cargo run` form
+/// the README's quick start uses.
+fn invocation() -> &'static str {
+    let on_path =
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("kho").is_file()));
+    if on_path {
+        "kho"
+    } else {
+        "cargo run --release -q -p kho-tools --"
+    }
 }

@@ -156,3 +156,30 @@ fn verify_beside_a_running_writer_finds_nothing_wrong() {
     db.close().unwrap();
     kho_ok(0, ["verify", d]);
 }
+
+/// A log that vanished while a later one survived: the later log's sequence numbers do not
+/// continue the manifest's. `Db::open` refuses it; `kho verify` names the gap.
+#[test]
+fn a_missing_log_is_a_sequence_gap() {
+    let before = tempfile::tempdir().unwrap();
+    let after = tempfile::tempdir().unwrap();
+    let db = Db::open(before.path(), Options::default()).unwrap();
+    db.put("a", "1").unwrap();
+    db.close().unwrap();
+    for f in std::fs::read_dir(before.path()).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), after.path().join(f.file_name())).unwrap();
+    }
+    let db = Db::open(after.path(), Options::default()).unwrap(); // "a" goes to a table
+    db.put("b", "2").unwrap();
+    db.close().unwrap();
+    // The first directory, its log of "a" replaced by the second run's log of "b".
+    std::fs::remove_file(newest_log(before.path())).unwrap();
+    let later = newest_log(after.path());
+    std::fs::copy(&later, before.path().join(later.file_name().unwrap())).unwrap();
+
+    let d = before.path().to_str().unwrap();
+    let r = kho_ok(1, ["verify", d]);
+    assert!(r.stdout.contains("leaves a gap: writes are missing"), "{}", r.stdout);
+    assert!(Db::open(before.path(), Options::default()).unwrap_err().is_corruption());
+}

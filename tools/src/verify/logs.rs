@@ -1,6 +1,6 @@
 //! The log checks of `kho verify`: every live log (numbered at or above the manifest's log
-//! number) is read record by record; every damaged region, undecodable batch and backwards
-//! sequence number is a problem. A torn tail is a problem in a log that is not the newest
+//! number) is read record by record; every damaged region, undecodable batch and sequence
+//! number that does not continue the manifest's and the previous batch's is a problem. A torn tail is a problem in a log that is not the newest
 //! (it was synced before the writer switched logs); in the newest log it is what a crash
 //! leaves (recovery drops it): a problem unless `--tolerate-torn-tail`, and a note when the
 //! file is still growing (a running writer is appending).
@@ -10,7 +10,7 @@ use std::path::Path;
 use indicatif::ProgressBar;
 use kho::batch::DecodedBatch;
 use kho::filename::log_path;
-use kho::wal::{TailState, HEADER_LEN};
+use kho::wal::{LogReader, TailState, HEADER_LEN};
 
 use super::{Report, Snapshot};
 use crate::dbdir::{self, LogEvent, Problem};
@@ -30,8 +30,9 @@ pub fn check(
             .notes
             .push(format!("{:06}.log is obsolete (its data is in tables; the next writable open deletes it)", n));
     }
-    // Sequence numbers increase across the live logs, in file-number order.
-    let mut next_seq: Option<u64> = None;
+    // Sequence numbers continue without a gap from the manifest's last sequence across the
+    // live logs, in file-number order (recovery refuses a gap: writes would be missing).
+    let mut next_seq: Option<u64> = snap.state.last_sequence.map(|s| s + 1);
     for (i, &n) in live.iter().enumerate() {
         let path = log_path(dir, n);
         let data = match dbdir::read(&path) {
@@ -51,7 +52,7 @@ pub fn check(
         bar.inc(size);
         report.checked.logs += 1;
         report.checked.bytes += size;
-        let tail = dbdir::walk_log(data, &path, |ev| {
+        let tail = dbdir::walk_log(data.clone(), &path, |ev| {
             match ev {
                 LogEvent::Record(rec) => {
                     report.checked.log_records += 1;
@@ -66,27 +67,49 @@ pub fn check(
             Ok(())
         })?;
         let TailState::Torn { offset, reason } = tail else { continue };
-        let newest = i + 1 == live.len();
+        let newest = live[i + 1..].iter().all(|&later| dbdir::read(&log_path(dir, later)).is_ok_and(|d| d.is_empty()));
         let at = |what: String| Problem::at(&path, offset, what);
+        let records = dropped_records(data, &path);
+        let dropped = format!("{records} record(s), {} bytes", size.saturating_sub(offset));
         if !newest {
             report.problems.push(at(format!("torn tail in a log that is not the newest: {reason}")));
-        } else if tolerate_torn_tail {
-            report.notes.push(format!("{}: torn tail at {offset} tolerated: {reason}", path.display()));
         } else if dbdir::still_growing(&path, size) {
             report
                 .notes
                 .push(format!("{} is being appended to (a running writer?); its tail was in flight", path.display()));
+        } else if tolerate_torn_tail {
+            report.notes.push(format!(
+                "{}: torn tail at {offset} tolerated, {dropped} that recovery drops and reports: {reason}",
+                path.display()
+            ));
         } else {
             report.problems.push(at(format!(
-                "torn tail: {reason} ({} bytes of writes never acknowledged as synced; recovery drops them)",
-                size.saturating_sub(offset)
+                "torn tail: {reason} ({dropped}; recovery drops them and reports it, or refuses under \
+                 absolute consistency. After a crash they are writes never acknowledged as synced; \
+                 on a damaged disk they may be synced ones)"
             )));
         }
     }
     Ok(())
 }
 
-/// Decodes the batch in `rec` and checks its sequence numbers follow the previous batch's.
+/// How many records the damaged tail of the log `data` holds (as recovery counts them).
+fn dropped_records(data: bytes::Bytes, path: &Path) -> u64 {
+    let mut reader = LogReader::new(data, path);
+    loop {
+        match reader.next_record() {
+            Ok(Some(_)) => {}
+            Ok(None) => return reader.dropped_tail().map_or(0, |d| d.records),
+            Err(_) => {
+                if reader.resync().is_none() {
+                    return 0;
+                }
+            }
+        }
+    }
+}
+
+/// Decodes the batch in `rec` and checks its sequence numbers continue the previous batch's.
 fn check_batch(path: &Path, rec: &kho::wal::LogRecord, next_seq: &mut Option<u64>, report: &mut Report) {
     let payload_at = rec.offset + HEADER_LEN as u64;
     let batch = match DecodedBatch::parse(&rec.payload) {
@@ -110,12 +133,13 @@ fn check_batch(path: &Path, rec: &kho::wal::LogRecord, next_seq: &mut Option<u64
         }
     }
     if let Some(expected) = *next_seq {
-        if batch.seq < expected {
+        if batch.seq != expected {
+            let how = if batch.seq < expected { "goes backwards" } else { "leaves a gap: writes are missing" };
             report.problems.push(Problem::at(
                 path,
                 rec.offset,
                 format!(
-                    "batch sequence {} goes backwards (the previous batch ended at {})",
+                    "batch sequence {} {how} (the data before it ends at {})",
                     batch.seq,
                     expected.saturating_sub(1)
                 ),

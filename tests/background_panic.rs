@@ -1,0 +1,146 @@
+//! A panic inside a background flush or compaction (a bug) must not hang anything: it becomes
+//! the database's background error, poisons it, wakes every stalled writer, reaches the event
+//! listener, and `close()` reports it. Nothing acknowledged is lost: the next open recovers it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use common::{contents, db_dir, fault_fs};
+use kho::vfs::{FaultFs, FileLock, FileSystem, RandomAccessFile, SharedFs, WritableFile};
+use kho::{Db, Error, EventListener, Options};
+
+/// Delegates to a `FaultFs`, but panics when the named background thread creates a table
+/// while `armed`.
+#[derive(Debug)]
+struct PanickingFs {
+    inner: Arc<FaultFs>,
+    thread: &'static str,
+    armed: AtomicBool,
+}
+
+impl FileSystem for PanickingFs {
+    fn create(&self, path: &Path) -> kho::Result<Box<dyn WritableFile>> {
+        let is_table = path.extension().is_some_and(|e| e == "sst");
+        if is_table && self.armed.load(Ordering::SeqCst) && std::thread::current().name() == Some(self.thread) {
+            panic!("injected panic creating a table");
+        }
+        self.inner.create(path)
+    }
+    fn open(&self, path: &Path) -> kho::Result<Arc<dyn RandomAccessFile>> {
+        self.inner.open(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> kho::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> kho::Result<()> {
+        self.inner.remove(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> kho::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn list(&self, dir: &Path) -> kho::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> kho::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn exists(&self, path: &Path) -> kho::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn lock(&self, path: &Path) -> kho::Result<Box<dyn FileLock>> {
+        self.inner.lock(path)
+    }
+}
+
+#[derive(Default)]
+struct Listener {
+    background_errors: AtomicUsize,
+}
+
+impl EventListener for Listener {
+    fn on_background_error(&self, error: &Error) {
+        assert!(matches!(error, Error::Internal(m) if m.contains("panicked")), "{error}");
+        self.background_errors.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs `body` on its own thread and fails the test if it does not finish in time (a hang).
+fn within_a_minute(body: impl FnOnce() + Send + 'static) {
+    let (done, finished) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        body();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(Duration::from_secs(60)) {
+        Ok(()) => worker.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(p) = worker.join() {
+                std::panic::resume_unwind(p);
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("hung: a background panic left a waiter asleep"),
+    }
+}
+
+fn run(thread: &'static str) {
+    let (fault, _) = fault_fs();
+    let fs = Arc::new(PanickingFs { inner: fault.clone(), thread, armed: AtomicBool::new(true) });
+    let listener = Arc::new(Listener::default());
+    let opts = Options {
+        fs: fs.clone() as SharedFs,
+        write_buffer_size: 4096,
+        max_immutable_memtables: 1,
+        level0_compaction_trigger: 2,
+        event_listener: Some(listener.clone()),
+        ..Options::default()
+    };
+    let db = Db::open(db_dir(), opts.clone()).unwrap();
+    if thread == "kho-compact" {
+        fs.armed.store(false, Ordering::SeqCst);
+    }
+    // Write until the database refuses: the panicking job fails every stalled writer.
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for i in 0..100_000u32 {
+        if thread == "kho-compact" && i == 200 {
+            fs.armed.store(true, Ordering::SeqCst); // flushes so far succeeded
+        }
+        let key = format!("key{i:06}");
+        match db.put(&key, [7u8; 100]) {
+            Ok(()) => acknowledged.push(key),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("writes must fail once a background job panicked");
+    assert!(matches!(refused, Error::Internal(_) | Error::Poisoned), "{refused}");
+    assert!(matches!(db.flush(), Err(Error::Internal(_) | Error::Poisoned)));
+    let closed = db.close().unwrap_err();
+    assert!(matches!(&closed, Error::Internal(m) if m.contains("panicked")), "close reports the panic: {closed}");
+    assert_eq!(listener.background_errors.load(Ordering::SeqCst), 1);
+
+    // Nothing acknowledged is lost: the writes are still in the log.
+    fs.armed.store(false, Ordering::SeqCst);
+    let db = Db::open(db_dir(), opts).unwrap();
+    let got = contents(&db);
+    assert_eq!(got.len(), acknowledged.len());
+    assert!(acknowledged.iter().all(|k| got.contains_key(k.as_bytes())));
+    db.close().unwrap();
+}
+
+#[test]
+fn panic_in_flush_fails_writers_and_close_instead_of_hanging() {
+    within_a_minute(|| run("kho-flush"));
+}
+
+#[test]
+fn panic_in_compaction_fails_writers_and_close_instead_of_hanging() {
+    within_a_minute(|| run("kho-compact"));
+}
