@@ -324,6 +324,7 @@ fn every_nth_file_operation_fails_in_turn_long() {
 /// for each fault seed in turn, until an open succeeds; returns that database (or `None` if
 /// every flip was reported).
 fn reopen_with_a_read_flip(fs: &Arc<FaultFs>, nth: u64) -> Option<(String, Db)> {
+    let before = fs.list_all();
     for seed in 0..64 {
         fs.clear_faults();
         fs.set_fault_seed(seed);
@@ -331,7 +332,13 @@ fn reopen_with_a_read_flip(fs: &Arc<FaultFs>, nth: u64) -> Option<(String, Db)> 
         if let Ok(db) = Db::open(dir(), options(fs)) {
             if let Some(fired) = fs.last_fault() {
                 fs.clear_faults();
-                return Some((format!("seed {seed}, flip in {}", fired.path.display()), db));
+                let what = format!(
+                    "seed {seed}, flip in {}; files before that open {before:?}, after it {:?}; its recovery report: {:?}",
+                    fired.path.display(),
+                    fs.list_all(),
+                    db.recovery_report()
+                );
+                return Some((what, db));
             }
         }
         fs.clear_faults();
@@ -367,7 +374,8 @@ fn a_read_flip_in_the_logs_last_record_at_recovery_loses_a_synced_write() {
     assert_eq!(
         db.get("b").unwrap().as_deref(),
         Some(&b"2"[..]),
-        "{seed}: the write acknowledged with sync is gone, although the file on disk was never damaged"
+        "{seed}: the write acknowledged with sync is gone, although the file on disk was never damaged (files now: {:?})",
+        fs.list_all()
     );
 }
 
@@ -389,6 +397,7 @@ fn a_read_flip_in_the_manifests_last_edit_at_recovery_loses_a_flushed_table() {
     assert_eq!(
         db.get("a").unwrap().as_deref(),
         Some(&b"1"[..]),
-        "{seed}: the flushed, synced write is gone, although the file on disk was never damaged"
+        "{seed}: the flushed, synced write is gone, although the file on disk was never damaged (files now: {:?})",
+        fs.list_all()
     );
 }

@@ -38,11 +38,11 @@ use crate::vfs::FileLock;
 use crate::wal::LogWriter;
 use crate::{Error, Result};
 
+use commit_queue::CommitQueue;
+use health::Health;
 pub use recovery::RecoveryReport;
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};
-use commit_queue::CommitQueue;
-use health::Health;
 
 /// The memtables and tables a read sees, swapped as one unit.
 #[derive(Debug)]

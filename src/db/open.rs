@@ -19,8 +19,8 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::flush::{sst_options, write_table};
-use super::recovery::{check_live_tables, delete_obsolete_files, replay_logs, RecoveryReport};
 use super::health::Health;
+use super::recovery::{check_live_tables, delete_obsolete_files, replay_logs, RecoveryReport};
 use super::{BgState, Db, DbHandle, DbInner, SuperVersion, WalState};
 use crate::filename::{log_path, parse_file_name, FileKind, LOCK};
 use crate::memtable::{Memtable, MemtableIter};

@@ -68,9 +68,8 @@ impl DbInner {
                 Turn::Lead => {
                     let mut group = self.commit.lead(&ticket);
                     let mut synced_in = None;
-                    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        self.commit_group(&mut group, &mut synced_in)
-                    }));
+                    let outcome =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| self.commit_group(&mut group, &mut synced_in)));
                     match outcome {
                         Ok(result) => self.commit.finish(group, &result, synced_in),
                         Err(panic) => {
