@@ -243,7 +243,9 @@ pub fn run(s: &Arc<Settings>) -> anyhow::Result<(Arc<Oracle>, Outcome)> {
             }
         }
         wait_for_errors(&ctx, &oracle, epoch_start + length);
-        out.violation = stop_workers(&ctx, handles, Duration::from_secs(60)).or_else(super::panic_violation);
+        out.violation = stop_workers(&ctx, handles, Duration::from_secs(60))
+            .or_else(super::panic_violation)
+            .map(|v| Violation { during: format!("{} (a {scenario:?} epoch)", v.during), ..v });
         if out.violation.is_some() {
             break;
         }
