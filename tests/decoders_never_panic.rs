@@ -1,8 +1,12 @@
 //! Bytes never panic: every decoder `kho dump` and `kho verify` use — log records and write
 //! batches, manifest edits (and the version builder's checks of them), whole SSTables,
-//! `CURRENT` — is fed arbitrary bytes and damaged
-//! copies of valid files. Each must return (`Ok` or an error), never panic, never loop.
-//! The `fuzz/` targets explore the same entry points with coverage guidance (nightly only).
+//! `CURRENT` — and every decoder of the record layer
+//! — national IDs, record/index/catalog/meta keys, record values and payloads, and a whole
+//! store whose keys and values are garbage — is fed arbitrary bytes and damaged copies of
+//! valid data. Each must return (`Ok` or an error), never panic, never loop. The `fuzz/`
+//! targets explore the same entry points with coverage guidance (nightly only). The record
+//! layer's private decoders also have proptests beside them (`src/record/keys.rs`,
+//! `value.rs`, `national_id.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -12,11 +16,14 @@ use bytes::Bytes;
 use kho::batch::DecodedBatch;
 use kho::filename::decode_current;
 use kho::key::{internal_key, ParsedKey};
+use kho::record::{
+    decode_payload, decode_record_value, CollectionId, IdQuery, IdRules, NationalId, Store, StoreKey, StoreOptions,
+};
 use kho::sst::{SstOptions, SstReader, SstWriter};
 use kho::version::{read_manifest, VersionBuilder, VersionEdit, MAX_LEVELS};
 use kho::vfs::{FaultFs, FileSystem, RandomAccessFile};
 use kho::wal::LogReader;
-use kho::{RecoveryMode, ValueKind, WriteBatch};
+use kho::{Db, Options, RecoveryMode, ValueKind, WriteBatch};
 use proptest::prelude::*;
 
 /// A read-only file held in memory.
@@ -260,6 +267,177 @@ proptest! {
         let _ = decode_current(Path::new("CURRENT"), &apply(good.into_bytes(), &d));
         let _ = decode_current(Path::new("CURRENT"), &raw);
     }
+}
+
+// ---- the record layer ----
+
+/// The record value of `docs/record-model.md`'s worked example: format 1, the ID, then
+/// `{name: "An", bracket: 3}` as named MessagePack.
+const WORKED_VALUE: &[u8] = b"\x01079190001234\x82\xa4name\xa2An\xa7bracket\x03";
+
+#[derive(Debug, serde::Deserialize, PartialEq)]
+struct Tax {
+    name: String,
+    bracket: u8,
+}
+
+/// A key of each kind, laid out as `src/record/keys.rs` says.
+fn store_keys(cid: u32, id: &str, pk: &[u8]) -> Vec<Vec<u8>> {
+    let mut record = b"R".to_vec();
+    record.extend_from_slice(&cid.to_be_bytes());
+    record.extend_from_slice(pk);
+    let mut index = b"I".to_vec();
+    index.extend_from_slice(id.as_bytes());
+    index.extend_from_slice(&cid.to_be_bytes());
+    index.extend_from_slice(pk);
+    vec![record, index, b"Ctax".to_vec(), b"Mformat".to_vec()]
+}
+
+/// Runs every read of the record layer over `db`; none may panic (errors are fine).
+fn exercise_store(db: &Db) {
+    let Ok(store) = Store::open_read_only(db.clone(), StoreOptions::default()) else {
+        return;
+    };
+    let _ = store.verify_index();
+    for c in store.collections() {
+        if let Ok(it) = store.scan(&c) {
+            for r in it.take(1000).flatten() {
+                let _ = r.decode::<Tax>();
+                let _ = store.get_raw(&c, &r.pk);
+            }
+        }
+    }
+    for q in [IdQuery::All, IdQuery::Province(79), IdQuery::BirthYear { province: 1, year: 1990 }] {
+        if let Ok(it) = store.query(&q) {
+            for e in it.take(1000).flatten() {
+                let _ = store.person(&e.id);
+            }
+        }
+        if let Ok(it) = store.persons(&q) {
+            for p in it.take(1000) {
+                let _ = p;
+            }
+        }
+    }
+    let _ = store.person(&NationalId::parse("079190001234").unwrap());
+}
+
+/// A small store (two collections, a few records) in memory, with `extra` raw key/value
+/// pairs written over it afterwards.
+fn store_with(extra: &[(Vec<u8>, Vec<u8>)]) -> Db {
+    let fs = Arc::new(FaultFs::new());
+    let db = Db::open(Path::new("/s"), Options { fs, ..Options::default() }).unwrap();
+    let store = Store::open(db.clone(), StoreOptions::default()).unwrap();
+    for (i, id) in ["079190001234", "001200000001", "096099999999"].into_iter().enumerate() {
+        let id = NationalId::parse(id).unwrap();
+        store.upsert("tax", format!("pk{i}"), &id, &("An", i as u8)).unwrap();
+        store.upsert("health", format!("h{i}"), &id, &[i as u8; 3]).unwrap();
+    }
+    drop(store);
+    for (k, v) in extra {
+        db.put(k, v).unwrap();
+    }
+    db
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn national_id_parsers_take_arbitrary_strings(
+        s in prop_oneof!["[0-9]{0,14}", "[0-9a-z ]{12}", ".{0,50}"],
+        year in prop::option::of(any::<u16>()),
+        extra in prop::collection::vec(any::<u16>(), 0..3),
+    ) {
+        let rules = IdRules { extra_province_codes: extra, current_year: year };
+        if let Ok(id) = NationalId::parse_with(&s, &rules) {
+            prop_assert_eq!(id.as_str(), s.as_str());
+            let _ = (id.province_code(), id.gender(), id.birth_year(), id.century(), id.serial());
+            prop_assert!(rules.check(&id).is_ok());
+        }
+        let _ = NationalId::parse(&s);
+        let _ = s.parse::<NationalId>();
+    }
+
+    #[test]
+    fn store_key_decoder_takes_damaged_and_arbitrary_keys(
+        cid in any::<u32>(),
+        id in "[0-9]{12}",
+        pk in prop::collection::vec(any::<u8>(), 0..12),
+        d in damage(),
+        raw in prop::collection::vec(any::<u8>(), 0..40),
+    ) {
+        for (i, k) in store_keys(cid, &id, &pk).into_iter().enumerate() {
+            let decoded = StoreKey::decode(&k);
+            prop_assert!(decoded.is_some(), "key {i} is well formed: {k:?}");
+            if let Some(StoreKey::Index { id: got, collection, pk: got_pk }) = decoded {
+                prop_assert_eq!(got.as_str(), id.as_str());
+                prop_assert_eq!((collection.get(), got_pk), (cid, &pk[..]));
+            }
+            let _ = StoreKey::decode(&apply(k, &d));
+        }
+        let _ = StoreKey::decode(&raw);
+        let _ = CollectionId::from_catalog_value(&raw);
+        prop_assert_eq!(CollectionId::from_catalog_value(&cid.to_be_bytes()).map(CollectionId::get), Some(cid));
+    }
+
+    #[test]
+    fn record_value_and_payload_decoders_take_damaged_and_arbitrary_bytes(
+        d in damage(),
+        raw in prop::collection::vec(any::<u8>(), 0..60),
+    ) {
+        for bytes in [apply(WORKED_VALUE.to_vec(), &d), raw] {
+            if let Ok((_, payload)) = decode_record_value(&bytes) {
+                let _ = decode_payload::<Tax>(payload);
+                let _ = decode_payload::<(String, u8)>(payload);
+                let _ = decode_payload::<Vec<u8>>(payload);
+            }
+            let _ = decode_payload::<Tax>(&bytes);
+        }
+    }
+}
+
+proptest! {
+    // Each case builds a small database: fewer cases.
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Garbage under the store's own tags (records, index entries, catalog entries, the
+    /// format marker) must come back as errors or be skipped by every read, never panic.
+    #[test]
+    fn a_store_holding_garbage_keys_and_values_never_panics(
+        extra in prop::collection::vec(
+            (
+                prop_oneof![Just(b'R'), Just(b'I'), Just(b'C'), Just(b'M')],
+                prop::collection::vec(prop_oneof![b'0'..=b'9', 0u8..4, any::<u8>()], 0..24),
+                prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..30),
+                    damage().prop_map(|d| apply(WORKED_VALUE.to_vec(), &d)),
+                ],
+            ),
+            1..6,
+        ),
+    ) {
+        let extra: Vec<(Vec<u8>, Vec<u8>)> = extra
+            .into_iter()
+            .map(|(tag, mut rest, v)| {
+                rest.insert(0, tag);
+                (rest, v)
+            })
+            .collect();
+        exercise_store(&store_with(&extra));
+    }
+}
+
+#[test]
+fn the_worked_example_value_decodes_and_a_clean_store_reads_whole() {
+    let (id, payload) = decode_record_value(WORKED_VALUE).unwrap();
+    assert_eq!(id.as_str(), "079190001234");
+    assert_eq!(decode_payload::<Tax>(payload).unwrap(), Tax { name: "An".into(), bracket: 3 });
+    let db = store_with(&[]);
+    let store = Store::open_read_only(db.clone(), StoreOptions::default()).unwrap();
+    assert!(store.verify_index().unwrap().is_clean());
+    assert_eq!(store.collections().len(), 2);
+    exercise_store(&db);
 }
 
 #[test]

@@ -141,9 +141,106 @@ pub(crate) fn parse_catalog_key(k: &[u8]) -> Option<&str> {
     }
 }
 
+/// A key of the store's part of the keyspace, decoded: for inspection tools and the
+/// decoder tests (`tests/decoders_never_panic.rs`, `fuzz/`). [`StoreKey::decode`] never
+/// panics, whatever the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreKey<'a> {
+    /// `R | collection id | pk`: a record.
+    Record {
+        /// The collection's id (the catalog maps it to a name).
+        collection: CollectionId,
+        /// The primary key.
+        pk: &'a [u8],
+    },
+    /// `I | national ID | collection id | pk`: an index entry.
+    Index {
+        /// The person (12 digits; not checked against any [`super::IdRules`]).
+        id: NationalId,
+        /// The record's collection id.
+        collection: CollectionId,
+        /// The record's primary key.
+        pk: &'a [u8],
+    },
+    /// `C | name`: a catalog entry.
+    Catalog {
+        /// The collection's name.
+        name: &'a str,
+    },
+    /// `M | name`: store metadata.
+    Meta {
+        /// The metadata item's name.
+        name: &'a [u8],
+    },
+}
+
+impl<'a> StoreKey<'a> {
+    /// Decodes `key`; `None` if it is not a well-formed store key (unknown tag, a fixed-width
+    /// component cut short, an ID that is not 12 digits, a catalog name that is not UTF-8).
+    pub fn decode(key: &'a [u8]) -> Option<StoreKey<'a>> {
+        match *key.first()? {
+            TAG_RECORD => parse_record_key(key).map(|(collection, pk)| StoreKey::Record { collection, pk }),
+            TAG_INDEX => parse_index_key(key).map(|(id, collection, pk)| StoreKey::Index { id, collection, pk }),
+            TAG_CATALOG => parse_catalog_key(key).map(|name| StoreKey::Catalog { name }),
+            TAG_META => Some(StoreKey::Meta { name: &key[1..] }),
+            _ => None,
+        }
+    }
+}
+
+impl CollectionId {
+    /// Decodes a catalog entry's value (a 4-byte big-endian id); `None` for any other length.
+    pub fn from_catalog_value(value: &[u8]) -> Option<CollectionId> {
+        decode_collection_id(value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn decoders_take_arbitrary_bytes(
+            tag in prop_oneof![Just(TAG_RECORD), Just(TAG_INDEX), Just(TAG_CATALOG), Just(TAG_META), any::<u8>()],
+            rest in proptest::collection::vec(prop_oneof![b'0'..=b'9', any::<u8>()], 0..40),
+        ) {
+            let mut k = vec![tag];
+            k.extend_from_slice(&rest);
+            let _ = StoreKey::decode(&k);
+            let _ = StoreKey::decode(&rest);
+            let _ = (parse_record_key(&k), parse_index_key(&k), parse_catalog_key(&k));
+            let _ = decode_collection_id(&rest);
+            if let Some(StoreKey::Index { id, collection, pk }) = StoreKey::decode(&k) {
+                prop_assert_eq!(index_key(&id, collection, pk), k.clone());
+            }
+            if let Some(StoreKey::Record { collection, pk }) = StoreKey::decode(&k) {
+                prop_assert_eq!(record_key(collection, pk), k.clone());
+            }
+        }
+
+        #[test]
+        fn every_encoded_key_decodes_to_what_was_encoded(
+            cid in any::<u32>(),
+            pk in proptest::collection::vec(any::<u8>(), 0..30),
+            id in (0u16..1000, any::<bool>(), 1900u16..2400, 0u32..1_000_000),
+            name in "[a-z]{0,10}",
+        ) {
+            let cid = CollectionId(cid);
+            let gender = if id.1 { super::super::Gender::Female } else { super::super::Gender::Male };
+            let id = NationalId::from_parts(id.0, gender, id.2, id.3).unwrap();
+            let (rk, ik, ck, mk) = (record_key(cid, &pk), index_key(&id, cid, &pk), catalog_key(&name), meta_key(&name));
+            prop_assert_eq!(StoreKey::decode(&rk), Some(StoreKey::Record { collection: cid, pk: &pk }));
+            prop_assert_eq!(StoreKey::decode(&ik), Some(StoreKey::Index { id, collection: cid, pk: &pk }));
+            prop_assert_eq!(StoreKey::decode(&ck), Some(StoreKey::Catalog { name: &name }));
+            prop_assert_eq!(StoreKey::decode(&mk), Some(StoreKey::Meta { name: name.as_bytes() }));
+            prop_assert_eq!(CollectionId::from_catalog_value(&encode_collection_id(cid)), Some(cid));
+        }
+    }
 
     fn id(s: &str) -> NationalId {
         NationalId::parse(s).unwrap()

@@ -287,6 +287,34 @@ fn year_of_unix_day(days: i64) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// The stored-ID decoder and the parser take any bytes; whatever they accept is 12
+        /// digits whose parts are all in range and which re-encode to the same ID.
+        #[test]
+        fn id_decoders_take_arbitrary_bytes(
+            bytes in proptest::collection::vec(prop_oneof![3 => b'0'..=b'9', 1 => any::<u8>()], 0..16),
+            year in prop::option::of(0u16..3000),
+        ) {
+            let rules = IdRules { extra_province_codes: vec![0, 999], current_year: year };
+            if let Ok(id) = NationalId::from_digits(&bytes) {
+                prop_assert_eq!(&id.as_bytes()[..], &bytes[..]);
+                prop_assert!(id.century_gender_digit() <= 9 && id.serial() < 1_000_000);
+                let again = NationalId::from_parts(id.province_code(), id.gender(), id.birth_year(), id.serial());
+                prop_assert_eq!(again, Some(id));
+                let _ = (id.century(), id.as_str(), rules.check(&id));
+            }
+            let s = String::from_utf8_lossy(&bytes);
+            if let Ok(id) = NationalId::parse_with(&s, &rules) {
+                prop_assert!(rules.accepts_province(id.province_code()));
+                prop_assert!(id.birth_year() <= rules.current_year());
+            }
+            let _ = s.parse::<NationalId>();
+        }
+    }
 
     #[test]
     fn province_list_is_the_63_codes_sorted() {

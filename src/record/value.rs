@@ -51,6 +51,13 @@ pub(crate) fn decode_value(v: &[u8]) -> std::result::Result<(NationalId, &[u8]),
     Ok((id, &v[VALUE_HEADER_LEN..]))
 }
 
+/// Splits a stored record value into the national ID it names and its MessagePack payload
+/// (the layout above): for inspection tools and the decoder tests. Never panics; a malformed
+/// value is [`Error::Payload`] saying what is wrong.
+pub fn decode_record_value(value: &[u8]) -> Result<(NationalId, &[u8])> {
+    decode_value(value).map_err(|what| Error::Payload(format!("malformed record value: {what}")))
+}
+
 /// Decodes MessagePack `payload` as a `T`.
 pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
     rmp_serde::from_slice(payload).map_err(|e| Error::Payload(format!("cannot decode payload: {e}")))
@@ -98,7 +105,40 @@ pub struct IndexEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde::Deserialize;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn value_decoders_take_arbitrary_bytes(
+            head in prop_oneof![Just(RECORD_FORMAT_V1), any::<u8>()],
+            rest in proptest::collection::vec(prop_oneof![b'0'..=b'9', any::<u8>()], 0..60),
+        ) {
+            let mut v = vec![head];
+            v.extend_from_slice(&rest);
+            for bytes in [&v[..], &rest[..]] {
+                if let Ok((id, payload)) = decode_value(bytes) {
+                    prop_assert_eq!(&bytes[1..VALUE_HEADER_LEN], &id.as_bytes()[..]);
+                    prop_assert_eq!(payload, &bytes[VALUE_HEADER_LEN..]);
+                    let _ = decode_payload::<V2>(payload);
+                    let _ = decode_payload::<(u32, u32)>(payload);
+                }
+                let _ = decode_record_value(bytes);
+                let _ = decode_payload::<V1>(bytes);
+            }
+        }
+
+        #[test]
+        fn encoded_values_decode_back(name in ".{0,20}", id in 0u32..1_000_000) {
+            let id = NationalId::from_parts(79, super::super::Gender::Female, 1990, id).unwrap();
+            let v = encode_value(&id, &V1 { name: name.clone() }).unwrap();
+            let (got, payload) = decode_record_value(&v).unwrap();
+            prop_assert_eq!(got, id);
+            prop_assert_eq!(decode_payload::<V1>(payload).unwrap(), V1 { name });
+        }
+    }
 
     #[derive(Serialize, Deserialize, Debug, PartialEq)]
     struct V1 {

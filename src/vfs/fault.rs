@@ -1,6 +1,6 @@
-//! [`FaultFs`]: an in-memory file system that can crash and inject I/O errors, for tests
-//! and `kho stress --faults` (after Pebble's `vfs.MemFS` with `CrashClone` plus `errorfs`,
-//! and LevelDB's `fault_injection_test`).
+//! [`FaultFs`]: an in-memory file system that can crash and inject faults, for tests and
+//! `kho stress --faults` (after Pebble's `vfs.MemFS` with `CrashClone` plus `errorfs`,
+//! LevelDB's `fault_injection_test` and SQLite's I/O-error tests).
 //!
 //! It owns every file's bytes, two namespaces and the fault schedule:
 //! - A file is an inode: `data` plus `synced_len`. `append` extends `data` at once (readers of
@@ -13,16 +13,68 @@
 //!   bytes (or a seeded random prefix of its unsynced tail), every open writer dead, every
 //!   lock released. [`FaultFs::crash_clone`] builds that image as a new file system.
 //!
+//! # Faults
+//!
+//! A fault is a [`FaultKind`] scheduled on a [`FaultOp`]:
+//!
+//! | schedule | fires on |
+//! |---|---|
+//! | [`FaultFs::inject`]`(op, n, kind)` | the `n`th call of `op` from now (0 = the next), once |
+//! | [`FaultFs::inject_always`]`(op, kind)` | every call of `op` until [`FaultFs::clear_faults`] |
+//! | [`FaultFs::inject_any`]`(n, kind)` | the `n`th call of *any* op from now, once (numbered as [`FaultFs::attempt_count`] counts) |
+//! | [`FaultFs::arm_crash_after`]`(n)` | every mutating op after `n` more complete ("simulated crash") |
+//!
+//! Ops: the mutating `Create`, `Append`, `Sync`, `Rename`, `Remove`, `SyncDir`, `CreateDir`
+//! and the read-side `Open`, `Read` (`read_at` on a handle from `open`), `List`, `Exists`
+//! (`read_all` is an `Open` then a `Read`). A call counts once it passes its argument checks
+//! (a missing file is `NotFound` without reaching the gate).
+//!
+//! | kind | on | what the call does |
+//! |---|---|---|
+//! | `Eio`, `Enospc` | any op | fails with that errno, changes nothing |
+//! | `ShortWrite` | `Append` | appends a seeded random proper prefix of the data (visible, unsynced), then fails with `EIO` |
+//! | `SyncDropsUnsynced` | `Sync` | fails with `EIO` and cuts the file's live data to its synced length ("fsyncgate": the dirty pages are gone; a later successful sync does not bring them back) |
+//! | `BitFlip` | `Append` | succeeds, but one seeded random bit of the appended bytes is flipped in the file |
+//! | `BitFlip` | `Read` | succeeds, returning a copy with one seeded random bit flipped; the file is unchanged |
+//!
+//! A kind on an op it does not apply to acts as `Eio`. The random choices come from
+//! [`FaultFs::set_fault_seed`]; [`FaultFs::faults_fired`] and [`FaultFs::last_fault`] say
+//! what fired where.
+//!
+//! ```
+//! use kho::vfs::{FaultFs, FaultKind, FaultOp, FileSystem};
+//! # fn main() -> kho::Result<()> {
+//! let fs = FaultFs::new();
+//! fs.create_dir_all("/db".as_ref())?;
+//! let mut f = fs.create("/db/f".as_ref())?;
+//! f.append(b"hello")?;
+//! f.sync()?;
+//! fs.inject(FaultOp::Read, 0, FaultKind::BitFlip); // the next read_at comes back damaged
+//! assert_ne!(&fs.read_all("/db/f".as_ref())?[..], b"hello");
+//! assert_eq!(&fs.read_all("/db/f".as_ref())?[..], b"hello"); // the file itself is intact
+//! fs.inject_any(1, FaultKind::Eio); // the second operation of any kind from now
+//! assert!(fs.exists("/db/f".as_ref())?);
+//! assert!(fs.list("/db".as_ref()).is_err());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Simplifications, so tests do not over-trust it:
 //! - directories are durable as soon as `create_dir_all` returns (a real disk needs the
 //!   parent synced);
-//! - a crash never garbles bytes, it only cuts files (use [`FaultFs::corrupt_byte`]);
-//! - `create` of an existing file fails with `AlreadyExists`, as `O_EXCL` does.
+//! - a crash never garbles bytes, it only cuts files (use [`FaultFs::corrupt_byte`] or
+//!   `BitFlip`);
+//! - `create` of an existing file fails with `AlreadyExists`, as `O_EXCL` does;
+//! - a reader sees the file as it was when opened (kho never changes an opened file).
 //!
-//! Invariants: a failed mutating operation (injected fault, reached crash point, dead
-//! handle, bad argument) changes nothing; the synced bytes of a file are a prefix of its live
-//! bytes; every handle of an older generation (from before an in-place crash) is dead.
-//! All state sits behind one mutex, so every operation is atomic.
+//! Invariants: a failed operation (injected fault, reached crash point, dead handle, bad
+//! argument) changes nothing, with exactly two exceptions: a `ShortWrite` append leaves a
+//! proper prefix of its data appended to the file (visible to readers, unsynced, not counted
+//! in the writer's `len`), and a `SyncDropsUnsynced` sync leaves the file cut to its synced
+//! length. A `BitFlip` append succeeds with one bit of the file differing from the data
+//! given. The synced bytes of a file are a prefix of its live bytes; every handle of an
+//! older generation (from before an in-place crash) is dead. All state sits behind one
+//! mutex, so every operation is atomic.
 
 mod handles;
 mod kinds;
@@ -38,8 +90,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use self::handles::{FaultLock, FaultWritable};
-pub use self::kinds::{CrashMode, FaultKind, FaultOp};
+use self::handles::{FaultLock, FaultReadable, FaultWritable};
+pub use self::kinds::{CrashMode, FaultKind, FaultOp, FiredFault};
 use self::state::{not_found, State};
 use super::{FileLock, FileSystem, RandomAccessFile, WritableFile};
 use crate::{Error, Result};
@@ -81,11 +133,12 @@ impl FaultFs {
     }
 
     /// A new file system holding what [`crash`](Self::crash) would leave, with no faults,
-    /// no locks and zeroed counters; `self` is untouched and its handles keep working.
+    /// no locks and zeroed counters (the fault seed is kept); `self` is untouched and its
+    /// handles keep working.
     pub fn crash_clone(&self, mode: CrashMode) -> Arc<FaultFs> {
         let st = self.state.lock();
         let image = st.crash_image(mode);
-        let state = State::from_image(image, st.dirs().clone(), st.next_inode());
+        let state = State::from_image(image, st.dirs().clone(), st.next_inode(), st.seed());
         Arc::new(FaultFs { state: Arc::new(Mutex::new(state)) })
     }
 
@@ -93,14 +146,30 @@ impl FaultFs {
 
     /// Makes the `nth` occurrence of `op` from now fail with `kind`, counting from 0 (`0` is
     /// the very next one). Occurrences are calls that pass argument checks and reach the
-    /// fault gate on a live handle; the failed call changes nothing. One-shot.
+    /// fault gate on a live handle. One-shot. What the failed call leaves is `kind`'s to say
+    /// (nothing, except for [`FaultKind::ShortWrite`] and [`FaultKind::SyncDropsUnsynced`]).
     pub fn inject(&self, op: FaultOp, nth: u64, kind: FaultKind) {
         self.state.lock().inject(op, nth, kind);
+    }
+
+    /// Makes the `nth` file operation *of any kind* from now (every [`FaultOp`], mutating or
+    /// read-side, counted together as [`attempt_count`](Self::attempt_count) counts them)
+    /// fail with `kind`, counting from 0. One-shot. For SQLite-style campaigns that fail
+    /// operation 1, 2, ... N of a workload in turn.
+    pub fn inject_any(&self, nth: u64, kind: FaultKind) {
+        self.state.lock().inject_any(nth, kind);
     }
 
     /// Makes every occurrence of `op` fail with `kind` until [`clear_faults`](Self::clear_faults).
     pub fn inject_always(&self, op: FaultOp, kind: FaultKind) {
         self.state.lock().inject_always(op, kind);
+    }
+
+    /// Seeds the random choices of faults (which bit a [`FaultKind::BitFlip`] flips, how much
+    /// a [`FaultKind::ShortWrite`] writes) and restarts their sequence: the same seed and the
+    /// same sequence of faulted calls give the same damage. The default seed is 0.
+    pub fn set_fault_seed(&self, seed: u64) {
+        self.state.lock().set_seed(seed);
     }
 
     /// Removes every pending injected fault (not the crash point).
@@ -110,7 +179,8 @@ impl FaultFs {
 
     // ---- crash points and counters ----
 
-    /// Completed mutating operations (every [`FaultOp`]) since this file system was made.
+    /// Completed mutating operations (every op of [`FaultOp::MUTATIONS`]) since this file
+    /// system was made.
     pub fn mutation_count(&self) -> u64 {
         self.state.lock().mutation_count()
     }
@@ -118,6 +188,23 @@ impl FaultFs {
     /// Completed occurrences of `op`; failed ones are not counted.
     pub fn op_count(&self, op: FaultOp) -> u64 {
         self.state.lock().op_count(op)
+    }
+
+    /// Calls of every [`FaultOp`] that reached the fault gate so far, failed or not: the
+    /// numbering [`inject_any`](Self::inject_any) uses. Run a workload without faults on a
+    /// fresh file system and this is how many operations a campaign can fail.
+    pub fn attempt_count(&self) -> u64 {
+        self.state.lock().any_attempts()
+    }
+
+    /// How many injected faults have fired.
+    pub fn faults_fired(&self) -> u64 {
+        self.state.lock().fired().0
+    }
+
+    /// The last injected fault that fired: which operation, on which path.
+    pub fn last_fault(&self) -> Option<FiredFault> {
+        self.state.lock().fired().1
     }
 
     /// Once `n` more mutating operations have completed, every further one (and `flush`)
@@ -235,9 +322,13 @@ impl FileSystem for FaultFs {
     }
 
     fn open(&self, path: &Path) -> Result<Arc<dyn RandomAccessFile>> {
+        let op = FaultOp::Open;
         let mut st = self.state.lock();
-        let data = st.live_inode("open", path)?.1.snapshot();
-        Ok(Arc::new(super::BytesFile { path: path.to_owned(), data }))
+        st.live_inode(op.io_name(), path)?;
+        st.begin(op, path)?;
+        let data = st.live_inode(op.io_name(), path)?.1.snapshot();
+        st.done(op);
+        Ok(Arc::new(FaultReadable { state: Arc::clone(&self.state), path: path.to_owned(), data }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
@@ -281,10 +372,13 @@ impl FileSystem for FaultFs {
     }
 
     fn list(&self, dir: &Path) -> Result<Vec<String>> {
-        let st = self.state.lock();
+        let op = FaultOp::List;
+        let mut st = self.state.lock();
         if !st.is_dir(dir) {
-            return Err(not_found("readdir", dir));
+            return Err(not_found(op.io_name(), dir));
         }
+        st.begin(op, dir)?;
+        st.done(op);
         Ok(st.list(dir))
     }
 
@@ -301,7 +395,10 @@ impl FileSystem for FaultFs {
     }
 
     fn exists(&self, path: &Path) -> Result<bool> {
-        let st = self.state.lock();
+        let op = FaultOp::Exists;
+        let mut st = self.state.lock();
+        st.begin(op, path)?;
+        st.done(op);
         Ok(st.live.contains_key(path) || st.is_dir(path))
     }
 

@@ -3,7 +3,8 @@
 //! [`StdFs`] is the real operating-system implementation. `FaultFs` (in `fault.rs`) is an
 //! in-memory implementation for tests that remembers what was synced, can simulate a crash
 //! (dropping or tearing unsynced file data and unsynced directory entries) and can inject
-//! I/O errors on chosen operations.
+//! faults on chosen operations: I/O errors on writes, syncs, namespace changes and reads,
+//! short writes, fsyncs that drop the unsynced pages, and bit flips on write or read.
 //!
 //! Contract every implementation keeps (see `docs/durability.md`):
 //! - `WritableFile::append` makes bytes visible to readers of the same file system but not
@@ -18,7 +19,7 @@ mod std_fs;
 
 mod fault;
 
-pub use fault::{CrashMode, FaultFs, FaultKind, FaultOp};
+pub use fault::{CrashMode, FaultFs, FaultKind, FaultOp, FiredFault};
 pub use std_fs::StdFs;
 
 use std::fmt::Debug;
@@ -59,8 +60,8 @@ pub trait RandomAccessFile: Send + Sync + Debug {
     }
 }
 
-/// An immutable file whose bytes are already in memory (a memory map, or a `FaultFs`
-/// snapshot): positioned reads are zero-copy slices.
+/// An immutable file whose bytes are already in memory (a memory map): positioned reads are
+/// zero-copy slices.
 pub(crate) struct BytesFile {
     pub(crate) path: std::path::PathBuf,
     pub(crate) data: Bytes,

@@ -8,8 +8,11 @@
 //!   namespace names and no open writer of the current generation holds is dropped;
 //! - `inode.synced_len <= inode.data.len()`, and `data[..synced_len]` is what a crash keeps;
 //! - the parent of every path in `live` is a directory in `dirs` (or a root);
-//! - `counters` count completed mutating operations, `attempts` count the ones that passed
-//!   validation (the numbering `FaultFs::inject` uses).
+//! - `counters` count completed operations, `attempts` count the ones that passed
+//!   validation (the numbering `FaultFs::inject` uses), `any_attempts` counts those of every
+//!   kind together (the numbering `FaultFs::inject_any` uses);
+//! - a fault fires at most once per gated call, and every fault that fires is counted in
+//!   `fired` (the last one kept in `last_fired`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
@@ -19,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::{CrashMode, FaultKind, FaultOp};
+use super::{CrashMode, FaultKind, FaultOp, FiredFault};
 use crate::{Error, Result};
 
 /// Identifies an inode for the life of one `FaultFs` (ids are never reused).
@@ -57,6 +60,15 @@ impl Inode {
 
     pub(super) fn sync(&mut self) {
         self.synced_len = self.data.len();
+    }
+
+    /// Discards the unsynced tail from the live bytes (a failed fsync that dropped the dirty
+    /// pages).
+    pub(super) fn cut_to_synced(&mut self) {
+        if self.data.len() > self.synced_len {
+            self.snapshot = None;
+            self.data.truncate(self.synced_len);
+        }
     }
 
     /// Cuts the file to `len` bytes, durable prefix included.
@@ -118,24 +130,52 @@ pub(super) struct State {
     next_lock_token: u64,
     counters: [u64; FaultOp::ALL.len()],
     attempts: [u64; FaultOp::ALL.len()],
+    /// Gated calls of every kind together.
+    any_attempts: u64,
     /// One-shot faults: (op, attempt index that fails, kind).
     once: Vec<(FaultOp, u64, FaultKind)>,
+    /// One-shot faults on the nth gated call of any kind: (index in `any_attempts`, kind).
+    once_any: Vec<(u64, FaultKind)>,
     always: [Option<FaultKind>; FaultOp::ALL.len()],
+    /// Faults that fired, and the last one.
+    fired: u64,
+    last_fired: Option<FiredFault>,
+    /// Seed of the random choices of faults (bit positions, short-write lengths).
+    seed: u64,
+    /// Random draws made so far (the draw counter mixed with `seed`).
+    draws: u64,
     /// Mutation count at which every mutating op starts failing.
     crash_at: Option<u64>,
 }
 
 impl State {
     /// A fresh file system holding `image` plus `dirs`.
-    pub(super) fn from_image(image: CrashImage, dirs: BTreeSet<PathBuf>, next_inode: InodeId) -> State {
+    pub(super) fn from_image(image: CrashImage, dirs: BTreeSet<PathBuf>, next_inode: InodeId, seed: u64) -> State {
         State {
             inodes: image.inodes,
             live: image.namespace.clone(),
             durable: image.namespace,
             dirs,
             next_inode,
+            seed,
             ..State::default()
         }
+    }
+
+    pub(super) fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub(super) fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+        self.draws = 0;
+    }
+
+    /// A seeded random number below `bound` (0 if `bound` is 0).
+    pub(super) fn draw(&mut self, bound: u64) -> u64 {
+        self.draws += 1;
+        let r = splitmix64(self.seed ^ splitmix64(self.draws));
+        r.checked_rem(bound).unwrap_or(0)
     }
 
     pub(super) fn dirs(&self) -> &BTreeSet<PathBuf> {
@@ -149,7 +189,15 @@ impl State {
     // ---- counters, faults and the crash point ----
 
     pub(super) fn mutation_count(&self) -> u64 {
-        self.counters.iter().sum()
+        FaultOp::MUTATIONS.iter().map(|op| self.counters[op.index()]).sum()
+    }
+
+    pub(super) fn any_attempts(&self) -> u64 {
+        self.any_attempts
+    }
+
+    pub(super) fn fired(&self) -> (u64, Option<FiredFault>) {
+        (self.fired, self.last_fired.clone())
     }
 
     pub(super) fn op_count(&self, op: FaultOp) -> u64 {
@@ -161,12 +209,18 @@ impl State {
         self.once.push((op, at, kind));
     }
 
+    pub(super) fn inject_any(&mut self, nth: u64, kind: FaultKind) {
+        let at = self.any_attempts.saturating_add(nth);
+        self.once_any.push((at, kind));
+    }
+
     pub(super) fn inject_always(&mut self, op: FaultOp, kind: FaultKind) {
         self.always[op.index()] = Some(kind);
     }
 
     pub(super) fn clear_faults(&mut self) {
         self.once.clear();
+        self.once_any.clear();
         self.always = [None; FaultOp::ALL.len()];
     }
 
@@ -190,24 +244,38 @@ impl State {
         Ok(())
     }
 
-    /// Gate of every mutating op, called after validation and before any change: fails if
-    /// the crash point is reached or a fault is due for this attempt.
-    pub(super) fn begin(&mut self, op: FaultOp, path: &Path) -> Result<()> {
-        self.check_not_crashed(op.io_name(), path)?;
+    /// Gate of every faultable op, called after validation and before any change: fails if
+    /// the op mutates and the crash point is reached; otherwise returns the fault due for this
+    /// attempt, if any (counted as fired; the caller applies it).
+    pub(super) fn gate(&mut self, op: FaultOp, path: &Path) -> Result<Option<FaultKind>> {
+        if op.is_mutation() {
+            self.check_not_crashed(op.io_name(), path)?;
+        }
         let attempt = self.attempts[op.index()];
         self.attempts[op.index()] += 1;
-        let due = self.once.iter().position(|&(o, at, _)| o == op && at == attempt);
-        let kind = match due {
-            Some(i) => Some(self.once.swap_remove(i).2),
-            None => self.always[op.index()],
-        };
-        match kind {
+        let any = self.any_attempts;
+        self.any_attempts += 1;
+        let once =
+            self.once.iter().position(|&(o, at, _)| o == op && at == attempt).map(|i| self.once.swap_remove(i).2);
+        let once_any = self.once_any.iter().position(|&(at, _)| at == any).map(|i| self.once_any.swap_remove(i).1);
+        let kind = once.or(once_any).or(self.always[op.index()]);
+        if let Some(kind) = kind {
+            self.fired += 1;
+            self.last_fired = Some(FiredFault { op, kind, path: path.to_owned(), any_index: any });
+        }
+        Ok(kind)
+    }
+
+    /// [`gate`](Self::gate) for an op that only fails: any due fault is an error (kinds that
+    /// do not apply to `op` act as `EIO`).
+    pub(super) fn begin(&mut self, op: FaultOp, path: &Path) -> Result<()> {
+        match self.gate(op, path)? {
             Some(kind) => Err(Error::io(op.io_name(), path, kind.io_error())),
             None => Ok(()),
         }
     }
 
-    /// Counts a completed mutating op.
+    /// Counts a completed op.
     pub(super) fn done(&mut self, op: FaultOp) {
         self.counters[op.index()] += 1;
     }

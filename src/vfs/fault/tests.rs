@@ -385,3 +385,288 @@ fn unlinked_files_are_freed_and_writers_of_unlinked_files_work() {
     fs.sync_dir(&db()).unwrap();
     assert!(fs.state.lock().inodes.is_empty(), "{fs:?}");
 }
+
+// ---- read-side faults ----
+
+#[test]
+fn read_side_ops_fail_on_the_nth_call_and_change_nothing() {
+    let fs = fs();
+    write_file(&fs, "f", b"hello", b"");
+    fs.inject(FaultOp::Open, 1, FaultKind::Eio);
+    fs.open(&p("f")).unwrap();
+    let e = fs.open(&p("f")).unwrap_err();
+    assert_eq!(raw_os_error(&e), Some(5));
+    assert!(matches!(e, Error::Io { op: "open", .. }), "{e}");
+    assert_eq!(read(&fs, "f"), b"hello", "one-shot");
+
+    let r = fs.open(&p("f")).unwrap();
+    fs.inject(FaultOp::Read, 0, FaultKind::Eio);
+    let e = r.read_at(0, 5).unwrap_err();
+    assert!(matches!(e, Error::Io { op: "read", .. }), "{e}");
+    assert_eq!(&r.read_at(0, 5).unwrap()[..], b"hello");
+
+    fs.inject(FaultOp::List, 0, FaultKind::Enospc);
+    assert_eq!(raw_os_error(&fs.list(&db()).unwrap_err()), Some(28));
+    assert_eq!(fs.list(&db()).unwrap(), ["f"]);
+    fs.inject(FaultOp::Exists, 0, FaultKind::Eio);
+    assert!(fs.exists(&p("f")).is_err());
+    assert!(fs.exists(&p("f")).unwrap());
+    assert_eq!(fs.mutation_count(), 6, "reads are not mutations: {fs:?}");
+    assert_eq!(fs.op_count(FaultOp::Open), 3, "failed calls are not counted");
+}
+
+#[test]
+fn read_all_fails_through_either_of_its_halves() {
+    let fs = fs();
+    write_file(&fs, "f", b"abc", b"");
+    for op in [FaultOp::Open, FaultOp::Read] {
+        fs.inject(op, 0, FaultKind::Eio);
+        let e = fs.read_all(&p("f")).unwrap_err();
+        assert_eq!(raw_os_error(&e), Some(5), "{op:?}: {e}");
+        assert_eq!(read(&fs, "f"), b"abc");
+    }
+    // Argument checks come first: a missing file is NotFound and does not use up the fault.
+    fs.inject(FaultOp::Open, 0, FaultKind::Eio);
+    assert_eq!(io_kind(&fs.open(&p("missing")).unwrap_err()), Some(io::ErrorKind::NotFound));
+    assert!(fs.open(&p("f")).is_err());
+    // So is a read past the end.
+    let r = fs.open(&p("f")).unwrap();
+    fs.inject(FaultOp::Read, 0, FaultKind::Eio);
+    assert_eq!(io_kind(&r.read_at(2, 5).unwrap_err()), Some(io::ErrorKind::UnexpectedEof));
+    assert!(r.read_at(0, 1).is_err());
+}
+
+#[test]
+fn read_faults_always_until_cleared_and_past_crashes() {
+    let fs = fs();
+    write_file(&fs, "f", b"abc", b"");
+    let r = fs.open(&p("f")).unwrap();
+    fs.inject_always(FaultOp::Read, FaultKind::Eio);
+    for _ in 0..3 {
+        assert!(r.read_at(0, 3).is_err());
+    }
+    // A reader from before a crash still passes the gate of the file system it came from.
+    fs.crash(CrashMode::DropUnsynced);
+    assert!(r.read_at(0, 3).is_err());
+    fs.clear_faults();
+    assert_eq!(&r.read_at(0, 3).unwrap()[..], b"abc");
+    // A reached crash point stops mutations, not reads.
+    fs.arm_crash_after(0);
+    assert!(fs.create(&p("g")).is_err());
+    assert_eq!(read(&fs, "f"), b"abc");
+    assert_eq!(fs.list(&db()).unwrap(), ["f"]);
+}
+
+// ---- short writes, dropping fsyncs, bit flips ----
+
+#[test]
+fn short_write_leaves_a_visible_unsynced_proper_prefix_and_fails() {
+    let data: Vec<u8> = (0..100u8).collect();
+    let mut lens = std::collections::BTreeSet::new();
+    for seed in 0..24 {
+        let fs = fs();
+        fs.set_fault_seed(seed);
+        let mut w = fs.create(&p("f")).unwrap();
+        w.append(b"head").unwrap();
+        w.sync().unwrap();
+        fs.sync_dir(&db()).unwrap();
+        fs.inject(FaultOp::Append, 0, FaultKind::ShortWrite);
+        let e = w.append(&data).unwrap_err();
+        assert_eq!(raw_os_error(&e), Some(5));
+        assert!(matches!(e, Error::Io { op: "write", .. }));
+        let got = read(&fs, "f");
+        assert!(got.len() < 4 + data.len(), "a proper prefix: {} bytes", got.len());
+        assert_eq!(&got[..4], b"head");
+        assert_eq!(got[4..], data[..got.len() - 4], "the prefix is the start of the data");
+        assert_eq!(fs.synced_len(&p("f")).unwrap(), 4, "unsynced");
+        assert_eq!(w.len(), 4, "the writer does not count a failed append");
+        assert_eq!(fs.op_count(FaultOp::Append), 1);
+        lens.insert(got.len());
+        fs.crash(CrashMode::DropUnsynced);
+        assert_eq!(read(&fs, "f"), b"head");
+    }
+    assert!(lens.len() > 8, "seeds choose different prefixes: {lens:?}");
+}
+
+#[test]
+fn sync_that_drops_unsynced_pages_cuts_the_live_file_for_good() {
+    let fs = fs();
+    let mut w = fs.create(&p("f")).unwrap();
+    fs.sync_dir(&db()).unwrap();
+    w.append(b"abc").unwrap();
+    w.sync().unwrap();
+    w.append(b"def").unwrap();
+    let r_before = fs.open(&p("f")).unwrap();
+    fs.inject(FaultOp::Sync, 0, FaultKind::SyncDropsUnsynced);
+    let e = w.sync().unwrap_err();
+    assert_eq!(raw_os_error(&e), Some(5));
+    assert_eq!(read(&fs, "f"), b"abc", "the unsynced tail is gone from the live file");
+    assert_eq!(fs.file_len(&p("f")).unwrap(), 3);
+    assert_eq!(&r_before.read_at(0, 6).unwrap()[..], b"abcdef", "an earlier reader keeps its snapshot");
+    // A later successful sync does not bring them back; new appends land after the cut.
+    w.sync().unwrap();
+    assert_eq!(read(&fs, "f"), b"abc");
+    w.append(b"gh").unwrap();
+    w.sync().unwrap();
+    assert_eq!(read(&fs, "f"), b"abcgh");
+    fs.crash(CrashMode::DropUnsynced);
+    assert_eq!(read(&fs, "f"), b"abcgh");
+}
+
+#[test]
+fn a_plain_failed_sync_keeps_the_unsynced_tail_visible() {
+    let fs = fs();
+    write_file(&fs, "f", b"abc", b"def");
+    let mut w = fs.create(&p("g")).unwrap();
+    w.append(b"xyz").unwrap();
+    fs.inject(FaultOp::Sync, 0, FaultKind::Eio);
+    assert!(w.sync().is_err());
+    assert_eq!(read(&fs, "g"), b"xyz", "Eio on sync changes nothing (the tail is still unsynced)");
+    assert_eq!(fs.synced_len(&p("g")).unwrap(), 0);
+}
+
+/// The positions of the bits that differ between `a` and `b` (same length).
+fn differing_bits(a: &[u8], b: &[u8]) -> Vec<usize> {
+    assert_eq!(a.len(), b.len());
+    (0..a.len() * 8).filter(|&i| (a[i / 8] ^ b[i / 8]) & (1 << (i % 8)) != 0).collect()
+}
+
+#[test]
+fn bit_flip_on_write_stores_one_flipped_bit_and_succeeds() {
+    let data = vec![0x5au8; 64];
+    let mut positions = std::collections::BTreeSet::new();
+    for seed in 0..16 {
+        let fs = fs();
+        fs.set_fault_seed(seed);
+        let mut w = fs.create(&p("f")).unwrap();
+        w.append(b"head").unwrap();
+        fs.inject(FaultOp::Append, 0, FaultKind::BitFlip);
+        w.append(&data).unwrap();
+        assert_eq!(w.len(), 68);
+        w.sync().unwrap();
+        let got = read(&fs, "f");
+        assert_eq!(&got[..4], b"head", "only the appended bytes can change");
+        let flipped = differing_bits(&got[4..], &data);
+        assert_eq!(flipped.len(), 1, "exactly one bit: {flipped:?}");
+        positions.insert(flipped[0]);
+        assert_eq!(read(&fs, "f"), got, "the damage is stored, not a read effect");
+        assert_eq!(fs.op_count(FaultOp::Append), 2, "a flipped append completes");
+        // Same seed, same damage.
+        let again = FaultFs::new();
+        again.create_dir_all(&db()).unwrap();
+        again.set_fault_seed(seed);
+        let mut w = again.create(&p("f")).unwrap();
+        w.append(b"head").unwrap();
+        again.inject(FaultOp::Append, 0, FaultKind::BitFlip);
+        w.append(&data).unwrap();
+        assert_eq!(read(&again, "f"), got);
+    }
+    assert!(positions.len() > 8, "seeds flip different bits: {positions:?}");
+}
+
+#[test]
+fn bit_flip_on_read_damages_the_copy_not_the_file() {
+    let fs = fs();
+    let data: Vec<u8> = (0..=255u8).collect();
+    write_file(&fs, "f", &data, b"");
+    let r = fs.open(&p("f")).unwrap();
+    fs.inject(FaultOp::Read, 1, FaultKind::BitFlip);
+    assert_eq!(&r.read_at(10, 20).unwrap()[..], &data[10..30]);
+    let bad = r.read_at(10, 20).unwrap();
+    assert_eq!(differing_bits(&bad, &data[10..30]).len(), 1);
+    assert_eq!(&r.read_at(10, 20).unwrap()[..], &data[10..30], "one-shot, file unchanged");
+    fs.inject_always(FaultOp::Read, FaultKind::BitFlip);
+    let whole = fs.read_all(&p("f")).unwrap();
+    assert_eq!(differing_bits(&whole, &data).len(), 1, "read_all reads through the gate");
+    fs.clear_faults();
+    assert_eq!(read(&fs, "f"), data);
+    assert_eq!(fs.file_len(&p("f")).unwrap(), 256);
+}
+
+#[test]
+fn a_kind_on_an_op_it_does_not_apply_to_acts_as_eio() {
+    let fs = fs();
+    write_file(&fs, "a", b"1", b"");
+    fs.inject(FaultOp::Rename, 0, FaultKind::ShortWrite);
+    assert_eq!(raw_os_error(&fs.rename(&p("a"), &p("b")).unwrap_err()), Some(5));
+    fs.inject(FaultOp::Open, 0, FaultKind::BitFlip);
+    assert_eq!(raw_os_error(&fs.open(&p("a")).unwrap_err()), Some(5));
+    let mut w = fs.create(&p("c")).unwrap();
+    w.append(b"xy").unwrap();
+    fs.inject(FaultOp::Append, 0, FaultKind::SyncDropsUnsynced);
+    assert!(w.append(b"z").is_err());
+    fs.inject(FaultOp::Sync, 0, FaultKind::BitFlip);
+    assert!(w.sync().is_err());
+    assert_eq!(read(&fs, "c"), b"xy");
+    assert_eq!(fs.synced_len(&p("c")).unwrap(), 0);
+    assert_eq!(fs.list_all(), vec![p("a"), p("c")]);
+}
+
+// ---- the nth operation of any kind ----
+
+#[test]
+fn inject_any_counts_every_kind_of_operation() {
+    let fs = fs();
+    let start = fs.attempt_count();
+    assert_eq!(start, 1, "create_dir_all");
+    let mut w = fs.create(&p("f")).unwrap(); // 1
+    w.append(b"abc").unwrap(); // 2
+    fs.exists(&p("f")).unwrap(); // 3
+    fs.read_all(&p("f")).unwrap(); // 4, 5
+    assert_eq!(fs.attempt_count(), 6);
+    // Fail the 3rd operation from now, whatever it is: here a list.
+    fs.inject_any(2, FaultKind::Eio);
+    w.sync().unwrap();
+    fs.open(&p("f")).unwrap();
+    let e = fs.list(&db()).unwrap_err();
+    assert_eq!(raw_os_error(&e), Some(5));
+    let fired = fs.last_fault().unwrap();
+    assert_eq!((fired.op, fired.kind, fired.path, fired.any_index), (FaultOp::List, FaultKind::Eio, db(), 8));
+    fs.list(&db()).unwrap();
+    assert_eq!(fs.faults_fired(), 1);
+    // Any kind of fault: a short write at the next operation.
+    fs.inject_any(0, FaultKind::ShortWrite);
+    assert!(w.append(b"defgh").is_err());
+    assert!(fs.file_len(&p("f")).unwrap() < 8);
+    assert_eq!(fs.faults_fired(), 2);
+    // Failed calls take their number too, and clear_faults drops pending ones.
+    let n = fs.attempt_count();
+    fs.inject_any(1, FaultKind::Eio);
+    fs.clear_faults();
+    fs.list(&db()).unwrap();
+    fs.list(&db()).unwrap();
+    assert_eq!(fs.attempt_count(), n + 2);
+    assert_eq!(fs.faults_fired(), 2);
+}
+
+#[test]
+fn a_campaign_can_fail_every_operation_of_a_fixed_workload() {
+    fn workload(fs: &FaultFs) -> Result<Vec<u8>> {
+        fs.create_dir_all(&db())?;
+        let mut w = fs.create(&p("log"))?;
+        w.append(b"one")?;
+        w.sync()?;
+        fs.sync_dir(&db())?;
+        let mut t = fs.create(&p("t.tmp"))?;
+        t.append(b"two")?;
+        t.sync()?;
+        fs.rename(&p("t.tmp"), &p("t"))?;
+        let _ = fs.list(&db())?;
+        let mut out = fs.read_all(&p("log"))?.to_vec();
+        out.extend_from_slice(&fs.read_all(&p("t"))?);
+        Ok(out)
+    }
+    let clean = FaultFs::new();
+    assert_eq!(workload(&clean).unwrap(), b"onetwo");
+    let n = clean.attempt_count();
+    assert_eq!(n, 14);
+    for nth in 0..n {
+        let fs = FaultFs::new();
+        fs.inject_any(nth, FaultKind::Eio);
+        assert!(workload(&fs).is_err(), "operation {nth} fails the workload");
+        assert_eq!(fs.last_fault().map(|f| f.any_index), Some(nth));
+    }
+    let fs = FaultFs::new();
+    fs.inject_any(n, FaultKind::Eio);
+    assert!(workload(&fs).is_ok(), "past the end nothing fails");
+}

@@ -16,8 +16,13 @@ pub enum Floor {
     /// Every acknowledged write: live reads, and recovery after a process crash (an
     /// acknowledged write was handed to the kernel, which a `SIGKILL` does not undo).
     Committed,
-    /// Only writes acknowledged with sync: recovery after a simulated power loss.
+    /// Only writes acknowledged with sync: recovery after a simulated power loss (or a failed
+    /// fsync that dropped the unsynced pages).
     Durable,
+    /// Nothing: any version that was written (or absence) is allowed, but never a value that
+    /// was not written. Recovery after an epoch with bit flips on write, whose damage recovery
+    /// may drop as a torn tail (see `faults.rs`).
+    Written,
 }
 
 impl Floor {
@@ -25,6 +30,7 @@ impl Floor {
         match self {
             Floor::Committed => o.committed(key),
             Floor::Durable => o.durable(key),
+            Floor::Written => State { version: 0, absent: true },
         }
     }
 }

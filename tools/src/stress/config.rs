@@ -37,8 +37,11 @@ pub struct StressArgs {
     /// verify that no acknowledged write is lost and nothing never written appears.
     #[arg(long, conflicts_with = "faults")]
     pub crash: bool,
-    /// Run on the in-memory FaultFs, injecting EIO/ENOSPC and simulated power losses; errors must
-    /// surface as `Err`, and every recovery must keep every write acknowledged with sync.
+    /// Run on the in-memory FaultFs, injecting EIO/ENOSPC on writes and reads, short writes,
+    /// fsyncs that drop unsynced pages, bit flips on write and read, and simulated power
+    /// losses; errors must surface as `Err`, no read may return a wrong value, and every
+    /// recovery must keep every write acknowledged with sync (see docs/testing.md for the
+    /// rule after bit flips on write).
     #[arg(long)]
     pub faults: bool,
     /// Relative operation weights, e.g. `put=30,get=25,iter=10`; operations not listed get 0.
@@ -201,7 +204,7 @@ impl Mode {
             Mode::Plain => "plain (concurrent workload, clean reopen at the end)",
             Mode::Crash => "crash (child process killed with SIGKILL, recover, verify)",
             Mode::Child(_) => "crash child",
-            Mode::Faults => "faults (FaultFs: EIO/ENOSPC, crash points, simulated power loss)",
+            Mode::Faults => "faults (FaultFs: EIO/ENOSPC, read errors, short writes, dropping fsyncs, bit flips, crash points, simulated power loss)",
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct Ctx {
     pub stop: AtomicBool,
     /// Faults mode: errors from the database are expected now (counted, not violations).
     pub errors_expected: AtomicBool,
+    /// Faults mode: `Error::Corruption` is expected too (reads fail or come back damaged, or
+    /// written bytes are damaged), as long as no wrong value is returned.
+    pub corruption_expected: AtomicBool,
     /// Faults mode: the file system lost power under the running database; the process
     /// "is dead", so errors of any kind are expected from here on.
     pub crashed: AtomicBool,
@@ -63,6 +66,7 @@ impl Ctx {
             cycle,
             stop: AtomicBool::new(false),
             errors_expected: AtomicBool::new(false),
+            corruption_expected: AtomicBool::new(false),
             crashed: AtomicBool::new(false),
             failure: Mutex::new(None),
         })
@@ -260,7 +264,9 @@ impl Worker<'_> {
     pub(super) fn on_error(&self, e: kho::Error, op: &str) -> Result<(), Violation> {
         Counter::Errors.add(self.o(), 1);
         let crashed = self.ctx.crashed.load(SeqCst);
-        if crashed || (self.ctx.errors_expected.load(SeqCst) && !e.is_corruption()) {
+        let expected =
+            self.ctx.errors_expected.load(SeqCst) && (!e.is_corruption() || self.ctx.corruption_expected.load(SeqCst));
+        if crashed || expected {
             return Ok(());
         }
         let why = if e.is_corruption() { "corruption reported" } else { "unexpected error" };
