@@ -34,34 +34,38 @@
 //! See `docs/architecture.md` for the design and `docs/durability.md` for what is
 //! guaranteed after a crash.
 //!
-//! Inspection tools (`kho dump`, `kho verify`) read files one by one through a small public
-//! surface: [`Db::open_read_only`], [`Db::live_files`], [`Db::table_properties`]; the
-//! decoders [`wal::LogReader`] (with [`wal::LogReader::resync`] to report every damaged
-//! region), [`batch::DecodedBatch`], [`version::VersionEdit::decode`], [`filename::decode_current`]
-//! and [`sst::SstReader`] (`verify`, `layout`, `footer_info`, `index_entries`, `filter_info`);
-//! [`version::VersionBuilder`], which applies manifest edits with the checks recovery
-//! applies and names every [`version::Inconsistency`]; and [`key`] to print and compare
-//! internal keys. Every decoder returns [`Error::Corruption`] on bad bytes and never panics.
+//! The public surface, deliberately small:
+//! - the application API at the root: [`Db`], [`Options`], [`WriteOptions`], [`WriteBatch`],
+//!   [`Snapshot`], [`DbIterator`], [`DbStats`], [`RecoveryReport`], [`EventListener`],
+//!   [`Error`]; the size limits in [`limits`]; the record layer in [`record`];
+//! - [`vfs`], to run kho on another file system (the [`vfs::FileSystem`] trait);
+//! - [`inspect`]: the decoders `kho dump` and `kho verify` read files with (an application
+//!   does not need them). Every decoder returns [`Error::Corruption`] on bad bytes and never
+//!   panics;
+//! - behind the `testing` feature (for tests and the `kho` tool, never for an application):
+//!   `vfs::FaultFs`, the crashing, fault-injecting file system, and `record::population`,
+//!   the seeded synthetic population.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod batch;
+pub(crate) mod batch;
 mod coding;
 mod compaction;
 mod db;
 mod error;
 mod events;
-pub mod filename;
+pub(crate) mod filename;
+pub mod inspect;
 mod iter;
-pub mod key;
+pub(crate) mod key;
 pub mod limits;
 mod memtable;
 mod options;
 mod prefetch;
 pub mod record;
-pub mod sst;
-pub mod version;
+pub(crate) mod sst;
+pub(crate) mod version;
 pub mod vfs;
-pub mod wal;
+pub(crate) mod wal;
 
 #[cfg(feature = "internals")]
 pub mod internals {

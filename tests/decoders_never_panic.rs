@@ -13,16 +13,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use kho::batch::DecodedBatch;
-use kho::filename::decode_current;
-use kho::key::{internal_key, ParsedKey};
+use kho::inspect::batch::DecodedBatch;
+use kho::inspect::filename::decode_current;
+use kho::inspect::key::{internal_key, ParsedKey};
+use kho::inspect::sst::{SstOptions, SstReader, SstWriter};
+use kho::inspect::version::{read_manifest, VersionBuilder, VersionEdit, MAX_LEVELS};
+use kho::inspect::wal::LogReader;
 use kho::record::{
     decode_payload, decode_record_value, CollectionId, IdQuery, IdRules, NationalId, Store, StoreKey, StoreOptions,
 };
-use kho::sst::{SstOptions, SstReader, SstWriter};
-use kho::version::{read_manifest, VersionBuilder, VersionEdit, MAX_LEVELS};
 use kho::vfs::{FaultFs, FileSystem, RandomAccessFile};
-use kho::wal::LogReader;
 use kho::{Db, Options, RecoveryMode, ValueKind, WriteBatch};
 use proptest::prelude::*;
 

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kho::version::FileMeta;
+use kho::inspect::version::FileMeta;
 use kho::{Db, Error, Options};
 
 fn varint(dst: &mut Vec<u8>, mut v: u64) {

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use common::{db_dir, fault_fs, small_options};
-use kho::filename::{parse_file_name, FileKind};
+use kho::inspect::filename::{parse_file_name, FileKind};
+use kho::inspect::wal::DroppedTail;
 use kho::vfs::{FaultFs, FileSystem, StdFs};
-use kho::wal::DroppedTail;
 use kho::{Db, Error, EventListener, Options, RecoveryMode, WriteBatch, WriteOptions};
 
 fn synced_put(db: &Db, k: &str, v: &str) {
@@ -194,9 +194,9 @@ fn open_never_creates_a_file_over_an_existing_one() {
         + 1;
     let precious = b"bytes another process has mapped".repeat(100);
     for n in next..next + 4 {
-        std::fs::write(kho::filename::table_path(dir.path(), n), &precious).unwrap();
+        std::fs::write(kho::inspect::filename::table_path(dir.path(), n), &precious).unwrap();
     }
-    let mapped = StdFs.read_all(&kho::filename::table_path(dir.path(), next)).unwrap();
+    let mapped = StdFs.read_all(&kho::inspect::filename::table_path(dir.path(), next)).unwrap();
 
     let db = Db::open(dir.path(), opts()).unwrap();
     assert_eq!(&mapped[..], &precious[..], "a mapped file was overwritten");

@@ -22,7 +22,9 @@ fn dir_bytes(dir: &Path, suffix: &str) -> (u64, usize) {
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         if e.file_name().to_string_lossy().ends_with(suffix) {
-            total.0 += e.metadata().unwrap().len();
+            // A background compaction may delete a file between the listing and the stat.
+            let Ok(meta) = e.metadata() else { continue };
+            total.0 += meta.len();
             total.1 += 1;
         }
     }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use kho::filename::{decode_current, parse_file_name};
+use kho::inspect::filename::{decode_current, parse_file_name};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

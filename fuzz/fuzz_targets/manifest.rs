@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use kho::version::{read_manifest, VersionBuilder, VersionEdit, MAX_LEVELS};
+use kho::inspect::version::{read_manifest, VersionBuilder, VersionEdit, MAX_LEVELS};
 use kho::vfs::{FaultFs, FileSystem};
 use libfuzzer_sys::fuzz_target;
 

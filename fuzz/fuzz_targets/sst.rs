@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use kho::key::{internal_key, ParsedKey};
-use kho::sst::{SstOptions, SstReader, SstWriter};
+use kho::inspect::key::{internal_key, ParsedKey};
+use kho::inspect::sst::{SstOptions, SstReader, SstWriter};
 use kho::vfs::{FaultFs, FileSystem, RandomAccessFile};
 use kho::ValueKind;
 use libfuzzer_sys::fuzz_target;

@@ -3,8 +3,8 @@
 #![no_main]
 
 use bytes::Bytes;
-use kho::batch::DecodedBatch;
-use kho::wal::LogReader;
+use kho::inspect::batch::DecodedBatch;
+use kho::inspect::wal::LogReader;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

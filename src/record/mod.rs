@@ -8,7 +8,8 @@
 //!   (`query.rs`), checked and repaired (`verify.rs`) and erased per person (`erase.rs`);
 //! - keys and values have fixed layouts (`keys.rs`, `value.rs`), collection names map to
 //!   small ids through a persisted catalog (`catalog.rs`);
-//! - [`population`] generates seeded synthetic populations for tests, demos and benchmarks.
+//! - `population` (feature `testing`) generates seeded synthetic populations for tests,
+//!   demos and benchmarks.
 
 mod batch;
 mod catalog;
@@ -17,6 +18,7 @@ mod error;
 mod keys;
 mod locks;
 mod national_id;
+#[cfg(any(test, feature = "testing"))]
 pub mod population;
 mod query;
 mod store;

@@ -17,8 +17,10 @@
 
 mod std_fs;
 
+#[cfg(any(test, feature = "testing"))]
 mod fault;
 
+#[cfg(any(test, feature = "testing"))]
 pub use fault::{CrashMode, FaultFs, FaultKind, FaultOp, FiredFault};
 pub use std_fs::StdFs;
 

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use kho::filename::{decode_current, manifest_name, parse_file_name, FileKind, CURRENT};
-use kho::version::{FileMeta, Inconsistency, VersionBuilder, VersionEdit, MAX_LEVELS};
-use kho::wal::{DroppedTail, LogReader, LogRecord, TailState};
+use kho::inspect::filename::{decode_current, manifest_name, parse_file_name, FileKind, CURRENT};
+use kho::inspect::version::{FileMeta, Inconsistency, VersionBuilder, VersionEdit, MAX_LEVELS};
+use kho::inspect::wal::{DroppedTail, LogReader, LogRecord, TailState};
 use kho::Error;
 
 /// The files of a database directory, by kind. Numbers are sorted ascending.
@@ -223,7 +223,7 @@ pub fn read_manifest_file(path: &Path, number: u64) -> Result<Manifest, Error> {
     let end = walk_log(data, path, |ev| {
         match ev {
             LogEvent::Record(rec) => {
-                let payload_at = rec.offset + kho::wal::HEADER_LEN as u64;
+                let payload_at = rec.offset + kho::inspect::wal::HEADER_LEN as u64;
                 let edit = VersionEdit::decode(&rec.payload).map_err(|(at, what)| (payload_at + at as u64, what));
                 records.push(ManifestRecord { offset: rec.offset, len: rec.payload.len(), edit });
             }

@@ -6,7 +6,7 @@
 //! from `kho dump` output can be passed back to `kho get` or `--from`.
 
 use anyhow::{bail, Context};
-use kho::key::ParsedKey;
+use kho::inspect::key::ParsedKey;
 use kho::ValueKind;
 
 /// How bytes are rendered: escaped text (the default) or lowercase hex (`--hex`).

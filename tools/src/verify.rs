@@ -5,7 +5,7 @@
 //! What is checked:
 //! - `CURRENT` decodes and names a manifest that exists;
 //! - the manifest: every record's checksums, every edit decodes, the edits are consistent
-//!   (replayed through `kho::version::VersionBuilder`, the checks recovery applies: levels in
+//!   (replayed through `kho::inspect::version::VersionBuilder`, the checks recovery applies: levels in
 //!   range, no deletion of an absent table, no table added twice, table numbers below the
 //!   next file number, key ranges in order, no overlap in levels >= 1, counters never moving
 //!   backwards and all present), no torn tail (shown with the bytes and records recovery
@@ -33,7 +33,7 @@ mod tables;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use kho::filename::manifest_name;
+use kho::inspect::filename::manifest_name;
 
 use crate::dbdir::{self, Listing, Manifest, Problem, State};
 use crate::fmt;
@@ -139,7 +139,7 @@ pub fn check(dir: &Path, tolerate_torn_tail: bool) -> anyhow::Result<Report> {
         .listing
         .logs
         .iter()
-        .filter_map(|&n| std::fs::metadata(kho::filename::log_path(dir, n)).ok())
+        .filter_map(|&n| std::fs::metadata(kho::inspect::filename::log_path(dir, n)).ok())
         .map(|m| m.len())
         .sum();
     let total = snap.tables.iter().map(|t| t.meta.size).sum::<u64>() + log_bytes;

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
-use kho::sst::{BlockKind, SstReader};
+use kho::inspect::sst::{BlockKind, SstReader};
+use kho::inspect::wal::LogReader;
 use kho::vfs::{FileSystem, StdFs};
-use kho::wal::LogReader;
 
 fn flip(path: &Path, at: u64) {
     let mut b = std::fs::read(path).unwrap();

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use kho::Db;
 
-fn live_tables(dir: &std::path::Path) -> Vec<(usize, kho::version::FileMeta)> {
+fn live_tables(dir: &std::path::Path) -> Vec<(usize, kho::inspect::version::FileMeta)> {
     let db = Db::open_read_only(dir, kho::Options::default()).unwrap();
     db.live_files()
 }

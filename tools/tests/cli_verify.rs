@@ -34,7 +34,7 @@ fn append_edit(manifest: &std::path::Path, payload: &[u8]) {
 }
 
 /// An edit moving table `f` from `from` to level `to` (tags from docs/manifest-format.md).
-fn move_edit(f: &kho::version::FileMeta, from: u64, to: u64) -> Vec<u8> {
+fn move_edit(f: &kho::inspect::version::FileMeta, from: u64, to: u64) -> Vec<u8> {
     let mut e = Vec::new();
     for v in [4, from, f.number, 5, to, f.number, f.size] {
         varint(&mut e, v);
@@ -65,7 +65,7 @@ fn overlapping_tables_in_a_sorted_level_are_reported() {
 }
 
 /// A varint-encoded edit adding table `f` at `level` (no deletion).
-fn add_edit(f: &kho::version::FileMeta, level: u64) -> Vec<u8> {
+fn add_edit(f: &kho::inspect::version::FileMeta, level: u64) -> Vec<u8> {
     let moved = move_edit(f, 0, level);
     // `move_edit` starts with the deletion `4, 0, number`: drop it.
     let mut skip = Vec::new();

@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use kho::filename::{parse_file_name, FileKind};
-use kho::version::{FileMeta, VersionEdit};
-use kho::wal::DroppedTail;
+use kho::inspect::filename::{parse_file_name, FileKind};
+use kho::inspect::version::{FileMeta, VersionEdit};
+use kho::inspect::wal::DroppedTail;
 use serde_json::json;
 
 use crate::dbdir::{self, Manifest, Problem, State};
@@ -38,7 +38,8 @@ pub fn load(path: &Path) -> anyhow::Result<(Option<Manifest>, Vec<Problem>)> {
             _ => 0,
         }
     };
-    let file = if path.is_dir() { path.join(kho::filename::manifest_name(number)) } else { path.to_path_buf() };
+    let file =
+        if path.is_dir() { path.join(kho::inspect::filename::manifest_name(number)) } else { path.to_path_buf() };
     match dbdir::read_manifest_file(&file, number) {
         Ok(m) => Ok((Some(m), problems)),
         Err(e) => {
@@ -189,7 +190,7 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
         }))?;
     } else {
         if args.path.is_dir() {
-            writeln!(out, "CURRENT -> {}", kho::filename::manifest_name(m.number))?;
+            writeln!(out, "CURRENT -> {}", kho::inspect::filename::manifest_name(m.number))?;
         }
         writeln!(out, "{}: {} bytes, {} edits", m.path.display(), m.size, m.records.len())?;
         for (i, r) in m.records.iter().enumerate() {

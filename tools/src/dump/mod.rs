@@ -9,7 +9,7 @@ pub mod wal;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use kho::filename::{decode_current, parse_file_name, FileKind};
+use kho::inspect::filename::{decode_current, parse_file_name, FileKind};
 use kho::Options;
 use serde_json::json;
 
@@ -72,7 +72,7 @@ fn current(out: &mut Out, path: &Path) -> anyhow::Result<Outcome> {
     let decoded = dbdir::read(path).and_then(|data| decode_current(path, &data));
     match decoded {
         Ok(n) => {
-            let name = kho::filename::manifest_name(n);
+            let name = kho::inspect::filename::manifest_name(n);
             if out.json {
                 out.json_value(&json!({"file": path, "manifest": name, "number": n}))?;
             } else {

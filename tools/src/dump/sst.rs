@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kho::key::{internal_key, ParsedKey};
-use kho::sst::{BlockKind, SstReader, TableProperties, Transform};
+use kho::inspect::key::{internal_key, ParsedKey};
+use kho::inspect::sst::{BlockKind, SstReader, TableProperties, Transform};
 use kho::vfs::{FileSystem, StdFs};
 use kho::{ValueKind, MAX_SEQUENCE};
 use serde_json::json;

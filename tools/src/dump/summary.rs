@@ -7,9 +7,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use kho::batch::DecodedBatch;
-use kho::filename::{log_path, manifest_name};
-use kho::wal::TailState;
+use kho::inspect::batch::DecodedBatch;
+use kho::inspect::filename::{log_path, manifest_name};
+use kho::inspect::wal::TailState;
 use kho::Db;
 use serde_json::json;
 
@@ -106,7 +106,7 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
         .filter_map(Result::transpose)
         .collect::<anyhow::Result<_>>()?;
 
-    let sum = |f: &dyn Fn(&kho::sst::TableProperties) -> u64| props.iter().map(|(_, p)| f(p)).sum::<u64>();
+    let sum = |f: &dyn Fn(&kho::inspect::sst::TableProperties) -> u64| props.iter().map(|(_, p)| f(p)).sum::<u64>();
     let entries = sum(&|p| p.entries);
     let deletions = sum(&|p| p.deletions);
     let kv_bytes = sum(&|p| p.raw_key_bytes + p.raw_value_bytes);

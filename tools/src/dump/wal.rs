@@ -5,8 +5,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use kho::batch::DecodedBatch;
-use kho::wal::{TailState, HEADER_LEN};
+use kho::inspect::batch::DecodedBatch;
+use kho::inspect::wal::{TailState, HEADER_LEN};
 use serde_json::json;
 
 use crate::dbdir::{self, LogEvent};
@@ -94,7 +94,7 @@ type Op<'a> = (u64, kho::ValueKind, &'a [u8], &'a [u8]);
 
 /// Decodes a record's batch: its header, its operations, and the first error as
 /// (file offset, what).
-fn decode(rec: &kho::wal::LogRecord) -> (Option<DecodedBatch<'_>>, Vec<Op<'_>>, Option<(u64, String)>) {
+fn decode(rec: &kho::inspect::wal::LogRecord) -> (Option<DecodedBatch<'_>>, Vec<Op<'_>>, Option<(u64, String)>) {
     let payload_at = rec.offset + HEADER_LEN as u64;
     let batch = match DecodedBatch::parse(&rec.payload) {
         Ok(b) => b,

@@ -8,9 +8,9 @@
 use std::path::Path;
 
 use indicatif::ProgressBar;
-use kho::batch::DecodedBatch;
-use kho::filename::log_path;
-use kho::wal::{LogReader, TailState, HEADER_LEN};
+use kho::inspect::batch::DecodedBatch;
+use kho::inspect::filename::log_path;
+use kho::inspect::wal::{LogReader, TailState, HEADER_LEN};
 
 use super::{Report, Snapshot};
 use crate::dbdir::{self, LogEvent, Problem};
@@ -111,7 +111,7 @@ fn dropped_records(data: bytes::Bytes, path: &Path) -> u64 {
 }
 
 /// Decodes the batch in `rec` and checks its sequence numbers continue the previous batch's.
-fn check_batch(path: &Path, rec: &kho::wal::LogRecord, next_seq: &mut Option<u64>, report: &mut Report) {
+fn check_batch(path: &Path, rec: &kho::inspect::wal::LogRecord, next_seq: &mut Option<u64>, report: &mut Report) {
     let payload_at = rec.offset + HEADER_LEN as u64;
     let batch = match DecodedBatch::parse(&rec.payload) {
         Ok(b) => b,

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use indicatif::ProgressBar;
-use kho::filename::table_path;
-use kho::sst::SstReader;
-use kho::version::FileMeta;
+use kho::inspect::filename::table_path;
+use kho::inspect::sst::SstReader;
+use kho::inspect::version::FileMeta;
 use kho::vfs::{FileSystem, StdFs};
 
 use super::{Report, Snapshot};
