@@ -206,3 +206,68 @@ fn open_never_creates_a_file_over_an_existing_one() {
         assert_eq!(db.get(format!("k{i}")).unwrap().unwrap(), "v");
     }
 }
+
+fn manifest_of(fs: &FaultFs) -> PathBuf {
+    files_of(fs, |k| matches!(k, FileKind::Manifest(_))).pop().expect("a manifest")
+}
+
+/// A damaged last manifest edit that was acted on (a flush's: its log is deleted since) does
+/// not open as if the flush never happened: the log the remaining manifest names is gone, so
+/// the open refuses, naming it. Under `AbsoluteConsistency` the damaged edit itself is refused.
+#[test]
+fn a_damaged_last_manifest_edit_that_was_acted_on_is_refused_not_dropped_silently() {
+    let (fs, shared) = database_with_one_table(); // the flush's edit is the manifest's last
+    let manifest = manifest_of(&fs);
+    let len = fs.file_len(&manifest).unwrap();
+    fs.corrupt_byte(&manifest, len - 1, 0x01).unwrap();
+    let strict = Options { recovery_mode: RecoveryMode::AbsoluteConsistency, ..small_options(shared.clone()) };
+    let err = Db::open(db_dir(), strict).unwrap_err();
+    assert!(matches!(&err, Error::Corruption { file, .. } if *file == manifest), "{err}");
+    let err = Db::open(db_dir(), small_options(shared.clone())).unwrap_err();
+    assert!(matches!(&err, Error::Corruption { what, .. } if what.contains("missing")), "{err}");
+    assert!(fs.exists(&table_of(&fs)).unwrap(), "the table the dropped edit named is still there");
+}
+
+/// After a dropped manifest tail, a table no remaining edit names but numbered at or above
+/// the recovered next file number may hold the only copy of what the dropped edit described:
+/// it goes to `lost/` (reported), never away.
+#[test]
+fn tables_a_dropped_manifest_edit_may_name_are_quarantined_not_deleted() {
+    #[derive(Default)]
+    struct Moved(Mutex<Vec<PathBuf>>);
+    impl EventListener for Moved {
+        fn on_file_quarantined(&self, path: &std::path::Path) {
+            self.0.lock().unwrap().push(path.to_owned());
+        }
+    }
+    let (fs, shared) = database_with_one_table();
+    let manifest = manifest_of(&fs);
+    // A torn edit at the manifest's end, and a table numbered past everything the manifest
+    // handed out (as a compaction output whose edit was torn would be).
+    let mut w_bytes = fs.read_all(&manifest).unwrap().to_vec();
+    w_bytes.extend_from_slice(&[0x30, 0, 0, 0, 0, 1, 2]);
+    fs.remove(&manifest).unwrap();
+    let mut w = fs.create(&manifest).unwrap();
+    w.append(&w_bytes).unwrap();
+    w.sync().unwrap();
+    drop(w);
+    let orphan = kho::inspect::filename::table_path(db_dir(), 900);
+    let mut t = fs.create(&orphan).unwrap();
+    t.append(b"an output of the torn edit").unwrap();
+    t.sync().unwrap();
+    drop(t);
+    fs.sync_dir(db_dir()).unwrap();
+
+    let moved = Arc::new(Moved::default());
+    let opts = Options { event_listener: Some(moved.clone()), ..small_options(shared) };
+    let db = Db::open(db_dir(), opts).unwrap();
+    assert_eq!(db.get("a").unwrap().unwrap(), "1");
+    let report = db.recovery_report();
+    assert_eq!(report.dropped.len(), 1, "{report:?}");
+    assert_eq!(report.dropped[0].file, manifest);
+    let lost = db_dir().join("lost").join(orphan.file_name().unwrap());
+    assert_eq!(report.quarantined_files, vec![lost.clone()]);
+    assert_eq!(*moved.0.lock().unwrap(), vec![lost.clone()]);
+    assert!(fs.exists(&lost).unwrap() && !fs.exists(&orphan).unwrap());
+    assert_eq!(db.stats().recovery_quarantined_files, 1);
+}
