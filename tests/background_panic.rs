@@ -10,52 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use common::{contents, db_dir, fault_fs};
-use kho::vfs::{FaultFs, FileLock, FileSystem, RandomAccessFile, SharedFs, WritableFile};
+use common::{contents, db_dir, HookFs};
+use kho::vfs::SharedFs;
 use kho::{Db, Error, EventListener, Options};
-
-/// Delegates to a `FaultFs`, but panics when the named background thread creates a table
-/// while `armed`.
-#[derive(Debug)]
-struct PanickingFs {
-    inner: Arc<FaultFs>,
-    thread: &'static str,
-    armed: AtomicBool,
-}
-
-impl FileSystem for PanickingFs {
-    fn create(&self, path: &Path) -> kho::Result<Box<dyn WritableFile>> {
-        let is_table = path.extension().is_some_and(|e| e == "sst");
-        if is_table && self.armed.load(Ordering::SeqCst) && std::thread::current().name() == Some(self.thread) {
-            panic!("injected panic creating a table");
-        }
-        self.inner.create(path)
-    }
-    fn open(&self, path: &Path) -> kho::Result<Arc<dyn RandomAccessFile>> {
-        self.inner.open(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> kho::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> kho::Result<()> {
-        self.inner.remove(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> kho::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-    fn list(&self, dir: &Path) -> kho::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn sync_dir(&self, dir: &Path) -> kho::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn exists(&self, path: &Path) -> kho::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn lock(&self, path: &Path) -> kho::Result<Box<dyn FileLock>> {
-        self.inner.lock(path)
-    }
-}
 
 #[derive(Default)]
 struct Listener {
@@ -88,8 +45,16 @@ fn within_a_minute(body: impl FnOnce() + Send + 'static) {
 }
 
 fn run(thread: &'static str) {
-    let (fault, _) = fault_fs();
-    let fs = Arc::new(PanickingFs { inner: fault.clone(), thread, armed: AtomicBool::new(true) });
+    // Panics when the named background thread creates a table while `armed`.
+    let armed = Arc::new(AtomicBool::new(true));
+    let fs = Arc::new(HookFs::default());
+    let armed_in_hook = armed.clone();
+    *fs.before_create.lock().unwrap() = Some(Arc::new(move |path: &Path| {
+        let is_table = path.extension().is_some_and(|e| e == "sst");
+        if is_table && armed_in_hook.load(Ordering::SeqCst) && std::thread::current().name() == Some(thread) {
+            panic!("injected panic creating a table");
+        }
+    }));
     let listener = Arc::new(Listener::default());
     let opts = Options {
         fs: fs.clone() as SharedFs,
@@ -101,14 +66,14 @@ fn run(thread: &'static str) {
     };
     let db = Db::open(db_dir(), opts.clone()).unwrap();
     if thread == "kho-compact" {
-        fs.armed.store(false, Ordering::SeqCst);
+        armed.store(false, Ordering::SeqCst);
     }
     // Write until the database refuses: the panicking job fails every stalled writer.
     let mut acknowledged = Vec::new();
     let mut refused = None;
     for i in 0..100_000u32 {
         if thread == "kho-compact" && i == 200 {
-            fs.armed.store(true, Ordering::SeqCst); // flushes so far succeeded
+            armed.store(true, Ordering::SeqCst); // flushes so far succeeded
         }
         let key = format!("key{i:06}");
         match db.put(&key, [7u8; 100]) {
@@ -127,7 +92,7 @@ fn run(thread: &'static str) {
     assert_eq!(listener.background_errors.load(Ordering::SeqCst), 1);
 
     // Nothing acknowledged is lost: the writes are still in the log.
-    fs.armed.store(false, Ordering::SeqCst);
+    armed.store(false, Ordering::SeqCst);
     let db = Db::open(db_dir(), opts).unwrap();
     let got = contents(&db);
     assert_eq!(got.len(), acknowledged.len());

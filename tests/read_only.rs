@@ -2,6 +2,9 @@
 //! written, logs replayed in memory, files kept readable while the writer compacts them away.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
+use common::HookFs;
 use kho::{Db, Error, Options};
 
 /// Background compaction effectively off, so the writer leaves the directory alone while the
@@ -110,54 +113,9 @@ fn read_only_opens_racing_flushes_see_every_acknowledged_write() {
 #[test]
 fn a_flush_inside_a_read_only_open_hides_nothing() {
     use std::path::Path;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
-    use kho::vfs::{FaultFs, FileLock, FileSystem, RandomAccessFile, SharedFs, WritableFile};
-
-    type Hook = Box<dyn FnOnce() + Send>;
-    #[derive(Default)]
-    struct HookFs {
-        inner: FaultFs,
-        on_list: Mutex<Option<Hook>>,
-    }
-    impl std::fmt::Debug for HookFs {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("HookFs")
-        }
-    }
-    impl FileSystem for HookFs {
-        fn create(&self, path: &Path) -> kho::Result<Box<dyn WritableFile>> {
-            self.inner.create(path)
-        }
-        fn open(&self, path: &Path) -> kho::Result<Arc<dyn RandomAccessFile>> {
-            self.inner.open(path)
-        }
-        fn rename(&self, from: &Path, to: &Path) -> kho::Result<()> {
-            self.inner.rename(from, to)
-        }
-        fn remove(&self, path: &Path) -> kho::Result<()> {
-            self.inner.remove(path)
-        }
-        fn create_dir_all(&self, path: &Path) -> kho::Result<()> {
-            self.inner.create_dir_all(path)
-        }
-        fn list(&self, dir: &Path) -> kho::Result<Vec<String>> {
-            let hook = self.on_list.lock().unwrap().take();
-            if let Some(hook) = hook {
-                hook();
-            }
-            self.inner.list(dir)
-        }
-        fn sync_dir(&self, dir: &Path) -> kho::Result<()> {
-            self.inner.sync_dir(dir)
-        }
-        fn exists(&self, path: &Path) -> kho::Result<bool> {
-            self.inner.exists(path)
-        }
-        fn lock(&self, path: &Path) -> kho::Result<Box<dyn FileLock>> {
-            self.inner.lock(path)
-        }
-    }
+    use kho::vfs::SharedFs;
 
     let fs = Arc::new(HookFs::default());
     let opts = Options { fs: fs.clone() as SharedFs, ..options() };
@@ -167,9 +125,9 @@ fn a_flush_inside_a_read_only_open_hides_nothing() {
         writer.put(format!("key{i:04}"), "v").unwrap();
     }
     let flusher = writer.clone();
-    *fs.on_list.lock().unwrap() = Some(Box::new(move || flusher.flush().unwrap()));
+    *fs.before_next_list.lock().unwrap() = Some(Box::new(move || flusher.flush().unwrap()));
     let reader = Db::open_read_only(dir, opts).unwrap();
-    assert!(fs.on_list.lock().unwrap().is_none(), "the flush ran inside the open");
+    assert!(fs.before_next_list.lock().unwrap().is_none(), "the flush ran inside the open");
     assert_eq!(reader.iter().unwrap().count(), 100, "every acknowledged write is visible");
     writer.close().unwrap();
 }

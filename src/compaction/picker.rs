@@ -170,21 +170,11 @@ pub(crate) fn files_in_range(v: &Version, level: usize, lo: Bound<&[u8]>, hi: Bo
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::key::{internal_key, ValueKind};
     use crate::version::{FileMeta, TableContext, VersionEdit};
-    use bytes::Bytes;
 
     /// A table `number` holding user keys `lo..=hi` in `size` bytes (no file behind it).
     pub(crate) fn meta(number: u64, lo: &str, hi: &str, size: u64) -> FileMeta {
-        FileMeta {
-            number,
-            size,
-            smallest: Bytes::from(internal_key(lo.as_bytes(), number * 10, ValueKind::Put)),
-            largest: Bytes::from(internal_key(hi.as_bytes(), number * 10, ValueKind::Put)),
-            smallest_seq: number * 10,
-            largest_seq: number * 10,
-            entries: 1,
-        }
+        FileMeta::test_table(number, lo, hi, size)
     }
 
     /// A version holding `files` (level, meta).

@@ -136,6 +136,24 @@ fn level(r: &mut Reader<'_>) -> Option<u32> {
 }
 
 #[cfg(test)]
+impl FileMeta {
+    /// A table `number` holding user keys `lo..=hi` in `size` bytes, written at sequence
+    /// `number` (no file behind it): the one test fixture of versions, builders and pickers.
+    pub(crate) fn test_table(number: u64, lo: &str, hi: &str, size: u64) -> FileMeta {
+        use crate::key::{internal_key, ValueKind};
+        FileMeta {
+            number,
+            size,
+            smallest: Bytes::from(internal_key(lo.as_bytes(), number, ValueKind::Put)),
+            largest: Bytes::from(internal_key(hi.as_bytes(), number, ValueKind::Put)),
+            smallest_seq: number,
+            largest_seq: number,
+            entries: 1,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -85,20 +85,10 @@ fn corruption(path: &Path, bad: Inconsistency) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::{internal_key, ValueKind};
     use crate::version::FileMeta;
-    use bytes::Bytes;
 
     fn table(number: u64) -> FileMeta {
-        FileMeta {
-            number,
-            size: 10,
-            smallest: Bytes::from(internal_key(b"a", 1, ValueKind::Put)),
-            largest: Bytes::from(internal_key(b"b", 1, ValueKind::Put)),
-            smallest_seq: 1,
-            largest_seq: 1,
-            entries: 2,
-        }
+        FileMeta::test_table(number, "a", "b", 10)
     }
 
     #[test]

@@ -144,19 +144,10 @@ fn table_get(f: &TableFile, lookup: &[u8], hash: u64) -> Result<Option<(ValueKin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::{internal_key, ValueKind};
     use crate::version::FileMeta;
 
     fn meta(number: u64) -> FileMeta {
-        FileMeta {
-            number,
-            size: 100,
-            smallest: Bytes::from(internal_key(b"a", 1, ValueKind::Put)),
-            largest: Bytes::from(internal_key(b"z", 1, ValueKind::Put)),
-            smallest_seq: 1,
-            largest_seq: 1,
-            entries: 2,
-        }
+        FileMeta::test_table(number, "a", "z", 100)
     }
 
     /// Found by `tests/space_reclamation.rs`: a trivial move created a second handle for

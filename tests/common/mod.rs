@@ -29,3 +29,60 @@ pub fn contents(db: &Db) -> BTreeMap<Vec<u8>, Vec<u8>> {
 pub fn db_dir() -> &'static Path {
     Path::new("/db")
 }
+
+/// A hook run before a `HookFs` operation, with the path it is about to touch.
+pub type Hook = Arc<dyn Fn(&Path) + Send + Sync>;
+
+/// A `FaultFs` that runs hooks at exact moments: before every `create`, and once before the
+/// next `list` — to panic inside a background job, or run a flush in the middle of an open.
+#[derive(Default)]
+pub struct HookFs {
+    pub inner: FaultFs,
+    pub before_create: std::sync::Mutex<Option<Hook>>,
+    pub before_next_list: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for HookFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HookFs")
+    }
+}
+
+impl kho::vfs::FileSystem for HookFs {
+    fn create(&self, path: &Path) -> kho::Result<Box<dyn kho::vfs::WritableFile>> {
+        // Called outside the lock: a hook may panic (on purpose).
+        let hook = self.before_create.lock().unwrap().clone();
+        if let Some(hook) = hook {
+            hook(path);
+        }
+        self.inner.create(path)
+    }
+    fn open(&self, path: &Path) -> kho::Result<Arc<dyn kho::vfs::RandomAccessFile>> {
+        self.inner.open(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> kho::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> kho::Result<()> {
+        self.inner.remove(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> kho::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn list(&self, dir: &Path) -> kho::Result<Vec<String>> {
+        let hook = self.before_next_list.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        self.inner.list(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> kho::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn exists(&self, path: &Path) -> kho::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn lock(&self, path: &Path) -> kho::Result<Box<dyn kho::vfs::FileLock>> {
+        self.inner.lock(path)
+    }
+}

@@ -6,15 +6,7 @@ use proptest::prelude::*;
 
 /// Table `number` holding user keys `lo..=hi` (sequence `number`).
 fn meta(number: u64, lo: &str, hi: &str) -> FileMeta {
-    FileMeta {
-        number,
-        size: 100,
-        smallest: Bytes::from(internal_key(lo.as_bytes(), number, ValueKind::Put)),
-        largest: Bytes::from(internal_key(hi.as_bytes(), number, ValueKind::Put)),
-        smallest_seq: number,
-        largest_seq: number,
-        entries: 2,
-    }
+    FileMeta::test_table(number, lo, hi, 100)
 }
 
 fn counters(log: u64, next: u64, last: u64) -> VersionEdit {
