@@ -45,7 +45,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod batch;
-mod coding;
 mod compaction;
 mod db;
 mod error;
@@ -56,9 +55,9 @@ pub mod key;
 pub mod limits;
 mod memtable;
 mod options;
-mod prefetch;
 pub mod record;
 pub mod sst;
+pub(crate) mod util;
 pub mod version;
 pub mod vfs;
 pub mod wal;
@@ -71,7 +70,8 @@ pub mod internals {
     pub use crate::memtable::Memtable;
     pub use crate::sst::block::{Block, BlockIter};
     pub use crate::sst::block_builder::BlockBuilder;
-    pub use crate::sst::bloom::{bloom_hash, BloomBuilder, BloomFilter};
+    pub use crate::sst::bloom::{BloomBuilder, BloomFilter};
+    pub use crate::util::hash::xxh64;
 }
 
 pub use batch::WriteBatch;
