@@ -57,7 +57,7 @@ mod memtable;
 mod options;
 pub mod record;
 pub mod sst;
-pub(crate) mod util;
+pub mod util;
 pub mod version;
 pub mod vfs;
 pub mod wal;

@@ -7,13 +7,18 @@
 //! - `hash`: XXH64, the bloom filters' hash;
 //! - `blocked_bloom`: the blocked bloom filter's block addressing, probe sequence and bit
 //!   setting and testing, shared by the table and memtable filters;
-//! - `prefetch`: a cache-line prefetch hint.
+//! - `prefetch`: a cache-line prefetch hint;
+//! - [`SplitMix64`]: the seedable random number generator of kho and its tools — the one
+//!   public item here.
 //!
 //! The outputs of `checksum`, `hash`, `blocked_bloom` and `coding` are part of the file
-//! formats: none of them may change.
+//! formats, and [`SplitMix64`]'s streams are what seeds reproduce: none of them may change.
 
 pub(crate) mod blocked_bloom;
 pub(crate) mod checksum;
 pub(crate) mod coding;
 pub(crate) mod hash;
 pub(crate) mod prefetch;
+mod splitmix;
+
+pub use splitmix::SplitMix64;
