@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kho::internals::{bloom_hash, BloomBuilder, BloomFilter};
+use kho::internals::{xxh64, BloomBuilder, BloomFilter};
 
 const KEYS: usize = 10_000;
 
@@ -27,7 +27,7 @@ fn bench_bloom(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("bloom");
     g.throughput(Throughput::Elements(KEYS as u64));
-    g.bench_function("hash", |b| b.iter(|| present.iter().fold(0u64, |a, k| a ^ bloom_hash(black_box(k)))));
+    g.bench_function("hash", |b| b.iter(|| present.iter().fold(0u64, |a, k| a ^ xxh64(black_box(k)))));
     g.bench_function("build", |b| {
         b.iter(|| {
             let mut bb = BloomBuilder::new(10);

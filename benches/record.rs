@@ -12,8 +12,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use kho::record::population::{Event, GenRecord, Population, SplitMix64};
+use kho::record::population::{Event, GenRecord, Population};
 use kho::record::{NationalId, Store, StoreOptions};
+use kho::util::SplitMix64;
 use kho::{Db, Options, WriteBatch, WriteOptions};
 
 const INGEST_PERSONS: u64 = 5_000;

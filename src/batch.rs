@@ -10,9 +10,9 @@
 //! the header and [`DecodedBatch::ops`] decodes the operations lazily; a malformed batch is a
 //! [`BatchError`] naming the byte offset within the batch, never a panic.
 
-use crate::coding::{put_len_prefixed, varint_len, Reader};
 use crate::key::{SeqNo, ValueKind};
 use crate::options::Options;
+use crate::util::coding::{put_len_prefixed, varint_len, Reader};
 use crate::{Error, Result};
 
 /// Bytes of the batch header (`seq` and `count`).

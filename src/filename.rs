@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::util::checksum::crc32;
 use crate::{Error, Result};
 
 /// The kinds of files kho keeps in a database directory.
@@ -74,7 +75,7 @@ pub fn parse_file_name(name: &str) -> Option<FileKind> {
 /// The content of `CURRENT` pointing at manifest `n`.
 pub(crate) fn encode_current(n: u64) -> String {
     let line = format!("{}\n", manifest_name(n));
-    let crc = crc32fast::hash(line.as_bytes());
+    let crc = crc32(line.as_bytes());
     format!("{line}crc32 {crc:08x}\n")
 }
 
@@ -84,7 +85,7 @@ pub fn decode_current(path: &Path, data: &[u8]) -> Result<u64> {
     let text = std::str::from_utf8(data).map_err(|e| bad(e.valid_up_to() as u64, "CURRENT is not UTF-8"))?;
     let nl = text.find('\n').ok_or_else(|| bad(0, "CURRENT has no newline"))?;
     let (line, rest) = text.split_at(nl + 1);
-    let expected = format!("crc32 {:08x}\n", crc32fast::hash(line.as_bytes()));
+    let expected = format!("crc32 {:08x}\n", crc32(line.as_bytes()));
     if rest != expected {
         return Err(bad(line.len() as u64, "CURRENT checksum line missing or wrong"));
     }

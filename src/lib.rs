@@ -39,6 +39,7 @@
 //!   [`Snapshot`], [`DbIterator`], [`DbStats`], [`RecoveryReport`], [`EventListener`],
 //!   [`Error`]; the size limits in [`limits`]; the record layer in [`record`];
 //! - [`vfs`], to run kho on another file system (the [`vfs::FileSystem`] trait);
+//! - [`util::SplitMix64`], the seedable generator kho's tests and tools share;
 //! - [`inspect`]: the decoders `kho dump` and `kho verify` read files with (an application
 //!   does not need them). Every decoder returns [`Error::Corruption`] on bad bytes and never
 //!   panics;
@@ -48,7 +49,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub(crate) mod batch;
-mod coding;
 mod compaction;
 mod db;
 mod error;
@@ -60,9 +60,9 @@ pub(crate) mod key;
 pub mod limits;
 mod memtable;
 mod options;
-mod prefetch;
 pub mod record;
 pub(crate) mod sst;
+pub mod util;
 pub(crate) mod version;
 pub mod vfs;
 pub(crate) mod wal;
@@ -75,7 +75,8 @@ pub mod internals {
     pub use crate::memtable::Memtable;
     pub use crate::sst::block::{Block, BlockIter};
     pub use crate::sst::block_builder::BlockBuilder;
-    pub use crate::sst::bloom::{bloom_hash, BloomBuilder, BloomFilter};
+    pub use crate::sst::bloom::{BloomBuilder, BloomFilter};
+    pub use crate::util::hash::xxh64;
 }
 
 pub use batch::WriteBatch;

@@ -3,7 +3,8 @@
 //! - the engine (`src/` outside `record/`) never names the record layer;
 //! - iterators (`src/iter/`) never import the database facade (`db`), which builds them;
 //! - the storage formats (`wal/`, `sst/`, `memtable/`, `vfs/`) never import `db`, `version`,
-//!   `compaction` or `record`.
+//!   `compaction` or `record`;
+//! - the shared primitives (`src/util/`) import nothing of the crate outside `util`.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -58,4 +59,13 @@ fn formats_do_not_import_higher_layers() {
         let found = offenders(low, &[], &["crate::db", "crate::version", "crate::compaction", "crate::record"]);
         assert!(found.is_empty(), "{low}/ imports a higher layer:\n{}", found.join("\n"));
     }
+}
+
+#[test]
+fn shared_primitives_import_nothing_above_them() {
+    let found: Vec<String> = offenders("util", &[], &["crate::", "super::super"])
+        .into_iter()
+        .filter(|line| line.contains("super::super") || line.replace("crate::util", "").contains("crate::"))
+        .collect();
+    assert!(found.is_empty(), "util/ imports a module above it:\n{}", found.join("\n"));
 }

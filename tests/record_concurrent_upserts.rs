@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::thread;
 
 use common::{db_dir, fault_fs, small_options};
-use kho::record::population::SplitMix64;
 use kho::record::{NationalId, Store, StoreOptions};
+use kho::util::SplitMix64;
 use kho::Db;
 
 const THREADS: u64 = 4;

@@ -8,14 +8,14 @@ use bytes::Bytes;
 use super::{Db, DbInner, SuperVersion};
 use crate::iter::DbIterator;
 use crate::key::{internal_key, SeqNo, ValueKind};
-use crate::sst::bloom::bloom_hash;
+use crate::util::hash::xxh64;
 use crate::Result;
 
 impl DbInner {
     /// The value of `key` visible at `seq` in `sv`.
     pub(crate) fn get_at(sv: &SuperVersion, key: &[u8], seq: SeqNo) -> Result<Option<Bytes>> {
         // One hash for every bloom filter on the way: memtables' and tables'.
-        let hash = bloom_hash(key);
+        let hash = xxh64(key);
         let found = match sv.mem.get_hashed(key, seq, hash) {
             Some(hit) => Some(hit),
             None => match sv.imm.iter().find_map(|m| m.get_hashed(key, seq, hash)) {

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use bytes::Bytes;
 
 use crate::key::{pack_trailer, ParsedKey, SeqNo, ValueKind, TRAILER_LEN};
-use crate::sst::bloom::bloom_hash;
+use crate::util::hash::xxh64;
 
 use bloom::MemtableBloom;
 pub(crate) use iter::MemtableIter;
@@ -77,7 +77,7 @@ impl Memtable {
         // entries whose sequence number the write path publishes after this returns. Loading
         // the filter's line meanwhile hides its cache miss behind the skiplist's.
         let hash = self.bloom.as_ref().map(|b| {
-            let h = bloom_hash(user_key);
+            let h = xxh64(user_key);
             b.prefetch(h);
             h
         });
@@ -91,10 +91,10 @@ impl Memtable {
     /// The newest entry for `user_key` with sequence `<= snapshot`: its kind and value.
     #[cfg(any(test, feature = "internals"))]
     pub fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Option<(ValueKind, Bytes)> {
-        self.get_hashed(user_key, snapshot, bloom_hash(user_key))
+        self.get_hashed(user_key, snapshot, xxh64(user_key))
     }
 
-    /// [`Memtable::get`] with `user_key` already hashed by [`bloom_hash`].
+    /// [`Memtable::get`] with `user_key` already hashed by [`xxh64`].
     pub(crate) fn get_hashed(&self, user_key: &[u8], snapshot: SeqNo, hash: u64) -> Option<(ValueKind, Bytes)> {
         if self.bloom.as_ref().is_some_and(|b| !b.may_contain(hash)) {
             return None;

@@ -89,7 +89,7 @@ impl Node {
     #[inline]
     unsafe fn prefetch_next(&self, level: usize) {
         // SAFETY: forwarded from the caller.
-        crate::prefetch::prefetch(unsafe { self.link(level) }.load(AtomicOrdering::Relaxed));
+        crate::util::prefetch::prefetch(unsafe { self.link(level) }.load(AtomicOrdering::Relaxed));
     }
 
     /// # Safety

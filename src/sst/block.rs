@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::coding::Reader;
 use crate::key::{compare_internal, ParsedKey};
 use crate::sst::format::RESTART_LEN;
+use crate::util::coding::Reader;
 use crate::{Error, Result};
 
 /// A checked raw block. Unstable internal API (public only through `kho::internals`).

@@ -11,10 +11,10 @@
 //! block is just `n = 0`. The builder keeps its buffers across [`BlockBuilder::reset`], so
 //! steady-state adds do not allocate.
 
-use crate::coding::{put_varint, varint_len};
 #[cfg(debug_assertions)]
 use crate::key::compare_internal;
 use crate::sst::format::RESTART_LEN;
+use crate::util::coding::{put_varint, varint_len};
 
 /// Builds one raw block. Unstable internal API (public only through `kho::internals`).
 #[derive(Debug)]

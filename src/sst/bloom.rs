@@ -1,18 +1,10 @@
-//! The table's bloom filter over user keys, and the hash it uses.
+//! The table's bloom filter over user keys: its on-disk block, how a writer sizes it, and
+//! decoding and probing it.
 //!
 //! Filter block layout (see `docs/sst-format.md`, "Filter block"): `bits: [u8; 64 * B] | k: u8`,
-//! `B >= 1` blocks of 512 bits. Bit `i` of a block is bit `i % 8` (least significant first) of
-//! the block's byte `i / 8`.
-//!
-//! A *blocked* bloom filter (RocksDB's `FastLocalBloom` design): every probe of a key falls in
-//! one 64-byte block, so a lookup costs one cache miss instead of `k`, for a false-positive
-//! rate a little above a classic filter's (about 1% at 10 bits per key with `k = 6`).
-//!
-//! Hash: [`bloom_hash`] is XXH64 with seed 0, a fixed, published, platform-independent
-//! function (never `std`'s `DefaultHasher`, whose output may change between Rust releases).
-//! With `h = bloom_hash(key)`: the block is `((h >> 32) * B) >> 32` (multiply-shift of the
-//! high half onto `0..B`); the probes come from the low half `g = h mod 2^32`: `k` times,
-//! `g = g * 0x9E3779B9 mod 2^32`, then bit `g >> 23` (the top 9 bits) of the block.
+//! `B >= 1` blocks of 512 bits. Keys are hashed with [`xxh64`]; which block and bits a hash
+//! sets is the shared blocked-filter math of [`crate::util::blocked_bloom`] (one cache miss a
+//! lookup, about 1% false positives at 10 bits per key with `k = 6`).
 //!
 //! Invariants: `k` is in `1..=MAX_BLOOM_PROBES` and the bit array is a non-zero multiple of 64
 //! bytes; a filter failing either is corruption. A filter never gives a false negative for a
@@ -23,101 +15,9 @@ use std::path::Path;
 use bytes::Bytes;
 
 use crate::sst::format::{MAX_BLOOM_PROBES, MIN_BLOOM_BITS};
+use crate::util::blocked_bloom::{block_of, set_bits, test_bits, BLOCK_BYTES};
+use crate::util::hash::xxh64;
 use crate::{Error, Result};
-
-const P1: u64 = 0x9E37_79B1_85EB_CA87;
-const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-const P3: u64 = 0x1656_67B1_9E37_79F9;
-const P4: u64 = 0x85EB_CA77_C2B2_AE63;
-const P5: u64 = 0x27D4_EB2F_1656_67C5;
-
-#[inline]
-fn round(acc: u64, input: u64) -> u64 {
-    acc.wrapping_add(input.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
-}
-
-#[inline]
-fn merge(acc: u64, v: u64) -> u64 {
-    (acc ^ round(0, v)).wrapping_mul(P1).wrapping_add(P4)
-}
-
-#[inline]
-fn le64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(b);
-    u64::from_le_bytes(a)
-}
-
-/// XXH64 (seed 0) of `key`: the filter's hash. Unstable internal API.
-pub fn bloom_hash(key: &[u8]) -> u64 {
-    let len = key.len() as u64;
-    let mut stripes = key.chunks_exact(32);
-    let mut h = if key.len() >= 32 {
-        let (mut v1, mut v2, mut v3, mut v4) = (P1.wrapping_add(P2), P2, 0u64, 0u64.wrapping_sub(P1));
-        for s in &mut stripes {
-            v1 = round(v1, le64(&s[0..8]));
-            v2 = round(v2, le64(&s[8..16]));
-            v3 = round(v3, le64(&s[16..24]));
-            v4 = round(v4, le64(&s[24..32]));
-        }
-        let h = v1
-            .rotate_left(1)
-            .wrapping_add(v2.rotate_left(7))
-            .wrapping_add(v3.rotate_left(12))
-            .wrapping_add(v4.rotate_left(18));
-        merge(merge(merge(merge(h, v1), v2), v3), v4)
-    } else {
-        P5
-    };
-    h = h.wrapping_add(len);
-    let tail = stripes.remainder();
-    let mut words = tail.chunks_exact(8);
-    for w in &mut words {
-        h ^= round(0, le64(w));
-        h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
-    }
-    let mut rest = words.remainder();
-    if rest.len() >= 4 {
-        let (w, r) = rest.split_at(4);
-        let mut a = [0u8; 4];
-        a.copy_from_slice(w);
-        h ^= u64::from(u32::from_le_bytes(a)).wrapping_mul(P1);
-        h = h.rotate_left(23).wrapping_mul(P2).wrapping_add(P3);
-        rest = r;
-    }
-    for &b in rest {
-        h ^= u64::from(b).wrapping_mul(P5);
-        h = h.rotate_left(11).wrapping_mul(P1);
-    }
-    h ^= h >> 33;
-    h = h.wrapping_mul(P2);
-    h ^= h >> 29;
-    h = h.wrapping_mul(P3);
-    h ^= h >> 32;
-    h
-}
-
-/// Bytes of one filter block: one cache line.
-pub(crate) const BLOCK_BYTES: usize = 64;
-
-/// The multiplier that steps the probe hash (2^32 / golden ratio).
-const PROBE_STEP: u32 = 0x9E37_79B9;
-
-/// The block of a filter with `nblocks` blocks that `h` probes.
-#[inline]
-pub(crate) fn block_of(h: u64, nblocks: usize) -> usize {
-    (((h >> 32) * nblocks as u64) >> 32) as usize
-}
-
-/// The `k` bit positions (`0..512`) `h` probes within its block.
-#[inline]
-pub(crate) fn probe_bits(h: u64, k: u8) -> impl Iterator<Item = usize> {
-    let mut g = h as u32;
-    (0..k).map(move |_| {
-        g = g.wrapping_mul(PROBE_STEP);
-        (g >> 23) as usize
-    })
-}
 
 /// The probe count for `bits_per_key`: `round(0.6 * bits_per_key)` clamped to `1..=30`
 /// (a blocked filter's best `k` is below a classic filter's `ln 2 * bits_per_key`; RocksDB's
@@ -142,7 +42,7 @@ impl BloomBuilder {
 
     /// Adds a key. The caller dedupes equal consecutive keys (duplicates only waste bits).
     pub fn add_key(&mut self, key: &[u8]) {
-        self.hashes.push(bloom_hash(key));
+        self.hashes.push(xxh64(key));
     }
 
     /// Bytes [`BloomBuilder::finish`] will return.
@@ -158,16 +58,14 @@ impl BloomBuilder {
     /// Returns the filter block (`bits ++ k`) for every key added.
     pub fn finish(&self) -> Vec<u8> {
         let nbits = self.num_bits();
-        let nblocks = nbits / 8 / BLOCK_BYTES;
         let k = probes(self.bits_per_key);
         let mut out = vec![0u8; nbits / 8 + 1];
         let (bits, kbyte) = out.split_at_mut(nbits / 8);
+        let (blocks, _) = bits.as_chunks_mut::<BLOCK_BYTES>();
+        let nblocks = blocks.len();
         for &h in &self.hashes {
-            let block = block_of(h, nblocks) * BLOCK_BYTES;
-            for bit in probe_bits(h, k) {
-                if let Some(byte) = bits.get_mut(block + bit / 8) {
-                    *byte |= 1 << (bit % 8);
-                }
+            if let Some(block) = blocks.get_mut(block_of(h, nblocks)) {
+                set_bits(block, h, k);
             }
         }
         if let Some(b) = kbyte.first_mut() {
@@ -207,7 +105,7 @@ impl BloomFilter {
 
     /// False only if `key` was certainly not added.
     pub fn may_contain(&self, key: &[u8]) -> bool {
-        self.may_contain_hash(bloom_hash(key))
+        self.may_contain_hash(xxh64(key))
     }
 
     /// Bits in the filter's bit array (`m`).
@@ -220,28 +118,17 @@ impl BloomFilter {
         self.k
     }
 
-    /// [`BloomFilter::may_contain`] for a precomputed [`bloom_hash`].
+    /// [`BloomFilter::may_contain`] for a precomputed [`xxh64`] of the key.
     pub fn may_contain_hash(&self, h: u64) -> bool {
-        let nblocks = self.bits.len() / BLOCK_BYTES;
-        let start = block_of(h, nblocks) * BLOCK_BYTES;
-        let Some(block) = self.bits.get(start..start + BLOCK_BYTES) else {
-            return true; // unreachable for a decoded filter; "maybe" is always safe
-        };
-        probe_bits(h, self.k).all(|bit| block.get(bit / 8).is_some_and(|b| b & (1 << (bit % 8)) != 0))
+        let (blocks, _) = self.bits.as_chunks::<BLOCK_BYTES>();
+        // No block is unreachable for a decoded filter; "maybe" is always safe.
+        blocks.get(block_of(h, blocks.len())).is_none_or(|block| test_bits(block, h, self.k))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn xxh64_reference_vectors() {
-        assert_eq!(bloom_hash(b""), 0xEF46_DB37_51D8_E999);
-        assert_eq!(bloom_hash(b"a"), 0xD24E_C4F1_A98C_6E5B);
-        assert_eq!(bloom_hash(b"abc"), 0x44BC_2CF5_AD77_0999);
-        assert_eq!(bloom_hash(b"Nobody inspects the spammish repetition"), 0xFBCE_A83C_8A37_8BF1);
-    }
 
     fn filter(keys: impl Iterator<Item = Vec<u8>>, bpk: u32) -> BloomFilter {
         let mut b = BloomBuilder::new(bpk);

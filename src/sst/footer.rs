@@ -10,8 +10,9 @@
 
 use std::path::Path;
 
-use crate::coding::{put_varint, Reader};
 use crate::sst::format::{BLOCK_TRAILER_LEN, FOOTER_LEN, FORMAT_VERSION, TABLE_MAGIC};
+use crate::util::checksum::crc32;
+use crate::util::coding::{put_varint, Reader};
 use crate::{Error, Result};
 
 /// The location of a block in a table file.
@@ -67,7 +68,7 @@ impl Footer {
             v.extend_from_slice(&h.size.to_le_bytes());
         }
         v.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        let crc = crc32fast::hash(&v);
+        let crc = crc32(&v);
         v.extend_from_slice(&crc.to_le_bytes());
         v.extend_from_slice(&TABLE_MAGIC.to_le_bytes());
         b.copy_from_slice(&v);
@@ -95,7 +96,7 @@ impl Footer {
             return Err(bad(format!("bad table magic {magic:#018x}, expected {TABLE_MAGIC:#018x}")));
         }
         let covered = bytes.get(..FOOTER_LEN - 12).ok_or_else(|| bad("truncated footer".into()))?;
-        let crc = crc32fast::hash(covered);
+        let crc = crc32(covered);
         if crc != stored_crc {
             return Err(bad(format!("footer checksum {stored_crc:#010x}, computed {crc:#010x}")));
         }

@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use crate::coding::{put_len_prefixed, put_varint, Reader};
+use crate::util::coding::{put_len_prefixed, put_varint, Reader};
 use crate::{Error, Result};
 
 /// Field numbers of the properties block. Never reuse or renumber one.

@@ -19,13 +19,14 @@ use bytes::Bytes;
 
 use crate::key::{compare_internal, user_key};
 use crate::sst::block::{Block, BlockIter};
-use crate::sst::bloom::{bloom_hash, BloomFilter};
+use crate::sst::bloom::BloomFilter;
 use crate::sst::cache::BlockCache;
 use crate::sst::footer::{BlockHandle, Footer};
 use crate::sst::format::{BLOCK_TRAILER_LEN, FOOTER_LEN};
 use crate::sst::iter::SstIter;
 use crate::sst::properties::TableProperties;
 use crate::sst::transform::open_block;
+use crate::util::hash::xxh64;
 use crate::vfs::RandomAccessFile;
 use crate::{Error, Result};
 
@@ -180,10 +181,10 @@ impl SstReader {
     /// `(internal key, value)`. Tombstones are returned like any entry: the caller reads the
     /// kind from the key's trailer. Consults the bloom filter first.
     pub fn get(&self, lookup: &[u8]) -> Result<Option<(Bytes, Bytes)>> {
-        self.get_hashed(lookup, bloom_hash(user_key(lookup)))
+        self.get_hashed(lookup, xxh64(user_key(lookup)))
     }
 
-    /// [`SstReader::get`] with the lookup's user key already hashed by [`bloom_hash`], so a
+    /// [`SstReader::get`] with the lookup's user key already hashed by [`xxh64`], so a
     /// read probing several tables hashes once.
     pub(crate) fn get_hashed(&self, lookup: &[u8], hash: u64) -> Result<Option<(Bytes, Bytes)>> {
         let uk = user_key(lookup);

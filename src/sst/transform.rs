@@ -14,17 +14,15 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use crate::coding::{get_varint, put_varint};
 use crate::sst::footer::BlockHandle;
 use crate::sst::format::{Transform, BLOCK_TRAILER_LEN, MAX_BLOCK_RAW_LEN};
+use crate::util::checksum::crc32_of_parts;
+use crate::util::coding::{get_varint, put_varint};
 use crate::{Error, Result};
 
 /// Computes the trailer for `payload` stored with transform `t`.
 pub(crate) fn block_trailer(payload: &[u8], t: Transform) -> [u8; BLOCK_TRAILER_LEN] {
-    let mut h = crc32fast::Hasher::new();
-    h.update(payload);
-    h.update(&[t as u8]);
-    let crc = h.finalize().to_le_bytes();
+    let crc = crc32_of_parts(&[payload, &[t as u8]]).to_le_bytes();
     [t as u8, crc[0], crc[1], crc[2], crc[3]]
 }
 
@@ -106,10 +104,7 @@ fn split_checked(path: &Path, handle: BlockHandle, stored: &Bytes) -> Result<(By
     let [t, c0, c1, c2, c3] =
         <[u8; BLOCK_TRAILER_LEN]>::try_from(trailer).map_err(|_| bad("block trailer is not 5 bytes".into()))?;
     let stored_crc = u32::from_le_bytes([c0, c1, c2, c3]);
-    let mut h = crc32fast::Hasher::new();
-    h.update(payload);
-    h.update(&[t]);
-    let crc = h.finalize();
+    let crc = crc32_of_parts(&[payload, &[t]]);
     if crc != stored_crc {
         return Err(bad(format!("block checksum {stored_crc:#010x}, computed {crc:#010x} ({} payload bytes)", plen)));
     }
@@ -225,10 +220,8 @@ mod tests {
             .unwrap_err()
             .is_corruption());
         let mut unknown = b"x".to_vec();
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(b"x\x09");
         unknown.push(9);
-        unknown.extend_from_slice(&crc.finalize().to_le_bytes());
+        unknown.extend_from_slice(&crc32_of_parts(&[b"x", &[9]]).to_le_bytes());
         let e = open_block(Path::new("t"), h(1), Bytes::from(unknown)).unwrap_err();
         assert!(e.to_string().contains("unknown block transform 9"), "{e}");
     }

@@ -6,8 +6,8 @@
 
 use bytes::Bytes;
 
-use crate::coding::{put_len_prefixed, put_varint, Reader};
 use crate::key::SeqNo;
+use crate::util::coding::{put_len_prefixed, put_varint, Reader};
 
 /// Tag numbers of the manifest record fields. Never reuse one.
 mod tag {

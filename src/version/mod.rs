@@ -2,7 +2,7 @@
 //! change to that set.
 //!
 //! - [`VersionEdit`] (`edit.rs`): one change, as encoded in the manifest.
-//! - [`VersionBuilder`] (`builder.rs`): the one place edits are applied to a file set, each
+//! - [`VersionBuilder`] (`builder/`): the one place edits are applied to a file set, each
 //!   checked first; recovery, live edits and the inspection tools all go through it, and a
 //!   failed check is an [`Inconsistency`] naming the edit's manifest offset.
 //! - [`read_manifest`] (`manifest.rs`): a manifest's edits, its torn tail handled as the

@@ -86,7 +86,7 @@ impl Version {
     }
 
     /// The newest entry for `user_key` visible at the sequence in `lookup` (an internal seek
-    /// key for `user_key`, whose `bloom_hash` is `hash`), searching level 0 newest first, then
+    /// key for `user_key`, whose `xxh64` is `hash`), searching level 0 newest first, then
     /// each deeper level.
     pub(crate) fn get(&self, lookup: &[u8], hash: u64) -> Result<Option<(ValueKind, Bytes)>> {
         let ukey = user_key(lookup);

@@ -1,6 +1,6 @@
 //! The file-system seam: every byte kho reads or writes goes through [`FileSystem`].
 //!
-//! [`StdFs`] is the real operating-system implementation. `FaultFs` (in `fault.rs`) is an
+//! [`StdFs`] is the real operating-system implementation. `FaultFs` (in `fault/`) is an
 //! in-memory implementation for tests that remembers what was synced, can simulate a crash
 //! (dropping or tearing unsynced file data and unsynced directory entries) and can inject
 //! faults on chosen operations: I/O errors on writes, syncs, namespace changes and reads,

@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! record := len: u32 LE | transform: u8 | payload_crc: u32 LE | header_crc: u32 LE | payload
-//! payload_crc = crc32(payload)               (crc32 = CRC-32/ISO-HDLC, as crc32fast computes)
+//! payload_crc = crc32(payload)               (crc32: `util::checksum`, CRC-32/ISO-HDLC)
 //! header_crc  = crc32(len | transform | payload_crc)   (the 9 bytes before it)
 //! ```
+
+use crate::util::checksum::crc32;
 
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 13;
@@ -20,8 +22,8 @@ pub(crate) fn encode_header(payload: &[u8], transform: u8) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     h[4] = transform;
-    h[5..9].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    let hcrc = crc32fast::hash(&h[0..9]);
+    h[5..9].copy_from_slice(&crc32(payload).to_le_bytes());
+    let hcrc = crc32(&h[0..9]);
     h[9..13].copy_from_slice(&hcrc.to_le_bytes());
     h
 }
@@ -38,7 +40,7 @@ pub(crate) struct Header {
 pub(crate) fn decode_header(h: &[u8]) -> Option<Header> {
     let h: &[u8; HEADER_LEN] = h.get(..HEADER_LEN)?.try_into().ok()?;
     let le32 = |b: &[u8]| b.try_into().ok().map(u32::from_le_bytes);
-    if crc32fast::hash(&h[0..9]) != le32(&h[9..13])? {
+    if crc32(&h[0..9]) != le32(&h[9..13])? {
         return None;
     }
     let len = le32(&h[0..4])?;

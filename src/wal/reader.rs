@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::format::{decode_header, HEADER_LEN, TRANSFORM_NONE};
+use crate::util::checksum::crc32;
 use crate::{Error, Result};
 
 /// One intact record.
@@ -195,7 +196,7 @@ fn check_record(data: &[u8], at: usize) -> std::result::Result<(usize, u8), &'st
     let h = decode_header(rest).ok_or("record header checksum mismatch")?;
     let len = h.len as usize;
     let payload = rest.get(HEADER_LEN..HEADER_LEN + len).ok_or("record payload extends past end of file")?;
-    if crc32fast::hash(payload) != h.payload_crc {
+    if crc32(payload) != h.payload_crc {
         return Err("record payload checksum mismatch");
     }
     Ok((len, h.transform))

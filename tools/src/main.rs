@@ -10,7 +10,7 @@ mod fmt;
 mod json;
 mod kv;
 mod out;
-mod records;
+mod record_cmds;
 mod stress;
 mod verify;
 
@@ -67,9 +67,9 @@ enum Command {
     /// Print keys and values in order.
     Scan(kv::ScanArgs),
     /// Every record of one person (national ID) across collections, payloads as JSON.
-    Person(records::PersonArgs),
+    Person(record_cmds::PersonArgs),
     /// One record (collection and primary key), payload as JSON.
-    Record(records::RecordArgs),
+    Record(record_cmds::RecordArgs),
     /// Read every file end to end and check the national-ID index against the records;
     /// print one line `file offset what` per problem.
     Verify(verify::Args),
@@ -90,8 +90,8 @@ fn main() -> ExitCode {
         Command::Dump(c) => dump::run(&mut out, &c),
         Command::Get(a) => kv::get(&mut out, &a),
         Command::Scan(a) => kv::scan(&mut out, &a),
-        Command::Person(a) => records::person(&mut out, &a),
-        Command::Record(a) => records::record(&mut out, &a),
+        Command::Person(a) => record_cmds::person(&mut out, &a),
+        Command::Record(a) => record_cmds::record(&mut out, &a),
         Command::Verify(a) => verify::run(&mut out, &a),
         Command::Stress(a) => stress::run(a).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
     };

@@ -18,8 +18,8 @@
 //! Every ID is valid under the default [`IdRules`](super::IdRules) as long as the clock is
 //! not before [`Population::reference_year`].
 //!
-//! The randomness is a SplitMix64 generator (no dependency): statistically fine for
-//! synthetic data, not for anything secret.
+//! The randomness is [`SplitMix64`](crate::util::SplitMix64) (no dependency): statistically
+//! fine for synthetic data, not for anything secret.
 
 mod data;
 mod payload;
@@ -27,41 +27,21 @@ mod payload;
 use std::collections::VecDeque;
 
 use super::national_id::{Gender, NationalId};
+use crate::util::SplitMix64;
 use data::*;
 pub use payload::{Insurance, Payload, Residence, Tax, Vehicle};
 
-/// SplitMix64 (Steele, Lea and Flood, 2014).
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`; 0 if `n == 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        // Multiply-shift: bias below 2^-32 for the small n used here.
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
+/// The draws the generator makes beyond [`SplitMix64`]'s own.
+trait Draws {
     /// True with probability `per_mille / 1000`.
-    pub fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
+    fn chance(&mut self, per_mille: u64) -> bool;
+    /// One of `items`, each with probability proportional to its weight.
+    fn weighted<T: Copy>(&mut self, items: &[(T, u32)]) -> T;
+}
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
+impl Draws for SplitMix64 {
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
     }
 
     fn weighted<T: Copy>(&mut self, items: &[(T, u32)]) -> T {

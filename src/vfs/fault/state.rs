@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::{CrashMode, FaultKind, FaultOp, FiredFault};
+use crate::util::SplitMix64;
 use crate::{Error, Result};
 
 /// Identifies an inode for the life of one `FaultFs` (ids are never reused).
@@ -174,7 +175,7 @@ impl State {
     /// A seeded random number below `bound` (0 if `bound` is 0).
     pub(super) fn draw(&mut self, bound: u64) -> u64 {
         self.draws += 1;
-        let r = splitmix64(self.seed ^ splitmix64(self.draws));
+        let r = SplitMix64::mix(self.seed ^ SplitMix64::mix(self.draws));
         r.checked_rem(bound).unwrap_or(0)
     }
 
@@ -388,7 +389,7 @@ impl State {
             let kept = match mode {
                 CrashMode::DropUnsynced => 0,
                 CrashMode::TearUnsynced { seed } => {
-                    let r = splitmix64(seed ^ fnv1a(path.as_os_str().as_encoded_bytes()));
+                    let r = SplitMix64::mix(seed ^ fnv1a(path.as_os_str().as_encoded_bytes()));
                     // `unsynced + 1` fits a u64 and the remainder is at most `unsynced`.
                     (r % (unsynced as u64 + 1)) as usize
                 }
@@ -430,14 +431,6 @@ impl fmt::Debug for State {
 /// An `io::ErrorKind::NotFound` error for `op` on `path`.
 pub(super) fn not_found(op: &'static str, path: &Path) -> Error {
     Error::io(op, path, io::Error::new(io::ErrorKind::NotFound, "no such file or directory"))
-}
-
-/// SplitMix64 finalizer: a well-mixed 64-bit value from any input.
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// FNV-1a, so each file's tear depends only on the seed and its path.

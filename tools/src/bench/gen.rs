@@ -2,27 +2,12 @@
 //! `key_size`; values are slices of a buffer of half-compressible pieces (a random string of
 //! `len * compression_ratio` bytes repeated to `len`), so zstd sees the same redundancy.
 
-/// A small, fast, seedable generator (splitmix64), enough for choosing keys.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+use kho::util::SplitMix64;
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
+/// The generator for `seed`: [`SplitMix64`], enough for choosing keys. (Seeded with
+/// `seed ^ 0x9E37_79B9_7F4A_7C15` so a run's keys stay what they were.)
+pub fn new_rng(seed: u64) -> SplitMix64 {
+    SplitMix64::new(seed ^ 0x9E37_79B9_7F4A_7C15)
 }
 
 /// Writes key number `k` into `buf` (big-endian, zero-padded to `buf.len()`).
@@ -40,7 +25,7 @@ pub struct ValueGen {
 
 impl ValueGen {
     pub fn new(seed: u64, compression_ratio: f64) -> Self {
-        let mut rng = Rng::new(seed);
+        let mut rng = new_rng(seed);
         let mut data = Vec::with_capacity(1 << 20);
         while data.len() < 1 << 20 {
             let raw = ((100.0 * compression_ratio) as usize).clamp(1, 100);

@@ -14,7 +14,7 @@ use kho::record::population::{Event, Population};
 use kho::record::{Store, StoreOptions};
 use kho::{Db, Options, WriteBatch, WriteOptions};
 
-use super::gen::{key_into, Rng, ValueGen};
+use super::gen::{key_into, new_rng, ValueGen};
 use super::report::{self, Outcome};
 use super::BenchArgs;
 
@@ -316,7 +316,7 @@ fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result
     let mut r = ThreadResult::new();
     // Each benchmark draws its own key sequence (as db_bench does), so reads do not simply
     // replay the keys the previous fill wrote.
-    let mut rng = Rng::new(args.seed.wrapping_add(t.wrapping_mul(1_000_003)).wrapping_add((w as u64) << 40));
+    let mut rng = new_rng(args.seed.wrapping_add(t.wrapping_mul(1_000_003)).wrapping_add((w as u64) << 40));
     let mut values = ValueGen::new(args.seed ^ t, args.compression_ratio);
     let mut key = vec![0u8; args.key_size];
     let reads = args.reads.unwrap_or(args.num);
@@ -457,7 +457,7 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
             }
         }
         Workload::PersonLookup => {
-            let mut rng = Rng::new(args.seed ^ t.wrapping_mul(0x9E37_79B9) ^ 0x7065_7273);
+            let mut rng = new_rng(args.seed ^ t.wrapping_mul(0x9E37_79B9) ^ 0x7065_7273);
             // `ingest` of `--num` records reaches about `num / 3.4` persons; look up among
             // the first quarter so nearly every lookup has records to return.
             let persons = (args.num / 4).max(1);
@@ -484,7 +484,7 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
 
 /// The writer of readwhilewriting: random overwrites until the readers finish.
 fn background_writer(db: &Db, args: &BenchArgs, done: &AtomicBool) -> anyhow::Result<()> {
-    let mut rng = Rng::new(args.seed ^ 0xdead_beef);
+    let mut rng = new_rng(args.seed ^ 0xdead_beef);
     let mut values = ValueGen::new(args.seed ^ 7, args.compression_ratio);
     let mut key = vec![0u8; args.key_size];
     while !done.load(Ordering::Relaxed) {

@@ -12,12 +12,13 @@
 //! failed in this cycle (the oracle no longer knows who owns that record).
 
 use kho::record::{Gender, NationalId, Record, Store, StoreOptions, PROVINCE_CODES};
+use kho::util::SplitMix64;
 use kho::Db;
 
 use super::checker::{Expect, Floor};
 use super::oracle::{Event, Kind, Oracle, Source, State, CHECKER_THREAD};
 use super::report::{Counter, Violation};
-use super::rng::{derive, mix};
+use super::rng::derive;
 use super::workload::Worker;
 
 /// The collections records are spread over.
@@ -51,7 +52,7 @@ fn person_id(p: u32) -> NationalId {
 
 /// The person owning version `v` of record slot `r`.
 fn person_of(slots: u32, r: u32, v: u32) -> u32 {
-    (mix(derive(u64::from(r), &[u64::from(v), 0x1d])) % u64::from(persons(slots))) as u32
+    (SplitMix64::mix(derive(u64::from(r), &[u64::from(v), 0x1d])) % u64::from(persons(slots))) as u32
 }
 
 /// How record slot `r` is named in reports.

@@ -1,40 +1,33 @@
-//! A small, fast, seedable random number generator (SplitMix64), so a stress run is
-//! reproducible from `--seed` without depending on a crate's stream staying the same
-//! across versions.
+//! The stress run's random numbers: [`kho::util::SplitMix64`] (so a run is reproducible from
+//! `--seed` without depending on a crate's stream staying the same across versions), with
+//! the draws the workload needs and the derivation of independent sub-streams.
 
-/// Mixes a 64-bit value into a well-distributed one (the SplitMix64 finalizer).
-pub fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use kho::util::SplitMix64;
 
 /// Derives an independent seed for a sub-stream (a thread, a cycle) from a parent seed.
 pub fn derive(seed: u64, stream: &[u64]) -> u64 {
+    let mix = SplitMix64::mix;
     stream.iter().fold(mix(seed), |h, &s| mix(h ^ mix(s.wrapping_add(0x5851_F42D_4C95_7F2D))))
 }
 
-/// SplitMix64: one u64 of state, full period, passes BigCrush; plenty for choosing ops.
+/// The workload's generator: [`SplitMix64`] and a few draws on top.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix64);
 
 impl Rng {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(SplitMix64::new(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix(self.0.wrapping_sub(0x9E37_79B9_7F4A_7C15))
+        self.0.next_u64()
     }
 
-    /// A uniform value in `0..n` (`0` when `n == 0`), by multiply-shift (no modulo bias worth
-    /// mentioning at these sizes).
+    /// A uniform value in `0..n` (`0` when `n == 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+        self.0.below(n)
     }
 
     /// A uniform value in `lo..=hi`.
@@ -49,7 +42,7 @@ impl Rng {
 
     /// A uniformly chosen element of a non-empty slice.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
+        self.0.pick(items)
     }
 }
 

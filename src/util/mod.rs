@@ -1,0 +1,24 @@
+//! Shared primitives, the lowest layer of the crate: every other module may use them, and
+//! they use nothing of the crate above them (`tests/layering.rs` checks it). One concept a
+//! file:
+//!
+//! - `coding`: little-endian fixed-width and varint encoding of every on-disk format;
+//! - `checksum`: the CRC-32 of every on-disk format;
+//! - `hash`: XXH64, the bloom filters' hash;
+//! - `blocked_bloom`: the blocked bloom filter's block addressing, probe sequence and bit
+//!   setting and testing, shared by the table and memtable filters;
+//! - `prefetch`: a cache-line prefetch hint;
+//! - [`SplitMix64`]: the seedable random number generator of kho and its tools — the one
+//!   public item here.
+//!
+//! The outputs of `checksum`, `hash`, `blocked_bloom` and `coding` are part of the file
+//! formats, and [`SplitMix64`]'s streams are what seeds reproduce: none of them may change.
+
+pub(crate) mod blocked_bloom;
+pub(crate) mod checksum;
+pub(crate) mod coding;
+pub(crate) mod hash;
+pub(crate) mod prefetch;
+mod splitmix;
+
+pub use splitmix::SplitMix64;
