@@ -25,7 +25,9 @@
 //! a flipped bit must be caught by a checksum, never handed out.
 //!
 //! Then the database is dropped, sometimes reopened once with a fault that makes the open
-//! fail (any of the above ops, reads included, with EIO), and reopened for real: it must
+//! fail (any of the above ops, reads included, with EIO, or a bit flipped in one of the
+//! recovery's reads, which may fail the open but must not lose anything), and reopened for
+//! real: it must
 //! open, and every key must be within `floor ..= issued`, where the floor is
 //!
 //! - every acknowledged write if no power was lost (the bytes are still in the file system,
@@ -132,6 +134,8 @@ struct Tally {
     fired: u64,
     power_losses: u64,
     failed_opens: u64,
+    /// First reopens given a bit flip in one of their reads.
+    recovery_read_flips: u64,
     resolved: u64,
     checked: u64,
     /// Write-flip epochs after which the database refused to open or to scan with
@@ -273,6 +277,12 @@ pub fn run(s: &Arc<Settings>) -> anyhow::Result<(Arc<Oracle>, Outcome)> {
         if scenario != Scenario::WriteFlip && rng.percent(25) {
             if rng.percent(20) {
                 fs.inject_any(rng.below(30), FaultKind::Eio);
+            } else if rng.percent(35) {
+                // A bit flipped while recovery reads (CURRENT, the manifest, a log, a table):
+                // the open may fail, but must not drop or damage anything for good — the
+                // clean reopen below checks the full floor.
+                t.recovery_read_flips += 1;
+                fs.inject(FaultOp::Read, rng.below(8), FaultKind::BitFlip);
             } else {
                 fs.inject(*rng.pick(&OPEN_FAULTY_OPS), rng.below(4), FaultKind::Eio);
             }
@@ -357,8 +367,9 @@ pub fn run(s: &Arc<Settings>) -> anyhow::Result<(Arc<Oracle>, Outcome)> {
     out.lines.push((
         "faults".into(),
         format!(
-            "{} injected, {} fired, {} power losses, {} reopens failed by an injected fault",
-            t.injected, t.fired, t.power_losses, t.failed_opens
+            "{} injected, {} fired, {} power losses, {} reopens failed by an injected fault, \
+             {} reopens given a read bit flip",
+            t.injected, t.fired, t.power_losses, t.failed_opens, t.recovery_read_flips
         ),
     ));
     out.lines.push((
