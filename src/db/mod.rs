@@ -11,6 +11,7 @@
 //! - `super_version` is swapped, never mutated: readers clone the `Arc` under a read lock
 //!   together with the visible sequence number, so what they see is one consistent state.
 
+mod checkpoint;
 mod commit_queue;
 mod compact;
 mod flush;

@@ -164,6 +164,12 @@ impl Store {
         &self.inner.db
     }
 
+    /// A consistent, openable copy of the store (records, index and catalog together) in
+    /// `dir` at one sequence number, which it returns (see [`Db::checkpoint`]).
+    pub fn checkpoint(&self, dir: impl AsRef<std::path::Path>) -> Result<crate::SeqNo> {
+        Ok(self.inner.db.checkpoint(dir)?)
+    }
+
     /// Closes the underlying database (see [`Db::close`]).
     pub fn close(&self) -> Result<()> {
         Ok(self.inner.db.close()?)

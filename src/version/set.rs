@@ -15,6 +15,7 @@
 //! - A torn manifest tail is dropped or is corruption as the [`RecoveryMode`] says; a
 //!   dropped one is kept ([`VersionSet::dropped_manifest_tail`]) to be reported.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::filename::{decode_current, encode_current, manifest_name, CURRENT};
@@ -187,42 +188,52 @@ impl VersionSet {
         Ok(())
     }
 
-    /// Starts a new manifest holding the full current state and points `CURRENT` at it.
-    /// The old manifest becomes garbage for the caller to delete.
-    pub(crate) fn write_new_manifest(&mut self) -> Result<()> {
-        let number = self.new_file_number();
-        let path = self.ctx.dir.join(manifest_name(number));
-        let snapshot = VersionEdit {
+    /// The whole current state as one edit: what a new manifest starts with.
+    pub(crate) fn snapshot_edit(&self) -> VersionEdit {
+        VersionEdit {
             log_number: Some(self.log_number),
             next_file_number: Some(self.next_file_number),
             last_sequence: Some(self.last_sequence),
             deleted_files: Vec::new(),
             new_files: self.current.files().map(|(l, f)| (l as u32, f.meta.clone())).collect(),
-        };
-        let mut buf = Vec::new();
-        snapshot.encode(&mut buf);
-        let mut writer = LogWriter::new(self.ctx.fs.create(&path)?);
-        writer.add_record(&buf)?;
-        writer.sync()?;
-        set_current(&self.ctx, number)?;
+        }
+    }
+
+    /// Starts a new manifest holding the full current state and points `CURRENT` at it.
+    /// The old manifest becomes garbage for the caller to delete.
+    pub(crate) fn write_new_manifest(&mut self) -> Result<()> {
+        let number = self.new_file_number();
+        let writer = write_manifest(self.ctx.fs.as_ref(), &self.ctx.dir, number, &self.snapshot_edit())?;
         self.manifest = Some(writer);
         self.manifest_number = number;
         Ok(())
     }
 }
 
-/// Atomically points `CURRENT` at manifest `number`.
-fn set_current(ctx: &TableContext, number: u64) -> Result<()> {
-    let tmp = ctx.dir.join("CURRENT.tmp");
-    if ctx.fs.exists(&tmp)? {
-        ctx.fs.remove(&tmp)?; // left by a crash between create and rename
+/// Writes manifest `number` in `dir` holding `edit`, fsyncs it and points `CURRENT` at it
+/// (write `CURRENT.tmp`, fsync, rename, fsync the directory). Returns the manifest's writer.
+pub(crate) fn write_manifest(
+    fs: &dyn crate::vfs::FileSystem,
+    dir: &Path,
+    number: u64,
+    edit: &VersionEdit,
+) -> Result<LogWriter> {
+    let mut buf = Vec::new();
+    edit.encode(&mut buf);
+    let mut writer = LogWriter::new(fs.create(&dir.join(manifest_name(number)))?);
+    writer.add_record(&buf)?;
+    writer.sync()?;
+    let tmp = dir.join("CURRENT.tmp");
+    if fs.exists(&tmp)? {
+        fs.remove(&tmp)?; // left by a crash between create and rename
     }
-    let mut f = ctx.fs.create(&tmp)?;
+    let mut f = fs.create(&tmp)?;
     f.append(encode_current(number).as_bytes())?;
     f.sync()?;
     drop(f);
-    ctx.fs.rename(&tmp, &ctx.dir.join(CURRENT))?;
-    ctx.fs.sync_dir(&ctx.dir)
+    fs.rename(&tmp, &dir.join(CURRENT))?;
+    fs.sync_dir(dir)?;
+    Ok(writer)
 }
 
 #[cfg(test)]

@@ -119,6 +119,16 @@ pub trait FileSystem: Send + Sync + Debug {
     fn file_size(&self, path: &Path) -> Result<u64> {
         Ok(self.open(path)?.len())
     }
+    /// Makes `to` (which must not exist) a durable copy of the complete, immutable file
+    /// `from`: a hard link where the file system allows one (no bytes copied, and the copy
+    /// outlives a removal of `from`), a copied and synced file otherwise. The caller syncs
+    /// `to`'s directory.
+    fn link_or_copy(&self, from: &Path, to: &Path) -> Result<()> {
+        let data = self.read_all(from)?;
+        let mut w = self.create(to)?;
+        w.append(&data)?;
+        w.sync()
+    }
     /// Atomically renames `from` to `to`, replacing `to` if present.
     fn rename(&self, from: &Path, to: &Path) -> Result<()>;
     /// Removes a file.

@@ -122,6 +122,23 @@ impl FileSystem for StdFs {
         Ok(fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.len())
     }
 
+    fn link_or_copy(&self, from: &Path, to: &Path) -> Result<()> {
+        if fs::hard_link(from, to).is_ok() {
+            return Ok(());
+        }
+        // Another file system (EXDEV) or one without links: copy, privately, and sync.
+        let mut src = File::open(from).map_err(|e| Error::io("open", from, e))?;
+        let mut dst = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(to)
+            .map_err(|e| Error::io("create", to, e))?;
+        dst.set_permissions(fs::Permissions::from_mode(FILE_MODE)).map_err(|e| Error::io("chmod", to, e))?;
+        std::io::copy(&mut src, &mut dst).map_err(|e| Error::io("copy", to, e))?;
+        dst.sync_data().map_err(|e| Error::io("fsync", to, e))
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         fs::rename(from, to).map_err(|e| Error::io("rename", from, e))
     }

@@ -3,6 +3,7 @@
 //! a key not found), 2 could not run (bad arguments, unreadable directory, ...).
 
 mod bench;
+mod checkpoint;
 mod dbdir;
 mod demo;
 mod dump;
@@ -75,6 +76,9 @@ enum Command {
     Verify(verify::Args),
     /// Concurrent stress, process-crash (--crash) and fault-injection (--faults) testing.
     Stress(stress::StressArgs),
+    /// A consistent, openable copy of the database at one sequence number (tables
+    /// hard-linked); prints the sequence number.
+    Checkpoint(checkpoint::Args),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Person(a) => record_cmds::person(&mut out, &a),
         Command::Record(a) => record_cmds::record(&mut out, &a),
         Command::Verify(a) => verify::run(&mut out, &a),
+        Command::Checkpoint(a) => checkpoint::run(&mut out, &a),
         Command::Stress(a) => stress::run(a).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
     };
     let result = result.and_then(|o| {

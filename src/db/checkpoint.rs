@@ -1,0 +1,96 @@
+//! [`Db::checkpoint`]: a consistent, openable copy of a live database at one sequence number,
+//! taken while writers, flushes and compactions run (RocksDB's `Checkpoint`).
+//!
+//! Protocol:
+//! 1. Under the log lock (writers wait for the moment this takes): if the active memtable
+//!    holds writes, rotate — its log is fsynced and frozen, and every log the checkpoint needs
+//!    is now complete. Read the last sequence number `S`; under the versions lock, pin the
+//!    current version (its tables are not deleted while the `Arc` is held) and take the
+//!    manifest's state, and while still holding it (a flush logs its edit under it before
+//!    deleting the logs the edit made obsolete) link (or copy) every log from the manifest's
+//!    log number up to, not including, the active one (which holds nothing yet). A link also
+//!    keeps a log a later flush deletes.
+//! 2. Without locks: link (or copy) every table of the pinned version, write a manifest
+//!    holding exactly that state as one edit, and `CURRENT` last; fsync the directory.
+//!
+//! Opening the checkpoint replays the copied logs on top of the tables: exactly the writes
+//! up to `S`. A crash during a checkpoint leaves the directory without `CURRENT` (written
+//! last), which does not open as a database; the source is never touched beyond the rotation.
+//!
+//! Invariants: the checkpoint's files are the source's immutable files (hard links where the
+//! file system allows, copies otherwise), plus a manifest and `CURRENT` of its own; its
+//! manifest's log number names a log present in it (an empty one if the source had no
+//! unflushed writes), so recovery's checks hold there as in the source.
+
+use std::path::Path;
+
+use super::{Db, DbInner};
+use crate::filename::{log_path, table_path};
+use crate::key::SeqNo;
+use crate::version::write_manifest;
+use crate::{Error, Result};
+
+impl Db {
+    /// Writes a consistent, openable copy of the database into `dir` (which must not exist,
+    /// or be empty) and returns the sequence number it holds every write up to. Tables and
+    /// complete logs are hard-linked when `dir` is on the same file system (copied otherwise),
+    /// so a checkpoint costs little disk until the source compacts. Works while writers and
+    /// compactions run; writers wait only while the active log is rotated and the logs are
+    /// linked. Open the copy with [`Db::open`] like any database.
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<SeqNo> {
+        self.inner().checkpoint(dir.as_ref())
+    }
+}
+
+impl DbInner {
+    pub(crate) fn checkpoint(&self, out: &Path) -> Result<SeqNo> {
+        self.check_writable()?;
+        self.health.check_not_failed()?;
+        let fs = self.ctx.fs.as_ref();
+        if fs.exists(out)? && !fs.list(out)?.is_empty() {
+            return Err(Error::InvalidArgument(format!("checkpoint directory {} is not empty", out.display())));
+        }
+        fs.create_dir_all(out)?;
+
+        // 1. Under the log lock: a complete set of logs, the sequence number, the version.
+        let (seq, version, mut edit, manifest_number) = {
+            let mut wal_guard = self.wal.lock();
+            let wal = wal_guard.as_mut().ok_or(Error::Closed)?;
+            self.health.check_not_failed()?;
+            if !self.super_version.read().mem.is_empty() {
+                self.wait_for_room()?;
+                self.rotate(wal)?;
+            }
+            let seq = wal.last_seq;
+            let active_log = self.super_version.read().mem.wal_number();
+            // Held while the logs are linked: a flush logs its edit under this lock before it
+            // deletes the logs the edit made obsolete, so none of these can vanish meanwhile.
+            let mut versions = self.versions.lock();
+            let version = versions.current();
+            let edit = versions.snapshot_edit();
+            let manifest_number = versions.new_file_number();
+            let log_number = versions.log_number;
+            for n in log_number..active_log {
+                let from = log_path(&self.dir, n);
+                if fs.exists(&from)? {
+                    fs.link_or_copy(&from, &log_path(out, n))?;
+                }
+            }
+            drop(versions);
+            if log_number == active_log {
+                // No unflushed writes: the named log is the active, empty one.
+                fs.create(&log_path(out, log_number))?.sync()?;
+            }
+            (seq, version, edit, manifest_number)
+        };
+
+        // 2. The pinned tables, then the manifest and `CURRENT` (last).
+        for (_, f) in version.files() {
+            fs.link_or_copy(&table_path(&self.dir, f.meta.number), &table_path(out, f.meta.number))?;
+        }
+        edit.next_file_number = Some(manifest_number + 1);
+        fs.sync_dir(out)?;
+        write_manifest(fs, out, manifest_number, &edit)?;
+        Ok(seq)
+    }
+}
