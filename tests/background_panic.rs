@@ -109,3 +109,34 @@ fn panic_in_flush_fails_writers_and_close_instead_of_hanging() {
 fn panic_in_compaction_fails_writers_and_close_instead_of_hanging() {
     within_a_minute(|| run("kho-compact"));
 }
+
+/// Found by review: after a background failure the log is still sound, so `close()` must
+/// still fsync it — otherwise a power loss after a completed `close()` drops writes that were
+/// acknowledged (without `sync`) before it.
+#[test]
+fn close_after_a_background_failure_still_syncs_the_log() {
+    use common::small_options;
+    use kho::vfs::CrashMode;
+    let fs = Arc::new(HookFs::default());
+    *fs.before_create.lock().unwrap() = Some(Arc::new(|path: &Path| {
+        if path.extension().is_some_and(|e| e == "sst") && std::thread::current().name() == Some("kho-flush") {
+            panic!("injected: the background flush fails");
+        }
+    }));
+    let db = Db::open(db_dir(), small_options(fs.clone() as SharedFs)).unwrap();
+    let mut acked = Vec::new();
+    for i in 0..200u32 {
+        let k = format!("key{i:05}");
+        match db.put(&k, vec![b'v'; 100]) {
+            Ok(()) => acked.push(k),
+            Err(_) => break,
+        }
+    }
+    assert!(db.close().is_err(), "close reports the failure");
+    *fs.before_create.lock().unwrap() = None;
+    fs.inner.crash(CrashMode::DropUnsynced); // a power loss after close() returned
+    let db = Db::open(db_dir(), small_options(fs.clone() as SharedFs)).unwrap();
+    let got = contents(&db);
+    let lost = acked.iter().filter(|k| !got.contains_key(k.as_bytes())).count();
+    assert_eq!(lost, 0, "{lost} of {} acknowledged writes gone", acked.len());
+}

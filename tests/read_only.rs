@@ -84,11 +84,12 @@ fn read_only_opens_racing_flushes_see_every_acknowledged_write() {
                 writer.put(format!("key{i:08}"), [b'v'; 200]).unwrap();
                 i += 1;
                 acked.store(i, Ordering::SeqCst);
-                if i.is_multiple_of(64) {
-                    writer.flush().unwrap(); // a flush deletes the log it moved into a table
-                                             // Leave readers a window: a writer flushing back to back could keep every
-                                             // read-only open retrying (they give up with `Busy` after 32 tries).
-                    std::thread::sleep(std::time::Duration::from_millis(2));
+                if i.is_multiple_of(256) {
+                    // A flush deletes the log it moved into a table. Leave readers a window: a
+                    // writer flushing back to back (on a loaded machine, every few read-only
+                    // opens) could keep every open retrying; they give up with `Busy` after 32.
+                    writer.flush().unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(5));
                 }
             }
         })

@@ -231,6 +231,24 @@ impl CommitQueue {
     }
 }
 
+impl CommitQueue {
+    /// A writer that stops waiting for its turn (its leader's commit panicked, and the panic
+    /// goes on in its thread): withdraws its batch if it is still queued — a leader's own
+    /// batch may not have fit in the group it led — drops a result delivered to it, and hands
+    /// the lead to the writer now at the front. Without it, the front could be the abandoned
+    /// batch, and every writer queued behind it would sleep forever.
+    pub(crate) fn abandon(&self, ticket: &Ticket) {
+        let mut st = self.state.lock();
+        st.pending.retain(|p| p.ticket != ticket.id);
+        st.done.remove(&ticket.id);
+        if !st.leader_active {
+            if let Some(next) = st.pending.front() {
+                next.waker.notify_one();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +310,75 @@ mod tests {
             assert!(g.members.len() == 1 || bytes <= MAX_GROUP_BYTES, "{} members, {bytes} bytes", g.members.len());
             Ok(())
         });
+    }
+
+    /// Found by review: a leader whose own batch did not fit in the group it led panics while
+    /// committing. Its batch is then the front of the queue, and a writer queued behind it
+    /// must still be woken to lead (`abandon`). The interleaving (J takes the lead between
+    /// A's `finish` and the woken B getting the lock) is raced for, up to 200 times.
+    #[test]
+    fn a_panicking_leader_whose_batch_was_left_out_does_not_strand_the_writers_behind_it() {
+        use std::sync::mpsc;
+        fn commit_all(q: &CommitQueue, t: Ticket, mut turn: Turn) -> Result<()> {
+            loop {
+                match turn {
+                    Turn::Committed(r) => return r,
+                    Turn::Lead => {
+                        let g = q.lead(&t);
+                        q.finish(g, &Ok(()), None);
+                        turn = q.next_turn(&t);
+                    }
+                }
+            }
+        }
+        for _attempt in 0..200 {
+            let q = Arc::new(CommitQueue::default());
+            let (ta, turn) = q.join(batch(200 << 10), false);
+            assert!(matches!(turn, Turn::Lead));
+            let qb = Arc::clone(&q);
+            let b = std::thread::spawn(move || {
+                let (t, turn) = qb.join(batch(900 << 10), false);
+                commit_all(&qb, t, turn)
+            });
+            while q.state.lock().pending.len() < 2 {
+                std::thread::yield_now();
+            }
+            let g = q.lead(&ta);
+            q.finish(g, &Ok(()), None);
+            assert!(matches!(q.next_turn(&ta), Turn::Committed(Ok(()))));
+            // J joins before B wakes: J leads, and B (front, 900 KiB) leaves no room for J.
+            let (tj, turn) = q.join(batch(900 << 10), false);
+            if !matches!(turn, Turn::Lead) {
+                let _ = commit_all(&q, tj, turn);
+                let _ = b.join();
+                continue;
+            }
+            let g = q.lead(&tj);
+            if g.members.iter().any(|p| p.ticket == tj.id) {
+                q.finish(g, &Ok(()), None);
+                let _ = commit_all(&q, tj, Turn::Lead);
+                let _ = b.join();
+                continue; // not the interleaving sought
+            }
+            // K queues behind J while J "commits"; then J's commit panics.
+            let qk = Arc::clone(&q);
+            let (done_tx, done_rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let (t, turn) = qk.join(batch(1), false);
+                let _ = done_tx.send(commit_all(&qk, t, turn));
+            });
+            while q.state.lock().pending.len() < 2 {
+                std::thread::yield_now();
+            }
+            q.finish(g, &Err(Error::Poisoned), None);
+            q.abandon(&tj);
+            assert!(b.join().unwrap().is_err(), "B was in the failed group");
+            let k = done_rx.recv_timeout(Duration::from_secs(10)).expect("K was stranded behind the abandoned batch");
+            assert!(k.is_ok());
+            assert!(q.state.lock().pending.is_empty());
+            return;
+        }
+        panic!("the interleaving was never reached in 200 attempts");
     }
 
     #[test]

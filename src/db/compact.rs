@@ -106,6 +106,7 @@ impl DbInner {
         let deepest =
             (1..version.levels.len()).rev().find(|&l| !files_in_range(&version, l, lo, hi).is_empty()).unwrap_or(1);
         for level in 0..deepest {
+            self.check_open()?; // `close` waits for the step in progress, then this stops
             let version = self.versions.lock().current();
             // All of level 0: its files overlap each other, and moving only some of them
             // below older level-0 files would let the older ones shadow newer data.

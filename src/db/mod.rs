@@ -72,6 +72,10 @@ struct WalState {
     writer: LogWriter,
     /// The last sequence number handed out.
     last_seq: SeqNo,
+    /// An append to or fsync of this log failed: what reached the disk is unknown, and a
+    /// later fsync would prove nothing, so `close` does not try one. (Other failures — a
+    /// background flush, a panic — leave the log sound, and `close` still syncs it.)
+    failed: bool,
 }
 
 /// Coordination with the background flush and compaction threads (their failures go to

@@ -101,7 +101,7 @@ impl Db {
         versions.write_new_manifest()?; // fsyncs the directory: the new log's entry too
         delete_obsolete_files(&ctx, &opts, &versions, quarantine_from, &mut report)?;
 
-        let wal = WalState { writer: LogWriter::new(wal_file), last_seq };
+        let wal = WalState { writer: LogWriter::new(wal_file), last_seq, failed: false };
         let mem = Memtable::new(wal_number, &opts);
         let inner = DbInner::new(opts, ctx, Some(lock), versions, mem, Some(wal), report);
         // From here on the handle owns the threads: dropping it on an error below stops them.
@@ -238,7 +238,9 @@ impl DbInner {
             return Ok(());
         }
         let synced = match self.wal.lock().take() {
-            Some(mut wal) if !self.health.is_failed() => wal.writer.sync(),
+            // After a background failure the log is sound: acknowledged writes must still
+            // become durable. Only a failed log write or fsync makes a sync pointless.
+            Some(mut wal) if !wal.failed => wal.writer.sync(),
             _ => Ok(()),
         };
         {
@@ -252,6 +254,10 @@ impl DbInner {
                 let _ = t.join();
             }
         }
+        // A `compact_range` on another thread finishes its current step and then sees the
+        // database closed: it must not log an edit or delete a table after the lock is
+        // released and another `Db` may have opened the directory.
+        drop(self.compaction_lock.lock());
         self.lock.lock().take();
         // A failure is reported here too: writes since it may not be durable, and a failed
         // flush may have been holding some.

@@ -76,6 +76,8 @@ impl DbInner {
                             let e = Error::Internal("a commit group panicked".into());
                             self.fail(&e);
                             self.commit.finish(group, &Err(Error::Poisoned), synced_in);
+                            // This writer stops waiting: its own batch may still be queued.
+                            self.commit.abandon(&ticket);
                             std::panic::resume_unwind(panic);
                         }
                     }
@@ -112,6 +114,7 @@ impl DbInner {
             }
         });
         if let Err(e) = logged {
+            wal.failed = true;
             self.fail(&e);
             return Err(e);
         }
@@ -197,6 +200,7 @@ impl DbInner {
     /// fsynced first, so only the newest log can ever have a torn tail.
     pub(super) fn rotate(&self, wal: &mut WalState) -> Result<()> {
         if let Err(e) = wal.writer.sync() {
+            wal.failed = true;
             self.fail(&e);
             return Err(e);
         }
