@@ -72,7 +72,9 @@ fn read_only_opens_racing_flushes_see_every_acknowledged_write() {
     use std::sync::Arc;
 
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options { write_buffer_size: 8 << 10, ..Options::default() };
+    // Flushes come from the writer (every 256 puts), not from a tiny write buffer: a writer
+    // flushing every millisecond can starve read-only opens (they retry, then give up with `Busy`).
+    let opts = Options { write_buffer_size: 1 << 20, ..Options::default() };
     let writer = Db::open(dir.path(), opts.clone()).unwrap();
     let acked = Arc::new(AtomicU32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -80,7 +82,9 @@ fn read_only_opens_racing_flushes_see_every_acknowledged_write() {
         let (writer, acked, stop) = (writer.clone(), acked.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut i = 0u32;
-            while !stop.load(Ordering::SeqCst) {
+            // Bounded: as the database grows, a read-only open (which opens every table) takes
+            // longer, and a writer flushing every few milliseconds would starve it.
+            while !stop.load(Ordering::SeqCst) && i < 20_000 {
                 writer.put(format!("key{i:08}"), [b'v'; 200]).unwrap();
                 i += 1;
                 acked.store(i, Ordering::SeqCst);

@@ -137,9 +137,10 @@ impl Db {
             }
             attempt += 1;
             if attempt >= READ_ONLY_OPEN_ATTEMPTS {
+                let last = result.err().map_or_else(String::new, |e| e.to_string());
                 return Err(Error::Busy {
                     path: dir.to_owned(),
-                    reason: format!("the database changed during each of {attempt} read-only opens"),
+                    reason: format!("the database changed during each of {attempt} read-only opens (last: {last})"),
                 });
             }
             std::thread::sleep(std::time::Duration::from_millis(u64::from(attempt)));
