@@ -84,9 +84,8 @@ pub(super) fn check_live_tables(ctx: &TableContext, version: &Version) -> Result
         let size = match ctx.fs.file_size(&path) {
             Ok(size) => size,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::corruption(
+                return Err(Error::corruption_unknown_offset(
                     &path,
-                    0,
                     format!("live table of level {level} is missing (the manifest lists it)"),
                 ));
             }
