@@ -73,6 +73,18 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
 
+    /// The database (or a file of it) is encrypted and was opened without a key
+    /// ([`crate::Options::encryption`]).
+    #[error("database is encrypted: a key is needed to read {}", path.display())]
+    KeyNeeded {
+        /// The database directory or the encrypted file.
+        path: PathBuf,
+    },
+
+    /// The master key given does not open the database's key registry.
+    #[error("wrong key: {0}")]
+    WrongKey(String),
+
     /// A bug in kho: an internal contract was broken (or a background job panicked). The
     /// database is poisoned; reopen it. Never caused by the bytes on disk.
     #[error("internal error (a bug in kho): {0}")]
@@ -118,6 +130,8 @@ impl Error {
             Error::ReadOnly => Error::ReadOnly,
             Error::NotFound(m) => Error::NotFound(m.clone()),
             Error::Internal(m) => Error::Internal(m.clone()),
+            Error::KeyNeeded { path } => Error::KeyNeeded { path: path.clone() },
+            Error::WrongKey(m) => Error::WrongKey(m.clone()),
         }
     }
 

@@ -6,9 +6,12 @@
 //! MANIFEST-NNNNNN   manifest log of version edits
 //! CURRENT           names the live manifest: "MANIFEST-NNNNNN\n" then "crc32 XXXXXXXX\n"
 //! LOCK              advisory lock held by the one writer process
+//! KEYS-NNNNNN       key registry of an encrypted database (its own counter)
+//! KEYRING           names the live key registry, in `CURRENT`'s format
 //! *.tmp             a file being written for an atomic rename; garbage after a crash
 //! ```
-//! All file numbers come from one counter, so a number names exactly one file.
+//! All file numbers but the key registries' come from one counter, so a number names exactly
+//! one log, table or manifest.
 
 use std::path::{Path, PathBuf};
 
@@ -30,12 +33,23 @@ pub enum FileKind {
     Lock,
     /// A temporary file.
     Temp,
+    /// A key registry with its number.
+    Keys(u64),
+    /// The `KEYRING` pointer.
+    Keyring,
 }
 
 /// Name of the lock file.
 pub const LOCK: &str = "LOCK";
 /// Name of the pointer to the live manifest.
 pub const CURRENT: &str = "CURRENT";
+/// Name of the pointer to the live key registry.
+pub const KEYRING: &str = "KEYRING";
+
+/// Name of key registry `n`.
+pub fn keys_name(n: u64) -> String {
+    format!("KEYS-{n:06}")
+}
 
 /// Path of log `n` in `dir`.
 pub fn log_path(dir: &Path, n: u64) -> PathBuf {
@@ -59,10 +73,14 @@ pub fn parse_file_name(name: &str) -> Option<FileKind> {
         Some(FileKind::Current)
     } else if name == LOCK {
         Some(FileKind::Lock)
+    } else if name == KEYRING {
+        Some(FileKind::Keyring)
     } else if name.ends_with(".tmp") {
         Some(FileKind::Temp)
     } else if let Some(n) = name.strip_prefix("MANIFEST-") {
         num(n).map(FileKind::Manifest)
+    } else if let Some(n) = name.strip_prefix("KEYS-") {
+        num(n).map(FileKind::Keys)
     } else if let Some(n) = name.strip_suffix(".log") {
         num(n).map(FileKind::Log)
     } else if let Some(n) = name.strip_suffix(".sst") {
@@ -74,24 +92,35 @@ pub fn parse_file_name(name: &str) -> Option<FileKind> {
 
 /// The content of `CURRENT` pointing at manifest `n`.
 pub(crate) fn encode_current(n: u64) -> String {
-    let line = format!("{}\n", manifest_name(n));
+    encode_pointer(&manifest_name(n))
+}
+
+/// The content of a pointer file (`CURRENT`, `KEYRING`) naming file `name`:
+/// `name\n` then `crc32 XXXXXXXX\n` over the first line.
+pub(crate) fn encode_pointer(name: &str) -> String {
+    let line = format!("{name}\n");
     let crc = crc32(line.as_bytes());
     format!("{line}crc32 {crc:08x}\n")
 }
 
-/// Parses `CURRENT`; returns the manifest number it names.
-pub fn decode_current(path: &Path, data: &[u8]) -> Result<u64> {
+/// Parses a pointer file at `path`; returns the kind of the file it names.
+pub(crate) fn decode_pointer(path: &Path, data: &[u8]) -> Result<FileKind> {
     let bad = |offset: u64, what: &str| Error::corruption(path, offset, what);
-    let text = std::str::from_utf8(data).map_err(|e| bad(e.valid_up_to() as u64, "CURRENT is not UTF-8"))?;
-    let nl = text.find('\n').ok_or_else(|| bad(0, "CURRENT has no newline"))?;
+    let text = std::str::from_utf8(data).map_err(|e| bad(e.valid_up_to() as u64, "pointer file is not UTF-8"))?;
+    let nl = text.find('\n').ok_or_else(|| bad(0, "pointer file has no newline"))?;
     let (line, rest) = text.split_at(nl + 1);
     let expected = format!("crc32 {:08x}\n", crc32(line.as_bytes()));
     if rest != expected {
-        return Err(bad(line.len() as u64, "CURRENT checksum line missing or wrong"));
+        return Err(bad(line.len() as u64, "pointer file checksum line missing or wrong"));
     }
-    match parse_file_name(line.trim_end_matches('\n')) {
-        Some(FileKind::Manifest(n)) => Ok(n),
-        _ => Err(bad(0, "CURRENT does not name a manifest")),
+    parse_file_name(line.trim_end_matches('\n')).ok_or_else(|| bad(0, "pointer file names no file kho owns"))
+}
+
+/// Parses `CURRENT`; returns the manifest number it names.
+pub fn decode_current(path: &Path, data: &[u8]) -> Result<u64> {
+    match decode_pointer(path, data)? {
+        FileKind::Manifest(n) => Ok(n),
+        _ => Err(Error::corruption(path, 0, "CURRENT does not name a manifest")),
     }
 }
 

@@ -30,14 +30,15 @@ pub mod version {
 pub mod sst {
     pub use crate::sst::{
         BlockInfo, BlockKind, FilterInfo, FooterInfo, IndexEntryInfo, SstIter, SstOptions, SstReader, SstWriter,
-        TableProperties, Transform, VerifyReport, FORMAT_VERSION, TABLE_MAGIC,
+        TableProperties, Transform, VerifyReport, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION, TABLE_MAGIC,
     };
 }
 
 /// The names of a database's files.
 pub mod filename {
     pub use crate::filename::{
-        decode_current, log_path, manifest_name, parse_file_name, table_path, FileKind, CURRENT, LOCK,
+        decode_current, keys_name, log_path, manifest_name, parse_file_name, table_path, FileKind, CURRENT, KEYRING,
+        LOCK,
     };
 }
 

@@ -50,6 +50,7 @@
 
 pub(crate) mod batch;
 mod compaction;
+pub mod crypt;
 mod db;
 mod error;
 mod events;
@@ -80,7 +81,7 @@ pub mod internals {
 }
 
 pub use batch::WriteBatch;
-pub use db::{Db, DbStats, LevelStats, RecoveryReport, Snapshot};
+pub use db::{Db, DbStats, LevelStats, RecoveryReport, ReencryptReport, Snapshot};
 pub use error::{Error, Result};
 pub use events::EventListener;
 pub use iter::DbIterator;

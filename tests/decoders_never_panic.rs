@@ -237,7 +237,7 @@ proptest! {
         drop(f);
         for mode in [RecoveryMode::TolerateCorruptedTail, RecoveryMode::AbsoluteConsistency] {
             // Whatever decodes also goes through the checks recovery applies.
-            if let Ok(m) = read_manifest(&fs, path, mode) {
+            if let Ok(m) = read_manifest(&fs, path, mode, None) {
                 let mut builder = VersionBuilder::new(MAX_LEVELS as usize);
                 for (offset, edit) in &m.edits {
                     let _ = builder.apply(edit, Some(*offset));

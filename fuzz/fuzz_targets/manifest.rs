@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(mut f) = fs.create(path) {
             let _ = f.append(bytes);
             drop(f);
-            if let Ok(m) = read_manifest(&fs, path, kho::RecoveryMode::TolerateCorruptedTail) {
+            if let Ok(m) = read_manifest(&fs, path, kho::RecoveryMode::TolerateCorruptedTail, None) {
                 let mut builder = VersionBuilder::new(MAX_LEVELS as usize);
                 for (offset, edit) in &m.edits {
                     let _ = builder.apply(edit, Some(*offset));

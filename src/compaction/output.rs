@@ -28,7 +28,11 @@ impl TableOutput {
     /// Creates table `number` in the database directory.
     pub(crate) fn create(ctx: &TableContext, number: u64, opts: &SstOptions) -> Result<Self> {
         let path = table_path(&ctx.dir, number);
-        let writer = SstWriter::new(ctx.fs.create(&path)?, path.clone(), opts);
+        let mut writer = SstWriter::new(ctx.fs.create(&path)?, path.clone(), opts);
+        if let Some(keys) = &ctx.keys {
+            let (header, cipher) = keys.new_file(crate::crypt::FileRole::Table, number)?;
+            writer = writer.with_encryption(header.key_id, header.salt, cipher);
+        }
         Ok(TableOutput {
             number,
             path,
@@ -105,7 +109,7 @@ mod tests {
     #[test]
     fn keys_breaking_the_contract_are_internal_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = TableContext { fs: crate::vfs::StdFs::shared(), dir: dir.path().into(), cache: None };
+        let ctx = TableContext { fs: crate::vfs::StdFs::shared(), dir: dir.path().into(), cache: None, keys: None };
         let mut out = TableOutput::create(&ctx, 5, &SstOptions::default()).unwrap();
         out.add(&internal_key(b"b", 1, ValueKind::Put), b"v").unwrap();
         for (key, what) in [

@@ -53,7 +53,7 @@ impl DbInner {
         fs.create_dir_all(out)?;
 
         // 1. Under the log lock: a complete set of logs, the sequence number, the version.
-        let (seq, version, mut edit, manifest_number) = {
+        let (seq, version, mut edit, manifest_number, key_snapshot) = {
             let mut wal_guard = self.wal.lock();
             let wal = wal_guard.as_mut().ok_or(Error::Closed)?;
             self.health.check_not_failed()?;
@@ -68,6 +68,8 @@ impl DbInner {
             let mut versions = self.versions.lock();
             let version = versions.current();
             let edit = versions.snapshot_edit();
+            // Every key the pinned tables and the linked logs can be under.
+            let key_snapshot = self.ctx.keys.as_ref().map(|k| k.snapshot());
             let manifest_number = versions.new_file_number();
             let log_number = versions.log_number;
             for n in log_number..active_log {
@@ -79,9 +81,10 @@ impl DbInner {
             drop(versions);
             if log_number == active_log {
                 // No unflushed writes: the named log is the active, empty one.
-                fs.create(&log_path(out, log_number))?.sync()?;
+                let keys = self.ctx.keys.as_deref();
+                crate::wal::new_log_writer(fs.create(&log_path(out, log_number))?, log_number, keys)?.sync()?;
             }
-            (seq, version, edit, manifest_number)
+            (seq, version, edit, manifest_number, key_snapshot)
         };
 
         // 2. The pinned tables, then the manifest and `CURRENT` (last).
@@ -89,8 +92,11 @@ impl DbInner {
             fs.link_or_copy(&table_path(&self.dir, f.meta.number), &table_path(out, f.meta.number))?;
         }
         edit.next_file_number = Some(manifest_number + 1);
+        if let (Some(keys), Some(snapshot)) = (&self.ctx.keys, &key_snapshot) {
+            keys.write_snapshot(fs, out, snapshot)?;
+        }
         fs.sync_dir(out)?;
-        write_manifest(fs, out, manifest_number, &edit)?;
+        write_manifest(fs, out, manifest_number, &edit, self.ctx.keys.as_deref())?;
         Ok(seq)
     }
 }

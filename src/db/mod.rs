@@ -14,6 +14,7 @@
 mod checkpoint;
 mod commit_queue;
 mod compact;
+mod encryption;
 mod flush;
 mod health;
 mod open;
@@ -40,6 +41,7 @@ use crate::wal::LogWriter;
 use crate::{Error, Result};
 
 use commit_queue::CommitQueue;
+pub use encryption::ReencryptReport;
 use health::Health;
 pub use recovery::RecoveryReport;
 pub use snapshot::Snapshot;

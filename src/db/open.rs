@@ -22,12 +22,13 @@ use super::flush::{sst_options, write_table};
 use super::health::Health;
 use super::recovery::{check_live_tables, delete_obsolete_files, replay_logs, RecoveryReport};
 use super::{BgState, Db, DbHandle, DbInner, SuperVersion, WalState};
+use crate::crypt::Keyring;
 use crate::filename::{log_path, parse_file_name, FileKind, LOCK};
 use crate::memtable::{Memtable, MemtableIter};
 use crate::options::Options;
 use crate::sst::BlockCache;
 use crate::version::{TableContext, VersionEdit, VersionSet};
-use crate::wal::LogWriter;
+use crate::wal::new_log_writer;
 use crate::{Error, Result};
 
 impl Db {
@@ -45,8 +46,9 @@ impl Db {
             return Err(Error::NotFound(format!("database directory {} does not exist", dir.display())));
         }
         let lock = fs.lock(&dir.join(LOCK))?;
+        let keys = open_keyring(&opts, &dir, true)?;
         let cache = (opts.block_cache_capacity > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
-        let ctx = TableContext { fs: fs.clone(), dir: dir.clone(), cache };
+        let ctx = TableContext { fs: fs.clone(), dir: dir.clone(), cache, keys: keys.clone() };
 
         let mut versions = match VersionSet::recover(ctx.clone(), opts.num_levels, opts.recovery_mode)? {
             Some(_) if opts.error_if_exists => {
@@ -101,7 +103,7 @@ impl Db {
         versions.write_new_manifest()?; // fsyncs the directory: the new log's entry too
         delete_obsolete_files(&ctx, &opts, &versions, quarantine_from, &mut report)?;
 
-        let wal = WalState { writer: LogWriter::new(wal_file), last_seq, failed: false };
+        let wal = WalState { writer: new_log_writer(wal_file, wal_number, keys.as_deref())?, last_seq, failed: false };
         let mem = Memtable::new(wal_number, &opts);
         let inner = DbInner::new(opts, ctx, Some(lock), versions, mem, Some(wal), report);
         // From here on the handle owns the threads: dropping it on an error below stops them.
@@ -148,8 +150,9 @@ impl Db {
     }
 
     fn try_open_read_only(dir: &Path, opts: &Options) -> Result<Db> {
+        let keys = open_keyring(opts, dir, false)?;
         let cache = (opts.block_cache_capacity > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
-        let ctx = TableContext { fs: opts.fs.clone(), dir: dir.to_path_buf(), cache };
+        let ctx = TableContext { fs: opts.fs.clone(), dir: dir.to_path_buf(), cache, keys };
         let mut versions = VersionSet::recover(ctx.clone(), opts.num_levels, opts.recovery_mode)?
             .ok_or_else(|| Error::NotFound(format!("no database in {}", dir.display())))?;
         let mut report = RecoveryReport::default();
@@ -164,6 +167,65 @@ impl Db {
         let inner = DbInner::new(opts.clone(), ctx, None, versions, mem, None, report);
         Ok(Db { handle: Arc::new(DbHandle { inner }) })
     }
+}
+
+/// The keyring of the database in `dir`: `None` for a plaintext database opened without
+/// encryption. An encrypted database (it has a key registry) opened without encryption is
+/// [`Error::KeyNeeded`]. A writable open with encryption of a database without a registry
+/// creates one (a new database, or a plaintext one being converted: its files numbered
+/// below the next file number stay readable as plaintext); a read-only open never writes
+/// and reads a plaintext database as it is.
+fn open_keyring(opts: &Options, dir: &Path, writable: bool) -> Result<Option<Arc<Keyring>>> {
+    let fs = &opts.fs;
+    let has_registry = Keyring::exists(fs.as_ref(), dir)?;
+    let Some(enc) = &opts.encryption else {
+        return match has_registry {
+            true => Err(Error::KeyNeeded { path: dir.to_owned() }),
+            false => Ok(None),
+        };
+    };
+    if has_registry {
+        let ring = Keyring::load(fs.clone(), dir, enc.provider.clone())?;
+        if writable {
+            ring.remove_stale()?;
+        }
+        return Ok(Some(Arc::new(ring)));
+    }
+    if !writable {
+        return Ok(None);
+    }
+    let has_database = fs.exists(&dir.join(crate::filename::CURRENT))?;
+    if !has_database && !opts.create_if_missing {
+        return Ok(None); // the open fails as "no database" without writing anything
+    }
+    let mut encrypted_from = 1;
+    for name in fs.list(dir)? {
+        if let Some(FileKind::Log(n) | FileKind::Table(n) | FileKind::Manifest(n)) = parse_file_name(&name) {
+            if has_database && n + 1 > encrypted_from && is_encrypted_log(fs.as_ref(), &dir.join(&name))? {
+                // Logs and manifests of an encrypted database, but no registry to open them.
+                return Err(Error::corruption(
+                    dir.join(crate::filename::KEYRING),
+                    0,
+                    format!("the key registry is missing, but {name} is encrypted"),
+                ));
+            }
+            encrypted_from = encrypted_from.max(n + 1);
+        }
+    }
+    Ok(Some(Arc::new(Keyring::create(fs.clone(), dir, enc.provider.clone(), encrypted_from)?)))
+}
+
+/// True if the file at `path` is a log or manifest that starts with a segment header.
+fn is_encrypted_log(fs: &dyn crate::vfs::FileSystem, path: &Path) -> Result<bool> {
+    if !matches!(
+        path.file_name().and_then(|n| n.to_str()).and_then(parse_file_name),
+        Some(FileKind::Log(_) | FileKind::Manifest(_))
+    ) {
+        return Ok(false);
+    }
+    let data = fs.read_all(path)?;
+    Ok(crate::wal::format::decode_header(&data)
+        .is_some_and(|h| h.transform == crate::wal::format::TRANSFORM_SEGMENT_HEADER))
 }
 
 /// How often a read-only open is tried against a database that keeps changing under it.

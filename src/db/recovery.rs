@@ -27,7 +27,7 @@ use crate::filename::{log_path, parse_file_name, table_path, FileKind};
 use crate::memtable::Memtable;
 use crate::options::{Options, RecoveryMode};
 use crate::version::{TableContext, Version, VersionSet};
-use crate::wal::{read_settled, DroppedTail, LogReader};
+use crate::wal::{open_log_reader, read_settled, DroppedTail};
 use crate::{Error, Result};
 
 /// Subdirectory that receives quarantined files.
@@ -137,7 +137,7 @@ pub(super) fn replay_logs(
     for (i, &number) in logs.iter().enumerate() {
         versions.next_file_number = versions.next_file_number.max(number + 1);
         let path = log_path(&ctx.dir, number);
-        let mut reader = LogReader::new(read_settled(ctx.fs.as_ref(), &path)?, &path);
+        let mut reader = open_log_reader(read_settled(ctx.fs.as_ref(), &path)?, &path, ctx.keys.as_ref());
         while let Some(rec) = reader.next_record()? {
             let payload_at = rec.offset + crate::wal::format::HEADER_LEN as u64;
             let batch = DecodedBatch::parse(&rec.payload).map_err(|w| Error::corruption(&path, payload_at, w))?;

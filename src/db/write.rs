@@ -24,7 +24,7 @@ use super::{Db, DbInner, SuperVersion, WalState};
 use crate::batch::WriteBatch;
 use crate::filename::log_path;
 use crate::options::WriteOptions;
-use crate::wal::LogWriter;
+use crate::wal::new_log_writer;
 use crate::{Error, Result};
 
 impl Db {
@@ -206,15 +206,19 @@ impl DbInner {
         }
         let number = self.versions.lock().new_file_number();
         let path = log_path(&self.dir, number);
-        let file = self.ctx.fs.create(&path).and_then(|f| self.ctx.fs.sync_dir(&self.dir).map(|()| f));
-        let file = match file {
-            Ok(f) => f,
+        let writer = self
+            .ctx
+            .fs
+            .create(&path)
+            .and_then(|f| new_log_writer(f, number, self.ctx.keys.as_deref()))
+            .and_then(|w| self.ctx.fs.sync_dir(&self.dir).map(|()| w));
+        wal.writer = match writer {
+            Ok(w) => w,
             Err(e) => {
                 self.fail(&e);
                 return Err(e);
             }
         };
-        wal.writer = LogWriter::new(file);
         {
             let mut sv = self.super_version.write();
             let mut imm = Vec::with_capacity(sv.imm.len() + 1);

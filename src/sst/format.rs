@@ -13,9 +13,23 @@ pub const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"kho:sst\0");
 /// probe of a key in one 64-byte block).
 pub const FORMAT_VERSION: u32 = 2;
 
-/// Fixed size of the footer: three block handles of two `u64` each, `version: u32`,
+/// The table format version of an encrypted table (`footer.version`): the footer grows an
+/// encryption section and every block is sealed (see `docs/encryption.md`). Plaintext tables
+/// stay at [`FORMAT_VERSION`], so a database without encryption keeps today's format.
+pub const ENCRYPTED_FORMAT_VERSION: u32 = 3;
+
+/// Fixed size of a version-2 footer: three block handles of two `u64` each, `version: u32`,
 /// `footer_crc32: u32`, `magic: u64`.
 pub(crate) const FOOTER_LEN: usize = 3 * 16 + 4 + 4 + 8;
+
+/// Fixed size of a version-3 (encrypted) footer: the three handles, `scheme: u8`,
+/// `key_id: u32`, `salt: 16 bytes`, 11 zero bytes, then `version`, `footer_crc32`, `magic`
+/// as in version 2.
+pub(crate) const ENCRYPTED_FOOTER_LEN: usize = 3 * 16 + 1 + 4 + 16 + 11 + 4 + 4 + 8;
+
+/// Associated data of every sealed table block (its position and kind are in the nonce, its
+/// file in the subkey).
+pub(crate) const BLOCK_AAD: &[u8] = b"kho sst block v3";
 
 /// Bytes following every block's payload: `transform: u8 | crc32: u32 LE`.
 pub(crate) const BLOCK_TRAILER_LEN: usize = 5;
@@ -47,9 +61,8 @@ pub(crate) const MIN_BLOOM_BITS: usize = 512;
 
 /// How a block's payload is stored (the `transform` byte of the block trailer).
 ///
-/// The byte is the hook for later per-block transforms: encryption at rest will add values
-/// here (for example "zstd then AEAD"), so a reader that meets an unknown value reports
-/// corruption rather than misreading the block.
+/// A reader that meets an unknown value reports corruption rather than misreading the
+/// block. Values are never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 #[non_exhaustive]
@@ -58,6 +71,10 @@ pub enum Transform {
     Raw = 0,
     /// `payload = varint(raw_len) ++ zstd frame`.
     Zstd = 1,
+    /// `payload = AES-256-GCM(varint(raw_len) ++ zstd frame) ++ tag` (encrypted tables).
+    ZstdSealed = 2,
+    /// `payload = AES-256-GCM(raw block) ++ tag` (encrypted tables).
+    RawSealed = 3,
 }
 
 impl Transform {
@@ -66,7 +83,22 @@ impl Transform {
         match b {
             0 => Some(Transform::Raw),
             1 => Some(Transform::Zstd),
+            2 => Some(Transform::ZstdSealed),
+            3 => Some(Transform::RawSealed),
             _ => None,
+        }
+    }
+
+    /// True for the encrypted transforms.
+    pub fn is_sealed(self) -> bool {
+        matches!(self, Transform::ZstdSealed | Transform::RawSealed)
+    }
+
+    /// The sealed form of a plaintext transform.
+    pub(crate) fn sealed(self) -> Transform {
+        match self {
+            Transform::Raw | Transform::RawSealed => Transform::RawSealed,
+            Transform::Zstd | Transform::ZstdSealed => Transform::ZstdSealed,
         }
     }
 }
@@ -92,6 +124,9 @@ mod tests {
         assert_eq!(&TABLE_MAGIC.to_le_bytes(), b"kho:sst\0");
         assert_eq!(Transform::from_u8(0), Some(Transform::Raw));
         assert_eq!(Transform::from_u8(1), Some(Transform::Zstd));
-        assert_eq!(Transform::from_u8(2), None);
+        assert_eq!(Transform::from_u8(2), Some(Transform::ZstdSealed));
+        assert_eq!(Transform::from_u8(3), Some(Transform::RawSealed));
+        assert_eq!(Transform::from_u8(4), None);
+        assert_eq!(ENCRYPTED_FOOTER_LEN, 96);
     }
 }

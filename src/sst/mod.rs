@@ -31,7 +31,7 @@ mod writer;
 mod test_util;
 
 pub use cache::BlockCache;
-pub use format::{Transform, FORMAT_VERSION, TABLE_MAGIC};
+pub use format::{Transform, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION, TABLE_MAGIC};
 pub use iter::SstIter;
 pub use properties::TableProperties;
 pub use reader::SstReader;

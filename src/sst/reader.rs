@@ -17,15 +17,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::crypt::{CipherSource, FileCipher, FileRole, Keyring, SegmentHeader};
 use crate::key::{compare_internal, user_key};
 use crate::sst::block::{Block, BlockIter};
 use crate::sst::bloom::BloomFilter;
 use crate::sst::cache::BlockCache;
 use crate::sst::footer::{BlockHandle, Footer};
-use crate::sst::format::{BLOCK_TRAILER_LEN, FOOTER_LEN};
+use crate::sst::format::{BLOCK_TRAILER_LEN, ENCRYPTED_FOOTER_LEN, FOOTER_LEN};
 use crate::sst::iter::SstIter;
 use crate::sst::properties::TableProperties;
 use crate::sst::transform::open_block;
+use crate::sst::BlockKind;
 use crate::util::hash::xxh64;
 use crate::vfs::RandomAccessFile;
 use crate::{Error, Result};
@@ -51,6 +53,8 @@ pub struct SstReader {
     index_prefixes: Vec<u64>,
     pub(super) filter: Option<BloomFilter>,
     pub(super) props: TableProperties,
+    /// The table's cipher if it is encrypted.
+    pub(super) cipher: Option<FileCipher>,
 }
 
 impl std::fmt::Debug for SstReader {
@@ -63,25 +67,48 @@ impl std::fmt::Debug for SstReader {
     }
 }
 
-/// Reads and decodes the block at `handle` (bounds already checked by the caller).
-fn read_block(file: &dyn RandomAccessFile, path: &Path, handle: BlockHandle) -> Result<Bytes> {
+/// Reads and decodes the block of kind `kind` at `handle` (bounds already checked by the
+/// caller), opening it with `cipher` in an encrypted table.
+fn read_block(
+    file: &dyn RandomAccessFile,
+    path: &Path,
+    handle: BlockHandle,
+    kind: BlockKind,
+    cipher: Option<&FileCipher>,
+) -> Result<Bytes> {
     let len = usize::try_from(handle.size)
         .ok()
         .and_then(|s| s.checked_add(BLOCK_TRAILER_LEN))
         .ok_or_else(|| Error::corruption(path, handle.offset, format!("block size {} too large", handle.size)))?;
     let stored = file.read_at(handle.offset, len)?;
-    Ok(open_block(path, handle, stored)?.0)
+    Ok(open_block(path, handle, stored, kind, cipher)?.0)
 }
 
 impl SstReader {
-    /// Opens the table in `file` (at `path`, for messages). `cache_id` must be unique among
-    /// the open tables sharing `cache` (the database passes the file number).
+    /// Opens the plaintext table in `file` (at `path`, for messages). `cache_id` must be
+    /// unique among the open tables sharing `cache` (the database passes the file number).
+    /// An encrypted table is [`Error::KeyNeeded`]: see [`SstReader::open_with_keys`].
     pub fn open(
         file: Arc<dyn RandomAccessFile>,
         path: PathBuf,
         cache_id: u64,
         cache: Option<Arc<BlockCache>>,
     ) -> Result<SstReader> {
+        Self::open_with_keys(file, path, cache_id, cache, None)
+    }
+
+    /// Opens the table in `file`, which may be encrypted under a data key of `keys`.
+    /// `number` is the table's file number — part of an encrypted table's key, so a table
+    /// renamed to another number does not open — and its id in `cache`. With `keys`, a
+    /// plaintext table numbered where the database requires encryption is corruption.
+    pub fn open_with_keys(
+        file: Arc<dyn RandomAccessFile>,
+        path: PathBuf,
+        number: u64,
+        cache: Option<Arc<BlockCache>>,
+        keys: Option<&Arc<Keyring>>,
+    ) -> Result<SstReader> {
+        let cache_id = number;
         let path: Arc<Path> = Arc::from(path);
         let file_len = file.len();
         if file_len < FOOTER_LEN as u64 {
@@ -93,22 +120,39 @@ impl SstReader {
                 format!("file of {file_len} bytes is too short for a {FOOTER_LEN}-byte footer"),
             ));
         }
-        let footer_at = file_len - FOOTER_LEN as u64;
-        let footer_bytes = file.read_at(footer_at, FOOTER_LEN)?;
-        let footer = Footer::decode(&path, file_len, &footer_bytes)?;
+        let tail_len = file_len.min(ENCRYPTED_FOOTER_LEN as u64);
+        let tail = file.read_at(file_len - tail_len, tail_len as usize)?;
+        let footer = Footer::decode(&path, file_len, &tail)?;
+        let footer_at = file_len - footer.len() as u64;
+        let cipher = match (&footer.encryption, keys) {
+            (None, Some(k)) if k.requires_encryption(number) => {
+                return Err(Error::corruption(
+                    &*path,
+                    footer_at,
+                    "plaintext table where the database requires every table to be encrypted",
+                ))
+            }
+            (None, _) => None,
+            (Some(_), None) => return Err(Error::KeyNeeded { path: path.to_path_buf() }),
+            (Some(tk), Some(k)) => {
+                let header = SegmentHeader::new(tk.key_id, tk.salt, String::new());
+                Some(k.cipher_for(&header, FileRole::Table, number, &path)?)
+            }
+        };
+        let cipher_ref = cipher.as_ref();
 
-        let props_raw = read_block(&*file, &path, footer.properties)?;
+        let props_raw = read_block(&*file, &path, footer.properties, BlockKind::Properties, cipher_ref)?;
         let mut props = TableProperties::decode(&props_raw, &path, footer.properties.offset)?;
         props.file_size = file_len;
 
         let filter = if footer.filter == BlockHandle::NONE {
             None
         } else {
-            let raw = read_block(&*file, &path, footer.filter)?;
+            let raw = read_block(&*file, &path, footer.filter, BlockKind::Filter, cipher_ref)?;
             Some(BloomFilter::decode(raw, &path, footer.filter.offset)?)
         };
 
-        let index_raw = read_block(&*file, &path, footer.index)?;
+        let index_raw = read_block(&*file, &path, footer.index, BlockKind::Index, cipher_ref)?;
         let index = Self::decode_index(index_raw, &path, &footer)?;
         if index.len() as u64 != props.data_blocks {
             return Err(Error::corruption(
@@ -118,7 +162,7 @@ impl SstReader {
             ));
         }
         let index_prefixes = index.iter().map(|e| key_prefix(&e.key)).collect();
-        Ok(SstReader { file, path, cache_id, cache, footer, index, index_prefixes, filter, props })
+        Ok(SstReader { file, path, cache_id, cache, footer, index, index_prefixes, filter, props, cipher })
     }
 
     /// Decodes the index block and checks that its keys increase and its handles tile the
@@ -168,6 +212,12 @@ impl SstReader {
     /// The table's file path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The id of the data key an encrypted table is sealed under; `None` for a plaintext
+    /// table.
+    pub fn key_id(&self) -> Option<u32> {
+        self.footer.encryption.map(|k| k.key_id)
     }
 
     /// False only if the table certainly holds no entry for `user_key` (bloom filter; always
@@ -258,7 +308,7 @@ impl SstReader {
 
     /// Reads and checks a data block, bypassing the cache.
     pub(super) fn read_data_block(&self, handle: BlockHandle) -> Result<Block> {
-        let raw = read_block(&*self.file, &self.path, handle)?;
+        let raw = read_block(&*self.file, &self.path, handle, BlockKind::Data, self.cipher.as_ref())?;
         Block::new(raw, Arc::clone(&self.path), handle.offset)
     }
 }

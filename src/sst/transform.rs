@@ -5,6 +5,11 @@
 //! Reading: [`open_block`] checks the checksum, decodes the transform and returns the raw
 //! block, zero-copy for raw blocks.
 //!
+//! In an encrypted table every block is sealed after compression (transforms `ZstdSealed`,
+//! `RawSealed`): nonce = the block's offset and kind, so a block moved within or across
+//! tables fails its tag. A sealed block in a plaintext table, or a plaintext block in an
+//! encrypted one, is corruption.
+//!
 //! Invariants: the checksum covers `payload ++ transform`; a zstd payload is
 //! `varint(raw_len) ++ one zstd frame` with `raw_len <= MAX_BLOCK_RAW_LEN`, and decompression
 //! must produce exactly `raw_len` bytes.
@@ -14,8 +19,10 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+use crate::crypt::{block_nonce, FileCipher, TAG_LEN};
 use crate::sst::footer::BlockHandle;
-use crate::sst::format::{Transform, BLOCK_TRAILER_LEN, MAX_BLOCK_RAW_LEN};
+use crate::sst::format::{Transform, BLOCK_AAD, BLOCK_TRAILER_LEN, MAX_BLOCK_RAW_LEN};
+use crate::sst::BlockKind;
 use crate::util::checksum::crc32_of_parts;
 use crate::util::coding::{get_varint, put_varint};
 use crate::{Error, Result};
@@ -112,14 +119,53 @@ fn split_checked(path: &Path, handle: BlockHandle, stored: &Bytes) -> Result<(By
     Ok((stored.slice(..plen), transform))
 }
 
-/// Checks and decodes a block: `stored` is its payload plus trailer as read at `handle`.
-/// Returns the raw block (a zero-copy slice of `stored` when it was stored raw).
-pub(crate) fn open_block(path: &Path, handle: BlockHandle, stored: Bytes) -> Result<(Bytes, Transform)> {
-    let (payload, transform) = split_checked(path, handle, &stored)?;
+/// Seals `payload` (a block of kind `kind` to be written at `offset`) into `out`.
+pub(crate) fn seal_block(
+    cipher: &FileCipher,
+    offset: u64,
+    kind: BlockKind,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    out.clear();
+    cipher.seal_into(&block_nonce(offset, kind.code()), BLOCK_AAD, payload, out)
+}
+
+/// Checks and decodes a block: `stored` is its payload plus trailer as read at `handle`, a
+/// block of kind `kind`; `cipher` is the table's cipher if it is encrypted. Returns the raw
+/// block (a zero-copy slice of `stored` when it was stored raw) and the stored transform.
+pub(crate) fn open_block(
+    path: &Path,
+    handle: BlockHandle,
+    stored: Bytes,
+    kind: BlockKind,
+    cipher: Option<&FileCipher>,
+) -> Result<(Bytes, Transform)> {
+    let (mut payload, stored_transform) = split_checked(path, handle, &stored)?;
     let bad = |what: String| Error::corruption(path, handle.offset, what);
+    let transform = match (stored_transform, cipher) {
+        (Transform::Raw | Transform::Zstd, None) => stored_transform,
+        (Transform::Raw | Transform::Zstd, Some(_)) => return Err(bad("plaintext block in an encrypted table".into())),
+        (Transform::RawSealed | Transform::ZstdSealed, None) => {
+            return Err(bad("sealed block in a table without encryption".into()))
+        }
+        (Transform::RawSealed | Transform::ZstdSealed, Some(c)) => {
+            let plain = c.open(&block_nonce(handle.offset, kind.code()), BLOCK_AAD, &payload).ok_or_else(|| {
+                bad(format!(
+                    "{kind:?} block does not authenticate (altered, moved from another place or table, or the wrong key)"
+                ))
+            })?;
+            payload = Bytes::from(plain);
+            if stored_transform == Transform::RawSealed {
+                Transform::Raw
+            } else {
+                Transform::Zstd
+            }
+        }
+    };
     match transform {
-        Transform::Raw => Ok((payload, transform)),
-        Transform::Zstd => {
+        Transform::Raw | Transform::RawSealed => Ok((payload, stored_transform)),
+        Transform::Zstd | Transform::ZstdSealed => {
             let (raw_len, n) = get_varint(&payload).ok_or_else(|| bad("bad zstd raw length varint".into()))?;
             let raw_len = usize::try_from(raw_len)
                 .ok()
@@ -131,17 +177,19 @@ pub(crate) fn open_block(path: &Path, handle: BlockHandle, stored: Bytes) -> Res
             if got != raw_len || out.len() != raw_len {
                 return Err(bad(format!("zstd block decompressed to {got} bytes, expected {raw_len}")));
             }
-            Ok((Bytes::from(out), transform))
+            Ok((Bytes::from(out), stored_transform))
         }
     }
 }
 
 /// The raw size announced by a payload's first bytes (`head`), without decompressing:
-/// `payload_len` for raw blocks, the varint prefix for zstd blocks.
+/// `payload_len` for raw blocks, the varint prefix for zstd blocks; for sealed blocks, whose
+/// announcement is encrypted, the sealed payload's length without its tag.
 pub(crate) fn announced_raw_len(head: &[u8], payload_len: u64, t: Transform) -> Option<u64> {
     match t {
         Transform::Raw => Some(payload_len),
         Transform::Zstd => get_varint(head).map(|(v, _)| v),
+        Transform::RawSealed | Transform::ZstdSealed => payload_len.checked_sub(TAG_LEN as u64),
     }
 }
 
@@ -153,6 +201,39 @@ mod tests {
         let mut v = payload.to_vec();
         v.extend_from_slice(&block_trailer(payload, t));
         Bytes::from(v)
+    }
+
+    fn open_plain(path: &Path, handle: BlockHandle, stored: Bytes) -> Result<(Bytes, Transform)> {
+        open_block(path, handle, stored, BlockKind::Data, None)
+    }
+
+    #[test]
+    fn sealed_blocks_open_only_in_their_place_and_table() {
+        use crate::crypt::{FileRole, SecretKey};
+        let key = SecretKey::from_bytes([5; 32]);
+        let c = FileCipher::new(&key, &[1; 16], FileRole::Table, 9).unwrap();
+        let other = FileCipher::new(&key, &[1; 16], FileRole::Table, 10).unwrap();
+        let raw: Vec<u8> = (0..4096u32).map(|i| (i % 7) as u8).collect();
+        let mut comp = BlockCompressor::new(3, 0.125);
+        let (p, t) = comp.compress(&raw, Path::new("t")).unwrap();
+        let mut sealed = Vec::new();
+        seal_block(&c, 100, BlockKind::Data, p, &mut sealed).unwrap();
+        let stored = envelope(&sealed, t.sealed());
+        let at = BlockHandle { offset: 100, size: sealed.len() as u64 };
+        let (back, st) = open_block(Path::new("t"), at, stored.clone(), BlockKind::Data, Some(&c)).unwrap();
+        assert_eq!((&back[..], st), (&raw[..], Transform::ZstdSealed));
+        let moved = BlockHandle { offset: 200, ..at };
+        for (h, kind, cipher) in
+            [(moved, BlockKind::Data, &c), (at, BlockKind::Index, &c), (at, BlockKind::Data, &other)]
+        {
+            let e = open_block(Path::new("t"), h, stored.clone(), kind, Some(cipher)).unwrap_err();
+            assert!(e.to_string().contains("does not authenticate"), "{e}");
+        }
+        let e = open_block(Path::new("t"), at, stored.clone(), BlockKind::Data, None).unwrap_err();
+        assert!(e.to_string().contains("sealed block in a table without encryption"), "{e}");
+        let plain = envelope(p, t);
+        let e = open_block(Path::new("t"), at, plain, BlockKind::Data, Some(&c)).unwrap_err();
+        assert!(e.to_string().contains("plaintext block in an encrypted table"), "{e}");
     }
 
     fn h(size: usize) -> BlockHandle {
@@ -167,7 +248,7 @@ mod tests {
         assert_eq!(t, Transform::Zstd);
         assert!(p.len() < raw.len() / 4);
         let p = p.to_vec();
-        let (back, t2) = open_block(Path::new("t"), h(p.len()), envelope(&p, t)).unwrap();
+        let (back, t2) = open_plain(Path::new("t"), h(p.len()), envelope(&p, t)).unwrap();
         assert_eq!((&back[..], t2), (&raw[..], Transform::Zstd));
         assert_eq!(announced_raw_len(&p, p.len() as u64, t), Some(4096));
     }
@@ -201,28 +282,28 @@ mod tests {
         for i in 0..good.len() {
             let mut b = good.to_vec();
             b[i] ^= 0x40;
-            assert!(open_block(Path::new("t"), h(5), Bytes::from(b)).unwrap_err().is_corruption());
+            assert!(open_plain(Path::new("t"), h(5), Bytes::from(b)).unwrap_err().is_corruption());
         }
-        assert!(open_block(Path::new("t"), h(0), Bytes::from_static(b"abc")).unwrap_err().is_corruption());
+        assert!(open_plain(Path::new("t"), h(0), Bytes::from_static(b"abc")).unwrap_err().is_corruption());
         // Well-checksummed but unknown transform, oversized or lying raw length.
-        assert!(open_block(Path::new("t"), h(1), envelope(b"x", Transform::Raw).slice(..1))
+        assert!(open_plain(Path::new("t"), h(1), envelope(b"x", Transform::Raw).slice(..1))
             .unwrap_err()
             .is_corruption());
         let mut huge = Vec::new();
         put_varint(&mut huge, (MAX_BLOCK_RAW_LEN + 1) as u64);
-        assert!(open_block(Path::new("t"), h(huge.len()), envelope(&huge, Transform::Zstd))
+        assert!(open_plain(Path::new("t"), h(huge.len()), envelope(&huge, Transform::Zstd))
             .unwrap_err()
             .is_corruption());
         let mut lying = Vec::new();
         put_varint(&mut lying, 10);
         lying.extend_from_slice(&zstd::bulk::compress(&[1u8; 20], 3).unwrap());
-        assert!(open_block(Path::new("t"), h(lying.len()), envelope(&lying, Transform::Zstd))
+        assert!(open_plain(Path::new("t"), h(lying.len()), envelope(&lying, Transform::Zstd))
             .unwrap_err()
             .is_corruption());
         let mut unknown = b"x".to_vec();
         unknown.push(9);
         unknown.extend_from_slice(&crc32_of_parts(&[b"x", &[9]]).to_le_bytes());
-        let e = open_block(Path::new("t"), h(1), Bytes::from(unknown)).unwrap_err();
+        let e = open_plain(Path::new("t"), h(1), Bytes::from(unknown)).unwrap_err();
         assert!(e.to_string().contains("unknown block transform 9"), "{e}");
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::key::{compare_internal, user_key, ParsedKey, ValueKind};
 use crate::sst::block::BlockIter;
 use crate::sst::footer::BlockHandle;
-use crate::sst::format::{Transform, BLOCK_TRAILER_LEN, FOOTER_LEN, FORMAT_VERSION};
+use crate::sst::format::{Transform, BLOCK_TRAILER_LEN, ENCRYPTED_FORMAT_VERSION, FOOTER_LEN, FORMAT_VERSION};
 use crate::sst::properties::TableProperties;
 use crate::sst::reader::SstReader;
 use crate::sst::transform::announced_raw_len;
@@ -29,6 +29,18 @@ pub enum BlockKind {
     Properties,
     /// The index block.
     Index,
+}
+
+impl BlockKind {
+    /// The byte that stands for the kind in a sealed block's nonce.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            BlockKind::Data => 0,
+            BlockKind::Filter => 1,
+            BlockKind::Properties => 2,
+            BlockKind::Index => 3,
+        }
+    }
 }
 
 /// Where a block is and how it is stored, for `kho dump`.
@@ -83,12 +95,17 @@ pub struct FooterInfo {
     pub properties: (u64, u64),
     /// The index block.
     pub index: (u64, u64),
-    /// The table format version ([`crate::sst::FORMAT_VERSION`]; the only one a reader opens).
+    /// The table format version: [`crate::sst::FORMAT_VERSION`] for a plaintext table,
+    /// [`crate::sst::ENCRYPTED_FORMAT_VERSION`] for an encrypted one.
     pub format_version: u32,
+    /// Bytes of this footer ([`FooterInfo::LEN`], or 96 for an encrypted table).
+    pub len: u64,
+    /// The data key id of an encrypted table (scheme AES-256-GCM); `None` for plaintext.
+    pub key_id: Option<u32>,
 }
 
 impl FooterInfo {
-    /// Size of the footer in bytes.
+    /// Size of a plaintext (version 2) footer in bytes.
     pub const LEN: u64 = FOOTER_LEN as u64;
 }
 
@@ -111,11 +128,13 @@ impl SstReader {
     pub fn footer_info(&self) -> FooterInfo {
         let h = |h: BlockHandle| (h.offset, h.size);
         FooterInfo {
-            offset: self.props.file_size.saturating_sub(FOOTER_LEN as u64),
+            offset: self.props.file_size.saturating_sub(self.footer.len() as u64),
             filter: (self.footer.filter != BlockHandle::NONE).then(|| h(self.footer.filter)),
             properties: h(self.footer.properties),
             index: h(self.footer.index),
-            format_version: FORMAT_VERSION,
+            format_version: if self.footer.encryption.is_some() { ENCRYPTED_FORMAT_VERSION } else { FORMAT_VERSION },
+            len: self.footer.len() as u64,
+            key_id: self.footer.encryption.map(|k| k.key_id),
         }
     }
 

@@ -13,16 +13,18 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::crypt::FileCipher;
 use crate::key::{compare_internal, user_key, ParsedKey, ValueKind};
 use crate::sst::block_builder::BlockBuilder;
 use crate::sst::bloom::BloomBuilder;
-use crate::sst::footer::{BlockHandle, Footer};
+use crate::sst::footer::{BlockHandle, Footer, TableKey};
 use crate::sst::format::{
     Transform, DEFAULT_BLOCK_SIZE, DEFAULT_BLOOM_BITS_PER_KEY, DEFAULT_COMPRESSION_LEVEL,
     DEFAULT_MIN_COMPRESSION_SAVING, DEFAULT_RESTART_INTERVAL, INDEX_RESTART_INTERVAL, MAX_BLOCK_RAW_LEN, MAX_ENTRY_LEN,
 };
 use crate::sst::properties::TableProperties;
-use crate::sst::transform::{block_trailer, BlockCompressor};
+use crate::sst::transform::{block_trailer, seal_block, BlockCompressor};
+use crate::sst::BlockKind;
 use crate::vfs::WritableFile;
 use crate::{Error, Result};
 
@@ -70,6 +72,15 @@ pub struct SstWriter {
     last_key: Vec<u8>,
     handle_buf: Vec<u8>,
     props: TableProperties,
+    /// `Some` for an encrypted table.
+    sealer: Option<TableSealer>,
+}
+
+/// Seals the blocks of an encrypted table.
+struct TableSealer {
+    cipher: FileCipher,
+    key: TableKey,
+    sealed: Vec<u8>,
 }
 
 impl std::fmt::Debug for SstWriter {
@@ -78,8 +89,23 @@ impl std::fmt::Debug for SstWriter {
     }
 }
 
-/// Writes `payload | trailer` at `*offset` and advances it; returns the block's handle.
-fn write_block(file: &mut dyn WritableFile, offset: &mut u64, payload: &[u8], t: Transform) -> Result<BlockHandle> {
+/// Writes `payload | trailer` at `*offset` (sealed first if the table is encrypted) and
+/// advances it; returns the block's handle.
+fn write_block(
+    file: &mut dyn WritableFile,
+    offset: &mut u64,
+    sealer: Option<&mut TableSealer>,
+    kind: BlockKind,
+    payload: &[u8],
+    t: Transform,
+) -> Result<BlockHandle> {
+    let (payload, t) = match sealer {
+        Some(s) => {
+            seal_block(&s.cipher, *offset, kind, payload, &mut s.sealed)?;
+            (&s.sealed[..], t.sealed())
+        }
+        None => (payload, t),
+    };
     file.append(payload)?;
     let trailer = block_trailer(payload, t);
     file.append(&trailer)?;
@@ -117,7 +143,15 @@ impl SstWriter {
             last_key: Vec::new(),
             handle_buf: Vec::with_capacity(20),
             props,
+            sealer: None,
         }
+    }
+
+    /// Makes this an encrypted table: every block sealed with `cipher` (the subkey of data
+    /// key `key_id` and `salt`), and a version-3 footer naming them. Call before any `add`.
+    pub(crate) fn with_encryption(mut self, key_id: u32, salt: [u8; 16], cipher: FileCipher) -> Self {
+        self.sealer = Some(TableSealer { cipher, key: TableKey { key_id, salt }, sealed: Vec::new() });
+        self
     }
 
     /// Appends an entry. `ikey` is an encoded internal key sorting strictly after the
@@ -196,7 +230,7 @@ impl SstWriter {
         let raw = self.data_block.finish();
         let raw_len = raw.len() as u64;
         let (payload, t) = self.compressor.compress(raw, &self.path)?;
-        let handle = write_block(&mut *self.file, &mut self.offset, payload, t)?;
+        let handle = write_block(&mut *self.file, &mut self.offset, self.sealer.as_mut(), BlockKind::Data, payload, t)?;
         self.handle_buf.clear();
         handle.encode_varint(&mut self.handle_buf);
         self.index_block.add(self.data_block.last_key(), &self.handle_buf);
@@ -224,7 +258,14 @@ impl SstWriter {
         self.flush_data_block()?;
         let file = &mut *self.file;
         let filter = match &self.bloom {
-            Some(b) => write_block(file, &mut self.offset, &b.finish(), Transform::Raw)?,
+            Some(b) => write_block(
+                file,
+                &mut self.offset,
+                self.sealer.as_mut(),
+                BlockKind::Filter,
+                &b.finish(),
+                Transform::Raw,
+            )?,
             None => BlockHandle::NONE,
         };
         if self.props.entries == 0 {
@@ -234,7 +275,7 @@ impl SstWriter {
         self.props.creation_time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let encoded = self.props.encode();
         let (payload, t) = self.compressor.compress(&encoded, &self.path)?;
-        let properties = write_block(file, &mut self.offset, payload, t)?;
+        let properties = write_block(file, &mut self.offset, self.sealer.as_mut(), BlockKind::Properties, payload, t)?;
         let raw_index = self.index_block.finish();
         if raw_index.len() > MAX_BLOCK_RAW_LEN {
             return Err(Error::InvalidArgument(format!(
@@ -243,8 +284,9 @@ impl SstWriter {
             )));
         }
         let (payload, t) = self.compressor.compress(raw_index, &self.path)?;
-        let index = write_block(file, &mut self.offset, payload, t)?;
-        let footer = Footer { filter, properties, index }.encode();
+        let index = write_block(file, &mut self.offset, self.sealer.as_mut(), BlockKind::Index, payload, t)?;
+        let encryption = self.sealer.as_ref().map(|s| s.key);
+        let footer = Footer { filter, properties, index, encryption }.encode();
         file.append(&footer)?;
         self.offset += footer.len() as u64;
         file.sync()?;

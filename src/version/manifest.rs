@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::options::RecoveryMode;
 use crate::vfs::FileSystem;
-use crate::wal::{DroppedTail, LogReader};
+use crate::wal::DroppedTail;
 use crate::{Error, Result};
 
 use super::{Inconsistency, VersionBuilder, VersionEdit};
@@ -33,8 +33,17 @@ pub struct ManifestEdits {
 /// followed by intact edits and an edit that does not decode are corruption. The edits are
 /// not checked against each other: run them through a [`VersionBuilder`] for that (as
 /// recovery does).
-pub fn read_manifest(fs: &dyn FileSystem, path: &Path, mode: RecoveryMode) -> Result<ManifestEdits> {
-    let mut reader = LogReader::new(crate::wal::read_settled(fs, path)?, path);
+///
+/// With `keys` (an encrypted database), an encrypted manifest is opened with them and a
+/// plaintext one is accepted only if its number is below the database's encrypted-from
+/// number; without, an encrypted manifest is [`Error::KeyNeeded`].
+pub fn read_manifest(
+    fs: &dyn FileSystem,
+    path: &Path,
+    mode: RecoveryMode,
+    keys: Option<&std::sync::Arc<crate::crypt::Keyring>>,
+) -> Result<ManifestEdits> {
+    let mut reader = crate::wal::open_log_reader(crate::wal::read_settled(fs, path)?, path, keys);
     let mut edits = Vec::new();
     while let Some(rec) = reader.next_record()? {
         let payload_at = rec.offset + crate::wal::format::HEADER_LEN as u64;

@@ -92,7 +92,7 @@ impl VersionSet {
                 format!("CURRENT names {} which does not exist", manifest_path.display()),
             ));
         }
-        let manifest = read_manifest(ctx.fs.as_ref(), &manifest_path, mode)?;
+        let manifest = read_manifest(ctx.fs.as_ref(), &manifest_path, mode, ctx.keys.as_ref())?;
         let builder = replay(&manifest_path, &manifest.edits, num_levels)?;
         let (Some(log_number), Some(next_file_number), Some(last_sequence)) =
             (builder.log_number(), builder.next_file_number(), builder.last_sequence())
@@ -203,24 +203,32 @@ impl VersionSet {
     /// The old manifest becomes garbage for the caller to delete.
     pub(crate) fn write_new_manifest(&mut self) -> Result<()> {
         let number = self.new_file_number();
-        let writer = write_manifest(self.ctx.fs.as_ref(), &self.ctx.dir, number, &self.snapshot_edit())?;
+        let writer = write_manifest(
+            self.ctx.fs.as_ref(),
+            &self.ctx.dir,
+            number,
+            &self.snapshot_edit(),
+            self.ctx.keys.as_deref(),
+        )?;
         self.manifest = Some(writer);
         self.manifest_number = number;
         Ok(())
     }
 }
 
-/// Writes manifest `number` in `dir` holding `edit`, fsyncs it and points `CURRENT` at it
-/// (write `CURRENT.tmp`, fsync, rename, fsync the directory). Returns the manifest's writer.
+/// Writes manifest `number` in `dir` holding `edit` (encrypted under the current data key of
+/// `keys`, if given), fsyncs it and points `CURRENT` at it (write `CURRENT.tmp`, fsync,
+/// rename, fsync the directory). Returns the manifest's writer.
 pub(crate) fn write_manifest(
     fs: &dyn crate::vfs::FileSystem,
     dir: &Path,
     number: u64,
     edit: &VersionEdit,
+    keys: Option<&crate::crypt::Keyring>,
 ) -> Result<LogWriter> {
     let mut buf = Vec::new();
     edit.encode(&mut buf);
-    let mut writer = LogWriter::new(fs.create(&dir.join(manifest_name(number)))?);
+    let mut writer = crate::wal::new_log_writer(fs.create(&dir.join(manifest_name(number)))?, number, keys)?;
     writer.add_record(&buf)?;
     writer.sync()?;
     let tmp = dir.join("CURRENT.tmp");
@@ -246,7 +254,7 @@ mod tests {
     /// counters-only edit); returns the manifest's path and the offset of the second edit.
     fn two_edits(fs: &Arc<FaultFs>) -> (TableContext, std::path::PathBuf, u64) {
         fs.create_dir_all(Path::new("/db")).unwrap();
-        let ctx = TableContext { fs: fs.clone(), dir: "/db".into(), cache: None };
+        let ctx = TableContext { fs: fs.clone(), dir: "/db".into(), cache: None, keys: None };
         let mut set = VersionSet::new_empty(ctx.clone(), 4);
         set.write_new_manifest().unwrap();
         let manifest = ctx.dir.join(manifest_name(set.manifest_number()));

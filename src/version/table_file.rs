@@ -21,6 +21,8 @@ pub(crate) struct TableContext {
     pub fs: SharedFs,
     pub dir: PathBuf,
     pub cache: Option<Arc<BlockCache>>,
+    /// The data keys of an encrypted database; `None` for a plaintext one.
+    pub keys: Option<Arc<crate::crypt::Keyring>>,
 }
 
 /// One live SSTable.
@@ -61,7 +63,13 @@ impl TableFile {
                 format!("table is {} bytes but the manifest records {}", file.len(), self.meta.size),
             ));
         }
-        let reader = Arc::new(SstReader::open(file, path, self.meta.number, self.ctx.cache.clone())?);
+        let reader = Arc::new(SstReader::open_with_keys(
+            file,
+            path,
+            self.meta.number,
+            self.ctx.cache.clone(),
+            self.ctx.keys.as_ref(),
+        )?);
         // Two threads may open concurrently; the first to finish wins, the other is dropped.
         Ok(self.reader.get_or_init(|| reader))
     }

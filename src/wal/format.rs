@@ -14,8 +14,19 @@ pub const HEADER_LEN: usize = 13;
 /// Largest payload a record may carry (1 GiB); anything larger is corruption.
 pub const MAX_PAYLOAD: u32 = 1 << 30;
 
-/// Transform id: the payload is stored as is. (Encryption will add ids, never reuse them.)
+/// Transform id: the payload is stored as is. (Ids are never reused.)
 pub const TRANSFORM_NONE: u8 = 0;
+
+/// Transform id: the payload is sealed with AES-256-GCM (ciphertext then 16-byte tag) under
+/// the file's subkey, nonce = the record's counter (see `docs/encryption.md`).
+pub const TRANSFORM_SEALED: u8 = 1;
+
+/// Transform id: the payload is the file's plaintext segment header
+/// (`crate::crypt::SegmentHeader`); only ever the first record of a file.
+pub const TRANSFORM_SEGMENT_HEADER: u8 = 2;
+
+/// Associated data of every sealed log record.
+pub(crate) const RECORD_AAD: &[u8] = b"kho log record v1";
 
 /// Encodes the header of a record whose payload is `payload`.
 pub(crate) fn encode_header(payload: &[u8], transform: u8) -> [u8; HEADER_LEN] {

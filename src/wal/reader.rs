@@ -1,10 +1,24 @@
-//! [`LogReader`]: reads framed records back, telling a torn tail from mid-log corruption.
+//! [`LogReader`]: reads framed records back, telling a torn tail from mid-log corruption,
+//! and opening the sealed records of an encrypted file.
+//!
+//! Framing decides first: a torn tail is a torn tail whatever it held. An intact frame is
+//! then interpreted by its transform: a segment header (only at offset 0) sets up the file's
+//! cipher from the reader's keys, and every later record must be sealed and authenticate
+//! under the next counter; a plaintext record in an encrypted file, or anywhere when the
+//! reader requires encryption, is corruption. A sealed record that fails its tag is
+//! corruption in every recovery mode: a crash cannot produce a well-framed record with a
+//! wrong tag.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::format::{decode_header, HEADER_LEN, TRANSFORM_NONE};
+use super::format::{
+    decode_header, HEADER_LEN, RECORD_AAD, TRANSFORM_NONE, TRANSFORM_SEALED, TRANSFORM_SEGMENT_HEADER,
+};
+use crate::crypt::{record_nonce, CipherSource, FileCipher, FileRole, Keyring, SegmentHeader};
+use crate::filename::{parse_file_name, FileKind};
 use crate::util::checksum::crc32;
 use crate::{Error, Result};
 
@@ -57,12 +71,59 @@ pub struct LogReader {
     tail: Option<TailState>,
     /// Where the last `next_record` failed, for [`LogReader::resync`].
     error_at: Option<usize>,
+    /// Where data keys come from; `None`: an encrypted file is [`Error::KeyNeeded`].
+    keys: Option<Arc<dyn CipherSource>>,
+    /// The file's segment header and cipher, once read.
+    header: Option<SegmentHeader>,
+    cipher: Option<FileCipher>,
+    /// The counter of the last sealed record opened (the header is record 0).
+    counter: u64,
+    /// A plaintext record is corruption (a database whose files must all be encrypted).
+    require_encrypted: bool,
+    /// Return every intact frame as it is stored, without interpreting transforms.
+    opaque: bool,
 }
 
 impl LogReader {
-    /// A reader over `data`, the whole content of the log at `path` (used in errors).
+    /// A reader over `data`, the whole content of the log at `path` (used in errors, and
+    /// for an encrypted file to tell its number).
     pub fn new(data: Bytes, path: impl Into<PathBuf>) -> Self {
-        LogReader { data, path: path.into(), pos: 0, tail: None, error_at: None }
+        LogReader {
+            data,
+            path: path.into(),
+            pos: 0,
+            tail: None,
+            error_at: None,
+            keys: None,
+            header: None,
+            cipher: None,
+            counter: 0,
+            require_encrypted: false,
+            opaque: false,
+        }
+    }
+
+    /// Opens an encrypted file's records with the data keys of `keys`.
+    pub fn with_keys(self, keys: Arc<Keyring>) -> Self {
+        self.with_cipher_source(Some(keys))
+    }
+
+    /// Opens an encrypted file's records with `keys`; with `None` an encrypted file is
+    /// [`Error::KeyNeeded`].
+    pub(crate) fn with_cipher_source(mut self, keys: Option<Arc<dyn CipherSource>>) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Makes a plaintext record corruption: the file must be encrypted.
+    pub(crate) fn require_encrypted(mut self, yes: bool) -> Self {
+        self.require_encrypted = yes;
+        self
+    }
+
+    /// The file's segment header, once the reader has passed it (encrypted files only).
+    pub fn segment_header(&self) -> Option<&SegmentHeader> {
+        self.header.as_ref()
     }
 
     /// The file this reader reads.
@@ -79,39 +140,76 @@ impl LogReader {
     }
 
     fn read_next(&mut self) -> Result<Option<LogRecord>> {
-        if self.tail.is_some() {
-            return Ok(None);
-        }
-        let at = self.pos;
-        if at == self.data.len() {
-            self.tail = Some(TailState::Clean);
-            return Ok(None);
-        }
-        match check_record(&self.data, at) {
-            Ok((len, transform)) => {
-                if transform != TRANSFORM_NONE {
-                    return Err(Error::corruption(
-                        &self.path,
-                        at as u64,
-                        format!("record uses unknown transform {transform}"),
-                    ));
-                }
-                let start = at + HEADER_LEN;
-                self.pos = start + len;
-                Ok(Some(LogRecord { offset: at as u64, payload: self.data.slice(start..start + len) }))
+        loop {
+            if self.tail.is_some() {
+                return Ok(None);
             }
-            Err(reason) => {
-                if let Some(next) = (at + 1..self.data.len()).find(|&p| check_record(&self.data, p).is_ok()) {
-                    return Err(Error::corruption(
-                        &self.path,
-                        at as u64,
-                        format!("{reason}; an intact record follows at offset {next}"),
-                    ));
-                }
-                self.tail = Some(TailState::Torn { offset: at as u64, reason: reason.to_owned() });
-                Ok(None)
+            let at = self.pos;
+            if at == self.data.len() {
+                self.tail = Some(TailState::Clean);
+                return Ok(None);
             }
+            let (len, transform) = match check_record(&self.data, at) {
+                Ok(r) => r,
+                Err(reason) => {
+                    if let Some(next) = (at + 1..self.data.len()).find(|&p| check_record(&self.data, p).is_ok()) {
+                        return Err(Error::corruption(
+                            &self.path,
+                            at as u64,
+                            format!("{reason}; an intact record follows at offset {next}"),
+                        ));
+                    }
+                    self.tail = Some(TailState::Torn { offset: at as u64, reason: reason.to_owned() });
+                    return Ok(None);
+                }
+            };
+            let start = at + HEADER_LEN;
+            let payload = self.data.slice(start..start + len);
+            let bad = |what: &str| Error::corruption(&self.path, at as u64, what);
+            let record = match transform {
+                _ if self.opaque => payload,
+                TRANSFORM_NONE if self.cipher.is_some() => return Err(bad("plaintext record in an encrypted file")),
+                TRANSFORM_NONE if self.require_encrypted => {
+                    return Err(bad("plaintext record in a file this database requires to be encrypted"))
+                }
+                TRANSFORM_NONE => payload,
+                TRANSFORM_SEGMENT_HEADER => {
+                    self.read_segment_header(at, &payload)?;
+                    self.pos = start + len;
+                    continue;
+                }
+                TRANSFORM_SEALED => {
+                    let cipher =
+                        self.cipher.as_ref().ok_or_else(|| bad("sealed record in a file without a segment header"))?;
+                    let plain = cipher.open(&record_nonce(self.counter + 1), RECORD_AAD, &payload).ok_or_else(|| {
+                        bad("sealed record does not authenticate (altered, moved, dropped or reordered, or the wrong key)")
+                    })?;
+                    self.counter += 1;
+                    Bytes::from(plain)
+                }
+                t => return Err(bad(&format!("record uses unknown transform {t}"))),
+            };
+            self.pos = start + len;
+            return Ok(Some(LogRecord { offset: at as u64, payload: record }));
         }
+    }
+
+    /// Reads the segment header at `at` and sets up the file's cipher.
+    fn read_segment_header(&mut self, at: usize, payload: &[u8]) -> Result<()> {
+        let bad = |what: String| Error::corruption(&self.path, at as u64, what);
+        if at != 0 || self.header.is_some() {
+            return Err(bad("segment header not at the start of the file".into()));
+        }
+        let header = SegmentHeader::decode(payload).map_err(bad)?;
+        let keys = self.keys.as_ref().ok_or_else(|| Error::KeyNeeded { path: self.path.clone() })?;
+        let (role, number) = match self.path.file_name().and_then(|n| n.to_str()).and_then(parse_file_name) {
+            Some(FileKind::Log(n) | FileKind::Manifest(n)) => (FileRole::Log, n),
+            Some(FileKind::Keys(n)) => (FileRole::Registry, n),
+            _ => return Err(bad("an encrypted file must keep its name: its number is part of its key".into())),
+        };
+        self.cipher = Some(keys.cipher_for(&header, role, number, &self.path)?);
+        self.header = Some(header);
+        Ok(())
     }
 
     /// How the log ended; `None` until the end was reached.
@@ -153,8 +251,12 @@ impl LogReader {
     pub fn resync(&mut self) -> Option<std::ops::Range<u64>> {
         let at = self.error_at.take()?;
         let next = match check_record(&self.data, at) {
-            // Intact but unusable (an unknown transform): skip exactly that record.
-            Ok((len, _)) => at + HEADER_LEN + len,
+            // Intact but unusable (an unknown transform, a failed tag): skip exactly that
+            // record, and its place in the counter.
+            Ok((len, t)) => {
+                self.counter += u64::from(t == TRANSFORM_SEALED);
+                at + HEADER_LEN + len
+            }
             Err(_) => (at + 1..self.data.len()).find(|&p| check_record(&self.data, p).is_ok())?,
         };
         self.pos = next;
@@ -173,7 +275,8 @@ pub(crate) fn read_settled(fs: &dyn crate::vfs::FileSystem, path: &Path) -> Resu
     let mut data = fs.read_all(path)?;
     for _ in 1..TAIL_READS {
         let mut probe = LogReader::new(data.clone(), path);
-        // Mid-log damage (an `Err`) ends the probe: the caller's own read reports it.
+        probe.opaque = true; // only the framing decides what a torn tail is
+                             // Mid-log damage (an `Err`) ends the probe: the caller's own read reports it.
         while let Ok(Some(_)) = probe.next_record() {}
         if probe.dropped_tail().is_none() {
             break;
