@@ -94,6 +94,10 @@ fn run_until_crash(db: &Db, steps: &[Step]) -> (Vec<Model>, usize) {
 /// Small tables and a tiny level 1, so background compactions (and their renames, syncs and
 /// deletions) are among the crash points too.
 fn options(fs: SharedFs) -> kho::Options {
+    plain_options(fs)
+}
+
+fn plain_options(fs: SharedFs) -> kho::Options {
     kho::Options {
         level0_compaction_trigger: 2,
         level_base_bytes: 8 << 10,
@@ -104,7 +108,18 @@ fn options(fs: SharedFs) -> kho::Options {
     }
 }
 
+/// The same, encrypted: every table block and log and manifest record sealed.
+fn encrypted_options(fs: SharedFs) -> kho::Options {
+    let key = kho::crypt::SecretKey::from_bytes([0x33; 32]);
+    let provider = std::sync::Arc::new(kho::crypt::KeyFileProvider::from_key("crash", key));
+    kho::Options { encryption: Some(kho::crypt::Encryption::new(provider)), ..plain_options(fs) }
+}
+
 fn check_crash_points(mode: impl Fn(u64) -> CrashMode) {
+    check_crash_points_with(mode, options)
+}
+
+fn check_crash_points_with(mode: impl Fn(u64) -> CrashMode, options: fn(SharedFs) -> kho::Options) {
     let steps = workload();
     let mut point = 0u64;
     loop {
@@ -169,6 +184,11 @@ fn check_crash_points(mode: impl Fn(u64) -> CrashMode) {
 #[test]
 fn every_crash_point_dropping_unsynced_data() {
     check_crash_points(|_| CrashMode::DropUnsynced);
+}
+
+#[test]
+fn every_crash_point_of_an_encrypted_database() {
+    check_crash_points_with(|point| CrashMode::TearUnsynced { seed: point * 104_729 + 3 }, encrypted_options);
 }
 
 #[test]

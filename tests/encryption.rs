@@ -277,3 +277,126 @@ fn checkpoint_of_an_encrypted_database_opens_with_the_key() {
     cp.close().unwrap();
     assert_no_plaintext(&out);
 }
+
+#[test]
+fn every_crash_point_of_rotation_reencryption_and_master_rotation() {
+    use kho::vfs::CrashMode;
+    let mut point = 0u64;
+    loop {
+        let (fs, shared) = common::fault_fs();
+        let with_key = |k: u8| Options { fs: shared.clone(), ..opts(Some(k)) };
+        let db = Db::open(common::db_dir(), with_key(1)).unwrap();
+        let mut model = fill(&db, 0, 400);
+        db.flush().unwrap();
+        model.extend(fill(&db, 400, 50));
+        db.close().unwrap(); // the last 50 are in the synced log
+        fs.arm_crash_after(point);
+        let result = (|| -> kho::Result<()> {
+            let db = Db::open(common::db_dir(), with_key(1))?;
+            db.rotate_key()?;
+            db.reencrypt()?;
+            db.rotate_master_key(provider(2))?;
+            db.close()
+        })();
+        let finished = !fs.crash_point_hit();
+        fs.crash(CrashMode::TearUnsynced { seed: point + 1 });
+
+        // Exactly one of the two master keys opens the registry, and every file's key is in it.
+        let db = match Db::open(common::db_dir(), with_key(1)) {
+            Ok(db) => db,
+            Err(Error::WrongKey(_)) => Db::open(common::db_dir(), with_key(2))
+                .unwrap_or_else(|e| panic!("crash point {point}: neither master key opens: {e}")),
+            Err(e) => panic!("crash point {point}: reopen failed: {e}"),
+        };
+        assert_eq!(common::contents(&db), model, "crash point {point}");
+        let stale: Vec<String> =
+            fs.list_all().iter().map(|p| p.display().to_string()).filter(|p| p.contains("KEYS-")).collect();
+        assert_eq!(stale.len(), 1, "crash point {point}: one registry after a writable open: {stale:?}");
+        db.close().unwrap();
+        if finished {
+            result.unwrap();
+            assert!(point > 20, "the rekeying should have many crash points, saw {point}");
+            return;
+        }
+        point += 1;
+    }
+}
+
+/// The frames of a log: `(transform, payload)` each.
+fn frames(data: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 13 <= data.len() {
+        let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        out.push((data[at + 4], data[at + 13..at + 13 + len].to_vec()));
+        at += 13 + len;
+    }
+    out
+}
+
+/// A log of `frames`, every checksum right.
+fn unframes(frames: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (t, p) in frames {
+        let mut h = Vec::new();
+        h.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        h.push(*t);
+        h.extend_from_slice(&crc32fast::hash(p).to_le_bytes());
+        let hc = crc32fast::hash(&h);
+        h.extend_from_slice(&hc.to_le_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+#[test]
+fn altered_dropped_or_reordered_log_records_are_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts(Some(1))).unwrap();
+    for i in 0..6 {
+        let mut b = kho::WriteBatch::new();
+        b.put(format!("{MARK}-{i}"), "v");
+        db.write(b, &WriteOptions::synced()).unwrap();
+    }
+    drop(db); // no close: the writes stay in the log only
+    let log = all_files(dir.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "log")).unwrap();
+    let good = std::fs::read(&log).unwrap();
+    let f = frames(&good);
+    assert_eq!(f.len(), 7, "a segment header and six sealed batches");
+    assert_eq!((f[0].0, f[1].0), (2, 1));
+    let offset_of = |i: usize| f[..i].iter().map(|(_, p)| 13 + p.len() as u64).sum::<u64>();
+
+    let mut altered = f.clone();
+    altered[2].1[3] ^= 0x04;
+    let mut dropped = f.clone();
+    dropped.remove(2);
+    let mut reordered = f.clone();
+    reordered.swap(2, 3);
+    let mut plaintext = f.clone();
+    plaintext[2].0 = 0;
+    let mut resealed_header = f.clone();
+    resealed_header[0].1[20] ^= 0x01; // the salt: every record's subkey changes
+    for (name, frames, at) in [
+        ("altered", altered, 2),
+        ("dropped", dropped, 2),
+        ("reordered", reordered, 2),
+        ("plaintext", plaintext, 2),
+        ("salt", resealed_header, 1),
+    ] {
+        std::fs::write(&log, unframes(&frames)).unwrap();
+        for mode in [kho::RecoveryMode::TolerateCorruptedTail, kho::RecoveryMode::AbsoluteConsistency] {
+            let e = Db::open(dir.path(), Options { recovery_mode: mode, ..opts(Some(1)) }).unwrap_err();
+            match &e {
+                Error::Corruption { file, offset, .. } => {
+                    assert_eq!((file, *offset), (&log, Some(offset_of(at))), "{name}: {e}")
+                }
+                _ => panic!("{name}: {e}"),
+            }
+        }
+    }
+    std::fs::write(&log, &good).unwrap();
+    let db = Db::open(dir.path(), opts(Some(1))).unwrap();
+    assert_eq!(common::contents(&db).len(), 6);
+    db.close().unwrap();
+}

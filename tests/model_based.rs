@@ -2,7 +2,8 @@
 //! directions, snapshots, flushes and reopens against `Db` on the in-memory file system,
 //! compared at every read with a `BTreeMap` model — once with the default shape and once
 //! with options that keep background compactions running, with manual `compact_range`
-//! calls and iterators and snapshots held across compactions.
+//! calls and iterators and snapshots held across compactions — and once more encrypted, with
+//! key rotations and re-encryptions among the operations.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
@@ -46,6 +47,10 @@ enum Op {
     CompactRange(Option<u8>, Option<u8>),
     HoldIterator,
     CheckHeldIterator(usize),
+    /// A new data key (encrypted runs), then optionally everything rewritten under it.
+    RotateKey {
+        reencrypt: bool,
+    },
 }
 
 fn key(k: u8) -> Vec<u8> {
@@ -84,6 +89,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (prop::option::of(0u8..42), prop::option::of(0u8..42)).prop_map(|(a, b)| Op::CompactRange(a, b)),
         2 => Just(Op::HoldIterator),
         2 => any::<usize>().prop_map(Op::CheckHeldIterator),
+        1 => any::<bool>().prop_map(|reencrypt| Op::RotateKey { reencrypt }),
     ]
 }
 
@@ -111,11 +117,15 @@ fn compacting_options(fs: kho::vfs::SharedFs) -> kho::Options {
     }
 }
 
-fn run(ops: Vec<Op>, compacting: bool) -> Result<(), TestCaseError> {
+fn run(ops: Vec<Op>, compacting: bool, encrypted: bool) -> Result<(), TestCaseError> {
     let (_fs, shared) = fault_fs();
+    let encryption = encrypted.then(|| {
+        let key = kho::crypt::SecretKey::from_bytes([0x5a; 32]);
+        kho::crypt::Encryption::new(std::sync::Arc::new(kho::crypt::KeyFileProvider::from_key("model", key)))
+    });
     let open = || {
         let opts = if compacting { compacting_options(shared.clone()) } else { small_options(shared.clone()) };
-        Db::open(db_dir(), opts).unwrap()
+        Db::open(db_dir(), kho::Options { encryption: encryption.clone(), ..opts }).unwrap()
     };
     let mut db = open();
     let mut model = Model::new();
@@ -247,6 +257,15 @@ fn run(ops: Vec<Op>, compacting: bool) -> Result<(), TestCaseError> {
                 }
             }
             Op::Flush => db.flush().unwrap(),
+            Op::RotateKey { reencrypt } => {
+                if encrypted {
+                    db.rotate_key().unwrap();
+                    if reencrypt {
+                        let report = db.reencrypt().unwrap();
+                        prop_assert_eq!(db.keyring().unwrap().key_ids(), vec![report.key_id]);
+                    }
+                }
+            }
             Op::CompactRange(a, b) => {
                 let lo = a.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
                 let hi = b.map_or(Bound::Unbounded, |k| Bound::Included(key(k)));
@@ -278,11 +297,20 @@ proptest! {
 
     #[test]
     fn db_matches_btreemap_model(ops in prop::collection::vec(op(), 1..120)) {
-        run(ops, false)?;
+        run(ops, false, false)?;
     }
 
     #[test]
     fn db_matches_model_under_constant_compaction(ops in prop::collection::vec(op(), 1..160)) {
-        run(ops, true)?;
+        run(ops, true, false)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn encrypted_db_matches_model_under_compaction_and_rekeying(ops in prop::collection::vec(op(), 1..160)) {
+        run(ops, true, true)?;
     }
 }
