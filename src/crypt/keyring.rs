@@ -77,6 +77,41 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
+impl LogReader {
+    /// Opens an encrypted file's records with the data keys of `keys`.
+    pub fn with_keys(self, keys: Arc<Keyring>) -> Self {
+        self.with_cipher_source(Some(keys))
+    }
+}
+
+/// A writer for new log or manifest `number` in `file`: encrypted under the current data key
+/// of `keys`, plaintext without.
+pub(crate) fn new_log_writer(
+    file: Box<dyn crate::vfs::WritableFile>,
+    number: u64,
+    keys: Option<&Keyring>,
+) -> Result<LogWriter> {
+    match keys {
+        Some(k) => k.log_writer(file, number),
+        None => Ok(LogWriter::new(file)),
+    }
+}
+
+/// A reader for the log or manifest at `path` of a database with `keys` (`None`: a
+/// plaintext database, where an encrypted file is [`Error::KeyNeeded`]). In an encrypted
+/// database a plaintext file is accepted only if it predates encryption (its number is below
+/// the registry's encrypted-from number).
+pub(crate) fn open_log_reader(data: bytes::Bytes, path: &Path, keys: Option<&Arc<Keyring>>) -> LogReader {
+    let number = match path.file_name().and_then(|n| n.to_str()).and_then(parse_file_name) {
+        Some(FileKind::Log(n) | FileKind::Manifest(n)) => Some(n),
+        _ => None,
+    };
+    let require = keys.is_some_and(|k| number.is_none_or(|n| k.requires_encryption(n)));
+    LogReader::new(data, path)
+        .with_cipher_source(keys.map(|k| Arc::clone(k) as Arc<dyn CipherSource>))
+        .require_encrypted(require)
+}
+
 /// Reads the master key's registry records: only key id 0 (the master key) in a registry.
 #[derive(Debug)]
 struct MasterSource(SecretKey);

@@ -24,6 +24,7 @@ pub(crate) use cipher::{block_nonce, record_nonce, FileCipher, FileRole};
 pub use cipher::{SecretKey, KEY_LEN, SCHEME_AES256_GCM, TAG_LEN};
 pub use header::{SegmentHeader, SEGMENT_MAGIC};
 pub use keyring::Keyring;
+pub(crate) use keyring::{new_log_writer, open_log_reader};
 pub use provider::{KeyFileProvider, KeyProvider};
 
 use crate::Result;

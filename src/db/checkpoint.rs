@@ -82,7 +82,7 @@ impl DbInner {
             if log_number == active_log {
                 // No unflushed writes: the named log is the active, empty one.
                 let keys = self.ctx.keys.as_deref();
-                crate::wal::new_log_writer(fs.create(&log_path(out, log_number))?, log_number, keys)?.sync()?;
+                crate::crypt::new_log_writer(fs.create(&log_path(out, log_number))?, log_number, keys)?.sync()?;
             }
             (seq, version, edit, manifest_number, key_snapshot)
         };

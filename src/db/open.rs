@@ -22,13 +22,13 @@ use super::flush::{sst_options, write_table};
 use super::health::Health;
 use super::recovery::{check_live_tables, delete_obsolete_files, replay_logs, RecoveryReport};
 use super::{BgState, Db, DbHandle, DbInner, SuperVersion, WalState};
+use crate::crypt::new_log_writer;
 use crate::crypt::Keyring;
 use crate::filename::{log_path, parse_file_name, FileKind, LOCK};
 use crate::memtable::{Memtable, MemtableIter};
 use crate::options::Options;
 use crate::sst::BlockCache;
 use crate::version::{TableContext, VersionEdit, VersionSet};
-use crate::wal::new_log_writer;
 use crate::{Error, Result};
 
 impl Db {

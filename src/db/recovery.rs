@@ -23,11 +23,12 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::batch::DecodedBatch;
+use crate::crypt::open_log_reader;
 use crate::filename::{log_path, parse_file_name, table_path, FileKind};
 use crate::memtable::Memtable;
 use crate::options::{Options, RecoveryMode};
 use crate::version::{TableContext, Version, VersionSet};
-use crate::wal::{open_log_reader, read_settled, DroppedTail};
+use crate::wal::{read_settled, DroppedTail};
 use crate::{Error, Result};
 
 /// Subdirectory that receives quarantined files.

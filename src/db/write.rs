@@ -22,9 +22,9 @@ use super::commit_queue::{Group, Turn};
 use super::stats::Counters;
 use super::{Db, DbInner, SuperVersion, WalState};
 use crate::batch::WriteBatch;
+use crate::crypt::new_log_writer;
 use crate::filename::log_path;
 use crate::options::WriteOptions;
-use crate::wal::new_log_writer;
 use crate::{Error, Result};
 
 impl Db {

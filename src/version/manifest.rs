@@ -43,7 +43,7 @@ pub fn read_manifest(
     mode: RecoveryMode,
     keys: Option<&std::sync::Arc<crate::crypt::Keyring>>,
 ) -> Result<ManifestEdits> {
-    let mut reader = crate::wal::open_log_reader(crate::wal::read_settled(fs, path)?, path, keys);
+    let mut reader = crate::crypt::open_log_reader(crate::wal::read_settled(fs, path)?, path, keys);
     let mut edits = Vec::new();
     while let Some(rec) = reader.next_record()? {
         let payload_at = rec.offset + crate::wal::format::HEADER_LEN as u64;

@@ -228,7 +228,7 @@ pub(crate) fn write_manifest(
 ) -> Result<LogWriter> {
     let mut buf = Vec::new();
     edit.encode(&mut buf);
-    let mut writer = crate::wal::new_log_writer(fs.create(&dir.join(manifest_name(number)))?, number, keys)?;
+    let mut writer = crate::crypt::new_log_writer(fs.create(&dir.join(manifest_name(number)))?, number, keys)?;
     writer.add_record(&buf)?;
     writer.sync()?;
     let tmp = dir.join("CURRENT.tmp");

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use super::format::{
     decode_header, HEADER_LEN, RECORD_AAD, TRANSFORM_NONE, TRANSFORM_SEALED, TRANSFORM_SEGMENT_HEADER,
 };
-use crate::crypt::{record_nonce, CipherSource, FileCipher, FileRole, Keyring, SegmentHeader};
+use crate::crypt::{record_nonce, CipherSource, FileCipher, FileRole, SegmentHeader};
 use crate::filename::{parse_file_name, FileKind};
 use crate::util::checksum::crc32;
 use crate::{Error, Result};
@@ -101,11 +101,6 @@ impl LogReader {
             require_encrypted: false,
             opaque: false,
         }
-    }
-
-    /// Opens an encrypted file's records with the data keys of `keys`.
-    pub fn with_keys(self, keys: Arc<Keyring>) -> Self {
-        self.with_cipher_source(Some(keys))
     }
 
     /// Opens an encrypted file's records with `keys`; with `None` an encrypted file is
