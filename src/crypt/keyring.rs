@@ -62,6 +62,10 @@ pub struct Keyring {
     provider: Mutex<Arc<dyn KeyProvider>>,
     /// Serialises registry changes.
     writing: Mutex<()>,
+    /// Held by a database-level key operation (rotation, re-encryption, master rotation)
+    /// for its whole length, so that the current key does not change under a
+    /// re-encryption.
+    pub(crate) rekeying: Mutex<()>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -167,6 +171,7 @@ impl Keyring {
             state: RwLock::new(state),
             provider: Mutex::new(provider),
             writing: Mutex::new(()),
+            rekeying: Mutex::new(()),
         })
     }
 
@@ -189,6 +194,7 @@ impl Keyring {
             state: RwLock::new(state.clone()),
             provider: Mutex::new(provider),
             writing: Mutex::new(()),
+            rekeying: Mutex::new(()),
         };
         ring.save(state)?;
         Ok(ring)
@@ -254,7 +260,7 @@ impl Keyring {
 
     /// Adds a fresh data key and makes it current: files written from now on use it.
     /// Returns its id.
-    pub fn rotate(&self) -> Result<u32> {
+    pub(crate) fn rotate(&self) -> Result<u32> {
         let _w = self.writing.lock();
         let mut next = self.state.read().clone();
         let id = next.keys.keys().next_back().map_or(1, |k| k + 1);
@@ -281,7 +287,7 @@ impl Keyring {
 
     /// Puts the registry under the master key of `provider` (its current master id); no
     /// data file is rewritten.
-    pub fn rewrap(&self, provider: Arc<dyn KeyProvider>) -> Result<()> {
+    pub(crate) fn rewrap(&self, provider: Arc<dyn KeyProvider>) -> Result<()> {
         let _w = self.writing.lock();
         let mut next = self.state.read().clone();
         next.master_id = provider.current_master_id();

@@ -38,7 +38,9 @@ impl Db {
     pub fn rotate_key(&self) -> Result<u32> {
         let inner = self.inner();
         inner.check_writable()?;
-        inner.keyring()?.rotate()
+        let keys = inner.keyring()?;
+        let _rekeying = keys.rekeying.lock();
+        keys.rotate()
     }
 
     /// Rewrites everything under the current data key — the log, every memtable, every
@@ -53,7 +55,9 @@ impl Db {
     pub fn rotate_master_key(&self, provider: Arc<dyn KeyProvider>) -> Result<()> {
         let inner = self.inner();
         inner.check_writable()?;
-        inner.keyring()?.rewrap(provider)
+        let keys = inner.keyring()?;
+        let _rekeying = keys.rekeying.lock();
+        keys.rewrap(provider)
     }
 
     /// The database's keyring; `None` for a plaintext database.
@@ -70,6 +74,7 @@ impl DbInner {
     fn reencrypt(&self) -> Result<ReencryptReport> {
         self.check_writable()?;
         let keys = self.keyring()?.clone();
+        let _rekeying = keys.rekeying.lock(); // the current key stays current throughout
         let mut report = ReencryptReport { key_id: keys.current_key_id(), ..ReencryptReport::default() };
         // 1. A new log under the current key, even if the memtable is empty (the active log
         //    may be under an older key); then every memtable into tables.
@@ -101,7 +106,7 @@ impl DbInner {
             versions.write_new_manifest()?;
             // Garbage now; a failure leaves it for the next open.
             let _ = self.ctx.fs.remove(&self.dir.join(manifest_name(old)));
-            let mut used = BTreeSet::new();
+            let mut used = BTreeSet::from([report.key_id]); // the log's and the manifest's
             for (_, f) in versions.current().files() {
                 used.extend(f.reader()?.key_id());
             }
