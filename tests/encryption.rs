@@ -400,3 +400,58 @@ fn altered_dropped_or_reordered_log_records_are_corruption() {
     assert_eq!(common::contents(&db).len(), 6);
     db.close().unwrap();
 }
+
+#[test]
+fn swapped_blocks_within_a_table_and_a_truncated_table_are_corruption() {
+    use kho::inspect::sst::{BlockKind, SstReader};
+    use kho::vfs::FileSystem;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options { compression_level: 0, ..opts(Some(1)) }).unwrap();
+    let mut rng = kho::util::SplitMix64::new(7);
+    for i in 0..400u32 {
+        let v: Vec<u8> = (0..100).map(|_| rng.next_u64() as u8).collect();
+        db.put(format!("{MARK}-{i:06}"), v).unwrap();
+    }
+    db.flush().unwrap();
+    db.close().unwrap();
+    let table = tables(dir.path()).pop().unwrap();
+    let number: u64 = table.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let keys = Arc::new(kho::crypt::Keyring::load(kho::vfs::StdFs::shared(), dir.path(), provider(1)).unwrap());
+    let open = |bytes: Vec<u8>| -> kho::Result<()> {
+        std::fs::write(&table, bytes).unwrap();
+        let file = kho::vfs::StdFs.open(&table)?;
+        let r = SstReader::open_with_keys(file, table.clone(), number, None, Some(&keys))?;
+        r.verify().map(drop)
+    };
+    let good = std::fs::read(&table).unwrap();
+    let layout = {
+        let file = kho::vfs::StdFs.open(&table).unwrap();
+        SstReader::open_with_keys(file, table.clone(), number, None, Some(&keys)).unwrap().layout().unwrap()
+    };
+    let data: Vec<_> = layout.iter().filter(|b| b.kind == BlockKind::Data).collect();
+    let (a, b) = data
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| data[i + 1..].iter().find(|b| b.stored_size == a.stored_size).map(|b| (*a, *b)))
+        .expect("two data blocks of one size");
+    let (ra, rb) = (
+        a.offset as usize..(a.offset + a.stored_size) as usize,
+        b.offset as usize..(b.offset + b.stored_size) as usize,
+    );
+    let mut swapped = good.clone();
+    swapped[ra.clone()].copy_from_slice(&good[rb.clone()]);
+    swapped[rb].copy_from_slice(&good[ra]);
+    let e = open(swapped).unwrap_err();
+    match &e {
+        Error::Corruption { file, offset, what } => {
+            assert_eq!((file, *offset), (&table, Some(a.offset)), "{e}");
+            assert!(what.contains("does not authenticate"), "{e}");
+        }
+        _ => panic!("{e}"),
+    }
+    for cut in [1, 40, 96, good.len() / 2] {
+        let e = open(good[..good.len() - cut].to_vec()).unwrap_err();
+        assert!(e.is_corruption(), "cut {cut}: {e}");
+    }
+    open(good).unwrap();
+}
