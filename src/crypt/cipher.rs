@@ -12,10 +12,9 @@
 //! returns `None` (never garbage) for anything that was not sealed by `seal` with the same
 //! subkey, nonce and associated data.
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
-use hkdf::Hkdf;
-use sha2::Sha256;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use ring::hkdf::{Salt, HKDF_SHA256};
+use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use crate::{Error, Result};
@@ -60,10 +59,10 @@ impl std::fmt::Debug for SecretKey {
 
 /// Fills `buf` from the operating system's random source.
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf).map_err(|e| Error::Io {
+    SystemRandom::new().fill(buf).map_err(|_| Error::Io {
         op: "read random bytes",
-        path: "getrandom".into(),
-        source: std::io::Error::other(e.to_string()),
+        path: "the system random source".into(),
+        source: std::io::Error::other("the operating system's random source failed"),
     })
 }
 
@@ -98,7 +97,7 @@ impl FileRole {
 
 /// The AEAD of one file. See the module docs.
 pub(crate) struct FileCipher {
-    aead: Aes256Gcm,
+    aead: LessSafeKey,
 }
 
 impl std::fmt::Debug for FileCipher {
@@ -110,13 +109,15 @@ impl std::fmt::Debug for FileCipher {
 impl FileCipher {
     /// The cipher of file `number` with role `role`, salted with `salt`, under `key`.
     pub(crate) fn new(key: &SecretKey, salt: &[u8; SALT_LEN], role: FileRole, number: u64) -> Result<Self> {
-        let hk = Hkdf::<Sha256>::new(Some(salt), key.bytes());
+        let bug = |what: &str| Error::Internal(format!("{what} failed on well-formed input"));
+        let number = number.to_le_bytes();
+        let info: [&[u8]; 3] = [b"kho v1 ", role.label(), &number];
+        let prk = Salt::new(HKDF_SHA256, salt).extract(key.bytes());
+        let okm = prk.expand(&info, HKDF_SHA256).map_err(|_| bug("HKDF expand"))?;
         let mut subkey = Zeroizing::new([0u8; KEY_LEN]);
-        hk.expand_multi_info(&[b"kho v1 ", role.label(), &number.to_le_bytes()], &mut *subkey)
-            .map_err(|_| Error::Internal("HKDF refused a 32-byte output".into()))?;
-        let aead =
-            Aes256Gcm::new_from_slice(&*subkey).map_err(|_| Error::Internal("AES-256-GCM refused its key".into()))?;
-        Ok(FileCipher { aead })
+        okm.fill(&mut *subkey).map_err(|_| bug("HKDF fill"))?;
+        let aead = UnboundKey::new(&AES_256_GCM, &*subkey).map_err(|_| bug("AES-256-GCM key setup"))?;
+        Ok(FileCipher { aead: LessSafeKey::new(aead) })
     }
 
     /// Appends `plain` sealed (ciphertext then the 16-byte tag) to `out`.
@@ -125,18 +126,18 @@ impl FileCipher {
         out.extend_from_slice(plain);
         let tag = self
             .aead
-            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, &mut out[start..])
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), &mut out[start..])
             .map_err(|_| Error::Internal("AES-256-GCM refused to seal".into()))?;
-        out.extend_from_slice(&tag);
+        out.extend_from_slice(tag.as_ref());
         Ok(())
     }
 
     /// The plaintext of `sealed` (ciphertext then tag), `None` if it does not authenticate.
     pub(crate) fn open(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         let body_len = sealed.len().checked_sub(TAG_LEN)?;
-        let (body, tag) = sealed.split_at(body_len);
-        let mut out = body.to_vec();
-        self.aead.decrypt_in_place_detached(Nonce::from_slice(nonce), aad, &mut out, Tag::from_slice(tag)).ok()?;
+        let mut out = sealed.to_vec();
+        self.aead.open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), &mut out).ok()?;
+        out.truncate(body_len);
         Some(out)
     }
 }

@@ -11,8 +11,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::crypt::cipher::{SecretKey, KEY_LEN};
 use crate::{Error, Result};
 
@@ -90,11 +88,11 @@ impl KeyFileProvider {
     /// A provider holding `key` directly (tests, or keys from elsewhere); `path` is only
     /// shown in messages.
     pub fn from_key(path: impl AsRef<Path>, key: SecretKey) -> Self {
-        let mut h = Sha256::new();
+        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
         h.update(b"kho master key id");
         h.update(key.bytes());
-        let fp = h.finalize();
-        let id = format!("keyfile:{}", fp.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>());
+        let fp = h.finish();
+        let id = format!("keyfile:{}", fp.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect::<String>());
         KeyFileProvider { path: path.as_ref().to_owned(), id, key }
     }
 
