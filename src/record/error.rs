@@ -17,9 +17,10 @@ pub enum Error {
     Engine(#[from] crate::Error),
 
     /// A string is not a valid 12-digit national ID; `reason` says which rule it breaks.
-    #[error("invalid national ID {input:?}: {reason}")]
+    #[error("invalid national ID {input}: {reason}")]
     InvalidNationalId {
-        /// The rejected input (cut to its first 40 characters).
+        /// The rejected input, redacted (`crate::util::redact`: at most its first 4 and last
+        /// 2 characters).
         input: String,
         /// The rule it breaks.
         reason: InvalidIdReason,
@@ -35,7 +36,7 @@ pub enum Error {
     RecordExists {
         /// The collection.
         collection: String,
-        /// The primary key, printed lossily as UTF-8.
+        /// The primary key, redacted (`crate::util::redact`).
         pk: String,
     },
 }

@@ -163,6 +163,11 @@ impl NationalId {
         &self.0
     }
 
+    /// The ID redacted for logs and errors: `"0792******34"`.
+    pub fn redacted(&self) -> String {
+        crate::util::redact(&self.0)
+    }
+
     /// The ID as a string slice.
     pub fn as_str(&self) -> &str {
         // Always ASCII digits (a type invariant), so this never falls back.
@@ -240,9 +245,11 @@ impl fmt::Display for NationalId {
     }
 }
 
+/// Redacted: `NationalId("0792******34")`. `Display` (and [`NationalId::as_str`]) give the
+/// whole ID, for output the user asked for.
 impl fmt::Debug for NationalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NationalId({})", self.as_str())
+        write!(f, "NationalId({})", self.redacted())
     }
 }
 
@@ -253,15 +260,9 @@ impl std::str::FromStr for NationalId {
     }
 }
 
-/// Longest input echoed back in an error, so a garbage megabyte does not end up in a log.
-const MAX_ECHO: usize = 40;
-
+/// A refused input is echoed redacted (an ID with one wrong digit is still personal data).
 fn invalid(input: &str, reason: InvalidIdReason) -> Error {
-    let input = match input.char_indices().nth(MAX_ECHO) {
-        Some((cut, _)) => format!("{}...", &input[..cut]),
-        None => input.to_owned(),
-    };
-    Error::InvalidNationalId { input, reason }
+    Error::InvalidNationalId { input: crate::util::redact(input.as_bytes()), reason }
 }
 
 /// The current calendar year (UTC) from the system clock.

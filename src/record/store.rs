@@ -77,7 +77,7 @@ impl StoreInner {
     pub(crate) fn corrupt_record(&self, key: &[u8], what: &str) -> Error {
         Error::corruption_unknown_offset(
             self.db.path(),
-            format!("record layer key {}: {what}", String::from_utf8_lossy(key)),
+            format!("record layer key {}: {what}", crate::util::redact(key)),
         )
     }
 

@@ -32,7 +32,7 @@ pub(crate) fn encode_value<T: Serialize + ?Sized>(id: &NationalId, payload: &T) 
     v.push(RECORD_FORMAT_V1);
     v.extend_from_slice(id.as_bytes());
     rmp_serde::encode::write_named(&mut v, payload)
-        .map_err(|e| Error::Payload(format!("cannot encode payload: {e}")))?;
+        .map_err(|e| Error::Payload(format!("cannot encode payload: {}", without_quoted(&e.to_string()))))?;
     Ok(v)
 }
 
@@ -60,12 +60,39 @@ pub fn decode_record_value(value: &[u8]) -> Result<(NationalId, &[u8])> {
 
 /// Decodes MessagePack `payload` as a `T`.
 pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
-    rmp_serde::from_slice(payload).map_err(|e| Error::Payload(format!("cannot decode payload: {e}")))
+    rmp_serde::from_slice(payload)
+        .map_err(|e| Error::Payload(format!("cannot decode payload: {}", without_quoted(&e.to_string()))))
+}
+
+/// A serde message with everything it quotes (`"..."` or `` `...` ``) withheld: serde quotes
+/// the offending stored value ("invalid type: string \"Nguyễn Văn A\", expected u32"), and
+/// payloads are personal data. What kind of mismatch it was stays.
+fn without_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut quote: Option<char> = None;
+    for c in msg.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// One record: where it lives, whose it is and its payload. `P` is the decoded payload type;
-/// the default, [`Bytes`], holds the raw MessagePack (see [`Record::decode`]).
-#[derive(Debug, Clone, PartialEq)]
+/// the default, [`Bytes`], holds the raw MessagePack (see [`Record::decode`]). Its `Debug`
+/// redacts the primary key and the ID and never shows the payload.
+#[derive(Clone, PartialEq)]
 pub struct Record<P = Bytes> {
     /// The collection's name.
     pub collection: Arc<str>,
@@ -91,8 +118,20 @@ impl Record<Bytes> {
     }
 }
 
-/// An index entry: a person's record, by reference.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+impl<P> std::fmt::Debug for Record<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("collection", &self.collection)
+            .field("pk", &crate::util::redact(&self.pk))
+            .field("id", &self.id)
+            .field("payload", &format_args!("<{}>", std::any::type_name::<P>()))
+            .finish()
+    }
+}
+
+/// An index entry: a person's record, by reference. Its `Debug` redacts the ID and the
+/// primary key.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IndexEntry {
     /// The person.
     pub id: NationalId,
@@ -100,6 +139,16 @@ pub struct IndexEntry {
     pub collection: Arc<str>,
     /// The primary key within the collection.
     pub pk: Bytes,
+}
+
+impl std::fmt::Debug for IndexEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexEntry")
+            .field("id", &self.id)
+            .field("collection", &self.collection)
+            .field("pk", &crate::util::redact(&self.pk))
+            .finish()
+    }
 }
 
 #[cfg(test)]

@@ -129,7 +129,7 @@ impl StoreInner {
                 Op::Put { insert_only: true, .. } if slot.current.is_some() => {
                     let collection =
                         self.catalog.name(slot.cid).map_or_else(|| format!("#{}", slot.cid.0), |n| n.to_string());
-                    return Err(Error::RecordExists { collection, pk: String::from_utf8_lossy(&slot.pk).into_owned() });
+                    return Err(Error::RecordExists { collection, pk: crate::util::redact(&slot.pk) });
                 }
                 Op::Put { id, value, .. } => {
                     slot.current = Some(id);

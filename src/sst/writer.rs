@@ -163,9 +163,9 @@ impl SstWriter {
         };
         if self.props.entries > 0 && compare_internal(&self.last_key, ikey).is_ge() {
             return Err(Error::InvalidArgument(format!(
-                "SST keys out of order: {:?} after {:?}",
-                ByteStr(ikey),
-                ByteStr(&self.last_key)
+                "SST keys out of order: {} after {}",
+                crate::util::redact(ikey),
+                crate::util::redact(&self.last_key)
             )));
         }
         if ikey.len().saturating_add(value.len()) > MAX_ENTRY_LEN {
@@ -292,20 +292,6 @@ impl SstWriter {
         file.sync()?;
         self.props.file_size = self.offset;
         Ok(self.props)
-    }
-}
-
-/// Debug-prints a key as escaped bytes, truncated to keep error messages short.
-struct ByteStr<'a>(&'a [u8]);
-
-impl std::fmt::Debug for ByteStr<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = self.0.get(..self.0.len().min(64)).unwrap_or_default();
-        write!(f, "\"{}\"", shown.escape_ascii())?;
-        if self.0.len() > shown.len() {
-            write!(f, "..({} bytes)", self.0.len())?;
-        }
-        Ok(())
     }
 }
 

@@ -8,8 +8,8 @@
 //! - `blocked_bloom`: the blocked bloom filter's block addressing, probe sequence and bit
 //!   setting and testing, shared by the table and memtable filters;
 //! - `prefetch`: a cache-line prefetch hint;
-//! - [`SplitMix64`]: the seedable random number generator of kho and its tools — the one
-//!   public item here.
+//! - [`redact`]: how keys and IDs appear in errors and `Debug` strings (never whole);
+//! - [`SplitMix64`]: the seedable random number generator of kho and its tools.
 //!
 //! The outputs of `checksum`, `hash`, `blocked_bloom` and `coding` are part of the file
 //! formats, and [`SplitMix64`]'s streams are what seeds reproduce: none of them may change.
@@ -19,6 +19,8 @@ pub(crate) mod checksum;
 pub(crate) mod coding;
 pub(crate) mod hash;
 pub(crate) mod prefetch;
+mod redact;
 mod splitmix;
 
+pub use redact::redact;
 pub use splitmix::SplitMix64;

@@ -313,11 +313,9 @@ fn key_of(f: &FileMeta) -> (Bytes, u64) {
     (start_key(f), f.number)
 }
 
-/// A user key for a message: escaped, cut to 40 bytes.
+/// A user key for a message: redacted (keys may hold national IDs).
 fn show(key: &[u8]) -> String {
-    let cut = &key[..key.len().min(40)];
-    let more = if key.len() > cut.len() { "..." } else { "" };
-    format!("\"{}{more}\"", cut.escape_ascii())
+    crate::util::redact(key)
 }
 
 #[cfg(test)]

@@ -1,0 +1,81 @@
+//! No personal data in errors or `Debug` strings (issue 14): every error the record layer
+//! returns for bad input, and the `Debug` of IDs, records and index entries, show national
+//! IDs and record keys redacted (at most their first 4 and last 2 characters) and never a
+//! payload.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use common::{db_dir, fault_fs, small_options};
+use kho::record::{IdQuery, NationalId, Store, StoreOptions};
+use kho::Db;
+use serde::{Deserialize, Serialize};
+
+const ID: &str = "079203001234";
+const PK: &str = "TAX-CODE-8000123456";
+const SECRET: &str = "Nguyen Van Secretname";
+
+#[derive(Serialize, Deserialize, Debug)]
+struct Person {
+    name: String,
+    income: u64,
+}
+
+/// Fails if `text` holds the ID, the primary key or the payload's text.
+fn assert_clean(what: &str, text: &str) {
+    for needle in [ID, PK, SECRET, "Secretname", "3001234", "8000123456"] {
+        assert!(!text.contains(needle), "{what} leaks {needle:?}: {text}");
+    }
+}
+
+#[test]
+fn errors_and_debug_strings_redact_ids_keys_and_payloads() {
+    let (_fs, shared) = fault_fs();
+    let store = Store::open(Db::open(db_dir(), small_options(shared)).unwrap(), StoreOptions::default()).unwrap();
+    let id = store.parse_id(ID).unwrap();
+    let p = Person { name: SECRET.into(), income: 7 };
+    store.insert("tax", PK, &id, &p).unwrap();
+
+    // Every error a caller's input can provoke.
+    let mut errors: Vec<(&str, kho::record::Error)> = Vec::new();
+    // An invalid ID that is a real ID with one wrong digit (an unknown province).
+    errors.push(("invalid id", store.parse_id("999203001234").unwrap_err()));
+    errors.push(("invalid id (letters)", store.parse_id("07920300123X").unwrap_err()));
+    errors.push(("record exists", store.insert("tax", PK, &id, &p).unwrap_err()));
+    // A payload read as the wrong type: serde would quote the stored string.
+    #[derive(Deserialize, Debug)]
+    struct Wrong {
+        #[allow(dead_code)]
+        name: u64,
+    }
+    errors.push(("payload type", store.get::<Wrong>("tax", PK).unwrap_err()));
+    errors.push(("bad value", kho::record::decode_record_value(b"\x01079203").unwrap_err()));
+    errors.push(("bad collection", store.insert("", PK, &id, &p).unwrap_err()));
+    let huge_pk = format!("{PK}{}", "x".repeat(2000));
+    errors.push(("huge pk", store.insert("tax", &huge_pk, &id, &p).unwrap_err()));
+    for (what, e) in &errors {
+        assert_clean(what, &e.to_string());
+        assert_clean(what, &format!("{e:?}"));
+    }
+    assert!(errors[0].1.to_string().contains("9992******34"), "redacted, not removed: {}", errors[0].1);
+
+    // Debug of the types that carry personal data.
+    let rec = store.get_raw("tax", PK).unwrap().unwrap();
+    let typed = store.get::<Person>("tax", PK).unwrap().unwrap();
+    let person = store.person(&id).unwrap();
+    let index: Vec<_> = store.query(&IdQuery::All).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(index.len(), 1);
+    for (what, text) in [
+        ("NationalId", format!("{id:?}")),
+        ("Record", format!("{rec:?}")),
+        ("typed Record", format!("{typed:?}")),
+        ("person", format!("{person:?}")),
+        ("index", format!("{index:?}")),
+    ] {
+        assert_clean(what, &text);
+    }
+    assert_eq!(format!("{id:?}"), "NationalId(\"0792******34\")");
+    // Display is the whole ID: for output the user asked for.
+    assert_eq!(id.to_string(), ID);
+    assert_eq!(NationalId::parse(ID).unwrap().as_str(), ID);
+}
