@@ -309,7 +309,7 @@ fn has_store_format(db: &Db) -> Result<bool> {
 }
 
 /// Primary keys are 1 to [`MAX_PK_LEN`] bytes.
-fn check_pk(pk: &[u8]) -> Result<()> {
+pub(crate) fn check_pk(pk: &[u8]) -> Result<()> {
     if pk.is_empty() || pk.len() > MAX_PK_LEN {
         return Err(Error::invalid(format!("primary key of {} bytes: must be 1 to {MAX_PK_LEN}", pk.len())));
     }

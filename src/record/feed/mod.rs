@@ -8,7 +8,8 @@
 //! - `append.rs`: what the write path adds to a record batch (and erasure's purge);
 //! - `subscription.rs`: [`SubscriptionFilter`], subscribe/unsubscribe/list;
 //! - `cursor.rs`: [`ChangeCursor`], reading and acknowledging;
-//! - `retention.rs`: trimming acknowledged and expired changes.
+//! - `retention.rs`: trimming acknowledged and expired changes;
+//! - `apply.rs`: applying changes to another store (replication).
 //!
 //! Invariants: (1) a change and the record write it describes commit in one batch, so after
 //! any crash the feed and the data agree; (2) a change's position is the sequence number the
@@ -26,6 +27,7 @@
 //! tool or repair opening the store with default options can silently open a gap.
 
 mod append;
+mod apply;
 mod change;
 mod cursor;
 mod keys;
