@@ -181,7 +181,7 @@ impl StoreInner {
         let mut feed_write = self.feed.as_ref().map(|_| FeedWrite::new());
         for s in &slots {
             if let Some(fw) = feed_write.as_mut() {
-                fw.record(&mut batch, s.cid, &s.pk, s.original, s.current, s.value.as_deref(), s.erased);
+                fw.record(s.cid, &s.pk, s.original, s.current, s.value.as_deref(), s.erased);
             }
             let changed_owner = s.original != s.current;
             if let Some(old) = s.original.filter(|_| changed_owner) {
@@ -216,11 +216,14 @@ impl StoreInner {
         let _purging = match (self.feed.as_ref(), feed_write.as_mut(), erased) {
             (Some(feed), Some(fw), Some(id)) => {
                 let state = feed.state.lock();
-                fw.purge(&self.db, &mut batch, id)?;
+                fw.purge(&self.db, &mut batch, id, state.meta.trimmed_through)?;
                 Some(state)
             }
             _ => None,
         };
+        if let Some(fw) = feed_write.as_mut() {
+            fw.finish(&mut batch);
+        }
         self.db.write(batch, opts)?;
         if let (Some(feed), Some(fw)) = (self.feed.as_ref(), feed_write) {
             fw.committed(feed);

@@ -110,7 +110,15 @@ fn print_change(out: &mut Out, c: &Change) -> anyhow::Result<()> {
         writeln!(out)?;
     } else {
         let payload = payload.map_or_else(|| "-".to_string(), |p| p.to_string());
-        writeln!(out, "{} {} {} {} {} {payload}", c.position, c.kind.as_str(), c.collection, b.show(&c.pk), c.id.as_str())?;
+        writeln!(
+            out,
+            "{} {} {} {} {} {payload}",
+            c.position,
+            c.kind.as_str(),
+            c.collection,
+            b.show(&c.pk),
+            c.id.as_str()
+        )?;
     }
     Ok(())
 }
@@ -133,7 +141,9 @@ fn list(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
                 })
             })
             .collect();
-        out.json_value(&json!({"feed": store.feed_enabled(), "last_sequence": store.db().last_sequence(), "subscriptions": v}))?;
+        out.json_value(
+            &json!({"feed": store.feed_enabled(), "last_sequence": store.db().last_sequence(), "subscriptions": v}),
+        )?;
     } else if !store.feed_enabled() {
         writeln!(out, "the store in {} records no change feed", args.dir.display())?;
     } else {

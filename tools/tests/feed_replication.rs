@@ -36,7 +36,12 @@ fn src_options() -> StoreOptions {
 
 fn db_options() -> Options {
     // Small memtables and levels: flushes and compactions run during the cycles too.
-    Options { write_buffer_size: 256 << 10, level_base_bytes: 1 << 20, target_file_size: 256 << 10, ..Options::default() }
+    Options {
+        write_buffer_size: 256 << 10,
+        level_base_bytes: 1 << 20,
+        target_file_size: 256 << 10,
+        ..Options::default()
+    }
 }
 
 fn open(dir: &Path, opts: StoreOptions) -> Store {

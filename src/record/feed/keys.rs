@@ -3,7 +3,6 @@
 //!
 //! ```text
 //! change        F | position: u64 BE                      -> change value (change.rs)
-//! by person     G | national_id: 12 digits | position: u64 BE  -> (empty)
 //! subscription  S | name (UTF-8)                          -> subscription value (subscription.rs)
 //! feed state    M | "feed"                                -> format: u8 (= 1) | horizon: u64 BE
 //!                                                            | trimmed_through: u64 BE
@@ -11,18 +10,13 @@
 //!
 //! Invariants: a position is the sequence number the commit gave the change's own `F` put
 //! (stamped into the key by the engine, `WriteBatch::put_stamped`), so positions are unique
-//! and `F` keys sort in commit order; a `G` entry exists for every retained change that is
-//! not an erasure, with the position of its `F` entry, and goes away with it. Fixed widths
-//! before the last component keep every scanned prefix on a component boundary.
+//! and `F` keys sort in commit order.
 
 use crate::batch::STAMP_LEN;
-use crate::record::national_id::{NationalId, NATIONAL_ID_LEN};
 use crate::SeqNo;
 
 /// Tag of change entries.
 pub(crate) const TAG_CHANGE: u8 = b'F';
-/// Tag of the per-person list of change positions (for erasure).
-pub(crate) const TAG_CHANGE_BY_PERSON: u8 = b'G';
 /// Tag of subscriptions.
 pub(crate) const TAG_SUBSCRIPTION: u8 = b'S';
 /// Name of the feed's state under the meta tag (`M|feed`).
@@ -30,8 +24,6 @@ pub(crate) const FEED_META_NAME: &str = "feed";
 
 /// Bytes of a change key.
 pub(crate) const CHANGE_KEY_LEN: usize = 1 + STAMP_LEN;
-/// Bytes of a per-person key.
-pub(crate) const BY_PERSON_KEY_LEN: usize = 1 + NATIONAL_ID_LEN + STAMP_LEN;
 
 /// `F | position`.
 pub(crate) fn change_key(position: SeqNo) -> [u8; CHANGE_KEY_LEN] {
@@ -46,29 +38,6 @@ pub(crate) fn parse_change_key(k: &[u8]) -> Option<SeqNo> {
         Some((&TAG_CHANGE, pos)) if pos.len() == STAMP_LEN => Some(SeqNo::from_be_bytes(pos.try_into().ok()?)),
         _ => None,
     }
-}
-
-/// `G | id`: the prefix the commit stamps a position after (and the prefix erasure scans).
-pub(crate) fn by_person_prefix(id: &NationalId) -> [u8; 1 + NATIONAL_ID_LEN] {
-    let mut k = [TAG_CHANGE_BY_PERSON; 1 + NATIONAL_ID_LEN];
-    k[1..].copy_from_slice(id.as_bytes());
-    k
-}
-
-/// `G | id | position`.
-pub(crate) fn by_person_key(id: &NationalId, position: SeqNo) -> [u8; BY_PERSON_KEY_LEN] {
-    let mut k = [0; BY_PERSON_KEY_LEN];
-    k[..1 + NATIONAL_ID_LEN].copy_from_slice(&by_person_prefix(id));
-    k[1 + NATIONAL_ID_LEN..].copy_from_slice(&position.to_be_bytes());
-    k
-}
-
-/// The position of a per-person key; `None` if `k` is not one.
-pub(crate) fn parse_by_person_key(k: &[u8]) -> Option<SeqNo> {
-    if k.len() != BY_PERSON_KEY_LEN || k[0] != TAG_CHANGE_BY_PERSON {
-        return None;
-    }
-    Some(SeqNo::from_be_bytes(k[1 + NATIONAL_ID_LEN..].try_into().ok()?))
 }
 
 /// `S | name`.
@@ -129,15 +98,10 @@ mod tests {
 
     #[test]
     fn keys_round_trip_and_sort_by_position() {
-        let id = NationalId::parse("079190001234").unwrap();
         assert_eq!(parse_change_key(&change_key(0x0102_0304)), Some(0x0102_0304));
         assert!(change_key(255) < change_key(256));
         assert_eq!(parse_change_key(b"F\0\0"), None);
-        assert_eq!(parse_change_key(&by_person_key(&id, 5)), None);
-        let g = by_person_key(&id, 77);
-        assert!(g.starts_with(&by_person_prefix(&id)));
-        assert_eq!(parse_by_person_key(&g), Some(77));
-        assert_eq!(parse_by_person_key(&change_key(77)), None);
+        assert_eq!(parse_change_key(&subscription_key("x")), None);
         assert_eq!(parse_subscription_key(&subscription_key("tax-agency")), Some("tax-agency"));
         assert_eq!(parse_subscription_key(b"Rxx"), None);
     }

@@ -128,7 +128,8 @@ impl Feed {
             None => return Ok(None),
         };
         let subs = subscription::load_subscriptions(db)?;
-        let bytes = retention::changelog_bytes(db, meta.trimmed_through)?;
+        // Only retention needs the size, and a read-only store never trims.
+        let bytes = if writable { retention::changelog_bytes(db, meta.trimmed_through)? } else { 0 };
         Ok(Some(Feed {
             opts: opts.clone(),
             state: Mutex::new(FeedState { subs, meta }),

@@ -2,7 +2,7 @@
 //! size bound whether acknowledged or not.
 //!
 //! [`Store::trim_feed`] walks the changelog from its oldest retained change (after the
-//! persisted `trimmed_through`) and deletes changes, with their per-person entries, while
+//! persisted `trimmed_through`) and deletes changes while
 //! either every live subscription has acknowledged them, or they are older than
 //! `max_age`, or the changelog is larger than `max_bytes`. Deleting a change some live
 //! subscription has not acknowledged raises the horizon to its position in the same batch
@@ -17,10 +17,8 @@
 use std::sync::atomic::Ordering;
 
 use super::append::now_ms;
-use super::change::{decode_change, ChangeKind};
-use super::keys::{
-    by_person_key, change_key, parse_change_key, FeedMeta, BY_PERSON_KEY_LEN, FEED_META_NAME, TAG_CHANGE,
-};
+use super::change::decode_change;
+use super::keys::{change_key, parse_change_key, FeedMeta, FEED_META_NAME, TAG_CHANGE};
 use crate::record::error::Result;
 use crate::record::keys::meta_key;
 use crate::record::store::{Store, StoreInner};
@@ -44,10 +42,9 @@ pub struct TrimReport {
     pub horizon: SeqNo,
 }
 
-/// Bytes a retained change costs: its entry and, unless it is an erasure, its per-person key.
-fn change_bytes(key: &[u8], value: &[u8], kind: Option<ChangeKind>) -> u64 {
-    let by_person = if kind == Some(ChangeKind::Erase) { 0 } else { BY_PERSON_KEY_LEN };
-    (key.len() + value.len() + by_person) as u64
+/// Bytes a retained change costs (as the write path counts them).
+fn change_bytes(key: &[u8], value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
 }
 
 /// The bytes of the changelog after `trimmed_through` (read once at open).
@@ -55,7 +52,7 @@ pub(crate) fn changelog_bytes(db: &Db, trimmed_through: SeqNo) -> Result<u64> {
     let mut total = 0;
     for kv in db.range(change_key(trimmed_through.saturating_add(1)).to_vec()..vec![TAG_CHANGE + 1])? {
         let (k, v) = kv?;
-        total += change_bytes(&k, &v, decode_change(&v).ok().map(|c| c.kind));
+        total += change_bytes(&k, &v);
     }
     Ok(total)
 }
@@ -115,10 +112,7 @@ impl StoreInner {
                 break;
             }
             batch.delete(&k);
-            if raw.kind != ChangeKind::Erase {
-                batch.delete(by_person_key(&raw.id, pos));
-            }
-            let size = change_bytes(&k, &v, Some(raw.kind));
+            let size = change_bytes(&k, &v);
             bytes = bytes.saturating_sub(size);
             batch_bytes += size;
             meta.trimmed_through = pos;

@@ -489,14 +489,14 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
             let mut cursor = store.changes(FEED_SUBSCRIBER)?;
             let sample = if args.histogram { 1 } else { SAMPLE_EVERY };
             loop {
-                let t0 = (r.ops % sample == 0).then(Instant::now);
+                let t0 = r.ops.is_multiple_of(sample).then(Instant::now);
                 let Some(c) = cursor.next().transpose()? else { break };
                 if let Some(t0) = t0 {
                     let _ = r.hist.record((t0.elapsed().as_nanos() as u64).max(1));
                 }
                 r.bytes += (c.pk.len() + c.payload.as_ref().map_or(0, |p| p.len())) as u64;
                 r.count_op();
-                if r.ops % 1024 == 0 {
+                if r.ops.is_multiple_of(1024) {
                     cursor.ack(c.position, AckMode::GroupCommit)?;
                 }
             }
@@ -513,7 +513,8 @@ const FEED_SUBSCRIBER: &str = "bench";
 /// The record store of a record workload: with `--feed=1`, the change feed on and (on a
 /// fresh store) a subscription `bench` that holds every change until `feedread` reads it.
 fn open_store(db: &Db, args: &BenchArgs) -> anyhow::Result<Store> {
-    let opts = StoreOptions { feed: FeedOptions { enable: args.feed, ..FeedOptions::default() }, ..StoreOptions::default() };
+    let opts =
+        StoreOptions { feed: FeedOptions { enable: args.feed, ..FeedOptions::default() }, ..StoreOptions::default() };
     let store = Store::open(db.clone(), opts)?;
     if args.feed && !store.subscriptions()?.iter().any(|s| s.name == FEED_SUBSCRIBER) {
         store.subscribe(FEED_SUBSCRIBER, SubscriptionFilter::all())?;
