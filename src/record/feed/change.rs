@@ -191,6 +191,38 @@ mod tests {
     }
 
     #[test]
+    fn worked_example_matches_the_doc() {
+        // docs/sync.md, "What a change is".
+        #[derive(serde::Serialize)]
+        struct Tax {
+            name: &'static str,
+            bracket: u8,
+        }
+        let value = crate::record::value::encode_value(
+            &NationalId::parse("079190001234").unwrap(),
+            &Tax { name: "An", bracket: 3 },
+        )
+        .unwrap();
+        let raw = RawChange {
+            kind: ChangeKind::Insert,
+            time_ms: 0x0000_01a2_4236_8900,
+            cid: CollectionId(1),
+            id: NationalId::parse("079190001234").unwrap(),
+            pk: b"8012345678",
+            payload: value.get(crate::record::value::VALUE_HEADER_LEN..),
+        };
+        let mut want = vec![0x01, 0x01, 0x00, 0x00, 0x01, 0xa2, 0x42, 0x36, 0x89, 0x00, 0, 0, 0, 1];
+        want.extend_from_slice(b"079190001234");
+        want.push(10);
+        want.extend_from_slice(b"8012345678");
+        want.extend_from_slice(&[0x82, 0xa4, b'n', b'a', b'm', b'e', 0xa2, b'A', b'n', 0xa7]);
+        want.extend_from_slice(b"bracket");
+        want.push(0x03);
+        assert_eq!(raw.encode(), want);
+        assert_eq!(super::super::keys::change_key(4660), [b'F', 0, 0, 0, 0, 0, 0, 0x12, 0x34]);
+    }
+
+    #[test]
     fn debug_names_no_id_and_no_payload() {
         let id = NationalId::parse("079190001234").unwrap();
         let c = Change {

@@ -235,3 +235,49 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn subscriptions_round_trip() {
+        let f =
+            SubscriptionFilter::collections(["tax", "vehicle"]).id_prefix("079").unwrap().id_prefix("0012").unwrap();
+        for (acked, filter) in [(0, SubscriptionFilter::all()), (u64::MAX >> 8, f)] {
+            assert_eq!(decode_subscription(&encode_subscription(acked, &filter)), Ok((acked, filter)));
+        }
+    }
+
+    #[test]
+    fn filters_match_collections_and_prefixes() {
+        let id = NationalId::parse("079190001234").unwrap();
+        let f = SubscriptionFilter::collections(["tax"]).id_prefix("001").unwrap().id_prefix("0791").unwrap();
+        assert!(f.matches_collection("tax") && !f.matches_collection("taxes"));
+        assert!(f.matches_id(&id));
+        assert!(!SubscriptionFilter::all().id_prefix("0792").unwrap().matches_id(&id));
+        assert!(SubscriptionFilter::all().matches_collection("anything") && SubscriptionFilter::all().matches_id(&id));
+        for bad in ["", "0791900012345", "07a"] {
+            assert!(SubscriptionFilter::all().id_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(v in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode_subscription(&v);
+        }
+
+        #[test]
+        fn every_cut_or_extension_is_an_error(cut in 0usize..40, extra in any::<u8>()) {
+            let v = encode_subscription(7, &SubscriptionFilter::collections(["tax"]).id_prefix("079").unwrap());
+            if cut < v.len() {
+                prop_assert!(decode_subscription(&v[..cut]).is_err());
+            }
+            let mut longer = v.clone();
+            longer.push(extra);
+            prop_assert!(decode_subscription(&longer).is_err());
+        }
+    }
+}
