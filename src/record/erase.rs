@@ -10,8 +10,9 @@
 //! [`Store::verify_index`] reports as missing) cannot be found this way: run
 //! [`Store::rebuild_index`] first if the index is in doubt.
 //!
-//! With the change feed on, the same batch deletes the person's earlier change entries and
-//! adds one erasure change (no payload) per record erased.
+//! With the change feed on, the same batch deletes the person's earlier inserts and updates
+//! from the changelog (every change that carried a payload; deletes stay, so subscribers
+//! learn of them) and adds one erasure change (no payload) per record erased.
 //!
 //! Deleting makes the data unreachable, not gone: the old versions stay in SSTables (and the
 //! log) until compaction drops them. [`Store::purge_erased`] runs `Db::compact_range` over

@@ -99,16 +99,19 @@ impl FeedWrite {
         }
     }
 
-    /// Adds deletes of every retained change of `id` except erasures (those carry no
-    /// payload and stay): one scan of the changelog after `from` (the feed's
-    /// `trimmed_through`). The caller holds the feed's state lock until the batch is
-    /// committed (so a trim does not account the same changes) and the stripes of the
-    /// records it erases (so no change of them commits after this scan).
+    /// Adds deletes of every retained change of `id` that carries a payload (its inserts
+    /// and updates): one scan of the changelog after `from` (the feed's `trimmed_through`).
+    /// Its deletes and erasures stay: they carry no payload, and a subscriber that applied an
+    /// insert of a record deleted since must still learn of the delete (dropping it made a
+    /// replica keep the record — found by `tests/feed_model.rs`). The caller holds the feed's
+    /// state lock until the batch is committed (so a trim does not account the same changes)
+    /// and the stripes of the records it erases (so no change of them commits after this
+    /// scan).
     pub(crate) fn purge(&mut self, db: &Db, batch: &mut WriteBatch, id: &NationalId, from: SeqNo) -> Result<()> {
         for kv in db.range(change_key(from.saturating_add(1)).to_vec()..vec![TAG_CHANGE + 1])? {
             let (k, v) = kv?;
             // A malformed change names nobody; retention and cursors report it.
-            if decode_change(&v).is_ok_and(|c| c.id == *id && c.kind != ChangeKind::Erase) {
+            if decode_change(&v).is_ok_and(|c| c.id == *id && c.kind.has_payload()) {
                 batch.delete(&k);
                 self.purged += (k.len() + v.len()) as u64;
             }

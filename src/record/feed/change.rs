@@ -36,7 +36,8 @@ pub enum ChangeKind {
     /// A record was deleted.
     Delete,
     /// A record was deleted by [`Store::erase_person`](crate::record::Store::erase_person):
-    /// the person's earlier changes are gone from the feed, and this one carries no payload.
+    /// the person's earlier inserts and updates are gone from the feed, and this one carries
+    /// no payload.
     Erase,
 }
 
