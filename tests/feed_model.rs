@@ -19,11 +19,15 @@ use proptest::prelude::*;
 
 type Records = BTreeMap<(String, Vec<u8>), (NationalId, Vec<u8>)>;
 
+/// One op of a batch: collection, pk, and `Some((person, value))` for an upsert or `None`
+/// for a delete.
+type BatchItem = (u8, u8, Option<(u8, u16)>);
+
 #[derive(Debug, Clone)]
 enum Op {
     Upsert { coll: u8, pk: u8, who: u8, val: u16 },
     Delete { coll: u8, pk: u8 },
-    Batch(Vec<(u8, u8, Option<(u8, u16)>)>),
+    Batch(Vec<BatchItem>),
     Erase { who: u8 },
     Consume { take: u8, sync: bool },
     Trim,
@@ -31,11 +35,15 @@ enum Op {
     Reopen,
 }
 
+fn batch_item() -> impl Strategy<Value = BatchItem> {
+    (0u8..2, 0u8..6, proptest::option::of((0u8..3, any::<u16>())))
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0u8..2, 0u8..6, 0u8..3, any::<u16>()).prop_map(|(coll, pk, who, val)| Op::Upsert { coll, pk, who, val }),
         2 => (0u8..2, 0u8..6).prop_map(|(coll, pk)| Op::Delete { coll, pk }),
-        2 => proptest::collection::vec((0u8..2, 0u8..6, proptest::option::of((0u8..3, any::<u16>()))), 1..5).prop_map(Op::Batch),
+        2 => proptest::collection::vec(batch_item(), 1..5).prop_map(Op::Batch),
         1 => (0u8..3).prop_map(|who| Op::Erase { who }),
         3 => (1u8..20, any::<bool>()).prop_map(|(take, sync)| Op::Consume { take, sync }),
         1 => Just(Op::Trim),

@@ -54,7 +54,7 @@ impl Store {
             ops.push(Op::Erase { cid, pk: k.slice_ref(pk), id: *id });
             keys.push(k);
         }
-        // With the feed on, the person's earlier changes are purged even when no record is
+        // With the feed on, the person's earlier payloads are purged even when no record is
         // left to delete (changes of records deleted before still carry their payloads).
         if ops.is_empty() && self.inner.feed.is_none() {
             return Ok(Erasure::default());

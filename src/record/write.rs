@@ -81,9 +81,9 @@ impl StoreInner {
         self.apply_erasing(ops, opts, None)
     }
 
-    /// [`Self::apply`], and with the feed on, purges every earlier change of `erased` from
-    /// the changelog in the same batch (under the stripes of the records the ops erase, so
-    /// no change of them commits between the purge's scan and the commit).
+    /// [`Self::apply`], and with the feed on, purges every earlier insert and update of
+    /// `erased` from the changelog in the same batch (under the stripes of the records the
+    /// ops erase, so no change of them commits between the purge's scan and the commit).
     pub(crate) fn apply_erasing(
         &self,
         ops: Vec<Op>,

@@ -5,7 +5,8 @@
 //! difference the index maintenance uses); [`FeedWrite::finish`] appends them as change
 //! entries `F|pos`, after the unit's record and index operations, with `pos` stamped by the
 //! engine at commit (`WriteBatch::put_stamped`: the sequence number of the `F` put itself).
-//! [`FeedWrite::purge`] adds the deletes that remove an erased person's earlier changes.
+//! [`FeedWrite::purge`] adds the deletes that remove an erased person's earlier inserts and
+//! updates.
 //!
 //! Cost: one memtable entry per change, inserted in key order at the end of the `F` range.
 //! There is no per-person index of changes: a `G | id | pos` entry per change cost a second

@@ -248,7 +248,8 @@ mod tests {
         #[test]
         fn every_cut_of_a_change_is_an_error(cut in 0usize..30) {
             let id = NationalId::parse("001190000001").unwrap();
-            let raw = RawChange { kind: ChangeKind::Delete, time_ms: 1, cid: CollectionId(1), id, pk: b"abc", payload: None };
+            let kind = ChangeKind::Delete;
+            let raw = RawChange { kind, time_ms: 1, cid: CollectionId(1), id, pk: b"abc", payload: None };
             let v = raw.encode();
             if cut < v.len() {
                 prop_assert!(decode_change(&v[..cut]).is_err());
