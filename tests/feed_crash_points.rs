@@ -14,14 +14,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::{db_dir, fault_fs, small_options};
+use common::{db_dir, fault_fs, small_options, store_records};
 use kho::record::{AckMode, ChangeKind, FeedOptions, NationalId, Store, StoreOptions, SubscriptionFilter};
 use kho::vfs::{CrashMode, SharedFs};
 use kho::Db;
 
-type Replica = BTreeMap<(String, Vec<u8>), (NationalId, Vec<u8>)>;
+type Replica = common::StoreRecords;
 
 fn opts() -> StoreOptions {
     StoreOptions { feed: FeedOptions { enable: true, ..FeedOptions::default() }, ..StoreOptions::default() }
@@ -98,17 +96,6 @@ fn run(store: &Store, replica: &mut Replica) -> u64 {
     synced_ack
 }
 
-fn records(store: &Store) -> Replica {
-    let mut out = Replica::new();
-    for c in store.collections() {
-        for r in store.scan(&c).unwrap() {
-            let r = r.unwrap();
-            out.insert((c.clone(), r.pk.to_vec()), (r.id, r.payload.to_vec()));
-        }
-    }
-    out
-}
-
 fn check_crash_points(mode: impl Fn(u64) -> CrashMode) {
     let mut point = 0u64;
     loop {
@@ -135,12 +122,12 @@ fn check_crash_points(mode: impl Fn(u64) -> CrashMode) {
         let acked = store.subscriptions().unwrap()[0].acked;
         assert!(acked >= synced_ack, "crash point {point}: synced ack {synced_ack} lost (now {acked})");
         consume(&store, &mut replica, AckMode::Sync).unwrap_or_else(|e| panic!("crash point {point}: {e}"));
-        assert_eq!(replica, records(&store), "crash point {point}: the replica differs from the store");
+        assert_eq!(replica, store_records(&store), "crash point {point}: the replica differs from the store");
         assert!(store.verify_index().unwrap().is_clean(), "crash point {point}");
         // The feed keeps working after the crash.
         store.insert("after", "crash", &ids()[0], "ok").unwrap();
         consume(&store, &mut replica, AckMode::Sync).unwrap();
-        assert_eq!(replica, records(&store), "crash point {point}: after a new write");
+        assert_eq!(replica, store_records(&store), "crash point {point}: after a new write");
         drop(store);
         if finished {
             assert!(point > 50, "the workload should have many crash points, saw {point}");

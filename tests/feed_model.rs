@@ -9,15 +9,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::{db_dir, fault_fs, small_options};
+use common::{db_dir, fault_fs, small_options, store_records};
 use kho::record::{AckMode, ChangeKind, FeedOptions, NationalId, Store, StoreOptions, SubscriptionFilter};
 use kho::vfs::SharedFs;
 use kho::Db;
 use proptest::prelude::*;
 
-type Records = BTreeMap<(String, Vec<u8>), (NationalId, Vec<u8>)>;
+type Records = common::StoreRecords;
 
 /// One op of a batch: collection, pk, and `Some((person, value))` for an upsert or `None`
 /// for a delete.
@@ -61,17 +59,6 @@ const COLLS: [&str; 2] = ["tax", "vehicle"];
 fn open(shared: &SharedFs) -> Store {
     let opts = StoreOptions { feed: FeedOptions { enable: true, ..FeedOptions::default() }, ..StoreOptions::default() };
     Store::open(Db::open(db_dir(), small_options(shared.clone())).unwrap(), opts).unwrap()
-}
-
-fn records(store: &Store) -> Records {
-    let mut out = Records::new();
-    for c in store.collections() {
-        for r in store.scan(&c).unwrap() {
-            let r = r.unwrap();
-            out.insert((c.clone(), r.pk.to_vec()), (r.id, r.payload.to_vec()));
-        }
-    }
-    out
 }
 
 /// The consumer: its replica and the last position it acknowledged.
@@ -165,7 +152,7 @@ fn run(ops: Vec<Op>) {
                 consumer.acked = store.subscriptions().unwrap()[0].acked;
             }
         }
-        assert_eq!(records(&store), model, "the store differs from the model");
+        assert_eq!(store_records(&store), model, "the store differs from the model");
     }
     consumer.consume(&store, None, AckMode::Sync);
     assert_eq!(consumer.replica, model, "the replica built from the feed differs from the records");
