@@ -6,6 +6,12 @@
 //! for puts. Operation `i` gets sequence number `seq + i`; a batch of `count` operations
 //! therefore consumes `count` sequence numbers.
 //!
+//! Stamped keys: [`WriteBatch::put_stamped`] adds a put whose key ends with 8 bytes the
+//! commit fills in with a sequence number of the batch's own operations (big-endian), so a
+//! key can name the commit's position in the log (the record layer's change feed). The
+//! stamp is written into the encoding by [`WriteBatch::encode_with_seq`], before the batch
+//! is logged, so the log, the memtable and every replay see the same, final key.
+//!
 //! Reading an encoded batch back (log replay, `kho dump wal`): [`DecodedBatch::parse`] checks
 //! the header and [`DecodedBatch::ops`] decodes the operations lazily; a malformed batch is a
 //! [`BatchError`] naming the byte offset within the batch, never a panic.
@@ -23,7 +29,20 @@ pub(crate) const BATCH_HEADER: usize = 12;
 pub struct WriteBatch {
     rep: Vec<u8>,
     count: u32,
+    /// Keys to stamp at commit: the offset in `rep` of a key's last 8 bytes and the index
+    /// of the operation whose sequence number goes there.
+    stamps: Vec<Stamp>,
 }
+
+/// See [`WriteBatch::put_stamped`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    at: usize,
+    op: u32,
+}
+
+/// Bytes of a sequence-number stamp at the end of a key.
+pub(crate) const STAMP_LEN: usize = 8;
 
 impl Default for WriteBatch {
     fn default() -> Self {
@@ -40,14 +59,14 @@ impl std::fmt::Debug for WriteBatch {
 impl WriteBatch {
     /// An empty batch.
     pub fn new() -> Self {
-        WriteBatch { rep: vec![0; BATCH_HEADER], count: 0 }
+        WriteBatch { rep: vec![0; BATCH_HEADER], count: 0, stamps: Vec::new() }
     }
 
     /// An empty batch with room for `bytes` of encoded operations.
     pub fn with_capacity(bytes: usize) -> Self {
         let mut rep = Vec::with_capacity(BATCH_HEADER + bytes);
         rep.resize(BATCH_HEADER, 0);
-        WriteBatch { rep, count: 0 }
+        WriteBatch { rep, count: 0, stamps: Vec::new() }
     }
 
     /// Adds a put of `value` at `key`.
@@ -58,6 +77,29 @@ impl WriteBatch {
         put_len_prefixed(&mut self.rep, key);
         put_len_prefixed(&mut self.rep, value);
         self.count += 1;
+    }
+
+    /// Adds a put of `value` at `prefix | seq`, where `seq` (8 bytes, big-endian) is the
+    /// sequence number the commit gives operation `of` of this batch (its index, counting
+    /// from 0; [`Self::len`] before this call names this put itself). Returns this put's
+    /// index. Keys stamped with the sequence numbers of committed operations are unique and
+    /// ordered by commit, also across crashes: a sequence number is never handed out twice
+    /// to operations that both reach the log.
+    ///
+    /// `of` must name an operation of this batch (this one or an earlier one); a later index
+    /// is accepted as long as the batch holds that many operations when it is committed.
+    pub(crate) fn put_stamped(&mut self, prefix: &[u8], of: u32, value: &[u8]) -> u32 {
+        let me = self.count;
+        let key_len = prefix.len() + STAMP_LEN;
+        self.rep.reserve(1 + varint_len(key_len as u64) + key_len + varint_len(value.len() as u64) + value.len());
+        self.rep.push(ValueKind::Put as u8);
+        crate::util::coding::put_varint(&mut self.rep, key_len as u64);
+        self.rep.extend_from_slice(prefix);
+        self.stamps.push(Stamp { at: self.rep.len(), op: of });
+        self.rep.extend_from_slice(&[0; STAMP_LEN]);
+        put_len_prefixed(&mut self.rep, value);
+        self.count += 1;
+        me
     }
 
     /// Adds a delete of `key`.
@@ -81,6 +123,7 @@ impl WriteBatch {
     pub fn clear(&mut self) {
         self.rep.truncate(BATCH_HEADER);
         self.count = 0;
+        self.stamps.clear();
     }
 
     /// Size of the encoded batch in bytes (what it costs in the log).
@@ -95,6 +138,12 @@ impl WriteBatch {
                 "write batch of {} bytes exceeds max_batch_size {}",
                 self.rep.len(),
                 opts.max_batch_size
+            )));
+        }
+        if let Some(s) = self.stamps.iter().find(|s| s.op >= self.count) {
+            return Err(Error::InvalidArgument(format!(
+                "a stamped key names operation {} of a batch of {}",
+                s.op, self.count
             )));
         }
         for op in self.ops() {
@@ -118,9 +167,14 @@ impl WriteBatch {
     }
 
     /// Stamps the batch with its first sequence number and returns the encoding.
+    /// Stamped keys get the sequence numbers of the operations they name.
     pub(crate) fn encode_with_seq(&mut self, seq: SeqNo) -> &[u8] {
         self.rep[..8].copy_from_slice(&seq.to_le_bytes());
         self.rep[8..12].copy_from_slice(&self.count.to_le_bytes());
+        for s in &self.stamps {
+            let stamp = (seq + u64::from(s.op)).to_be_bytes();
+            self.rep[s.at..s.at + STAMP_LEN].copy_from_slice(&stamp);
+        }
         &self.rep
     }
 
@@ -269,6 +323,38 @@ mod tests {
         extra.push(9);
         let d = DecodedBatch::parse(&extra).unwrap();
         assert!(d.ops().any(|o| o.is_err()));
+    }
+
+    #[test]
+    fn stamped_keys_get_the_sequence_numbers_they_name() {
+        let mut b = WriteBatch::new();
+        b.put(b"a", b"1");
+        let own = b.put_stamped(b"F", 1, b"change");
+        assert_eq!(own, 1);
+        b.put_stamped(b"G|id|", own, b"");
+        assert_eq!(b.len(), 3);
+        b.validate(&Options::default()).unwrap();
+        let enc = b.encode_with_seq(0x0102_0304_0506).to_vec();
+        let ops: Vec<_> = DecodedBatch::parse(&enc).unwrap().ops().map(|o| o.unwrap()).collect();
+        let stamp = 0x0102_0304_0507u64.to_be_bytes();
+        assert_eq!(ops[1].1, [&b"F"[..], &stamp].concat());
+        assert_eq!(ops[1].2, b"change");
+        assert_eq!(ops[2].1, [&b"G|id|"[..], &stamp].concat());
+        // Stamping again (a batch is stamped once per commit) overwrites, never shifts.
+        let again = b.encode_with_seq(7).to_vec();
+        assert_eq!(again.len(), enc.len());
+        let ops: Vec<_> = DecodedBatch::parse(&again).unwrap().ops().map(|o| o.unwrap()).collect();
+        assert_eq!(ops[1].1, [&b"F"[..], &8u64.to_be_bytes()].concat());
+    }
+
+    #[test]
+    fn a_stamp_naming_a_missing_operation_is_refused() {
+        let mut b = WriteBatch::new();
+        b.put_stamped(b"F", 5, b"");
+        assert!(matches!(b.validate(&Options::default()), Err(Error::InvalidArgument(_))));
+        b.clear();
+        assert!(b.is_empty());
+        b.validate(&Options::default()).unwrap();
     }
 
     #[test]

@@ -74,6 +74,9 @@ struct WalState {
     writer: LogWriter,
     /// The last sequence number handed out.
     last_seq: SeqNo,
+    /// Every write up to this sequence number is durable (fsynced in a log, or in a table
+    /// recovery wrote): [`Db::sync_wal`] has nothing to do while it equals `last_seq`.
+    synced_seq: SeqNo,
     /// An append to or fsync of this log failed: what reached the disk is unknown, and a
     /// later fsync would prove nothing, so `close` does not try one. (Other failures — a
     /// background flush, a panic — leave the log sound, and `close` still syncs it.)

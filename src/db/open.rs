@@ -103,7 +103,12 @@ impl Db {
         versions.write_new_manifest()?; // fsyncs the directory: the new log's entry too
         delete_obsolete_files(&ctx, &opts, &versions, quarantine_from, &mut report)?;
 
-        let wal = WalState { writer: new_log_writer(wal_file, wal_number, keys.as_deref())?, last_seq, failed: false };
+        let wal = WalState {
+            writer: new_log_writer(wal_file, wal_number, keys.as_deref())?,
+            last_seq,
+            synced_seq: last_seq,
+            failed: false,
+        };
         let mem = Memtable::new(wal_number, &opts);
         let inner = DbInner::new(opts, ctx, Some(lock), versions, mem, Some(wal), report);
         // From here on the handle owns the threads: dropping it on an error below stops them.

@@ -24,6 +24,7 @@ use super::{Db, DbInner, SuperVersion, WalState};
 use crate::batch::WriteBatch;
 use crate::crypt::new_log_writer;
 use crate::filename::log_path;
+use crate::key::SeqNo;
 use crate::options::WriteOptions;
 use crate::{Error, Result};
 
@@ -50,9 +51,33 @@ impl Db {
     pub fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
         self.inner().write(batch, opts)
     }
+
+    /// Makes every write committed so far durable (fsyncs the log unless that is already
+    /// done) and returns the sequence number up to which every write is durable: at least
+    /// the [`Db::last_sequence`] read before the call. A no-op when nothing new was written.
+    pub fn sync_wal(&self) -> Result<SeqNo> {
+        self.inner().sync_wal()
+    }
 }
 
 impl DbInner {
+    fn sync_wal(&self) -> Result<SeqNo> {
+        self.check_writable()?;
+        let mut wal_guard = self.wal.lock();
+        let wal = wal_guard.as_mut().ok_or(Error::Closed)?;
+        self.health.check_not_failed()?;
+        if wal.synced_seq < wal.last_seq {
+            if let Err(e) = wal.writer.sync() {
+                wal.failed = true;
+                self.fail(&e);
+                return Err(e);
+            }
+            Counters::add(&self.counters.log_syncs, 1);
+            wal.synced_seq = wal.last_seq;
+        }
+        Ok(wal.synced_seq)
+    }
+
     /// Commits `batch` atomically; returns once it is in the log (fsynced if asked) and
     /// visible to reads.
     pub(crate) fn write(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
@@ -119,6 +144,9 @@ impl DbInner {
             return Err(e);
         }
         wal.last_seq = last;
+        if sync {
+            wal.synced_seq = last;
+        }
         Counters::add(&self.counters.user_bytes, group.members.iter().map(|p| p.batch.encoded_size() as u64).sum());
         Counters::add(&self.counters.write_batches, group.members.len() as u64);
         Counters::add(&self.counters.write_groups, 1);
@@ -204,6 +232,7 @@ impl DbInner {
             self.fail(&e);
             return Err(e);
         }
+        wal.synced_seq = wal.last_seq;
         let number = self.versions.lock().new_file_number();
         let path = log_path(&self.dir, number);
         let writer = self

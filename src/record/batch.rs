@@ -77,6 +77,14 @@ impl StoreBatch {
         self
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn push_op(&mut self, op: Op) {
+        self.ops.push(op);
+    }
+
     /// Number of ops added.
     pub fn len(&self) -> usize {
         self.ops.len()

@@ -10,6 +10,10 @@
 //! [`Store::verify_index`] reports as missing) cannot be found this way: run
 //! [`Store::rebuild_index`] first if the index is in doubt.
 //!
+//! With the change feed on, the same batch deletes the person's earlier inserts and updates
+//! from the changelog (every change that carried a payload; deletes stay, so subscribers
+//! learn of them) and adds one erasure change (no payload) per record erased.
+//!
 //! Deleting makes the data unreachable, not gone: the old versions stay in SSTables (and the
 //! log) until compaction drops them. [`Store::purge_erased`] runs `Db::compact_range` over
 //! the erased keys; `docs/record-model.md` says what remains where.
@@ -50,10 +54,12 @@ impl Store {
             ops.push(Op::Erase { cid, pk: k.slice_ref(pk), id: *id });
             keys.push(k);
         }
-        if ops.is_empty() {
+        // With the feed on, the person's earlier payloads are purged even when no record is
+        // left to delete (changes of records deleted before still carry their payloads).
+        if ops.is_empty() && self.inner.feed.is_none() {
             return Ok(Erasure::default());
         }
-        let before = self.inner.apply(ops, &WriteOptions::synced())?;
+        let before = self.inner.apply_erasing(ops, &WriteOptions::synced(), Some(id))?;
         keys.sort();
         Ok(Erasure { records: before.iter().filter(|owner| *owner == &Some(*id)).count(), keys })
     }

@@ -39,6 +39,40 @@ pub enum Error {
         /// The primary key, redacted (`crate::util::redact`).
         pk: String,
     },
+
+    /// Retention dropped changes after the subscription's acknowledged position (they passed
+    /// the feed's age or size bound first): the subscriber must resync from the records
+    /// (or a checkpoint), then unsubscribe and subscribe again.
+    #[error("subscription {subscriber:?} has expired: retention dropped changes it had not acknowledged; resync and subscribe again")]
+    CursorExpired {
+        /// The subscription.
+        subscriber: String,
+    },
+
+    /// No subscription has this name.
+    #[error("no subscription named {name:?}")]
+    UnknownSubscription {
+        /// The name asked for.
+        name: String,
+    },
+
+    /// [`Store::subscribe`](super::Store::subscribe) of a name already taken.
+    #[error("a subscription named {name:?} already exists")]
+    SubscriptionExists {
+        /// The name.
+        name: String,
+    },
+
+    /// Another cursor of this subscription is open (cursors are exclusive).
+    #[error("subscription {name:?} is being read by another cursor")]
+    CursorInUse {
+        /// The subscription.
+        name: String,
+    },
+
+    /// The store records no change feed (see `FeedOptions::enable`).
+    #[error("the store records no change feed (StoreOptions::feed.enable)")]
+    FeedOff,
 }
 
 impl Error {

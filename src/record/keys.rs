@@ -50,11 +50,11 @@ impl CollectionId {
         self.0
     }
 
-    fn to_be(self) -> [u8; COLLECTION_ID_LEN] {
+    pub(crate) fn to_be(self) -> [u8; COLLECTION_ID_LEN] {
         self.0.to_be_bytes()
     }
 
-    fn from_be(b: &[u8]) -> Option<CollectionId> {
+    pub(crate) fn from_be(b: &[u8]) -> Option<CollectionId> {
         Some(CollectionId(u32::from_be_bytes(b.try_into().ok()?)))
     }
 }

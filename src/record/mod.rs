@@ -6,6 +6,8 @@
 //!   their index entries under per-key stripe locks (`write.rs`, `locks.rs`), in batches
 //!   ([`StoreBatch`], `batch.rs`), read per person, per collection or per ID prefix
 //!   (`query.rs`), checked and repaired (`verify.rs`) and erased per person (`erase.rs`);
+//! - [`feed`]: the change feed — every write's change in the same batch, subscriptions with
+//!   durable cursors, retention;
 //! - keys and values have fixed layouts (`keys.rs`, `value.rs`), collection names map to
 //!   small ids through a persisted catalog (`catalog.rs`);
 //! - `population` (feature `testing`) generates seeded synthetic populations for tests,
@@ -15,6 +17,7 @@ mod batch;
 mod catalog;
 mod erase;
 mod error;
+pub mod feed;
 mod keys;
 mod locks;
 mod national_id;
@@ -30,6 +33,9 @@ pub use batch::StoreBatch;
 pub use catalog::MAX_COLLECTIONS;
 pub use erase::Erasure;
 pub use error::{Error, Result};
+pub use feed::{
+    AckMode, Change, ChangeCursor, ChangeKind, FeedOptions, SubscriptionFilter, SubscriptionInfo, TrimReport,
+};
 pub use keys::{CollectionId, StoreKey, MAX_COLLECTION_NAME_LEN, MAX_PK_LEN};
 pub use locks::DEFAULT_LOCK_STRIPES;
 pub use national_id::{Gender, IdRules, InvalidIdReason, NationalId, NATIONAL_ID_LEN, PROVINCE_CODES};

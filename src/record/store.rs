@@ -38,6 +38,9 @@ pub struct StoreOptions {
     /// synced, like [`Db::put`]. Batches choose with [`StoreBatch::sync`](super::StoreBatch::sync);
     /// erasure is always synced.
     pub write_options: WriteOptions,
+    /// The change feed: whether to turn it on, its retention bounds (see
+    /// [`FeedOptions`](super::feed::FeedOptions)). Default: off.
+    pub feed: super::feed::FeedOptions,
 }
 
 impl Default for StoreOptions {
@@ -46,6 +49,7 @@ impl Default for StoreOptions {
             id_rules: IdRules::default(),
             lock_stripes: DEFAULT_LOCK_STRIPES,
             write_options: WriteOptions::default(),
+            feed: super::feed::FeedOptions::default(),
         }
     }
 }
@@ -57,6 +61,8 @@ pub(crate) struct StoreInner {
     pub(crate) catalog: Catalog,
     pub(crate) locks: StripedLocks,
     pub(crate) opts: StoreOptions,
+    /// The change feed, if the store records one.
+    pub(crate) feed: Option<super::feed::Feed>,
     /// Opened with [`Store::open_read_only`]: every mutation fails with [`Error::Engine`]`(`[`crate::Error::ReadOnly`]`)`.
     pub(crate) read_only: bool,
 }
@@ -151,7 +157,8 @@ impl Store {
     fn assemble(db: Db, opts: StoreOptions, read_only: bool) -> Result<Store> {
         let catalog = Catalog::load(&db)?;
         let locks = StripedLocks::new(opts.lock_stripes);
-        Ok(Store { inner: Arc::new(StoreInner { db, catalog, locks, opts, read_only }) })
+        let feed = super::feed::Feed::open(&db, &opts.feed, !read_only)?;
+        Ok(Store { inner: Arc::new(StoreInner { db, catalog, locks, opts, feed, read_only }) })
     }
 
     /// True if this store was opened with [`Store::open_read_only`] (it never writes).
@@ -302,7 +309,7 @@ fn has_store_format(db: &Db) -> Result<bool> {
 }
 
 /// Primary keys are 1 to [`MAX_PK_LEN`] bytes.
-fn check_pk(pk: &[u8]) -> Result<()> {
+pub(crate) fn check_pk(pk: &[u8]) -> Result<()> {
     if pk.is_empty() || pk.len() > MAX_PK_LEN {
         return Err(Error::invalid(format!("primary key of {} bytes: must be 1 to {MAX_PK_LEN}", pk.len())));
     }

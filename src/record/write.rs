@@ -6,6 +6,9 @@
 //! final state into one [`WriteBatch`]: record puts/deletes plus the index entries that must
 //! appear or disappear. The batch is committed before the stripes are released.
 //!
+//! With the change feed on, the same batch carries the unit's change entries
+//! (`feed/append.rs`), so the feed can never disagree with the records.
+//!
 //! Invariant kept: for every record key, `I | id | cid | pk` exists iff `R | cid | pk` holds
 //! a record whose national ID is `id` ("index == f(records)"). It holds after every commit
 //! because (1) the batch is atomic in the log, (2) the state the batch was computed from is
@@ -17,6 +20,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::error::{Error, Result};
+use super::feed::FeedWrite;
 use super::keys::{index_key, record_key, CollectionId};
 use super::locks::HeldStripes;
 use super::national_id::NationalId;
@@ -66,12 +70,26 @@ struct Slot {
     value: Option<Vec<u8>>,
     ensure_index: bool,
     drop_unless_owner: Vec<NationalId>,
+    /// An erasure removed the record (its change is an erasure, not a delete).
+    erased: bool,
 }
 
 impl StoreInner {
     /// Applies `ops` atomically. Returns, for each op, the owner of its record just before
     /// it (for `Put` with `insert_only`, `RecordExists` aborts the whole unit instead).
     pub(crate) fn apply(&self, ops: Vec<Op>, opts: &WriteOptions) -> Result<Vec<Option<NationalId>>> {
+        self.apply_erasing(ops, opts, None)
+    }
+
+    /// [`Self::apply`], and with the feed on, purges every earlier insert and update of
+    /// `erased` from the changelog in the same batch (under the stripes of the records the
+    /// ops erase, so no change of them commits between the purge's scan and the commit).
+    pub(crate) fn apply_erasing(
+        &self,
+        ops: Vec<Op>,
+        opts: &WriteOptions,
+        erased: Option<&NationalId>,
+    ) -> Result<Vec<Option<NationalId>>> {
         self.check_writable()?;
         let keys: Vec<Vec<u8>> = ops
             .iter()
@@ -81,7 +99,12 @@ impl StoreInner {
             })
             .collect();
         let held = self.locks.lock_keys(&keys);
-        self.apply_locked(&held, ops, keys, opts)
+        let before = self.apply_locked(&held, ops, keys, opts, erased)?;
+        drop(held);
+        // Retention is housekeeping: the write succeeded, and a failed trim is retried by
+        // the next writer or acknowledgement (a failing database fails those too).
+        let _ = self.trim_feed_if_due();
+        Ok(before)
     }
 
     /// The national ID of the committed record at `key`. Requires its stripe to be held for
@@ -99,6 +122,7 @@ impl StoreInner {
         ops: Vec<Op>,
         keys: Vec<Vec<u8>>,
         opts: &WriteOptions,
+        erased: Option<&NationalId>,
     ) -> Result<Vec<Option<NationalId>>> {
         let mut slots: Vec<Slot> = Vec::new();
         let mut by_key: HashMap<Vec<u8>, usize> = HashMap::with_capacity(ops.len());
@@ -118,6 +142,7 @@ impl StoreInner {
                         value: None,
                         ensure_index: false,
                         drop_unless_owner: Vec::new(),
+                        erased: false,
                     });
                     by_key.insert(key, slots.len() - 1);
                     slots.len() - 1
@@ -143,6 +168,7 @@ impl StoreInner {
                     if slot.current == Some(id) {
                         slot.current = None;
                         slot.value = None;
+                        slot.erased = true;
                     }
                     slot.drop_unless_owner.push(id);
                 }
@@ -152,7 +178,11 @@ impl StoreInner {
         }
 
         let mut batch = WriteBatch::new();
+        let mut feed_write = self.feed.as_ref().map(|_| FeedWrite::new());
         for s in &slots {
+            if let Some(fw) = feed_write.as_mut() {
+                fw.record(s.cid, &s.pk, s.original, s.current, s.value.as_deref(), s.erased);
+            }
             let changed_owner = s.original != s.current;
             if let Some(old) = s.original.filter(|_| changed_owner) {
                 batch.delete(index_key(&old, s.cid, &s.pk));
@@ -182,7 +212,22 @@ impl StoreInner {
                 }
             }
         }
+        // Erasure's purge holds the feed's state lock until its deletes are committed.
+        let _purging = match (self.feed.as_ref(), feed_write.as_mut(), erased) {
+            (Some(feed), Some(fw), Some(id)) => {
+                let state = feed.state.lock();
+                fw.purge(&self.db, &mut batch, id, state.meta.trimmed_through)?;
+                Some(state)
+            }
+            _ => None,
+        };
+        if let Some(fw) = feed_write.as_mut() {
+            fw.finish(&mut batch);
+        }
         self.db.write(batch, opts)?;
+        if let (Some(feed), Some(fw)) = (self.feed.as_ref(), feed_write) {
+            fw.committed(feed);
+        }
         Ok(before)
     }
 }

@@ -86,3 +86,18 @@ impl kho::vfs::FileSystem for HookFs {
         self.inner.lock(path)
     }
 }
+
+/// Every record of a store, by (collection, pk): owner and raw payload.
+pub type StoreRecords = BTreeMap<(String, Vec<u8>), (kho::record::NationalId, Vec<u8>)>;
+
+/// Every record of `store`, collection by collection.
+pub fn store_records(store: &kho::record::Store) -> StoreRecords {
+    let mut out = StoreRecords::new();
+    for c in store.collections() {
+        for r in store.scan(&c).unwrap() {
+            let r = r.unwrap();
+            out.insert((c.clone(), r.pk.to_vec()), (r.id, r.payload.to_vec()));
+        }
+    }
+    out
+}

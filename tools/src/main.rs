@@ -7,6 +7,7 @@ mod checkpoint;
 mod dbdir;
 mod demo;
 mod dump;
+mod feed;
 mod fmt;
 mod json;
 mod kv;
@@ -79,6 +80,9 @@ enum Command {
     /// A consistent, openable copy of the database at one sequence number (tables
     /// hard-linked); prints the sequence number.
     Checkpoint(checkpoint::Args),
+    /// Print a subscription's changes as lines (JSON lines with --json) and acknowledge
+    /// them; --list shows subscriptions, positions and lag.
+    Feed(feed::Args),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         Command::Record(a) => record_cmds::record(&mut out, &a),
         Command::Verify(a) => verify::run(&mut out, &a),
         Command::Checkpoint(a) => checkpoint::run(&mut out, &a),
+        Command::Feed(a) => feed::run(&mut out, &a),
         Command::Stress(a) => stress::run(a).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
     };
     let result = result.and_then(|o| {

@@ -20,7 +20,8 @@ pub struct BenchArgs {
     /// Comma-separated benchmarks: fillseq, fillrandom, overwrite, fillsync, readrandom,
     /// seekrandom, readseq, readreverse, readwhilewriting, deleterandom, compact (a full
     /// `compact_range`), stats; record layer: ingest (`--num` synthetic records with their
-    /// national-ID index, fresh store), personlookup (`Store::person` of random persons).
+    /// national-ID index, fresh store), personlookup (`Store::person` of random persons),
+    /// feedread (with `--feed=1`: drain the change feed `ingest` wrote).
     #[arg(long, default_value = "fillseq,fillrandom,overwrite,readrandom,seekrandom,readseq,readreverse")]
     pub benchmarks: String,
     /// Number of keys.
@@ -74,6 +75,10 @@ pub struct BenchArgs {
     /// `ingest`: records per `Store` batch (each batch is one atomic engine write).
     #[arg(long = "records_per_batch", default_value_t = 1000)]
     pub records_per_batch: usize,
+    /// Record workloads: open the store with the change feed on (0/1), with a subscription
+    /// `bench` that `feedread` drains.
+    #[arg(long, default_value = "0", value_parser = parse_flag, action = clap::ArgAction::Set)]
+    pub feed: bool,
 }
 
 fn parse_flag(s: &str) -> Result<bool, String> {

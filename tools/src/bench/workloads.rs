@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use kho::record::population::{Event, Population};
-use kho::record::{Store, StoreOptions};
+use kho::record::{AckMode, FeedOptions, Store, StoreOptions, SubscriptionFilter};
 use kho::{Db, Options, WriteBatch, WriteOptions};
 
 use super::gen::{key_into, new_rng, ValueGen};
@@ -42,6 +42,9 @@ pub enum Workload {
     Ingest,
     /// Record layer: `Store::person` for random persons of what `ingest` wrote.
     PersonLookup,
+    /// Change feed (`--feed=1`): a consumer drains the `bench` subscription (every change
+    /// `ingest` wrote), acknowledging each chunk of 1,024 (group-committed).
+    FeedRead,
 }
 
 impl FromStr for Workload {
@@ -62,6 +65,7 @@ impl FromStr for Workload {
             "stats" => Workload::Stats,
             "ingest" => Workload::Ingest,
             "personlookup" => Workload::PersonLookup,
+            "feedread" => Workload::FeedRead,
             other => return Err(anyhow!("unknown benchmark {other:?}")),
         })
     }
@@ -84,6 +88,7 @@ impl Workload {
             Workload::Stats => "stats",
             Workload::Ingest => "ingest",
             Workload::PersonLookup => "personlookup",
+            Workload::FeedRead => "feedread",
         }
     }
 
@@ -94,7 +99,7 @@ impl Workload {
 
     /// Runs through the record layer.
     fn is_record(self) -> bool {
-        matches!(self, Workload::Ingest | Workload::PersonLookup)
+        matches!(self, Workload::Ingest | Workload::PersonLookup | Workload::FeedRead)
     }
 }
 
@@ -241,7 +246,7 @@ impl Bench {
         let start = Instant::now();
         let writer_done = AtomicBool::new(false);
         let store = match w.is_record() {
-            true => Some(Store::open(db.clone(), StoreOptions::default())?),
+            true => Some(open_store(&db, &args)?),
             false => None,
         };
         let results: Vec<anyhow::Result<ThreadResult>> = std::thread::scope(|s| {
@@ -410,7 +415,7 @@ fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result
                 while scan(it.next())? {}
             }
         }
-        Workload::Compact | Workload::Stats | Workload::Ingest | Workload::PersonLookup => {}
+        Workload::Compact | Workload::Stats | Workload::Ingest | Workload::PersonLookup | Workload::FeedRead => {}
     }
     Ok(r)
 }
@@ -477,9 +482,44 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
                 }
             }
         }
+        Workload::FeedRead => {
+            if args.threads > 1 {
+                return Err(anyhow!("feedread runs on one thread (a subscription has one cursor)"));
+            }
+            let mut cursor = store.changes(FEED_SUBSCRIBER)?;
+            let sample = if args.histogram { 1 } else { SAMPLE_EVERY };
+            loop {
+                let t0 = r.ops.is_multiple_of(sample).then(Instant::now);
+                let Some(c) = cursor.next().transpose()? else { break };
+                if let Some(t0) = t0 {
+                    let _ = r.hist.record((t0.elapsed().as_nanos() as u64).max(1));
+                }
+                r.bytes += (c.pk.len() + c.payload.as_ref().map_or(0, |p| p.len())) as u64;
+                r.count_op();
+                if r.ops.is_multiple_of(1024) {
+                    cursor.ack(c.position, AckMode::GroupCommit)?;
+                }
+            }
+            cursor.ack_all(AckMode::GroupCommit)?;
+        }
         _ => return Err(anyhow!("{} is not a record workload", w.name())),
     }
     Ok(r)
+}
+
+/// The subscription `--feed=1` creates on a fresh store and `feedread` drains.
+const FEED_SUBSCRIBER: &str = "bench";
+
+/// The record store of a record workload: with `--feed=1`, the change feed on and (on a
+/// fresh store) a subscription `bench` that holds every change until `feedread` reads it.
+fn open_store(db: &Db, args: &BenchArgs) -> anyhow::Result<Store> {
+    let opts =
+        StoreOptions { feed: FeedOptions { enable: args.feed, ..FeedOptions::default() }, ..StoreOptions::default() };
+    let store = Store::open(db.clone(), opts)?;
+    if args.feed && !store.subscriptions()?.iter().any(|s| s.name == FEED_SUBSCRIBER) {
+        store.subscribe(FEED_SUBSCRIBER, SubscriptionFilter::all())?;
+    }
+    Ok(store)
 }
 
 /// The writer of readwhilewriting: random overwrites until the readers finish.

@@ -1,0 +1,165 @@
+//! `kho feed DIR --subscriber NAME [--follow] [--json]`: prints a subscription's changes,
+//! one line each, and acknowledges them (synced) once they are written and flushed to
+//! stdout — at-least-once: a crash between the two prints them again next time.
+//! `kho feed DIR --list`: every subscription, its acknowledged position, its lag (changes
+//! retained after it) and whether it has expired.
+//!
+//! Reading a subscription writes (the acknowledgement), so `DIR` is opened for writing and
+//! its lock taken: a database used by another process answers `Busy` (exit 2). `--list`
+//! opens read-only. An expired subscription (retention dropped changes it had not
+//! acknowledged) exits 1: the subscriber must resync and subscribe again.
+//!
+//! Text line: `POSITION KIND COLLECTION PK NATIONAL_ID PAYLOAD_JSON` (the payload `-` for a
+//! delete or erasure); `--json` prints one JSON object per line instead (JSON lines).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use kho::record::{AckMode, Change, ChangeCursor, Store, StoreOptions};
+use kho::{Db, Options};
+use serde_json::json;
+
+use crate::json::payload_to_json;
+use crate::out::{Out, Outcome};
+
+/// How long `--follow` waits between polls of a caught-up feed.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+/// Arguments of `kho feed`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The database directory.
+    pub dir: PathBuf,
+    /// The subscription to read (and acknowledge).
+    #[arg(long, required_unless_present = "list", conflicts_with = "list")]
+    pub subscriber: Option<String>,
+    /// Keep waiting for new changes (until killed).
+    #[arg(long)]
+    pub follow: bool,
+    /// Stop after this many changes.
+    #[arg(long)]
+    pub max: Option<u64>,
+    /// List the subscriptions instead.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// Runs `kho feed`.
+pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
+    match &args.subscriber {
+        Some(name) if !args.list => read(out, args, name),
+        _ => list(out, args),
+    }
+}
+
+fn read(out: &mut Out, args: &Args, name: &str) -> anyhow::Result<Outcome> {
+    let opts = Options { create_if_missing: false, ..Options::default() };
+    let db = Db::open(&args.dir, opts).with_context(|| format!("cannot open {}", args.dir.display()))?;
+    let store = Store::open(db, StoreOptions::default())?;
+    let mut cursor = match store.changes(name) {
+        Ok(c) => c,
+        Err(e @ kho::record::Error::CursorExpired { .. }) => {
+            eprintln!("kho: {e}");
+            return Ok(Outcome::Problems);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut printed = 0u64;
+    let limit = args.max.unwrap_or(u64::MAX);
+    loop {
+        let outcome = drain(out, &mut cursor, &mut printed, limit)?;
+        out.flush()?;
+        cursor.ack(outcome, AckMode::Sync)?;
+        if !args.follow || printed >= limit {
+            break;
+        }
+        std::thread::sleep(FOLLOW_POLL);
+    }
+    drop(cursor);
+    store.close()?;
+    Ok(Outcome::Ok)
+}
+
+/// Prints changes until the cursor catches up or `limit` is reached; returns the position
+/// to acknowledge.
+fn drain(out: &mut Out, cursor: &mut ChangeCursor, printed: &mut u64, limit: u64) -> anyhow::Result<u64> {
+    while *printed < limit {
+        let Some(change) = cursor.next().transpose()? else { break };
+        print_change(out, &change)?;
+        *printed += 1;
+    }
+    Ok(cursor.delivered_through())
+}
+
+fn print_change(out: &mut Out, c: &Change) -> anyhow::Result<()> {
+    let payload = c.payload.as_deref().map(payload_to_json).transpose()?;
+    let b = out.bytes;
+    if out.json {
+        let v = json!({
+            "position": c.position,
+            "kind": c.kind.as_str(),
+            "collection": &*c.collection,
+            "pk": b.show(&c.pk),
+            "national_id": c.id.as_str(),
+            "time_ms": c.time_ms,
+            "payload": payload,
+        });
+        serde_json::to_writer(&mut *out, &v)?;
+        writeln!(out)?;
+    } else {
+        let payload = payload.map_or_else(|| "-".to_string(), |p| p.to_string());
+        writeln!(
+            out,
+            "{} {} {} {} {} {payload}",
+            c.position,
+            c.kind.as_str(),
+            c.collection,
+            b.show(&c.pk),
+            c.id.as_str()
+        )?;
+    }
+    Ok(())
+}
+
+fn list(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
+    let db = crate::kv::open(&args.dir)?;
+    let store = Store::open_read_only(db, StoreOptions::default())?;
+    let subs = store.subscriptions()?;
+    if out.json {
+        let v: Vec<_> = subs
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.name,
+                    "acked": s.acked,
+                    "lag": s.lag,
+                    "expired": s.expired,
+                    "collections": s.filter.collection_names(),
+                    "id_prefixes": s.filter.id_prefixes(),
+                })
+            })
+            .collect();
+        out.json_value(
+            &json!({"feed": store.feed_enabled(), "last_sequence": store.db().last_sequence(), "subscriptions": v}),
+        )?;
+    } else if !store.feed_enabled() {
+        writeln!(out, "the store in {} records no change feed", args.dir.display())?;
+    } else {
+        writeln!(out, "{:<24} {:>12} {:>10}  filter", "subscription", "acked", "lag")?;
+        for s in &subs {
+            let mut filter = if s.filter.collection_names().is_empty() {
+                "all collections".to_string()
+            } else {
+                s.filter.collection_names().join(",")
+            };
+            if !s.filter.id_prefixes().is_empty() {
+                filter += &format!("; ID prefixes {}", s.filter.id_prefixes().join(","));
+            }
+            let expired = if s.expired { "  EXPIRED" } else { "" };
+            writeln!(out, "{:<24} {:>12} {:>10}  {filter}{expired}", s.name, s.acked, s.lag)?;
+        }
+    }
+    Ok(Outcome::Ok)
+}
