@@ -37,7 +37,8 @@
 //! The public surface, deliberately small:
 //! - the application API at the root: [`Db`], [`Options`], [`WriteOptions`], [`WriteBatch`],
 //!   [`Snapshot`], [`DbIterator`], [`DbStats`], [`RecoveryReport`], [`EventListener`],
-//!   [`Error`]; the size limits in [`limits`]; the record layer in [`record`];
+//!   [`Error`]; the size limits in [`limits`]; the record layer in [`record`]; incremental,
+//!   verified backups in [`backup`];
 //! - [`vfs`], to run kho on another file system (the [`vfs::FileSystem`] trait);
 //! - [`util::SplitMix64`], the seedable generator kho's tests and tools share;
 //! - [`inspect`]: the decoders `kho dump` and `kho verify` read files with (an application
@@ -48,6 +49,7 @@
 //!   the seeded synthetic population.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod backup;
 pub(crate) mod batch;
 mod compaction;
 pub mod crypt;

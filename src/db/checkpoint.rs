@@ -17,6 +17,10 @@
 //! up to `S`. A crash during a checkpoint leaves the directory without `CURRENT` (written
 //! last), which does not open as a database; the source is never touched beyond the rotation.
 //!
+//! The same protocol feeds a backup (`crate::backup`): a [`CheckpointSink`] decides what
+//! becomes of the source's logs and tables (the plain checkpoint links them), and the
+//! generated files go to an output directory on the sink's file system.
+//!
 //! Invariants: the checkpoint's files are the source's immutable files (hard links where the
 //! file system allows, copies otherwise), plus a manifest and `CURRENT` of its own; its
 //! manifest's log number names a log present in it (an empty one if the source had no
@@ -28,7 +32,44 @@ use super::{Db, DbInner};
 use crate::filename::{log_path, table_path};
 use crate::key::SeqNo;
 use crate::version::write_manifest;
+use crate::vfs::FileSystem;
 use crate::{Error, Result};
+
+/// Where a checkpoint's immutable files go. The generated ones (manifest, `CURRENT`, the key
+/// registry, an empty log) are written into the output directory on the output file system;
+/// a sink decides what becomes of the source's complete logs and tables.
+pub(crate) trait CheckpointSink {
+    /// Log `number` at `from` is complete and needed. Called under the log and versions
+    /// locks (writers wait): keep it cheap — link it, or open it (an open handle stays
+    /// readable after the source deletes the file) and copy it in [`finish`](Self::finish).
+    fn log(&mut self, number: u64, from: &Path) -> Result<()>;
+    /// Table `number` at `from` belongs to the checkpoint; the version holding it is pinned
+    /// until the checkpoint returns. Called without locks.
+    fn table(&mut self, number: u64, from: &Path) -> Result<()>;
+    /// Called after the last table, before the manifest and `CURRENT` are written.
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// The plain checkpoint's sink: every file hard-linked (copied on another file system) into
+/// the output directory.
+struct LinkSink<'a> {
+    fs: &'a dyn FileSystem,
+    out: &'a Path,
+}
+
+impl CheckpointSink for LinkSink<'_> {
+    fn log(&mut self, number: u64, from: &Path) -> Result<()> {
+        self.fs.link_or_copy(from, &log_path(self.out, number))
+    }
+
+    fn table(&mut self, number: u64, from: &Path) -> Result<()> {
+        self.fs.link_or_copy(from, &table_path(self.out, number))
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
 
 impl Db {
     /// Writes a consistent, openable copy of the database into `dir` (which must not exist,
@@ -38,19 +79,38 @@ impl Db {
     /// compactions run; writers wait only while the active log is rotated and the logs are
     /// linked. Open the copy with [`Db::open`] like any database.
     pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<SeqNo> {
-        self.inner().checkpoint(dir.as_ref())
+        let inner = self.inner();
+        let fs = inner.ctx.fs.clone();
+        let out = dir.as_ref();
+        inner.checkpoint_into(fs.as_ref(), out, &mut LinkSink { fs: fs.as_ref(), out })
+    }
+
+    /// The checkpoint protocol with the source's logs and tables handed to `sink`, and the
+    /// generated files written into `out` on `out_fs` (the backup engine's).
+    pub(crate) fn checkpoint_with(
+        &self,
+        out_fs: &dyn FileSystem,
+        out: &Path,
+        sink: &mut dyn CheckpointSink,
+    ) -> Result<SeqNo> {
+        self.inner().checkpoint_into(out_fs, out, sink)
+    }
+
+    /// The database's file system (a sink reads the source's files through it).
+    pub(crate) fn file_system(&self) -> crate::vfs::SharedFs {
+        self.inner().ctx.fs.clone()
     }
 }
 
 impl DbInner {
-    pub(crate) fn checkpoint(&self, out: &Path) -> Result<SeqNo> {
+    fn checkpoint_into(&self, out_fs: &dyn FileSystem, out: &Path, sink: &mut dyn CheckpointSink) -> Result<SeqNo> {
         self.check_writable()?;
         self.health.check_not_failed()?;
         let fs = self.ctx.fs.as_ref();
-        if fs.exists(out)? && !fs.list(out)?.is_empty() {
+        if out_fs.exists(out)? && !out_fs.list(out)?.is_empty() {
             return Err(Error::InvalidArgument(format!("checkpoint directory {} is not empty", out.display())));
         }
-        fs.create_dir_all(out)?;
+        out_fs.create_dir_all(out)?;
 
         // 1. Under the log lock: a complete set of logs, the sequence number, the version.
         let (seq, version, mut edit, manifest_number, key_snapshot) = {
@@ -75,28 +135,29 @@ impl DbInner {
             for n in log_number..active_log {
                 let from = log_path(&self.dir, n);
                 if fs.exists(&from)? {
-                    fs.link_or_copy(&from, &log_path(out, n))?;
+                    sink.log(n, &from)?;
                 }
             }
             drop(versions);
             if log_number == active_log {
                 // No unflushed writes: the named log is the active, empty one.
                 let keys = self.ctx.keys.as_deref();
-                crate::crypt::new_log_writer(fs.create(&log_path(out, log_number))?, log_number, keys)?.sync()?;
+                crate::crypt::new_log_writer(out_fs.create(&log_path(out, log_number))?, log_number, keys)?.sync()?;
             }
             (seq, version, edit, manifest_number, key_snapshot)
         };
 
         // 2. The pinned tables, then the manifest and `CURRENT` (last).
         for (_, f) in version.files() {
-            fs.link_or_copy(&table_path(&self.dir, f.meta.number), &table_path(out, f.meta.number))?;
+            sink.table(f.meta.number, &table_path(&self.dir, f.meta.number))?;
         }
+        sink.finish()?;
         edit.next_file_number = Some(manifest_number + 1);
         if let (Some(keys), Some(snapshot)) = (&self.ctx.keys, &key_snapshot) {
-            keys.write_snapshot(fs, out, snapshot)?;
+            keys.write_snapshot(out_fs, out, snapshot)?;
         }
-        fs.sync_dir(out)?;
-        write_manifest(fs, out, manifest_number, &edit, self.ctx.keys.as_deref())?;
+        out_fs.sync_dir(out)?;
+        write_manifest(out_fs, out, manifest_number, &edit, self.ctx.keys.as_deref())?;
         Ok(seq)
     }
 }

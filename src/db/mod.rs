@@ -12,6 +12,7 @@
 //!   together with the visible sequence number, so what they see is one consistent state.
 
 mod checkpoint;
+pub(crate) use checkpoint::CheckpointSink;
 mod commit_queue;
 mod compact;
 mod encryption;

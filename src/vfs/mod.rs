@@ -135,6 +135,13 @@ pub trait FileSystem: Send + Sync + Debug {
     fn remove(&self, path: &Path) -> Result<()>;
     /// Creates a directory and its parents.
     fn create_dir_all(&self, path: &Path) -> Result<()>;
+    /// Removes an empty directory (the caller syncs its parent). The default leaves it in
+    /// place: a file system that cannot remove directories keeps an empty one, which kho
+    /// ignores.
+    fn remove_dir(&self, path: &Path) -> Result<()> {
+        let _ = path;
+        Ok(())
+    }
     /// Lists the file names (not paths) in a directory.
     fn list(&self, dir: &Path) -> Result<Vec<String>>;
     /// Makes the directory's entries (creations, renames, removals) durable.

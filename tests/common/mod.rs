@@ -69,6 +69,9 @@ impl kho::vfs::FileSystem for HookFs {
     fn create_dir_all(&self, path: &Path) -> kho::Result<()> {
         self.inner.create_dir_all(path)
     }
+    fn remove_dir(&self, path: &Path) -> kho::Result<()> {
+        self.inner.remove_dir(path)
+    }
     fn list(&self, dir: &Path) -> kho::Result<Vec<String>> {
         let hook = self.before_next_list.lock().unwrap().take();
         if let Some(hook) = hook {

@@ -2,6 +2,7 @@
 //! Exit status: 0 done and clean, 1 done and found problems (damage, a failed check,
 //! a key not found), 2 could not run (bad arguments, unreadable directory, ...).
 
+mod backup;
 mod bench;
 mod checkpoint;
 mod dbdir;
@@ -83,6 +84,9 @@ enum Command {
     /// Print a subscription's changes as lines (JSON lines with --json) and acknowledge
     /// them; --list shows subscriptions, positions and lag.
     Feed(feed::Args),
+    /// Incremental, verified backups: create, list, verify, restore, prune.
+    #[command(subcommand)]
+    Backup(backup::Command),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify::run(&mut out, &a),
         Command::Checkpoint(a) => checkpoint::run(&mut out, &a),
         Command::Feed(a) => feed::run(&mut out, &a),
+        Command::Backup(c) => backup::run(&mut out, &c),
         Command::Stress(a) => stress::run(a).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
     };
     let result = result.and_then(|o| {

@@ -371,6 +371,21 @@ impl FileSystem for FaultFs {
         Ok(())
     }
 
+    /// Removes an empty directory at once (directories are not crash-modelled: they are
+    /// durable from creation to removal); not a counted operation.
+    fn remove_dir(&self, path: &Path) -> Result<()> {
+        let mut st = self.state.lock();
+        if !st.is_dir(path) || path.parent().is_none() {
+            return Err(not_found("rmdir", path));
+        }
+        if !st.list(path).is_empty() {
+            let e = io::Error::new(io::ErrorKind::DirectoryNotEmpty, "directory not empty");
+            return Err(Error::io("rmdir", path, e));
+        }
+        st.remove_dir(path);
+        Ok(())
+    }
+
     fn list(&self, dir: &Path) -> Result<Vec<String>> {
         let op = FaultOp::List;
         let mut st = self.state.lock();

@@ -296,6 +296,11 @@ impl State {
         }
     }
 
+    /// Forgets the (empty) directory `path`.
+    pub(super) fn remove_dir(&mut self, path: &Path) {
+        self.dirs.remove(path);
+    }
+
     /// The live inode at `path`, or a `NotFound` error naming `op`.
     pub(super) fn live_inode(&mut self, op: &'static str, path: &Path) -> Result<(InodeId, &mut Inode)> {
         if self.is_dir(path) {

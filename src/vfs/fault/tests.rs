@@ -670,3 +670,17 @@ fn a_campaign_can_fail_every_operation_of_a_fixed_workload() {
     fs.inject_any(n, FaultKind::Eio);
     assert!(workload(&fs).is_ok(), "past the end nothing fails");
 }
+
+#[test]
+fn remove_dir_removes_only_an_empty_directory() {
+    let fs = FaultFs::new();
+    let d = db().join("sub");
+    fs.create_dir_all(&d).unwrap();
+    let mut w = fs.create(&d.join("f")).unwrap();
+    w.sync().unwrap();
+    assert!(fs.remove_dir(&d).is_err(), "not empty");
+    fs.remove(&d.join("f")).unwrap();
+    fs.remove_dir(&d).unwrap();
+    assert!(!fs.exists(&d).unwrap());
+    assert!(fs.remove_dir(&d).is_err(), "gone");
+}
