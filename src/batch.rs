@@ -12,6 +12,14 @@
 //! stamp is written into the encoding by [`WriteBatch::encode_with_seq`], before the batch
 //! is logged, so the log, the memtable and every replay see the same, final key.
 //!
+//! Sealed values: [`WriteBatch::put_sealed`] adds a stamped put whose value a [`CommitSeal`]
+//! completes at commit, in commit order (the leader calls it under the log's lock, one
+//! batch after another), so a value can depend on every sealed value committed before it:
+//! the record layer's audit log links each entry to the hash of the previous one this way.
+//! A seal runs only for a batch that is about to be logged; if logging then fails, the
+//! database fails (`Error::Failed`) and the seal's in-memory state is rebuilt from the log
+//! at the next open.
+//!
 //! Reading an encoded batch back (log replay, `kho dump wal`): [`DecodedBatch::parse`] checks
 //! the header and [`DecodedBatch::ops`] decodes the operations lazily; a malformed batch is a
 //! [`BatchError`] naming the byte offset within the batch, never a panic.
@@ -25,13 +33,49 @@ use crate::{Error, Result};
 pub(crate) const BATCH_HEADER: usize = 12;
 
 /// An atomic group of writes. Later operations on the same key win.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct WriteBatch {
     rep: Vec<u8>,
     count: u32,
     /// Keys to stamp at commit: the offset in `rep` of a key's last 8 bytes and the index
     /// of the operation whose sequence number goes there.
     stamps: Vec<Stamp>,
+    /// Values to seal at commit, after stamping.
+    seals: Vec<Seal>,
+}
+
+impl PartialEq for WriteBatch {
+    fn eq(&self, other: &Self) -> bool {
+        self.rep == other.rep && self.count == other.count && self.stamps == other.stamps && self.seals == other.seals
+    }
+}
+
+impl Eq for WriteBatch {}
+
+/// Completes a value at commit, in commit order (see [`WriteBatch::put_sealed`]).
+pub(crate) trait CommitSeal: Send + Sync {
+    /// Fills in `value` (the bytes given to `put_sealed`, to be modified in place) of the
+    /// put that gets sequence number `seq`. Called once per commit of the batch, by the
+    /// commit leader, in commit order across batches; must not block on a write.
+    fn seal(&self, seq: SeqNo, value: &mut [u8]);
+}
+
+/// See [`WriteBatch::put_sealed`].
+#[derive(Clone)]
+struct Seal {
+    /// Where the value starts in `rep`, and its length.
+    at: usize,
+    len: usize,
+    /// The put's index in the batch.
+    op: u32,
+    sealer: std::sync::Arc<dyn CommitSeal>,
+}
+
+impl PartialEq for Seal {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.len, self.op) == (other.at, other.len, other.op)
+            && std::sync::Arc::ptr_eq(&self.sealer, &other.sealer)
+    }
 }
 
 /// See [`WriteBatch::put_stamped`].
@@ -59,14 +103,14 @@ impl std::fmt::Debug for WriteBatch {
 impl WriteBatch {
     /// An empty batch.
     pub fn new() -> Self {
-        WriteBatch { rep: vec![0; BATCH_HEADER], count: 0, stamps: Vec::new() }
+        WriteBatch { rep: vec![0; BATCH_HEADER], count: 0, stamps: Vec::new(), seals: Vec::new() }
     }
 
     /// An empty batch with room for `bytes` of encoded operations.
     pub fn with_capacity(bytes: usize) -> Self {
         let mut rep = Vec::with_capacity(BATCH_HEADER + bytes);
         rep.resize(BATCH_HEADER, 0);
-        WriteBatch { rep, count: 0, stamps: Vec::new() }
+        WriteBatch { rep, count: 0, stamps: Vec::new(), seals: Vec::new() }
     }
 
     /// Adds a put of `value` at `key`.
@@ -102,6 +146,15 @@ impl WriteBatch {
         me
     }
 
+    /// Adds a put at `prefix | seq` (stamped with its own sequence number, as
+    /// [`Self::put_stamped`]) whose `value` `sealer` completes at commit, in commit order.
+    /// Returns this put's index.
+    pub(crate) fn put_sealed(&mut self, prefix: &[u8], value: &[u8], sealer: std::sync::Arc<dyn CommitSeal>) -> u32 {
+        let me = self.put_stamped(prefix, self.count, value);
+        self.seals.push(Seal { at: self.rep.len() - value.len(), len: value.len(), op: me, sealer });
+        me
+    }
+
     /// Adds a delete of `key`.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) {
         self.rep.push(ValueKind::Delete as u8);
@@ -124,6 +177,7 @@ impl WriteBatch {
         self.rep.truncate(BATCH_HEADER);
         self.count = 0;
         self.stamps.clear();
+        self.seals.clear();
     }
 
     /// Size of the encoded batch in bytes (what it costs in the log).
@@ -167,13 +221,18 @@ impl WriteBatch {
     }
 
     /// Stamps the batch with its first sequence number and returns the encoding.
-    /// Stamped keys get the sequence numbers of the operations they name.
+    /// Stamped keys get the sequence numbers of the operations they name; sealed values are
+    /// then sealed, in the order they were added. The commit leader calls this once per
+    /// batch, in commit order.
     pub(crate) fn encode_with_seq(&mut self, seq: SeqNo) -> &[u8] {
         self.rep[..8].copy_from_slice(&seq.to_le_bytes());
         self.rep[8..12].copy_from_slice(&self.count.to_le_bytes());
         for s in &self.stamps {
             let stamp = (seq + u64::from(s.op)).to_be_bytes();
             self.rep[s.at..s.at + STAMP_LEN].copy_from_slice(&stamp);
+        }
+        for s in &self.seals {
+            s.sealer.seal(seq + u64::from(s.op), &mut self.rep[s.at..s.at + s.len]);
         }
         &self.rep
     }
@@ -345,6 +404,35 @@ mod tests {
         assert_eq!(again.len(), enc.len());
         let ops: Vec<_> = DecodedBatch::parse(&again).unwrap().ops().map(|o| o.unwrap()).collect();
         assert_eq!(ops[1].1, [&b"F"[..], &8u64.to_be_bytes()].concat());
+    }
+
+    #[test]
+    fn sealed_values_are_completed_in_commit_order() {
+        use std::sync::Arc;
+        /// Writes a running counter and the sequence number into each value.
+        struct Counter(parking_lot::Mutex<u8>);
+        impl CommitSeal for Counter {
+            fn seal(&self, seq: SeqNo, value: &mut [u8]) {
+                let mut n = self.0.lock();
+                *n += 1;
+                value[0] = *n;
+                value[1] = seq as u8;
+            }
+        }
+        let counter = Arc::new(Counter(parking_lot::Mutex::new(0)));
+        let mut b = WriteBatch::new();
+        b.put(b"a", b"1");
+        assert_eq!(b.put_sealed(b"A", &[0, 0, 9], counter.clone()), 1);
+        b.put_sealed(b"A", &[0, 0, 8], counter.clone());
+        let enc = b.encode_with_seq(40).to_vec();
+        let ops: Vec<_> = DecodedBatch::parse(&enc).unwrap().ops().map(|o| o.unwrap()).collect();
+        assert_eq!(ops[1].1, [&b"A"[..], &41u64.to_be_bytes()].concat());
+        assert_eq!(ops[1].2, [1, 41, 9]);
+        assert_eq!(ops[2].1, [&b"A"[..], &42u64.to_be_bytes()].concat());
+        assert_eq!(ops[2].2, [2, 42, 8]);
+        b.clear();
+        b.encode_with_seq(1);
+        assert_eq!(*counter.0.lock(), 2, "a cleared batch seals nothing");
     }
 
     #[test]

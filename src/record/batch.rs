@@ -13,6 +13,8 @@
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::audit::actor::Scope;
+use super::audit::{AccessContext, Audit, AuditAction, AuditOutcome, Right};
 use super::error::Result;
 use super::national_id::NationalId;
 use super::store::Store;
@@ -26,12 +28,19 @@ pub struct StoreBatch {
     store: Store,
     ops: Vec<Op>,
     sync: bool,
+    /// The actor committing it (an [`ActorStore`](super::ActorStore)'s batch): checked and
+    /// audited at commit.
+    ctx: Option<AccessContext>,
 }
 
 impl Store {
     /// Starts an atomic batch of record writes.
     pub fn batch(&self) -> StoreBatch {
-        StoreBatch { store: self.clone(), ops: Vec::new(), sync: false }
+        self.batch_as(None)
+    }
+
+    pub(crate) fn batch_as(&self, ctx: Option<AccessContext>) -> StoreBatch {
+        StoreBatch { store: self.clone(), ops: Vec::new(), sync: false, ctx }
     }
 }
 
@@ -98,11 +107,30 @@ impl StoreBatch {
     /// Applies every op atomically. A batch whose ops change nothing (deletes of absent
     /// records) writes nothing, so its `sync` makes no earlier write durable.
     pub fn commit(self) -> Result<()> {
-        self.store.inner.check_writable()?;
+        let inner = &self.store.inner;
+        inner.check_writable()?;
+        let Some(ctx) = &self.ctx else {
+            inner.check_unaudited()?;
+            if self.ops.is_empty() {
+                return Ok(());
+            }
+            return inner.apply(self.ops, &WriteOptions { sync: self.sync }).map(|_| ());
+        };
+        // Every collection the batch writes, each checked against the policy.
+        let mut cids: Vec<_> = self.ops.iter().map(|op| op.target().0).collect();
+        cids.sort_unstable();
+        cids.dedup();
+        let collections: Vec<String> = cids
+            .iter()
+            .map(|c| inner.catalog.name(*c).map_or_else(|| format!("#{}", c.0), |n| n.to_string()))
+            .collect();
+        for c in &collections {
+            inner.authorize(ctx, Right::Write, Scope::One(c), AuditAction::Write, None)?;
+        }
         if self.ops.is_empty() {
             return Ok(());
         }
-        let opts = WriteOptions { sync: self.sync };
-        self.store.inner.apply(self.ops, &opts).map(|_| ())
+        let draft = Audit::draft(ctx, AuditAction::Write, AuditOutcome::Allowed, collections);
+        inner.apply_audited(self.ops, &WriteOptions { sync: self.sync }, None, Some(draft)).map(|_| ())
     }
 }

@@ -20,6 +20,7 @@
 
 use bytes::Bytes;
 
+use super::audit::EntryDraft;
 use super::error::Result;
 use super::keys::{parse_index_key, person_prefix, record_key};
 use super::national_id::NationalId;
@@ -43,6 +44,12 @@ impl Store {
     /// Returns what was deleted; the data is unreachable from then on, and physically gone
     /// from live files after [`purge_erased`](Self::purge_erased).
     pub fn erase_person(&self, id: &NationalId) -> Result<Erasure> {
+        self.inner.check_unaudited()?;
+        self.erase_person_as(id, None)
+    }
+
+    /// [`Self::erase_person`] with `audit`'s entry in the erasure's batch.
+    pub(crate) fn erase_person_as(&self, id: &NationalId, audit: Option<EntryDraft>) -> Result<Erasure> {
         self.inner.check_writable()?;
         let mut ops = Vec::new();
         let mut keys = Vec::new();
@@ -56,10 +63,10 @@ impl Store {
         }
         // With the feed on, the person's earlier payloads are purged even when no record is
         // left to delete (changes of records deleted before still carry their payloads).
-        if ops.is_empty() && self.inner.feed.is_none() {
+        if ops.is_empty() && self.inner.feed.is_none() && audit.is_none() {
             return Ok(Erasure::default());
         }
-        let before = self.inner.apply_erasing(ops, &WriteOptions::synced(), Some(id))?;
+        let before = self.inner.apply_audited(ops, &WriteOptions::synced(), Some(id), audit)?;
         keys.sort();
         Ok(Erasure { records: before.iter().filter(|owner| *owner == &Some(*id)).count(), keys })
     }

@@ -70,6 +70,35 @@ pub enum Error {
         name: String,
     },
 
+    /// The access policy does not let this actor do this, for this purpose; nothing was
+    /// returned or written, and the attempt is in the audit log.
+    #[error("access denied: actor {actor:?} may not {action} {collections:?} for the purpose given")]
+    AccessDenied {
+        /// The actor refused.
+        actor: String,
+        /// What it tried (`get`, `person`, `scan`, `query`, `write`, `erase`, `policy`, `prune`).
+        action: &'static str,
+        /// The collections it tried to touch (empty: all).
+        collections: Vec<String>,
+    },
+
+    /// The store requires an access context for every record access (auditing required, or
+    /// an access policy set): use [`Store::as_actor`](super::Store::as_actor).
+    #[error("this store requires an access context (actor and purpose) for every record access: use Store::as_actor")]
+    AccessContextRequired,
+
+    /// The store keeps an audit log and was opened for writing without the audit key.
+    #[error("this store keeps an audit log: open it with the audit key (StoreOptions::audit)")]
+    AuditKeyNeeded,
+
+    /// The audit key given is not the one the store's audit log was started with.
+    #[error("wrong audit key: its public key is not the one this store's audit log names")]
+    AuditKeyMismatch,
+
+    /// The store keeps no audit log (see `StoreOptions::audit`).
+    #[error("the store keeps no audit log (StoreOptions::audit)")]
+    AuditOff,
+
     /// The store records no change feed (see `FeedOptions::enable`).
     #[error("the store records no change feed (StoreOptions::feed.enable)")]
     FeedOff,

@@ -6,6 +6,8 @@
 //!   their index entries under per-key stripe locks (`write.rs`, `locks.rs`), in batches
 //!   ([`StoreBatch`], `batch.rs`), read per person, per collection or per ID prefix
 //!   (`query.rs`), checked and repaired (`verify.rs`) and erased per person (`erase.rs`);
+//! - [`audit`]: the audit log and access policy — [`Store::as_actor`] gives the checked,
+//!   audited way in ([`audit::ActorStore`]);
 //! - [`feed`]: the change feed — every write's change in the same batch, subscriptions with
 //!   durable cursors, retention;
 //! - keys and values have fixed layouts (`keys.rs`, `value.rs`), collection names map to
@@ -13,6 +15,7 @@
 //! - `population` (feature `testing`) generates seeded synthetic populations for tests,
 //!   demos and benchmarks.
 
+pub mod audit;
 mod batch;
 mod catalog;
 mod erase;
@@ -29,6 +32,7 @@ mod value;
 mod verify;
 mod write;
 
+pub use audit::{AccessContext, AccessPolicy, AccessRule, ActorStore, AuditKey, AuditOptions};
 pub use batch::StoreBatch;
 pub use catalog::MAX_COLLECTIONS;
 pub use erase::Erasure;

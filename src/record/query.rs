@@ -81,6 +81,12 @@ impl Store {
     /// Every record of `collection`, in primary-key byte order (empty if the collection does
     /// not exist).
     pub fn scan(&self, collection: &str) -> Result<RecordIter> {
+        self.inner.check_unaudited()?;
+        self.scan_unchecked(collection)
+    }
+
+    /// [`Self::scan`] without the access check (the audited path checks first).
+    pub(crate) fn scan_unchecked(&self, collection: &str) -> Result<RecordIter> {
         let snap = self.inner.db.snapshot();
         let iter = match self.inner.catalog.lookup(collection) {
             Some(cid) => Some(snap.prefix(collection_prefix(cid))?),
@@ -92,6 +98,12 @@ impl Store {
     /// Every index entry whose national ID matches `query`, ordered by ID, collection id and
     /// primary key.
     pub fn query(&self, query: &IdQuery) -> Result<IndexIter> {
+        self.inner.check_unaudited()?;
+        self.query_unchecked(query)
+    }
+
+    /// [`Self::query`] without the access check (the audited path checks first).
+    pub(crate) fn query_unchecked(&self, query: &IdQuery) -> Result<IndexIter> {
         let snap = self.inner.db.snapshot();
         let iters = query.prefixes()?.iter().map(|p| snap.prefix(p)).collect::<crate::Result<Vec<_>>>()?;
         Ok(IndexIter { inner: self.inner.clone(), iters: iters.into_iter().rev().collect() })
@@ -100,7 +112,7 @@ impl Store {
     /// Every distinct person (national ID) with at least one record matching `query`,
     /// ascending.
     pub fn persons(&self, query: &IdQuery) -> Result<PersonIter> {
-        Ok(PersonIter { entries: self.query(query)?, last: None })
+        Ok(PersonIter::new(self.query(query)?))
     }
 }
 
@@ -176,6 +188,12 @@ impl Iterator for IndexIter {
 pub struct PersonIter {
     entries: IndexIter,
     last: Option<NationalId>,
+}
+
+impl PersonIter {
+    pub(crate) fn new(entries: IndexIter) -> PersonIter {
+        PersonIter { entries, last: None }
+    }
 }
 
 impl Iterator for PersonIter {

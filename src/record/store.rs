@@ -41,6 +41,10 @@ pub struct StoreOptions {
     /// The change feed: whether to turn it on, its retention bounds (see
     /// [`FeedOptions`](super::feed::FeedOptions)). Default: off.
     pub feed: super::feed::FeedOptions,
+    /// The audit log and access policy (see [`AuditOptions`](super::audit::AuditOptions)):
+    /// `Some` turns auditing on (persisted: once on, a store must always be opened for
+    /// writing with the same audit key). Default: `None`.
+    pub audit: Option<super::audit::AuditOptions>,
 }
 
 impl Default for StoreOptions {
@@ -50,6 +54,7 @@ impl Default for StoreOptions {
             lock_stripes: DEFAULT_LOCK_STRIPES,
             write_options: WriteOptions::default(),
             feed: super::feed::FeedOptions::default(),
+            audit: None,
         }
     }
 }
@@ -63,6 +68,8 @@ pub(crate) struct StoreInner {
     pub(crate) opts: StoreOptions,
     /// The change feed, if the store records one.
     pub(crate) feed: Option<super::feed::Feed>,
+    /// The audit log and policy, if the store keeps one.
+    pub(crate) audit: Option<super::audit::Audit>,
     /// Opened with [`Store::open_read_only`]: every mutation fails with [`Error::Engine`]`(`[`crate::Error::ReadOnly`]`)`.
     pub(crate) read_only: bool,
 }
@@ -158,7 +165,8 @@ impl Store {
         let catalog = Catalog::load(&db)?;
         let locks = StripedLocks::new(opts.lock_stripes);
         let feed = super::feed::Feed::open(&db, &opts.feed, !read_only)?;
-        Ok(Store { inner: Arc::new(StoreInner { db, catalog, locks, opts, feed, read_only }) })
+        let audit = super::audit::Audit::open(&db, opts.audit.as_ref(), !read_only)?;
+        Ok(Store { inner: Arc::new(StoreInner { db, catalog, locks, opts, feed, audit, read_only }) })
     }
 
     /// True if this store was opened with [`Store::open_read_only`] (it never writes).
@@ -177,8 +185,12 @@ impl Store {
         Ok(self.inner.db.checkpoint(dir)?)
     }
 
-    /// Closes the underlying database (see [`Db::close`]).
+    /// Closes the underlying database (see [`Db::close`]); an audited store first writes a
+    /// signed checkpoint of its audit log.
     pub fn close(&self) -> Result<()> {
+        if let Some(audit) = self.inner.audit.as_ref().filter(|a| a.chain.is_some() && !self.inner.read_only) {
+            audit.checkpoint(&self.inner.db, &WriteOptions::synced())?;
+        }
         Ok(self.inner.db.close()?)
     }
 
@@ -219,6 +231,7 @@ impl Store {
         id: &NationalId,
         payload: &T,
     ) -> Result<()> {
+        self.inner.check_unaudited()?;
         let op = self.prepare_put(collection, pk.as_ref(), id, payload, true)?;
         self.inner.apply(vec![op], &self.inner.opts.write_options)?;
         Ok(())
@@ -233,6 +246,7 @@ impl Store {
         id: &NationalId,
         payload: &T,
     ) -> Result<Option<NationalId>> {
+        self.inner.check_unaudited()?;
         let op = self.prepare_put(collection, pk.as_ref(), id, payload, false)?;
         let before = self.inner.apply(vec![op], &self.inner.opts.write_options)?;
         Ok(before.into_iter().next().flatten())
@@ -241,6 +255,7 @@ impl Store {
     /// Deletes a record and its index entry (one atomic write). Returns the national ID of
     /// the deleted record, or `None` if there was none.
     pub fn delete(&self, collection: &str, pk: impl AsRef<[u8]>) -> Result<Option<NationalId>> {
+        self.inner.check_unaudited()?;
         self.inner.check_writable()?;
         let Some(cid) = self.inner.catalog.lookup(collection) else {
             return Ok(None);
@@ -252,14 +267,20 @@ impl Store {
 
     /// The record at `(collection, pk)` with its payload still encoded.
     pub fn get_raw(&self, collection: &str, pk: impl AsRef<[u8]>) -> Result<Option<Record>> {
+        self.inner.check_unaudited()?;
+        self.read_raw(collection, pk.as_ref())
+    }
+
+    /// [`Self::get_raw`] without the access check (the audited path checks first).
+    pub(crate) fn read_raw(&self, collection: &str, pk: &[u8]) -> Result<Option<Record>> {
         let Some(cid) = self.inner.catalog.lookup(collection) else {
             return Ok(None);
         };
-        let key = record_key(cid, pk.as_ref());
+        let key = record_key(cid, pk);
         match self.inner.db.get(&key)? {
             None => Ok(None),
             Some(v) => {
-                let pk = Bytes::copy_from_slice(pk.as_ref());
+                let pk = Bytes::copy_from_slice(pk);
                 self.inner.to_record(&key, cid, pk, &v).map(Some)
             }
         }
@@ -275,6 +296,7 @@ impl Store {
     /// to someone else (which [`Store::verify_index`] reports) is skipped: the records are
     /// the truth.
     pub fn person(&self, id: &NationalId) -> Result<Vec<Record>> {
+        self.inner.check_unaudited()?;
         let snap = self.inner.db.snapshot();
         self.person_at(&snap, id)
     }

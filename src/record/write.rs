@@ -19,6 +19,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use super::audit::EntryDraft;
 use super::error::{Error, Result};
 use super::feed::FeedWrite;
 use super::keys::{index_key, record_key, CollectionId};
@@ -46,7 +47,7 @@ pub(crate) enum Op {
 }
 
 impl Op {
-    fn target(&self) -> (CollectionId, &Bytes) {
+    pub(crate) fn target(&self) -> (CollectionId, &Bytes) {
         match self {
             Op::Put { cid, pk, .. }
             | Op::Delete { cid, pk }
@@ -90,6 +91,18 @@ impl StoreInner {
         opts: &WriteOptions,
         erased: Option<&NationalId>,
     ) -> Result<Vec<Option<NationalId>>> {
+        self.apply_audited(ops, opts, erased, None)
+    }
+
+    /// [`Self::apply_erasing`], with `audit`'s entry (naming every person the unit touches)
+    /// in the same batch.
+    pub(crate) fn apply_audited(
+        &self,
+        ops: Vec<Op>,
+        opts: &WriteOptions,
+        erased: Option<&NationalId>,
+        audit: Option<EntryDraft>,
+    ) -> Result<Vec<Option<NationalId>>> {
         self.check_writable()?;
         let keys: Vec<Vec<u8>> = ops
             .iter()
@@ -99,8 +112,13 @@ impl StoreInner {
             })
             .collect();
         let held = self.locks.lock_keys(&keys);
-        let before = self.apply_locked(&held, ops, keys, opts, erased)?;
+        let audited = audit.is_some();
+        let before = self.apply_locked(&held, ops, keys, opts, erased, audit)?;
         drop(held);
+        if let Some(a) = self.audit.as_ref().filter(|_| audited) {
+            // Housekeeping as well: the write and its entry are committed.
+            let _ = a.checkpoint_if_due(&self.db);
+        }
         // Retention is housekeeping: the write succeeded, and a failed trim is retried by
         // the next writer or acknowledgement (a failing database fails those too).
         let _ = self.trim_feed_if_due();
@@ -123,6 +141,7 @@ impl StoreInner {
         keys: Vec<Vec<u8>>,
         opts: &WriteOptions,
         erased: Option<&NationalId>,
+        audit: Option<EntryDraft>,
     ) -> Result<Vec<Option<NationalId>>> {
         let mut slots: Vec<Slot> = Vec::new();
         let mut by_key: HashMap<Vec<u8>, usize> = HashMap::with_capacity(ops.len());
@@ -223,6 +242,15 @@ impl StoreInner {
         };
         if let Some(fw) = feed_write.as_mut() {
             fw.finish(&mut batch);
+        }
+        if let (Some(mut draft), Some(a)) = (audit, self.audit.as_ref()) {
+            let ids = slots.iter().flat_map(|s| [s.original, s.current]).flatten().chain(erased.copied());
+            let mut subjects: Vec<_> = ids.filter_map(|id| a.token(&id)).collect();
+            subjects.sort_unstable();
+            subjects.dedup();
+            draft.subjects = subjects;
+            draft.count = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+            a.append(&mut batch, &draft)?;
         }
         self.db.write(batch, opts)?;
         if let (Some(feed), Some(fw)) = (self.feed.as_ref(), feed_write) {

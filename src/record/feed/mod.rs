@@ -45,7 +45,7 @@ pub use cursor::{AckMode, ChangeCursor};
 pub use retention::TrimReport;
 pub use subscription::{SubscriptionFilter, SubscriptionInfo, MAX_FILTER_ITEMS, MAX_SUBSCRIPTION_NAME_LEN};
 
-pub(crate) use append::FeedWrite;
+pub(crate) use append::{now_ms, FeedWrite};
 
 use super::error::{Error, Result};
 use super::keys::meta_key;
