@@ -7,7 +7,8 @@
 mod common;
 
 use common::{db_dir, fault_fs, small_options};
-use kho::record::{IdQuery, NationalId, Store, StoreOptions};
+use kho::crypt::{SecretKey, KEY_LEN};
+use kho::record::{AccessContext, AccessPolicy, AccessRule, AuditKey, AuditOptions, IdQuery, NationalId, Store, StoreOptions};
 use kho::Db;
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,40 @@ fn errors_and_debug_strings_redact_ids_keys_and_payloads() {
     errors.push(("bad collection", store.insert("", PK, &id, &p).unwrap_err()));
     let huge_pk = format!("{PK}{}", "x".repeat(2000));
     errors.push(("huge pk", store.insert("tax", &huge_pk, &id, &p).unwrap_err()));
+    // The audit layer's refusals name actors and collections, never the person.
+    let (_fs2, shared2) = fault_fs();
+    let key = AuditKey::from_secret(&SecretKey::from_bytes([3; KEY_LEN])).unwrap();
+    let audited = StoreOptions { audit: Some(AuditOptions::new(key)), ..StoreOptions::default() };
+    let db2 = Db::open(db_dir(), small_options(shared2.clone())).unwrap();
+    let guarded = Store::open(db2.clone(), audited.clone()).unwrap();
+    errors.push(("context required", guarded.person(&id).unwrap_err()));
+    let admin = guarded.as_actor(AccessContext::new("admin", "setup").unwrap());
+    admin.insert("tax", PK, &id, &p).unwrap();
+    admin
+        .set_policy(AccessPolicy {
+            rules: vec![AccessRule {
+                actor: "admin".into(),
+                purposes: vec!["setup".into()],
+                collections: vec!["*".into()],
+                read: true,
+                write: true,
+                admin: true,
+            }],
+        })
+        .unwrap();
+    let stranger = guarded.as_actor(AccessContext::new("stranger", "look").unwrap());
+    errors.push(("access denied", stranger.person(&id).unwrap_err()));
+    errors.push(("access denied (get)", stranger.get_raw("tax", PK).unwrap_err()));
+    guarded.close().unwrap();
+    drop((guarded, admin, stranger));
+    errors.push((
+        "audit key needed",
+        Store::open(Db::open(db_dir(), small_options(shared2.clone())).unwrap(), StoreOptions::default()).unwrap_err(),
+    ));
+    let other = AuditKey::from_secret(&SecretKey::from_bytes([4; KEY_LEN])).unwrap();
+    let wrong = StoreOptions { audit: Some(AuditOptions::new(other)), ..StoreOptions::default() };
+    errors.push(("audit key mismatch", Store::open(Db::open(db_dir(), small_options(shared2)).unwrap(), wrong).unwrap_err()));
+    errors.push(("audit off", store.audit_checkpoint().unwrap_err()));
     for (what, e) in &errors {
         assert_clean(what, &e.to_string());
         assert_clean(what, &format!("{e:?}"));
