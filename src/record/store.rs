@@ -189,7 +189,9 @@ impl Store {
     /// signed checkpoint of its audit log.
     pub fn close(&self) -> Result<()> {
         if let Some(audit) = self.inner.audit.as_ref().filter(|a| a.chain.is_some() && !self.inner.read_only) {
-            audit.checkpoint(&self.inner.db, &WriteOptions::synced())?;
+            // Housekeeping: the chain is whole without it, and a closed or failed database
+            // must still close.
+            let _ = audit.checkpoint(&self.inner.db, &WriteOptions::synced());
         }
         Ok(self.inner.db.close()?)
     }
