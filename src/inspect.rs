@@ -10,7 +10,7 @@
 
 /// Log records (the framing of `NNNNNN.log` and `MANIFEST-NNNNNN`), and how a log ends.
 pub mod wal {
-    pub use crate::wal::{DroppedTail, LogReader, LogRecord, TailState, HEADER_LEN};
+    pub use crate::wal::{peek_segment_header, DroppedTail, LogReader, LogRecord, TailState, HEADER_LEN};
 }
 
 /// Write batches as logged: [`DecodedBatch`](batch::DecodedBatch) walks one.
