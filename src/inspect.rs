@@ -37,8 +37,8 @@ pub mod sst {
 /// The names of a database's files.
 pub mod filename {
     pub use crate::filename::{
-        decode_current, keys_name, log_path, manifest_name, parse_file_name, table_path, FileKind, CURRENT, KEYRING,
-        LOCK,
+        decode_current, decode_keyring, keys_name, log_path, manifest_name, parse_file_name, table_path, FileKind,
+        CURRENT, KEYRING, LOCK,
     };
 }
 
