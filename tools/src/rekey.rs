@@ -47,10 +47,13 @@ pub struct Args {
 /// Runs `kho rekey`.
 pub fn run(out: &mut Out, args: &Args, k: &Keys) -> anyhow::Result<Outcome> {
     let dir = &args.dir;
-    let Some(key_file) = k.file() else {
-        anyhow::bail!("kho rekey needs --key-file: the database's master key");
-    };
     let encrypted = keys::is_encrypted(dir);
+    let Some(key_file) = k.file() else {
+        if encrypted {
+            return Err(kho::Error::KeyNeeded { path: dir.to_owned() }.into());
+        }
+        anyhow::bail!("kho rekey needs --key-file: the master key to encrypt {} under", dir.display());
+    };
     if !encrypted && !args.convert {
         anyhow::bail!(
             "{} is not encrypted (no key registry); pass --convert to encrypt it with {}",

@@ -266,8 +266,9 @@ pub fn run(out: &mut Out, args: &Args, k: &Keys) -> anyhow::Result<Outcome> {
         };
         let keys_part = match &c.key_registry {
             Some(r) => format!(
-                "; key registry {r} ({}), every block and record authenticated",
-                fmt::count(c.data_keys, "data key")
+                "; key registry {r} ({}){}",
+                fmt::count(c.data_keys, "data key"),
+                if problems == 0 { ", every block and record authenticated" } else { "" }
             ),
             None => String::new(),
         };
