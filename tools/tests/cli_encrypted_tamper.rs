@@ -92,4 +92,9 @@ fn a_changed_sealed_block_or_record_is_named_by_file_and_offset() {
     assert!(r.stdout.contains(&format!("offset {at}: DAMAGED: ")), "{}", r.stdout);
     std::fs::write(&log, &good).unwrap();
     kho_ok(0, ["--key-file", &k, "verify", &d]);
+
+    // Every command on every file, with the key and without: no panic, and every run that
+    // completed printed one JSON document with --json.
+    run_everything_with(&db, &["--key-file", &k]);
+    run_everything(&db);
 }

@@ -243,6 +243,11 @@ where
 /// Every subcommand of the tool on `dir`, each also with `--json`; asserts none panics and
 /// that every `--json` run that completed (exit 0 or 1) printed one JSON document.
 pub fn run_everything(dir: &Path) {
+    run_everything_with(dir, &[]);
+}
+
+/// [`run_everything`] with `global` (e.g. `--key-file K`) before every command's arguments.
+pub fn run_everything_with(dir: &Path, global: &[&str]) {
     let d = dir.to_str().unwrap().to_owned();
     let mut commands: Vec<Vec<String>> = vec![
         vec!["dump".into(), "summary".into(), d.clone()],
@@ -253,6 +258,7 @@ pub fn run_everything(dir: &Path) {
         vec!["scan".into(), d.clone(), "--limit".into(), "1000".into()],
         vec!["person".into(), d.clone(), PERSON_A.into()],
         vec!["record".into(), d.clone(), "tax".into(), "8012345678".into()],
+        vec!["dump".into(), "keys".into(), d.clone()],
     ];
     for entry in std::fs::read_dir(dir).unwrap() {
         let p = entry.unwrap().path().to_str().unwrap().to_owned();
@@ -265,6 +271,7 @@ pub fn run_everything(dir: &Path) {
         }
     }
     for args in commands {
+        let args: Vec<String> = global.iter().map(|g| g.to_string()).chain(args).collect();
         kho(&args);
         let mut json = args.clone();
         json.push("--json".into());
