@@ -93,6 +93,16 @@ fn a_changed_sealed_block_or_record_is_named_by_file_and_offset() {
     std::fs::write(&log, &good).unwrap();
     kho_ok(0, ["--key-file", &k, "verify", &d]);
 
+    // A plaintext log where the registry requires encryption (the same writes, from a
+    // plaintext build): refused even though every record is intact.
+    let plain = tmp.path().join("plain");
+    build(&plain);
+    std::fs::copy(newest_log(&plain), &log).unwrap();
+    let r = kho_ok(1, ["--key-file", &k, "verify", &d]);
+    let line = line_at(&r.stdout, &l, 0).unwrap_or_else(|| panic!("no line for {l} 0:\n{}", r.stdout));
+    assert!(line.contains("plaintext log where the database requires every file to be encrypted"), "{line}");
+    std::fs::write(&log, &good).unwrap();
+
     // Every command on every file, with the key and without: no panic, and every run that
     // completed printed one JSON document with --json.
     run_everything_with(&db, &["--key-file", &k]);

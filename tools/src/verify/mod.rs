@@ -149,6 +149,7 @@ pub fn check(dir: &Path, tolerate_torn_tail: bool, k: &Keys) -> anyhow::Result<R
         anyhow::bail!("{} is not a directory", dir.display());
     }
     let mut report = Report::default();
+    k.provider()?; // an unusable key file is the caller's error, not the database's
     let keys = match k.keyring(dir) {
         Ok(r) => r,
         Err(e) if crate::keys::key_error(&e).is_some() => return Err(e),
@@ -208,8 +209,9 @@ pub fn check(dir: &Path, tolerate_torn_tail: bool, k: &Keys) -> anyhow::Result<R
     for t in &snap.listing.temps {
         report.notes.push(format!("{t} is a temporary file (the next writable open deletes it)"));
     }
+    // (Without a loaded registry, which one is live is the registry problem's to say.)
     let live_registry = snap.keys.as_ref().map(|k| k.registry_number());
-    for &n in snap.listing.registries.iter().filter(|&&n| Some(n) != live_registry) {
+    for &n in snap.listing.registries.iter().filter(|&&n| live_registry.is_some_and(|live| n != live)) {
         report.notes.push(format!("{} is a stale key registry (the next writable open deletes it)", keys_name(n)));
     }
     bar.finish_and_clear();
