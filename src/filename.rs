@@ -124,6 +124,14 @@ pub fn decode_current(path: &Path, data: &[u8]) -> Result<u64> {
     }
 }
 
+/// Parses `KEYRING`; returns the number of the key registry (`KEYS-NNNNNN`) it names.
+pub fn decode_keyring(path: &Path, data: &[u8]) -> Result<u64> {
+    match decode_pointer(path, data)? {
+        FileKind::Keys(n) => Ok(n),
+        _ => Err(Error::corruption(path, 0, format!("{KEYRING} does not name a key registry"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +160,9 @@ mod tests {
             }
         }
         assert!(decode_current(Path::new("CURRENT"), b"").is_err());
+        let keyring = encode_pointer(&keys_name(3));
+        assert_eq!(decode_keyring(Path::new("KEYRING"), keyring.as_bytes()).unwrap(), 3);
+        assert!(decode_keyring(Path::new("KEYRING"), good.as_bytes()).is_err(), "names a manifest");
+        assert!(decode_current(Path::new("CURRENT"), keyring.as_bytes()).is_err(), "names a registry");
     }
 }

@@ -10,7 +10,7 @@
 
 /// Log records (the framing of `NNNNNN.log` and `MANIFEST-NNNNNN`), and how a log ends.
 pub mod wal {
-    pub use crate::wal::{DroppedTail, LogReader, LogRecord, TailState, HEADER_LEN};
+    pub use crate::wal::{peek_segment_header, DroppedTail, LogReader, LogRecord, TailState, HEADER_LEN};
 }
 
 /// Write batches as logged: [`DecodedBatch`](batch::DecodedBatch) walks one.
@@ -37,8 +37,8 @@ pub mod sst {
 /// The names of a database's files.
 pub mod filename {
     pub use crate::filename::{
-        decode_current, keys_name, log_path, manifest_name, parse_file_name, table_path, FileKind, CURRENT, KEYRING,
-        LOCK,
+        decode_current, decode_keyring, keys_name, log_path, manifest_name, parse_file_name, table_path, FileKind,
+        CURRENT, KEYRING, LOCK,
     };
 }
 

@@ -455,3 +455,61 @@ fn swapped_blocks_within_a_table_and_a_truncated_table_are_corruption() {
     }
     open(good).unwrap();
 }
+
+#[test]
+fn inspection_tells_how_each_file_is_encrypted_without_a_key() {
+    use kho::inspect::filename::{parse_file_name, FileKind};
+    use kho::inspect::sst::{SstReader, ENCRYPTED_FORMAT_VERSION, FORMAT_VERSION};
+    use kho::inspect::wal::peek_segment_header;
+    use kho::vfs::{FileSystem, StdFs};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts(Some(1))).unwrap();
+    fill(&db, 0, 1500);
+    db.flush().unwrap();
+    let master = provider(1).current_master_id();
+    db.close().unwrap();
+    let (mut tables, mut logs, mut registries) = (0, 0, 0);
+    for p in all_files(dir.path()) {
+        let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+        let data = std::fs::read(&p).unwrap();
+        match parse_file_name(&name) {
+            Some(FileKind::Table(_)) => {
+                let f = SstReader::read_footer_info(&*StdFs.open(&p).unwrap(), &p).unwrap();
+                assert_eq!((f.format_version, f.key_id), (ENCRYPTED_FORMAT_VERSION, Some(1)), "{name}");
+                tables += 1;
+            }
+            Some(FileKind::Log(_) | FileKind::Manifest(_)) if !data.is_empty() => {
+                let h = peek_segment_header(&data).unwrap();
+                assert_eq!((h.key_id, h.label.as_str()), (1, ""), "{name}");
+                logs += 1;
+            }
+            Some(FileKind::Keys(_)) => {
+                let h = peek_segment_header(&data).unwrap();
+                assert_eq!((h.key_id, &h.label), (0, &master), "{name}: the master key's id, no secret");
+                registries += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(tables > 0 && logs > 0 && registries == 1, "{tables} {logs} {registries}");
+
+    let plain = tempfile::tempdir().unwrap();
+    let db = Db::open(plain.path(), opts(None)).unwrap();
+    fill(&db, 0, 1500);
+    db.flush().unwrap();
+    db.close().unwrap();
+    for p in all_files(plain.path()) {
+        let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+        match parse_file_name(&name) {
+            Some(FileKind::Table(_)) => {
+                let f = SstReader::read_footer_info(&*StdFs.open(&p).unwrap(), &p).unwrap();
+                assert_eq!((f.format_version, f.key_id), (FORMAT_VERSION, None), "{name}");
+            }
+            Some(FileKind::Log(_) | FileKind::Manifest(_)) => {
+                assert_eq!(peek_segment_header(&std::fs::read(&p).unwrap()), None, "{name}");
+            }
+            _ => {}
+        }
+    }
+}

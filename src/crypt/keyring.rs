@@ -231,6 +231,13 @@ impl Keyring {
         self.state.read().number
     }
 
+    /// The first file number that must be encrypted: logs, manifests and tables numbered
+    /// below it were written before encryption was turned on (1 for a database encrypted
+    /// from its creation).
+    pub fn encrypted_from(&self) -> u64 {
+        self.state.read().encrypted_from
+    }
+
     /// True if file `number` must be encrypted (it was written after encryption was on).
     pub fn requires_encryption(&self, number: u64) -> bool {
         number >= self.state.read().encrypted_from
@@ -431,10 +438,5 @@ fn read_registry(fs: &dyn FileSystem, dir: &Path, number: u64, provider: &dyn Ke
 
 /// The label (master id) of the segment header a registry starts with.
 fn peek_label(data: &[u8]) -> Option<String> {
-    let h = crate::wal::format::decode_header(data)?;
-    if h.transform != crate::wal::format::TRANSFORM_SEGMENT_HEADER {
-        return None;
-    }
-    let payload = data.get(crate::wal::HEADER_LEN..crate::wal::HEADER_LEN + h.len as usize)?;
-    SegmentHeader::decode(payload).ok().map(|h| h.label)
+    crate::wal::peek_segment_header(data).map(|h| h.label)
 }

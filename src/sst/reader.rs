@@ -84,6 +84,23 @@ fn read_block(
     Ok(open_block(path, handle, stored, kind, cipher)?.0)
 }
 
+/// Reads and checks the footer of the table in `file` (at `path`, for messages).
+pub(super) fn read_footer(file: &dyn RandomAccessFile, path: &Path) -> Result<Footer> {
+    let file_len = file.len();
+    if file_len < FOOTER_LEN as u64 {
+        // The footer would have to start before the file does: the whole file, from
+        // offset 0, is what is wrong.
+        return Err(Error::corruption(
+            path,
+            0,
+            format!("file of {file_len} bytes is too short for a {FOOTER_LEN}-byte footer"),
+        ));
+    }
+    let tail_len = file_len.min(ENCRYPTED_FOOTER_LEN as u64);
+    let tail = file.read_at(file_len - tail_len, tail_len as usize)?;
+    Footer::decode(path, file_len, &tail)
+}
+
 impl SstReader {
     /// Opens the plaintext table in `file` (at `path`, for messages). `cache_id` must be
     /// unique among the open tables sharing `cache` (the database passes the file number).
@@ -111,18 +128,7 @@ impl SstReader {
         let cache_id = number;
         let path: Arc<Path> = Arc::from(path);
         let file_len = file.len();
-        if file_len < FOOTER_LEN as u64 {
-            // The footer would have to start before the file does: the whole file, from
-            // offset 0, is what is wrong.
-            return Err(Error::corruption(
-                &*path,
-                0,
-                format!("file of {file_len} bytes is too short for a {FOOTER_LEN}-byte footer"),
-            ));
-        }
-        let tail_len = file_len.min(ENCRYPTED_FOOTER_LEN as u64);
-        let tail = file.read_at(file_len - tail_len, tail_len as usize)?;
-        let footer = Footer::decode(&path, file_len, &tail)?;
+        let footer = read_footer(&*file, &path)?;
         let footer_at = file_len - footer.len() as u64;
         let cipher = match (&footer.encryption, keys) {
             (None, Some(k)) if k.requires_encryption(number) => {

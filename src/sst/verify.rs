@@ -6,15 +6,17 @@
 //! as [`crate::Error::Corruption`] with the offset of the block at fault.
 
 use std::cmp::Ordering;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::key::{compare_internal, user_key, ParsedKey, ValueKind};
 use crate::sst::block::BlockIter;
-use crate::sst::footer::BlockHandle;
+use crate::sst::footer::{BlockHandle, Footer};
 use crate::sst::format::{Transform, BLOCK_TRAILER_LEN, ENCRYPTED_FORMAT_VERSION, FOOTER_LEN, FORMAT_VERSION};
 use crate::sst::properties::TableProperties;
-use crate::sst::reader::SstReader;
+use crate::sst::reader::{read_footer, SstReader};
 use crate::sst::transform::announced_raw_len;
+use crate::vfs::RandomAccessFile;
 use crate::{Error, Result};
 
 /// Which part of a table a block is.
@@ -126,16 +128,14 @@ pub struct VerifyReport {
 impl SstReader {
     /// The decoded footer (checked when the table was opened).
     pub fn footer_info(&self) -> FooterInfo {
-        let h = |h: BlockHandle| (h.offset, h.size);
-        FooterInfo {
-            offset: self.props.file_size.saturating_sub(self.footer.len() as u64),
-            filter: (self.footer.filter != BlockHandle::NONE).then(|| h(self.footer.filter)),
-            properties: h(self.footer.properties),
-            index: h(self.footer.index),
-            format_version: if self.footer.encryption.is_some() { ENCRYPTED_FORMAT_VERSION } else { FORMAT_VERSION },
-            len: self.footer.len() as u64,
-            key_id: self.footer.encryption.map(|k| k.key_id),
-        }
+        footer_info(&self.footer, self.props.file_size)
+    }
+
+    /// Reads and checks only the footer of the table in `file` (at `path`, for messages).
+    /// The footer is plaintext in every table, so this needs no key: `kho dump` shows how a
+    /// table is encrypted (format version, data key id) even when it cannot open it.
+    pub fn read_footer_info(file: &dyn RandomAccessFile, path: &Path) -> Result<FooterInfo> {
+        Ok(footer_info(&read_footer(file, path)?, file.len()))
     }
 
     /// The index: one entry per data block, in order (checked when the table was opened).
@@ -261,6 +261,20 @@ impl SstReader {
     }
 }
 
+/// What `footer`, of a `file_size`-byte table, says.
+fn footer_info(footer: &Footer, file_size: u64) -> FooterInfo {
+    let h = |h: BlockHandle| (h.offset, h.size);
+    FooterInfo {
+        offset: file_size.saturating_sub(footer.len() as u64),
+        filter: (footer.filter != BlockHandle::NONE).then(|| h(footer.filter)),
+        properties: h(footer.properties),
+        index: h(footer.index),
+        format_version: if footer.encryption.is_some() { ENCRYPTED_FORMAT_VERSION } else { FORMAT_VERSION },
+        len: footer.len() as u64,
+        key_id: footer.encryption.map(|k| k.key_id),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +302,9 @@ mod tests {
         assert_eq!(at + FOOTER_LEN as u64, props.file_size);
         let footer = r.footer_info();
         assert_eq!(footer.offset + FooterInfo::LEN, props.file_size);
+        let file = crate::vfs::FileSystem::open(&crate::vfs::StdFs, &path).unwrap();
+        assert_eq!(SstReader::read_footer_info(&*file, &path).unwrap(), footer, "read without opening");
+        assert_eq!((footer.format_version, footer.key_id), (FORMAT_VERSION, None));
         assert_eq!(footer.index.0 + footer.index.1 + BLOCK_TRAILER_LEN as u64, footer.offset);
         let index = r.index_entries();
         assert_eq!(index.len() as u64, props.data_blocks);

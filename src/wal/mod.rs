@@ -17,5 +17,5 @@ mod writer;
 
 pub use format::HEADER_LEN;
 pub(crate) use reader::read_settled;
-pub use reader::{DroppedTail, LogReader, LogRecord, TailState};
+pub use reader::{peek_segment_header, DroppedTail, LogReader, LogRecord, TailState};
 pub(crate) use writer::LogWriter;

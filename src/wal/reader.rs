@@ -259,6 +259,19 @@ impl LogReader {
     }
 }
 
+/// The segment header an encrypted log, manifest or key registry starts with, read without
+/// a key (the header is plaintext): `None` when `data` does not start with an intact
+/// segment-header record that decodes — a plaintext or empty file, or damage at offset 0
+/// (a [`LogReader`] reports which). For inspection tools, which show how a file is encrypted
+/// even when they cannot open it.
+pub fn peek_segment_header(data: &[u8]) -> Option<SegmentHeader> {
+    let (len, transform) = check_record(data, 0).ok()?;
+    if transform != TRANSFORM_SEGMENT_HEADER {
+        return None;
+    }
+    SegmentHeader::decode(data.get(HEADER_LEN..HEADER_LEN + len)?).ok()
+}
+
 /// How often a log whose tail reads as damaged is read again before the damage is believed.
 const TAIL_READS: usize = 3;
 

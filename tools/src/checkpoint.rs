@@ -2,15 +2,18 @@
 //! sequence number (`Db::checkpoint`: tables and complete logs hard-linked, a manifest of its
 //! own). Opens `DIR` for writing (it rotates the log), so it takes the lock: a database used
 //! by another process answers `Busy` (exit 2); run it from inside that process instead.
+//! The checkpoint of an encrypted database (`--key-file`) carries its own key registry
+//! under the same master key.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use kho::{Db, Options};
+use kho::Db;
 use serde_json::json;
 
+use crate::keys::Keys;
 use crate::out::{Out, Outcome};
 
 /// Arguments of `kho checkpoint`.
@@ -23,8 +26,8 @@ pub struct Args {
 }
 
 /// Runs `kho checkpoint`: prints the sequence number the copy holds every write up to.
-pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
-    let opts = Options { create_if_missing: false, ..Options::default() };
+pub fn run(out: &mut Out, args: &Args, keys: &Keys) -> anyhow::Result<Outcome> {
+    let opts = keys.write_options(&args.dir)?;
     let db = Db::open(&args.dir, opts).with_context(|| format!("cannot open {}", args.dir.display()))?;
     let started = Instant::now();
     let seq = db.checkpoint(&args.out).with_context(|| format!("checkpoint into {}", args.out.display()))?;

@@ -1,6 +1,8 @@
 //! Reading a database directory file by file, without opening the database: the listing
 //! (file kind from the name, as LevelDB's `dumpfile` does), walking a log record by record
-//! with every damaged region reported, and loading and replaying the manifest.
+//! with every damaged region reported, and loading and replaying the manifest. In an
+//! encrypted database the logs and the manifest are opened with the key registry
+//! (`keys.rs`); without it an encrypted file is `Error::KeyNeeded`.
 //!
 //! Shared by `dump summary`, `dump wal`, `dump manifest` and `verify`, which must keep going
 //! where `Db::open` would stop at the first problem.
@@ -8,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use kho::crypt::{Keyring, SegmentHeader};
 use kho::inspect::filename::{decode_current, manifest_name, parse_file_name, FileKind, CURRENT};
 use kho::inspect::version::{FileMeta, Inconsistency, VersionBuilder, VersionEdit, MAX_LEVELS};
 use kho::inspect::wal::{DroppedTail, LogReader, LogRecord, TailState};
@@ -25,6 +29,10 @@ pub struct Listing {
     pub logs: Vec<u64>,
     /// `NNNNNN.sst` numbers.
     pub tables: Vec<u64>,
+    /// `KEYRING` exists (the database is encrypted).
+    pub keyring: bool,
+    /// `KEYS-NNNNNN` numbers (key registries).
+    pub registries: Vec<u64>,
     /// `*.tmp` names.
     pub temps: Vec<String>,
     /// Names kho does not own (besides `LOCK`).
@@ -43,6 +51,8 @@ pub fn list(dir: &Path) -> anyhow::Result<Listing> {
             Some(FileKind::Log(n)) => l.logs.push(n),
             Some(FileKind::Table(n)) => l.tables.push(n),
             Some(FileKind::Temp) => l.temps.push(name),
+            Some(FileKind::Keyring) => l.keyring = true,
+            Some(FileKind::Keys(n)) => l.registries.push(n),
             Some(FileKind::Lock) => {}
             _ => l.foreign.push(name),
         }
@@ -50,6 +60,7 @@ pub fn list(dir: &Path) -> anyhow::Result<Listing> {
     l.manifests.sort_unstable();
     l.logs.sort_unstable();
     l.tables.sort_unstable();
+    l.registries.sort_unstable();
     l.temps.sort();
     l.foreign.sort();
     Ok(l)
@@ -78,22 +89,31 @@ pub struct LogEnd {
     pub tail: TailState,
     /// The torn tail (where, how many bytes and records, why), `None` when clean.
     pub dropped: Option<DroppedTail>,
+    /// The segment header of an encrypted log (`None`: plaintext).
+    pub header: Option<SegmentHeader>,
 }
 
 /// Walks every record of the log bytes `data` (read from `path`), handing each intact record
 /// and each damaged region to `f`; returns how the log ended. Nothing is skipped silently.
+/// An encrypted log is opened with `keys` (every sealed record authenticated; one that does
+/// not is damage like any other); without them it is `Error::KeyNeeded`.
 pub fn walk_log(
     data: bytes::Bytes,
     path: &Path,
+    keys: Option<&Arc<Keyring>>,
     mut f: impl FnMut(LogEvent) -> anyhow::Result<()>,
 ) -> anyhow::Result<LogEnd> {
     let mut reader = LogReader::new(data, path);
+    if let Some(k) = keys {
+        reader = reader.with_keys(Arc::clone(k));
+    }
     loop {
         match reader.next_record() {
             Ok(Some(rec)) => f(LogEvent::Record(rec))?,
             Ok(None) => {
                 let tail = reader.tail().cloned().unwrap_or(TailState::Clean);
-                return Ok(LogEnd { tail, dropped: reader.dropped_tail() });
+                let header = reader.segment_header().cloned();
+                return Ok(LogEnd { tail, dropped: reader.dropped_tail(), header });
             }
             Err(Error::Corruption { offset, what, .. }) => {
                 let Some(skipped) = reader.resync() else {
@@ -153,6 +173,10 @@ impl Problem {
         match e {
             Error::Corruption { file, offset, what } => Problem::at(file, *offset, what),
             Error::Io { path, source, op } => Problem::at(path, None, format!("cannot {op}: {source}")),
+            // Only seen once the registry was looked for: it is missing or unusable.
+            Error::KeyNeeded { path } => {
+                Problem::at(path, None, "encrypted, but no key registry could be opened to read it")
+            }
             other => Problem::at(file, None, other.to_string()),
         }
     }
@@ -186,6 +210,8 @@ pub struct Manifest {
     /// The torn tail recovery drops (under the default recovery mode; under absolute
     /// consistency the open fails instead), `None` when the manifest ends clean.
     pub dropped_tail: Option<DroppedTail>,
+    /// The segment header of an encrypted manifest (`None`: plaintext).
+    pub header: Option<SegmentHeader>,
 }
 
 /// Which manifest `CURRENT` names, and the problem with `CURRENT` if any. When `CURRENT` is
@@ -208,19 +234,21 @@ pub fn current_manifest(dir: &Path, listing: &Listing) -> (Option<u64>, Option<P
     }
 }
 
-/// Reads manifest `number` of `dir` record by record, decoding each edit.
-pub fn read_manifest(dir: &Path, number: u64) -> Result<Manifest, Error> {
+/// Reads manifest `number` of `dir` record by record, decoding each edit (opening an
+/// encrypted one with `keys`).
+pub fn read_manifest(dir: &Path, number: u64, keys: Option<&Arc<Keyring>>) -> Result<Manifest, Error> {
     let path = dir.join(manifest_name(number));
-    read_manifest_file(&path, number)
+    read_manifest_file(&path, number, keys)
 }
 
-/// Reads the manifest at `path` record by record, decoding each edit.
-pub fn read_manifest_file(path: &Path, number: u64) -> Result<Manifest, Error> {
+/// Reads the manifest at `path` record by record, decoding each edit (opening an encrypted
+/// one with `keys`; without them it is `Error::KeyNeeded`).
+pub fn read_manifest_file(path: &Path, number: u64, keys: Option<&Arc<Keyring>>) -> Result<Manifest, Error> {
     let data = read(path)?;
     let size = data.len() as u64;
     let mut records = Vec::new();
     let mut damage = Vec::new();
-    let end = walk_log(data, path, |ev| {
+    let end = walk_log(data, path, keys, |ev| {
         match ev {
             LogEvent::Record(rec) => {
                 let payload_at = rec.offset + kho::inspect::wal::HEADER_LEN as u64;
@@ -235,8 +263,20 @@ pub fn read_manifest_file(path: &Path, number: u64) -> Result<Manifest, Error> {
         }
         Ok(())
     })
-    .map_err(|e| Error::Corruption { file: path.to_path_buf(), offset: None, what: e.to_string() })?;
-    Ok(Manifest { number, path: path.to_path_buf(), size, records, damage, tail: end.tail, dropped_tail: end.dropped })
+    .map_err(|e| match e.downcast::<Error>() {
+        Ok(engine) => engine, // a key needed, an I/O error: not damage
+        Err(e) => Error::Corruption { file: path.to_path_buf(), offset: None, what: e.to_string() },
+    })?;
+    Ok(Manifest {
+        number,
+        path: path.to_path_buf(),
+        size,
+        records,
+        damage,
+        tail: end.tail,
+        dropped_tail: end.dropped,
+        header: end.header,
+    })
 }
 
 /// The live file set and counters that replaying a manifest's edits through

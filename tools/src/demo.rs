@@ -1,7 +1,8 @@
 //! `kho demo [DIR] [--persons N]`: generate a seeded synthetic population, ingest it through
 //! `kho::record::Store` in atomic batches (with a progress bar on a terminal), then print
 //! what was stored, one person's records across all collections, a province query and the
-//! commands to explore the result.
+//! commands to explore the result. With `--key-file FILE` the database is encrypted at rest
+//! under the master key in FILE, which is created (a fresh random key, mode 0600) if absent.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -11,12 +12,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kho::crypt::{Encryption, KeyFileProvider};
 use kho::record::population::{Event, Population};
 use kho::record::{IdQuery, Store, StoreOptions};
 use kho::{Db, Options};
 
 use crate::fmt::Bytes;
 use crate::json::record_json;
+use crate::keys::Keys;
 
 /// Arguments of `kho demo`.
 #[derive(Debug, Args)]
@@ -36,7 +39,7 @@ pub struct DemoArgs {
     pub batch: usize,
 }
 
-pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub fn run(args: DemoArgs, keys: &Keys) -> anyhow::Result<()> {
     let dir = match args.dir {
         Some(d) => d,
         None => {
@@ -49,7 +52,23 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
         bail!("{} is not empty; give kho demo a new directory", dir.display());
     }
-    let db = Db::open(&dir, Options::default()).with_context(|| format!("opening {}", dir.display()))?;
+    let mut opts = Options::default();
+    if let Some(path) = keys.file() {
+        let existed = path.exists();
+        let provider =
+            KeyFileProvider::open_or_create(path).with_context(|| format!("--key-file {}", path.display()))?;
+        match existed {
+            true => println!("encrypted at rest under the master key in {} ({})", path.display(), provider.id()),
+            false => println!(
+                "encrypted at rest under a new master key: {} (mode 0600, {}); keep it, nothing opens the \
+                 database without it",
+                path.display(),
+                provider.id()
+            ),
+        }
+        opts.encryption = Some(Encryption::new(std::sync::Arc::new(provider)));
+    }
+    let db = Db::open(&dir, opts).with_context(|| format!("opening {}", dir.display()))?;
     let store = Store::open(db, StoreOptions::default())?;
     let pop = Population::new(args.seed, args.persons);
 
@@ -97,7 +116,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("explore it:");
     let d = dir.display();
-    let kho = invocation();
+    let kho = match keys.file() {
+        Some(k) => format!("{} --key-file {}", invocation(), shell_word(&k.display().to_string())),
+        None => invocation().to_owned(),
+    };
     println!("  {kho} dump summary {d}   # levels, tables, logs, manifest");
     println!("  {kho} verify {d}   # every file end to end, and the national-ID index");
     if let Some(shown) = &shown {

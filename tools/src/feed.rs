@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use kho::record::{AckMode, Change, ChangeCursor, Store, StoreOptions};
-use kho::{Db, Options};
+use kho::Db;
 use serde_json::json;
 
 use crate::json::payload_to_json;
+use crate::keys::Keys;
 use crate::out::{Out, Outcome};
 
 /// How long `--follow` waits between polls of a caught-up feed.
@@ -47,15 +48,15 @@ pub struct Args {
 }
 
 /// Runs `kho feed`.
-pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
+pub fn run(out: &mut Out, args: &Args, keys: &Keys) -> anyhow::Result<Outcome> {
     match &args.subscriber {
-        Some(name) if !args.list => read(out, args, name),
-        _ => list(out, args),
+        Some(name) if !args.list => read(out, args, name, keys),
+        _ => list(out, args, keys),
     }
 }
 
-fn read(out: &mut Out, args: &Args, name: &str) -> anyhow::Result<Outcome> {
-    let opts = Options { create_if_missing: false, ..Options::default() };
+fn read(out: &mut Out, args: &Args, name: &str, keys: &Keys) -> anyhow::Result<Outcome> {
+    let opts = keys.write_options(&args.dir)?;
     let db = Db::open(&args.dir, opts).with_context(|| format!("cannot open {}", args.dir.display()))?;
     let store = Store::open(db, StoreOptions::default())?;
     let mut cursor = match store.changes(name) {
@@ -123,8 +124,8 @@ fn print_change(out: &mut Out, c: &Change) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
-    let db = crate::kv::open(&args.dir)?;
+fn list(out: &mut Out, args: &Args, keys: &Keys) -> anyhow::Result<Outcome> {
+    let db = crate::kv::open(&args.dir, keys)?;
     let store = Store::open_read_only(db, StoreOptions::default())?;
     let subs = store.subscriptions()?;
     if out.json {

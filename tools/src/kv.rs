@@ -7,9 +7,11 @@ use std::io::Write;
 use std::ops::Bound;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use kho::Db;
 use serde_json::json;
 
+use crate::keys::Keys;
 use crate::out::{Out, Outcome};
 
 /// Arguments of `kho get`.
@@ -40,17 +42,17 @@ pub struct ScanArgs {
     pub keys_only: bool,
 }
 
-/// Opens the database in `dir` read-only.
-pub fn open(dir: &std::path::Path) -> anyhow::Result<Db> {
-    Db::open_read_only(dir, crate::dump::tool_options())
-        .map_err(|e| anyhow::anyhow!("cannot open {} read-only: {e}", dir.display()))
+/// Opens the database in `dir` read-only (with the key file's key, if one was given).
+pub fn open(dir: &std::path::Path, keys: &Keys) -> anyhow::Result<Db> {
+    let opts = keys.read_options()?;
+    Db::open_read_only(dir, opts).with_context(|| format!("cannot open {} read-only", dir.display()))
 }
 
 /// Runs `kho get`: prints the value; exit 1 when the key is absent.
-pub fn get(out: &mut Out, args: &GetArgs) -> anyhow::Result<Outcome> {
+pub fn get(out: &mut Out, args: &GetArgs, keys: &Keys) -> anyhow::Result<Outcome> {
     let b = out.bytes;
     let key = b.parse(&args.key)?;
-    let db = open(&args.dir)?;
+    let db = open(&args.dir, keys)?;
     let value = db.get(&key)?;
     if out.json {
         out.json_value(
@@ -65,11 +67,11 @@ pub fn get(out: &mut Out, args: &GetArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Runs `kho scan`: prints `key => value` lines in key order; the count goes to stderr.
-pub fn scan(out: &mut Out, args: &ScanArgs) -> anyhow::Result<Outcome> {
+pub fn scan(out: &mut Out, args: &ScanArgs, keys: &Keys) -> anyhow::Result<Outcome> {
     let b = out.bytes;
     let from = args.from.as_deref().map(|k| b.parse(k)).transpose()?;
     let to = args.to.as_deref().map(|k| b.parse(k)).transpose()?;
-    let db = open(&args.dir)?;
+    let db = open(&args.dir, keys)?;
     let lo = from.map_or(Bound::Unbounded, Bound::Included);
     let hi = to.map_or(Bound::Unbounded, Bound::Excluded);
     if let (Bound::Included(a), Bound::Excluded(z)) = (&lo, &hi) {

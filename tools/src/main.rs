@@ -1,6 +1,7 @@
 //! The `kho` command-line tool: one subcommand per module, this file only dispatches.
 //! Exit status: 0 done and clean, 1 done and found problems (damage, a failed check,
-//! a key not found), 2 could not run (bad arguments, unreadable directory, ...).
+//! a key not found), 2 could not run (bad arguments, unreadable directory, an encrypted
+//! database without `--key-file` or with the wrong one, ...).
 
 mod backup;
 mod bench;
@@ -11,9 +12,11 @@ mod dump;
 mod feed;
 mod fmt;
 mod json;
+mod keys;
 mod kv;
 mod out;
 mod record_cmds;
+mod rekey;
 mod stress;
 mod verify;
 
@@ -51,6 +54,11 @@ struct Cli {
     /// Show keys and values as hex, and read keys given on the command line as hex.
     #[arg(long, global = true)]
     hex: bool,
+    /// The master key of an encrypted database: a file of 64 hex digits (or 32 bytes) that
+    /// only its owner can read (mode 0600). Every command that reads or writes a database
+    /// takes it; without it an encrypted database is refused (exit 2).
+    #[arg(long, global = true, value_name = "FILE")]
+    key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -87,6 +95,9 @@ enum Command {
     /// Incremental, verified backups: create, list, verify, restore, prune.
     #[command(subcommand)]
     Backup(backup::Command),
+    /// Re-encrypt an encrypted database under its current data key (optionally a new one
+    /// first) and retire the keys no file uses; optionally put it under a new master key.
+    Rekey(rekey::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,19 +107,22 @@ fn main() -> ExitCode {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     let cli = Cli::parse();
     let mut out = Out::stdout(cli.json, cli.hex);
+    let keys = keys::Keys::new(cli.key_file);
+    let k = &keys;
     let result = match cli.command {
-        Command::Demo(args) => demo::run(args).map(|()| Outcome::Ok),
-        Command::Bench(args) => bench::run(args).map(|()| Outcome::Ok),
-        Command::Dump(c) => dump::run(&mut out, &c),
-        Command::Get(a) => kv::get(&mut out, &a),
-        Command::Scan(a) => kv::scan(&mut out, &a),
-        Command::Person(a) => record_cmds::person(&mut out, &a),
-        Command::Record(a) => record_cmds::record(&mut out, &a),
-        Command::Verify(a) => verify::run(&mut out, &a),
-        Command::Checkpoint(a) => checkpoint::run(&mut out, &a),
-        Command::Feed(a) => feed::run(&mut out, &a),
-        Command::Backup(c) => backup::run(&mut out, &c),
-        Command::Stress(a) => stress::run(a).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
+        Command::Demo(args) => demo::run(args, k).map(|()| Outcome::Ok),
+        Command::Bench(args) => bench::run(args, k).map(|()| Outcome::Ok),
+        Command::Dump(c) => dump::run(&mut out, &c, k),
+        Command::Get(a) => kv::get(&mut out, &a, k),
+        Command::Scan(a) => kv::scan(&mut out, &a, k),
+        Command::Person(a) => record_cmds::person(&mut out, &a, k),
+        Command::Record(a) => record_cmds::record(&mut out, &a, k),
+        Command::Verify(a) => verify::run(&mut out, &a, k),
+        Command::Checkpoint(a) => checkpoint::run(&mut out, &a, k),
+        Command::Feed(a) => feed::run(&mut out, &a, k),
+        Command::Backup(c) => backup::run(&mut out, &c, k),
+        Command::Rekey(a) => rekey::run(&mut out, &a, k),
+        Command::Stress(a) => stress::run(a, k).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
     };
     let result = result.and_then(|o| {
         std::io::Write::flush(&mut out)?;
@@ -119,7 +133,8 @@ fn main() -> ExitCode {
         Ok(Outcome::Problems) => ExitCode::from(1),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS, // `kho dump ... | head`
         Err(e) => {
-            eprintln!("kho: error: {}", message(&e));
+            // A missing or wrong key is one fixed line, whatever the command was doing.
+            eprintln!("kho: error: {}", keys::key_error(&e).unwrap_or_else(|| message(&e)));
             ExitCode::from(2)
         }
     }

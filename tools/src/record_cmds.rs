@@ -25,6 +25,7 @@ use serde_json::json;
 
 use crate::fmt::Bytes;
 use crate::json::{payload_to_json, record_json};
+use crate::keys::Keys;
 use crate::out::{Out, Outcome};
 
 /// Arguments of `kho person`.
@@ -48,8 +49,8 @@ pub struct RecordArgs {
 }
 
 /// The record store in `dir`, read-only.
-fn open_store(dir: &Path) -> anyhow::Result<Store> {
-    let db = crate::kv::open(dir)?;
+fn open_store(dir: &Path, keys: &Keys) -> anyhow::Result<Store> {
+    let db = crate::kv::open(dir, keys)?;
     Store::open_read_only(db, StoreOptions::default()).map_err(|e| match e {
         kho::record::Error::Engine(kho::Error::NotFound(_)) => anyhow::Error::new(e),
         e => anyhow::Error::new(e).context(format!("cannot read the record store in {}", dir.display())),
@@ -100,10 +101,10 @@ fn write_block(out: &mut Out, b: Bytes, r: &Record) -> anyhow::Result<()> {
 
 /// Runs `kho person`: every record of the person, across collections; exit 1 when there is
 /// none.
-pub fn person(out: &mut Out, args: &PersonArgs) -> anyhow::Result<Outcome> {
+pub fn person(out: &mut Out, args: &PersonArgs, keys: &Keys) -> anyhow::Result<Outcome> {
     let b = out.bytes;
     let id = parse_id(&args.national_id)?;
-    let store = open_store(&args.dir)?;
+    let store = open_store(&args.dir, keys)?;
     let records = store.person(&id).with_context(|| format!("reading the records of {id}"))?;
     if out.json {
         let list: Vec<serde_json::Value> = records.iter().map(|r| record_json(b, r)).collect();
@@ -127,10 +128,10 @@ pub fn person(out: &mut Out, args: &PersonArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Runs `kho record`: one record; exit 1 when it does not exist.
-pub fn record(out: &mut Out, args: &RecordArgs) -> anyhow::Result<Outcome> {
+pub fn record(out: &mut Out, args: &RecordArgs, keys: &Keys) -> anyhow::Result<Outcome> {
     let b = out.bytes;
     let pk = b.parse(&args.pk)?;
-    let store = open_store(&args.dir)?;
+    let store = open_store(&args.dir, keys)?;
     let record = store.get_raw(&args.collection, &pk).context("reading the record")?;
     if out.json {
         out.json_value(&json!({

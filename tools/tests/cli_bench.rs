@@ -86,6 +86,50 @@ fn record_workloads_ingest_and_find_persons() {
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
 
+/// `--encrypt=both`: each benchmark plaintext, then encrypted (`NAME+enc`), and the ratio;
+/// the encrypted database opens only with the key file given, which was created.
+#[test]
+fn encrypt_both_runs_each_benchmark_plain_then_encrypted() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("bench.key");
+    let db = dir.path().join("db");
+    let out = Command::cargo_bin("kho")
+        .unwrap()
+        .args([
+            "bench",
+            &format!("--db={}", db.display()),
+            "--benchmarks=fillrandom,readrandom,stats",
+            "--num=2000",
+            "--encrypt=both",
+            "--key-file",
+            key.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for name in ["fillrandom", "fillrandom+enc", "readrandom", "readrandom+enc"] {
+        assert!(
+            stdout.lines().any(|l| l.split_whitespace().next() == Some(name) && l.contains("ops/sec")),
+            "no result line for {name} in:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("readrandom   : encrypted/plaintext "), "{stdout}");
+    assert!(stdout.contains("encrypted vs plaintext (ops/sec ratio):"), "{stdout}");
+    assert!(
+        key.exists() && db.join("encrypted").join("KEYRING").exists() && !db.join("plain").join("KEYRING").exists()
+    );
+    let verify = |key: Option<&std::path::Path>| {
+        let mut c = Command::cargo_bin("kho").unwrap();
+        if let Some(k) = key {
+            c.args(["--key-file", k.to_str().unwrap()]);
+        }
+        c.args(["verify", db.join("encrypted").to_str().unwrap()]).output().unwrap().status.code()
+    };
+    assert_eq!(verify(Some(&key)), Some(0));
+    assert_eq!(verify(None), Some(2));
+}
+
 #[test]
 fn unknown_benchmark_is_an_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -56,6 +56,28 @@ fn crash_mode_smoke() {
     assert!(out.contains("recoveries: min"), "{out}");
 }
 
+/// `--encrypt`: the database is encrypted at rest under a key file made in the run
+/// directory, in the plain and the crash mode (whose children open it with the same key).
+#[test]
+fn encrypted_plain_and_crash_smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assert_passed(&stress(dir.path(), &["--encrypt", "--duration", "2s", "--seed", "21"]));
+    assert!(out.contains("AES-256-GCM at rest"), "the summary says so: {out}");
+    let key = dir.path().join("stress.key");
+    assert!(key.exists() && dir.path().join("db").join("KEYRING").exists());
+    let out = assert_passed(&stress(
+        dir.path(),
+        &["--encrypt", "--crash", "--duration", "3s", "--seed", "22", "--kill-interval", "100ms..500ms"],
+    ));
+    assert!(figure(&out, "crash cycles") >= 2, "{out}");
+    let verify = cargo_bin_cmd!("kho")
+        .args(["--key-file", key.to_str().unwrap(), "verify", "--tolerate-torn-tail"])
+        .arg(dir.path().join("db"))
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
 #[test]
 fn faults_mode_smoke() {
     let dir = tempfile::tempdir().unwrap();

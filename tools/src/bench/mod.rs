@@ -2,15 +2,26 @@
 //! names and prints db_bench's line shape (`NAME : X micros/op Y ops/sec S seconds N operations; Z MB/s`), so
 //! `../shared/bench/compare.sh` can put kho and RocksDB side by side, followed by latency
 //! percentiles, write amplification, disk bytes and peak memory.
+//!
+//! `--encrypt=1` runs encrypted at rest (under `--key-file`, or a random key held only in
+//! memory for the run); `--encrypt=both` runs each benchmark on a plaintext database, then
+//! the same benchmark on an encrypted one (`NAME+enc` lines; `--db DIR` then holds
+//! `DIR/plain` and `DIR/encrypted`), and prints the encrypted/plaintext ratio of each. The two
+//! databases are open side by side, so one's background compactions can overlap the other's
+//! run: compare ratios over several runs, on an idle machine.
 
 mod gen;
 mod report;
 mod workloads;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use kho::crypt::{Encryption, KeyFileProvider, SecretKey};
+
+use crate::keys::Keys;
 
 pub use workloads::Workload;
 
@@ -79,6 +90,24 @@ pub struct BenchArgs {
     /// `bench` that `feedread` drains.
     #[arg(long, default_value = "0", value_parser = parse_flag, action = clap::ArgAction::Set)]
     pub feed: bool,
+    /// Encryption at rest: 0 (off), 1 (on), both (each benchmark plaintext, then encrypted,
+    /// and the ratio). The key: --key-file (created if absent), else a random one in memory.
+    #[arg(long, default_value = "0", value_enum)]
+    pub encrypt: Encrypt,
+}
+
+/// `--encrypt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Encrypt {
+    /// Plaintext.
+    #[value(name = "0", alias = "false")]
+    Off,
+    /// Encrypted at rest.
+    #[value(name = "1", alias = "true")]
+    On,
+    /// Plaintext, then encrypted, with the ratio.
+    #[value(name = "both")]
+    Both,
 }
 
 fn parse_flag(s: &str) -> Result<bool, String> {
@@ -89,8 +118,21 @@ fn parse_flag(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Runs every benchmark named in `--benchmarks`, in order, on one database directory.
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// The encryption of the encrypted runs: the key file's master key (created if absent), or a
+/// random key that lives as long as the run.
+fn encryption(keys: &Keys) -> anyhow::Result<Encryption> {
+    let provider = match keys.file() {
+        Some(path) => {
+            KeyFileProvider::open_or_create(path).with_context(|| format!("--key-file {}", path.display()))?
+        }
+        None => KeyFileProvider::from_key("(a random key for this run)", SecretKey::random()?),
+    };
+    Ok(Encryption::new(Arc::new(provider)))
+}
+
+/// Runs every benchmark named in `--benchmarks`, in order, on one database directory (two
+/// with `--encrypt=both`).
+pub fn run(args: BenchArgs, keys: &Keys) -> anyhow::Result<()> {
     if args.key_size < 8 {
         bail!("--key_size must be at least 8");
     }
@@ -103,10 +145,46 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     };
     report::print_header(&args, &dir);
-    let mut bench = workloads::Bench::new(args.clone(), dir);
-    for name in args.benchmarks.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let workload: Workload = name.parse()?;
-        bench.run(workload)?;
+    let workloads: Vec<Workload> = args
+        .benchmarks
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::parse)
+        .collect::<anyhow::Result<_>>()?;
+    if args.encrypt != Encrypt::Both {
+        let enc = match args.encrypt {
+            Encrypt::On => Some(encryption(keys)?),
+            _ => None,
+        };
+        report::print_encryption(enc.is_some());
+        let mut bench = workloads::Bench::new(args.clone(), dir, enc, "");
+        for w in workloads {
+            bench.run(w)?;
+        }
+        return bench.close();
     }
-    bench.close()
+    report::print_encryption(true);
+    let mut plain = workloads::Bench::new(args.clone(), dir.join("plain"), None, "");
+    let mut encrypted = workloads::Bench::new(args.clone(), dir.join("encrypted"), Some(encryption(keys)?), "+enc");
+    let mut ratios = Vec::new();
+    for w in workloads {
+        let p = plain.run(w)?;
+        let e = encrypted.run(w)?;
+        if let (Some(p), Some(e)) = (p, e) {
+            let ratio = e / p.max(1e-9);
+            println!("{:<12} : encrypted/plaintext {ratio:.2}x ops/sec", w.name());
+            ratios.push((w.name(), ratio));
+        }
+    }
+    plain.close()?;
+    encrypted.close()?;
+    if !ratios.is_empty() {
+        println!("------------------------------------------------");
+        println!("encrypted vs plaintext (ops/sec ratio):");
+        for (name, ratio) in ratios {
+            println!("  {name:<14} {ratio:.2}x");
+        }
+    }
+    Ok(())
 }

@@ -43,6 +43,11 @@ pub fn print_header(args: &BenchArgs, dir: &Path) {
     println!("------------------------------------------------");
 }
 
+/// The header's encryption line.
+pub fn print_encryption(on: bool) {
+    println!("Encryption: {}", if on { "AES-256-GCM (encryption at rest)" } else { "none" });
+}
+
 /// db_bench's line: `name : X micros/op Y ops/sec S seconds N operations; Z MB/s (found ...)`,
 /// then percentiles
 /// and kho's engine figures on the following lines.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use kho::crypt::Encryption;
 use kho::record::population::{Event, Population};
 use kho::record::{AckMode, FeedOptions, Store, StoreOptions, SubscriptionFilter};
 use kho::{Db, Options, WriteBatch, WriteOptions};
@@ -72,7 +73,7 @@ impl FromStr for Workload {
 }
 
 impl Workload {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Workload::FillSeq => "fillseq",
             Workload::FillRandom => "fillrandom",
@@ -194,11 +195,16 @@ pub struct Bench {
     dir: PathBuf,
     db: Option<Db>,
     anon: report::AnonPeak,
+    /// Encryption at rest, or none.
+    encryption: Option<Encryption>,
+    /// Appended to each result line's name (`+enc` for the encrypted half of
+    /// `--encrypt=both`).
+    suffix: &'static str,
 }
 
 impl Bench {
-    pub fn new(args: BenchArgs, dir: PathBuf) -> Self {
-        Bench { args, dir, db: None, anon: report::AnonPeak::start() }
+    pub fn new(args: BenchArgs, dir: PathBuf, encryption: Option<Encryption>, suffix: &'static str) -> Self {
+        Bench { args, dir, db: None, anon: report::AnonPeak::start(), encryption, suffix }
     }
 
     fn options(&self) -> Options {
@@ -208,6 +214,7 @@ impl Bench {
             bloom_bits_per_key: self.args.bloom_bits,
             compression_level: self.args.compression_level,
             block_size: self.args.block_size,
+            encryption: self.encryption.clone(),
             ..Options::default()
         }
     }
@@ -227,18 +234,20 @@ impl Bench {
         self.db.clone().ok_or_else(|| anyhow!("database not open"))
     }
 
-    /// Runs one benchmark and prints its db_bench line and the extra figures.
-    pub fn run(&mut self, w: Workload) -> anyhow::Result<()> {
+    /// Runs one benchmark and prints its db_bench line and the extra figures; returns its
+    /// rate in operations per second (`None` for `stats` and `compact`).
+    pub fn run(&mut self, w: Workload) -> anyhow::Result<Option<f64>> {
         let db = self.open(w.fresh_db())?;
         if w == Workload::Stats {
             println!("{}", db.stats());
-            return Ok(());
+            return Ok(None);
         }
         if w == Workload::Compact {
             let start = Instant::now();
             db.compact_range::<&[u8], _>(..)?;
-            println!("{:<12}: {:>11.3} seconds", "compact", start.elapsed().as_secs_f64());
-            return Ok(());
+            let name = format!("compact{}", self.suffix);
+            println!("{name:<12}: {:>11.3} seconds", start.elapsed().as_secs_f64());
+            return Ok(None);
         }
         let args = self.args.clone();
         let threads = args.threads.max(1);
@@ -292,8 +301,9 @@ impl Bench {
             Workload::ReadRandom | Workload::ReadWhileWriting | Workload::PersonLookup | Workload::SeekRandom
         )
         .then_some(total.found);
+        let name = format!("{}{}", w.name(), self.suffix);
         report::print_outcome(&Outcome {
-            name: w.name(),
+            name: &name,
             ops: total.ops,
             bytes: total.bytes,
             threads,
@@ -305,7 +315,7 @@ impl Bench {
             verbose_histogram: args.histogram,
             anon_peak: self.anon.bytes(),
         });
-        Ok(())
+        Ok(Some(total.ops as f64 / elapsed.as_secs_f64().max(1e-9)))
     }
 
     pub fn close(mut self) -> anyhow::Result<()> {

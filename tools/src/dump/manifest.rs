@@ -1,16 +1,19 @@
 //! `kho dump manifest DIR`: `CURRENT`, then each `VersionEdit` of the manifest it names in
-//! order, damaged records where they are, and the state the edits replay to.
+//! order, damaged records where they are, and the state the edits replay to. An encrypted
+//! manifest is opened with the key registry of its directory (`--key-file`); without the key
+//! only its segment header is shown (exit 2).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kho::inspect::filename::{parse_file_name, FileKind};
 use kho::inspect::version::{FileMeta, VersionEdit};
-use kho::inspect::wal::DroppedTail;
+use kho::inspect::wal::{peek_segment_header, DroppedTail};
 use serde_json::json;
 
 use crate::dbdir::{self, Manifest, Problem, State};
 use crate::fmt::{self, Bytes};
+use crate::keys::{self, Keys};
 use crate::out::{Out, Outcome};
 
 /// Arguments of `kho dump manifest`.
@@ -20,9 +23,11 @@ pub struct Args {
     pub path: PathBuf,
 }
 
-/// Finds and reads the manifest: the file itself, or the one `CURRENT` in a directory names.
-/// Returns the manifest (if one could be read) and the problems met on the way.
-pub fn load(path: &Path) -> anyhow::Result<(Option<Manifest>, Vec<Problem>)> {
+/// Finds and reads the manifest: the file itself, or the one `CURRENT` in a directory names
+/// (an encrypted one opened with the key registry of its directory). Returns the manifest (if
+/// one could be read) and the problems met on the way. Without the key for an encrypted
+/// manifest, shows its segment header on `out` and fails with `KeyNeeded`.
+fn load(out: &mut Out, path: &Path, k: &Keys) -> anyhow::Result<(Option<Manifest>, Vec<Problem>)> {
     let mut problems = Vec::new();
     let number = if path.is_dir() {
         let listing = dbdir::list(path)?;
@@ -40,7 +45,28 @@ pub fn load(path: &Path) -> anyhow::Result<(Option<Manifest>, Vec<Problem>)> {
     };
     let file =
         if path.is_dir() { path.join(kho::inspect::filename::manifest_name(number)) } else { path.to_path_buf() };
-    match dbdir::read_manifest_file(&file, number) {
+    let header = dbdir::read(&file).ok().and_then(|d| peek_segment_header(&d));
+    let ring = match header {
+        Some(_) => match super::keys::ring_for_file(&file, k) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+                if out.json {
+                    out.json_value(&json!({"file": file, "number": number, "size": size,
+                                           "encryption": keys::json(header.as_ref()), "decoded": false}))?;
+                } else {
+                    if path.is_dir() {
+                        writeln!(out, "CURRENT -> {}", kho::inspect::filename::manifest_name(number))?;
+                    }
+                    writeln!(out, "{}: {size} bytes ({})", file.display(), keys::describe(header.as_ref()))?;
+                    writeln!(out, "encrypted: its edits need the key")?;
+                }
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    match dbdir::read_manifest_file(&file, number, ring.as_ref()) {
         Ok(m) => Ok((Some(m), problems)),
         Err(e) => {
             problems.push(Problem::from_error(&file, &e));
@@ -155,9 +181,9 @@ pub fn state_json(b: Bytes, s: &State) -> serde_json::Value {
 }
 
 /// Runs `kho dump manifest`.
-pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
+pub fn run(out: &mut Out, args: &Args, k: &Keys) -> anyhow::Result<Outcome> {
     let b = out.bytes;
-    let (manifest, mut problems) = load(&args.path)?;
+    let (manifest, mut problems) = load(out, &args.path, k)?;
     let Some(m) = manifest else {
         if out.json {
             out.json_value(&json!({"path": args.path, "problems": problems}))?;
@@ -181,7 +207,7 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
             })
             .collect();
         out.json_value(&json!({
-            "file": m.path, "number": m.number, "size": m.size,
+            "file": m.path, "number": m.number, "size": m.size, "encryption": keys::json(m.header.as_ref()),
             "edits": edits,
             "tail": super::wal::tail_json(&m.tail, m.size),
             "dropped_tail": dropped_json(m.dropped_tail.as_ref()),
@@ -192,7 +218,14 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
         if args.path.is_dir() {
             writeln!(out, "CURRENT -> {}", kho::inspect::filename::manifest_name(m.number))?;
         }
-        writeln!(out, "{}: {} bytes, {} edits", m.path.display(), m.size, m.records.len())?;
+        writeln!(
+            out,
+            "{}: {} bytes, {} edits ({})",
+            m.path.display(),
+            m.size,
+            m.records.len(),
+            keys::describe(m.header.as_ref())
+        )?;
         for (i, r) in m.records.iter().enumerate() {
             writeln!(out, "edit {i} at offset {} ({} bytes):", r.offset, r.len)?;
             match &r.edit {

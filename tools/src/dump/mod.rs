@@ -1,6 +1,13 @@
 //! `kho dump`: show what is on disk, one file kind per subcommand (Pebble's `tool/`), plus
 //! `dump file`, which picks the kind from the file's name (LevelDB's `dumpfile`).
+//!
+//! Every dump says how each file is encrypted (`plain`, or the scheme and data key id). An
+//! encrypted file is decoded with `--key-file` (the key registry of the file's directory);
+//! without it the dump shows what is plaintext — a table's footer, a log's or manifest's
+//! segment header, a registry's master-key id — and then fails with exit 2 and
+//! `database is encrypted: --key-file needed`.
 
+pub mod keys;
 pub mod manifest;
 pub mod sst;
 pub mod summary;
@@ -10,10 +17,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kho::inspect::filename::{decode_current, parse_file_name, FileKind};
-use kho::Options;
 use serde_json::json;
 
 use crate::dbdir::{self, Problem};
+use crate::keys::Keys;
 use crate::out::{Out, Outcome};
 
 /// The `dump` subcommands.
@@ -27,7 +34,11 @@ pub enum Command {
     Sst(sst::Args),
     /// Each version edit of the manifest, in order.
     Manifest(manifest::Args),
-    /// Any file, its kind taken from its name (`NNNNNN.log`, `NNNNNN.sst`, `MANIFEST-*`, `CURRENT`).
+    /// The key registry of an encrypted database: data key ids, the current one, the master
+    /// key's id, and which files each key seals (never a key's bytes).
+    Keys(keys::Args),
+    /// Any file, its kind taken from its name (`NNNNNN.log`, `NNNNNN.sst`, `MANIFEST-*`,
+    /// `CURRENT`, `KEYRING`, `KEYS-*`).
     File(FileArgs),
 }
 
@@ -38,33 +49,42 @@ pub struct FileArgs {
     pub file: PathBuf,
 }
 
-/// Options for the tools' read-only opens: a modest cache, nothing created.
-pub fn tool_options() -> Options {
-    Options { create_if_missing: false, block_cache_capacity: 8 << 20, ..Options::default() }
-}
-
 /// Runs a `dump` subcommand.
-pub fn run(out: &mut Out, cmd: &Command) -> anyhow::Result<Outcome> {
+pub fn run(out: &mut Out, cmd: &Command, k: &Keys) -> anyhow::Result<Outcome> {
     match cmd {
-        Command::Summary(a) => summary::run(out, a),
-        Command::Wal(a) => wal::run(out, a),
-        Command::Sst(a) => sst::run(out, a),
-        Command::Manifest(a) => manifest::run(out, a),
-        Command::File(a) => file(out, &a.file),
+        Command::Summary(a) => summary::run(out, a, k),
+        Command::Wal(a) => wal::run(out, a, k),
+        Command::Sst(a) => sst::run(out, a, k),
+        Command::Manifest(a) => manifest::run(out, a, k),
+        Command::Keys(a) => keys::run(out, a, k),
+        Command::File(a) => file(out, &a.file, k),
     }
 }
 
-fn file(out: &mut Out, path: &Path) -> anyhow::Result<Outcome> {
+fn file(out: &mut Out, path: &Path, k: &Keys) -> anyhow::Result<Outcome> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     match parse_file_name(name) {
-        Some(FileKind::Log(_)) => wal::run(out, &wal::Args { file: path.into() }),
-        Some(FileKind::Table(_)) => sst::run(out, &sst::Args { file: path.into(), limit: None, from: None, to: None }),
-        Some(FileKind::Manifest(_)) => manifest::run(out, &manifest::Args { path: path.into() }),
+        Some(FileKind::Log(_)) => wal::run(out, &wal::Args { file: path.into() }, k),
+        Some(FileKind::Table(_)) => {
+            sst::run(out, &sst::Args { file: path.into(), limit: None, from: None, to: None }, k)
+        }
+        Some(FileKind::Manifest(_)) => manifest::run(out, &manifest::Args { path: path.into() }, k),
         Some(FileKind::Current) => current(out, path),
+        Some(FileKind::Keyring | FileKind::Keys(_)) => keys::file(out, path, k),
         _ => anyhow::bail!(
-            "cannot tell the kind of {} from its name (want NNNNNN.log, NNNNNN.sst, MANIFEST-NNNNNN or CURRENT)",
+            "cannot tell the kind of {} from its name (want NNNNNN.log, NNNNNN.sst, MANIFEST-NNNNNN, CURRENT, \
+             KEYRING or KEYS-NNNNNN)",
             path.display()
         ),
+    }
+}
+
+/// The directory a file given on the command line is in (its database's, for the key
+/// registry).
+pub fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     }
 }
 

@@ -1,19 +1,23 @@
-//! `kho dump sst FILE`: a table's footer, properties, filter, block layout (sizes and
-//! compression), index and entries (`--from`, `--to`, `--limit`), then a full check —
-//! Pebble's `sstable layout/scan/check` in one.
+//! `kho dump sst FILE`: a table's footer (with how it is encrypted), properties, filter,
+//! block layout (sizes, compression, sealing), index and entries (`--from`, `--to`,
+//! `--limit`), then a full check — Pebble's `sstable layout/scan/check` in one. An encrypted
+//! table is opened with the key registry of its directory (`--key-file`); without the key
+//! only the plaintext footer is shown, and the dump fails (exit 2).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kho::inspect::filename::{parse_file_name, FileKind};
 use kho::inspect::key::{internal_key, ParsedKey};
-use kho::inspect::sst::{BlockKind, SstReader, TableProperties, Transform};
+use kho::inspect::sst::{BlockKind, FooterInfo, SstReader, TableProperties, Transform};
 use kho::vfs::{FileSystem, StdFs};
 use kho::{ValueKind, MAX_SEQUENCE};
 use serde_json::json;
 
 use crate::dbdir::Problem;
 use crate::fmt::{self, Bytes};
+use crate::keys::{self, Keys};
 use crate::out::{Out, Outcome};
 
 /// Arguments of `kho dump sst`.
@@ -33,15 +37,39 @@ pub struct Args {
 }
 
 /// Runs `kho dump sst`.
-pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
+pub fn run(out: &mut Out, args: &Args, k: &Keys) -> anyhow::Result<Outcome> {
     let b = out.bytes;
     let from = args.from.as_deref().map(|k| b.parse(k)).transpose()?;
     let to = args.to.as_deref().map(|k| b.parse(k)).transpose()?;
     let path = &args.file;
     let file = StdFs.open(path)?;
     let size = file.len();
-    let reader = match SstReader::open(file, path.clone(), 0, None) {
+    // The table's number is part of an encrypted table's key.
+    let number = match path.file_name().and_then(|n| n.to_str()).and_then(parse_file_name) {
+        Some(FileKind::Table(n)) => n,
+        _ => 0,
+    };
+    // The footer is plaintext: it says whether the table is encrypted, and under which key.
+    let footer = SstReader::read_footer_info(&*file, path).ok();
+    let ring = match footer.is_some_and(|f| f.key_id.is_some()) {
+        true => match super::keys::ring_for_file(path, k) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                sealed(out, path, size, footer)?;
+                return Err(e);
+            }
+        },
+        // A plaintext table (of before encryption was on, in an encrypted database) is
+        // checked against the registry only when a key is given.
+        false if k.file().is_some() => k.keyring(super::dir_of(path))?,
+        false => None,
+    };
+    let reader = match SstReader::open_with_keys(file, path.clone(), number, None, ring.as_ref()) {
         Ok(r) => Arc::new(r),
+        Err(e) if keys::is_key_needed(&e) => {
+            sealed(out, path, size, footer)?;
+            return Err(e.into());
+        }
         Err(e) => {
             let p = Problem::from_error(path, &e);
             if out.json {
@@ -58,6 +86,40 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
     } else {
         text_dump(out, &reader, &range)
     }
+}
+
+/// The footer line: where the metadata blocks are and how the table is encrypted.
+fn footer_text(f: &FooterInfo) -> String {
+    let handle = |h: (u64, u64)| format!("{}+{}", h.0, h.1);
+    format!(
+        "footer at {}: format version {} ({}); filter {}, properties {}, index {}",
+        f.offset,
+        f.format_version,
+        keys::describe_table(f.key_id),
+        f.filter.map_or("none".into(), handle),
+        handle(f.properties),
+        handle(f.index)
+    )
+}
+
+fn footer_json(f: &FooterInfo) -> serde_json::Value {
+    json!({"offset": f.offset, "format_version": f.format_version, "filter": f.filter,
+           "properties": f.properties, "index": f.index, "encryption": keys::table_json(f.key_id)})
+}
+
+/// What a dump without the key shows of an encrypted table: its plaintext footer.
+fn sealed(out: &mut Out, path: &Path, size: u64, footer: Option<FooterInfo>) -> anyhow::Result<()> {
+    if out.json {
+        out.json_value(&json!({"file": path, "size": size, "footer": footer.as_ref().map(footer_json),
+                               "decoded": false}))?;
+    } else {
+        writeln!(out, "{}: {size} bytes", path.display())?;
+        if let Some(f) = &footer {
+            writeln!(out, "{}", footer_text(f))?;
+        }
+        writeln!(out, "encrypted: its blocks (properties, filter, index, entries) need the key")?;
+    }
+    Ok(())
 }
 
 struct Range {
@@ -104,6 +166,8 @@ fn transform_name(t: Transform) -> &'static str {
     match t {
         Transform::Raw => "raw",
         Transform::Zstd => "zstd",
+        Transform::ZstdSealed => "zstd+aes-256-gcm",
+        Transform::RawSealed => "raw+aes-256-gcm",
         _ => "unknown",
     }
 }
@@ -166,11 +230,7 @@ fn json_dump(out: &mut Out, reader: &Arc<SstReader>, range: &Range) -> anyhow::R
     let mut doc = out.json_doc()?;
     doc.field("file", &reader.path())?;
     doc.field("size", &p.file_size)?;
-    doc.field(
-        "footer",
-        &json!({"offset": f.offset, "format_version": f.format_version, "filter": f.filter,
-                "properties": f.properties, "index": f.index}),
-    )?;
+    doc.field("footer", &footer_json(&f))?;
     doc.field("properties", &props_json(p, b))?;
     doc.field(
         "filter",
@@ -216,16 +276,7 @@ fn text_dump(out: &mut Out, reader: &Arc<SstReader>, range: &Range) -> anyhow::R
     let f = reader.footer_info();
     let mut problems = Vec::new();
     writeln!(out, "{}: {} bytes", reader.path().display(), p.file_size)?;
-    let handle = |h: (u64, u64)| format!("{}+{}", h.0, h.1);
-    writeln!(
-        out,
-        "footer at {}: format version {}; filter {}, properties {}, index {}",
-        f.offset,
-        f.format_version,
-        f.filter.map_or("none".into(), handle),
-        handle(f.properties),
-        handle(f.index)
-    )?;
+    writeln!(out, "{}", footer_text(&f))?;
     writeln!(out, "properties:")?;
     writeln!(out, "  entries            {} ({} deletions)", p.entries, p.deletions)?;
     writeln!(out, "  data blocks        {}", p.data_blocks)?;

@@ -1,16 +1,19 @@
 //! `kho dump wal FILE`: every record of a write-ahead log — offset, sequence, operations —
 //! and every damaged region with its offset and reason. Nothing is skipped silently: after
 //! damage the dump resumes at the next intact record and says which bytes it passed over.
+//! An encrypted log is opened with the key registry of its directory (`--key-file`), every
+//! record authenticated; without the key only its segment header is shown (exit 2).
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use kho::inspect::batch::DecodedBatch;
-use kho::inspect::wal::{TailState, HEADER_LEN};
+use kho::inspect::wal::{peek_segment_header, TailState, HEADER_LEN};
 use serde_json::json;
 
 use crate::dbdir::{self, LogEvent};
 use crate::fmt;
+use crate::keys::{self, Keys};
 use crate::out::{Out, Outcome};
 
 /// Arguments of `kho dump wal`.
@@ -34,26 +37,45 @@ struct Totals {
 }
 
 /// Runs `kho dump wal`.
-pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
+pub fn run(out: &mut Out, args: &Args, k: &Keys) -> anyhow::Result<Outcome> {
     let path = &args.file;
     let data = dbdir::read(path)?;
     let size = data.len() as u64;
     let b = out.bytes;
     let mut t = Totals::default();
     let json = out.json;
+    let header = peek_segment_header(&data);
+    let ring = match header {
+        Some(_) => match super::keys::ring_for_file(path, k) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                if json {
+                    out.json_value(&json!({"file": path, "size": size, "encryption": keys::json(header.as_ref()),
+                                           "decoded": false}))?;
+                } else {
+                    writeln!(out, "{}: {size} bytes ({})", path.display(), keys::describe(header.as_ref()))?;
+                    writeln!(out, "encrypted: its records need the key")?;
+                }
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let ring = ring.as_ref();
     let tail = if json {
         let mut doc = out.json_doc()?;
         doc.field("file", &path)?;
         doc.field("size", &size)?;
+        doc.field("encryption", &keys::json(header.as_ref()))?;
         doc.list("events")?;
-        let tail = dbdir::walk_log(data, path, |ev| Ok(doc.item(&event_json(&ev, b, &mut t))?))?.tail;
+        let tail = dbdir::walk_log(data, path, ring, |ev| Ok(doc.item(&event_json(&ev, b, &mut t))?))?.tail;
         doc.field("tail", &tail_json(&tail, size))?;
         doc.field("totals", &t)?;
         doc.finish()?;
         tail
     } else {
-        writeln!(out, "{}: {size} bytes", path.display())?;
-        let tail = dbdir::walk_log(data, path, |ev| {
+        writeln!(out, "{}: {size} bytes ({})", path.display(), keys::describe(header.as_ref()))?;
+        let tail = dbdir::walk_log(data, path, ring, |ev| {
             for line in event_text(&ev, b, &mut t) {
                 writeln!(out, "{line}")?;
             }

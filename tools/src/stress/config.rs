@@ -2,11 +2,12 @@
 //! durations, and the (seed-randomized) database options of each cycle.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use kho::crypt::{Encryption, KeyFileProvider};
 
 use super::codec::MAX_KEYS;
 use super::rng::{derive, Rng};
@@ -61,6 +62,10 @@ pub struct StressArgs {
     /// Crash mode: how long the child runs before it is killed, `MIN..MAX` (uniform).
     #[arg(long, default_value = "200ms..2s", value_parser = parse_interval)]
     pub kill_interval: (Duration, Duration),
+    /// Encrypt the database at rest, under --key-file (created if absent) or a fresh key in
+    /// `stress.key` of the run directory. Plain and crash modes.
+    #[arg(long, conflicts_with = "faults")]
+    pub encrypt: bool,
 
     /// Internal: run as the crash-mode child of cycle N.
     #[arg(long, hide = true)]
@@ -216,10 +221,15 @@ pub struct Settings {
     pub mode: Mode,
     pub seed: u64,
     pub mix: OpsMix,
+    /// `--encrypt`: the key file the database is encrypted under.
+    pub key_file: Option<PathBuf>,
+    /// Its key, once [`Settings::load_key`] has read (or created) it.
+    encryption: OnceLock<Encryption>,
 }
 
 impl Settings {
-    pub fn from_args(args: StressArgs) -> anyhow::Result<Arc<Settings>> {
+    /// `key_file` is `--key-file` (the default key file of `--encrypt` is in the run directory).
+    pub fn from_args(args: StressArgs, key_file: Option<&std::path::Path>) -> anyhow::Result<Arc<Settings>> {
         if args.threads == 0 || args.threads > 200 {
             bail!("--threads must be between 1 and 200");
         }
@@ -244,7 +254,18 @@ impl Settings {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             now.as_nanos() as u64 % 1_000_000_000
         });
-        Ok(Arc::new(Settings { args, mode, seed, mix }))
+        let key_file = args.encrypt.then(|| key_file.map_or_else(|| args.dir.join("stress.key"), |k| k.to_owned()));
+        Ok(Arc::new(Settings { args, mode, seed, mix, key_file, encryption: OnceLock::new() }))
+    }
+
+    /// With `--encrypt`, reads the key file, creating it (mode 0600) if absent; call after the
+    /// run directory is prepared (which would delete a key file inside it).
+    pub fn load_key(&self) -> anyhow::Result<()> {
+        if let Some(path) = &self.key_file {
+            let p = KeyFileProvider::open_or_create(path).with_context(|| format!("key file {}", path.display()))?;
+            let _ = self.encryption.set(Encryption::new(Arc::new(p)));
+        }
+        Ok(())
     }
 
     /// The database options of `cycle`: small memtables and levels so flushes and compactions
@@ -284,6 +305,8 @@ impl Settings {
         if let Some(fs) = fs {
             o.fs = fs;
         }
+        o.encryption = self.encryption.get().cloned();
+        let desc = if o.encryption.is_some() { format!("{desc}, encrypted") } else { desc };
         (o, desc)
     }
 }

@@ -161,6 +161,10 @@ fn child_args(s: &Settings, cycle: u16, lifetime: Duration) -> Vec<String> {
     if a.inject_phantom_write {
         v.push("--inject-phantom-write".into());
     }
+    if let Some(key) = &s.key_file {
+        // The parent created the key file; the child opens the database under it.
+        v.extend(["--encrypt".into(), "--key-file".into(), key.display().to_string()]);
+    }
     v
 }
 

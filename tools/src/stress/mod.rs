@@ -40,13 +40,15 @@ use config::{Mode, Settings};
 
 /// Runs `kho stress`: `Ok(true)` if every check passed; `Ok(false)` on a violation, after
 /// printing its report and the summary (the tool then exits with status 1).
-pub fn run(args: StressArgs) -> anyhow::Result<bool> {
-    let s = Settings::from_args(args)?;
+pub fn run(args: StressArgs, keys: &crate::keys::Keys) -> anyhow::Result<bool> {
+    let s = Settings::from_args(args, keys.file())?;
     install_panic_hook();
     if let Mode::Child(cycle) = s.mode {
+        s.load_key()?;
         return crash::run_child(&s, cycle).map(|()| true);
     }
     prepare_dir(&s.args.dir)?;
+    s.load_key()?;
     let a = &s.args;
     eprintln!(
         "kho stress: {}; seed {}, {} threads, {} keys, {:?}, ops {}",

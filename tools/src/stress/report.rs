@@ -267,6 +267,9 @@ pub fn summary(s: &Settings, o: &Oracle, out: &Outcome) -> String {
         let _ = writeln!(r, "  {:<16}{v}", format!("{k}:"));
     };
     line("mode", s.mode.describe().into());
+    if let Some(key) = &s.key_file {
+        line("encryption", format!("AES-256-GCM at rest, master key in {}", key.display()));
+    }
     line("seed", s.seed.to_string());
     line("run", format!("{:.1} s, {} threads, {} keys, sync {}%", secs, a.threads, a.keys, a.sync_percent));
     line("operations", format!("{ops} ({:.0}/s)", ops as f64 / secs));

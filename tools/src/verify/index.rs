@@ -55,12 +55,13 @@ pub struct IndexChecked {
 /// notes go to `notes`. Errors are `emit`'s (e.g. a closed pipe).
 pub fn check(
     dir: &Path,
+    keys: &crate::keys::Keys,
     files_clean: bool,
     notes: &mut Vec<String>,
     emit: &mut dyn FnMut(&Problem) -> std::io::Result<()>,
 ) -> anyhow::Result<IndexChecked> {
     let mut done = IndexChecked::default();
-    let db = match crate::kv::open(dir) {
+    let db = match crate::kv::open(dir, keys) {
         Ok(db) => db,
         Err(e) => {
             could_not_check(files_clean, &mut done, notes, format!("national-ID index not checked: {e:#}"), emit)?;

@@ -11,6 +11,7 @@ use indicatif::ProgressBar;
 use kho::inspect::batch::DecodedBatch;
 use kho::inspect::filename::log_path;
 use kho::inspect::wal::{LogReader, TailState, HEADER_LEN};
+use kho::Error;
 
 use super::{Report, Snapshot};
 use crate::dbdir::{self, LogEvent, Problem};
@@ -52,9 +53,11 @@ pub fn check(
         bar.inc(size);
         report.checked.logs += 1;
         report.checked.bytes += size;
-        let tail = dbdir::walk_log(data.clone(), &path, |ev| {
+        let mut records = 0u64;
+        let walked = dbdir::walk_log(data.clone(), &path, snap.keys.as_ref(), |ev| {
             match ev {
                 LogEvent::Record(rec) => {
+                    records += 1;
                     report.checked.log_records += 1;
                     check_batch(&path, &rec, &mut next_seq, report);
                 }
@@ -65,12 +68,32 @@ pub fn check(
                 )),
             }
             Ok(())
-        })?
-        .tail;
-        let TailState::Torn { offset, reason } = tail else { continue };
+        });
+        let end = match walked {
+            Ok(end) => end,
+            Err(e) => match e.downcast::<Error>() {
+                // Encrypted, and no registry (missing or damaged: reported) to open it with.
+                Ok(e @ Error::KeyNeeded { .. }) => {
+                    report.problems.push(Problem::from_error(&path, &e));
+                    continue;
+                }
+                Ok(e) => return Err(e.into()),
+                Err(e) => return Err(e),
+            },
+        };
+        if let Some(k) = &snap.keys {
+            if end.header.is_none() && records > 0 && k.requires_encryption(n) {
+                report.problems.push(Problem::at(
+                    &path,
+                    0,
+                    "plaintext log where the database requires every file to be encrypted",
+                ));
+            }
+        }
+        let TailState::Torn { offset, reason } = end.tail else { continue };
         let newest = live[i + 1..].iter().all(|&later| dbdir::read(&log_path(dir, later)).is_ok_and(|d| d.is_empty()));
         let at = |what: String| Problem::at(&path, offset, what);
-        let records = dropped_records(data, &path);
+        let records = dropped_records(data, &path, snap.keys.as_ref());
         let dropped = format!("{records} record(s), {} bytes", size.saturating_sub(offset));
         if !newest {
             report.problems.push(at(format!("torn tail in a log that is not the newest: {reason}")));
@@ -95,8 +118,11 @@ pub fn check(
 }
 
 /// How many records the damaged tail of the log `data` holds (as recovery counts them).
-fn dropped_records(data: bytes::Bytes, path: &Path) -> u64 {
+fn dropped_records(data: bytes::Bytes, path: &Path, keys: Option<&std::sync::Arc<kho::crypt::Keyring>>) -> u64 {
     let mut reader = LogReader::new(data, path);
+    if let Some(k) = keys {
+        reader = reader.with_keys(k.clone());
+    }
     loop {
         match reader.next_record() {
             Ok(Some(_)) => {}

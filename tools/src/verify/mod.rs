@@ -18,7 +18,12 @@
 //!   sequence numbers increase, a torn tail only where a crash can leave one;
 //! - in a record store, the national-ID index against the records (`verify/index.rs`): every
 //!   dangling entry, missing entry and malformed record-layer key is a problem `index - what`,
-//!   printed as it is found.
+//!   printed as it is found;
+//! - in an encrypted database (`--key-file`; without it: exit 2): the key registry opens with
+//!   the master key, every record of it authenticated; every sealed table block, log record
+//!   and manifest record authenticates under its data key (a block or record that does not is
+//!   a problem at its offset); every file numbered from the registry's encrypted-from number
+//!   on is encrypted; every file's data key is in the registry.
 //!
 //! It never opens the database for writing or takes its lock. Beside a running writer it
 //! reads a consistent set: the tables the manifest lists are opened (and so kept readable)
@@ -32,11 +37,14 @@ mod tables;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use kho::inspect::filename::manifest_name;
+use kho::crypt::Keyring;
+use kho::inspect::filename::{keys_name, manifest_name};
 
 use crate::dbdir::{self, Listing, Manifest, Problem, State};
 use crate::fmt;
+use crate::keys::Keys;
 use crate::out::{self, Out, Outcome};
 
 /// Arguments of `kho verify`.
@@ -69,6 +77,10 @@ pub struct Checked {
     pub log_operations: u64,
     /// Bytes read.
     pub bytes: u64,
+    /// The live key registry, when the database is encrypted (read and authenticated).
+    pub key_registry: Option<String>,
+    /// Data keys it holds.
+    pub data_keys: u64,
 }
 
 /// Everything `verify` found.
@@ -94,17 +106,19 @@ pub struct Snapshot {
     pub state: State,
     /// The live tables, opened.
     pub tables: Vec<tables::Table>,
+    /// The key registry of an encrypted database.
+    pub keys: Option<Arc<Keyring>>,
 }
 
 /// Reads `CURRENT`, the manifest and opens every table it lists; retried (up to 4 times)
 /// when a table is missing and the manifest changed meanwhile — a writer compacted it away.
-fn snapshot(dir: &Path) -> anyhow::Result<Snapshot> {
+fn snapshot(dir: &Path, keys: Option<Arc<Keyring>>) -> anyhow::Result<Snapshot> {
     let mut attempt = 0;
     loop {
         let listing = dbdir::list(dir)?;
         let (number, current_problem) = dbdir::current_manifest(dir, &listing);
         let mut pointer_problems: Vec<Problem> = current_problem.into_iter().collect();
-        let manifest = match number.map(|n| dbdir::read_manifest(dir, n)) {
+        let manifest = match number.map(|n| dbdir::read_manifest(dir, n, keys.as_ref())) {
             Some(Ok(m)) => Some(m),
             Some(Err(e)) => {
                 pointer_problems.push(Problem::from_error(dir, &e));
@@ -113,7 +127,7 @@ fn snapshot(dir: &Path) -> anyhow::Result<Snapshot> {
             None => None,
         };
         let state = manifest.as_ref().map(Manifest::replay).unwrap_or_default();
-        let tables = tables::open_all(dir, &state);
+        let tables = tables::open_all(dir, &state, keys.as_ref());
         let any_missing = tables.iter().any(|t| t.missing);
         let listing = dbdir::list(dir)?;
         if any_missing && attempt < 4 {
@@ -124,17 +138,36 @@ fn snapshot(dir: &Path) -> anyhow::Result<Snapshot> {
                 continue;
             }
         }
-        return Ok(Snapshot { listing, manifest, pointer_problems, state, tables });
+        return Ok(Snapshot { listing, manifest, pointer_problems, state, tables, keys });
     }
 }
 
-/// Checks the database in `dir` and returns what it found.
-pub fn check(dir: &Path, tolerate_torn_tail: bool) -> anyhow::Result<Report> {
+/// Checks the database in `dir` and returns what it found. An encrypted database needs the
+/// key file (`KeyNeeded` without it, `WrongKey` with another).
+pub fn check(dir: &Path, tolerate_torn_tail: bool, k: &Keys) -> anyhow::Result<Report> {
     if !dir.is_dir() {
         anyhow::bail!("{} is not a directory", dir.display());
     }
-    let snap = snapshot(dir)?;
     let mut report = Report::default();
+    k.provider()?; // an unusable key file is the caller's error, not the database's
+    let keys = match k.keyring(dir) {
+        Ok(r) => r,
+        Err(e) if crate::keys::key_error(&e).is_some() => return Err(e),
+        Err(e) => {
+            // A damaged registry: every encrypted file then shows up as unreadable too.
+            let p = match e.downcast_ref::<kho::Error>() {
+                Some(engine) => Problem::from_error(&dir.join(kho::inspect::filename::KEYRING), engine),
+                None => Problem::at(dir.join(kho::inspect::filename::KEYRING), None, format!("{e:#}")),
+            };
+            report.problems.push(p);
+            None
+        }
+    };
+    if let Some(r) = &keys {
+        report.checked.key_registry = Some(keys_name(r.registry_number()));
+        report.checked.data_keys = r.key_ids().len() as u64;
+    }
+    let snap = snapshot(dir, keys)?;
     let log_bytes: u64 = snap
         .listing
         .logs
@@ -150,6 +183,15 @@ pub fn check(dir: &Path, tolerate_torn_tail: bool) -> anyhow::Result<Report> {
         report.checked.manifest_edits = m.records.len() as u64;
         report.checked.bytes += m.size;
         report.problems.extend(crate::dump::manifest::manifest_problems(m, &snap.state));
+        if let Some(k) = &snap.keys {
+            if m.header.is_none() && !m.records.is_empty() && k.requires_encryption(m.number) {
+                report.problems.push(Problem::at(
+                    &m.path,
+                    0,
+                    "plaintext manifest where the database requires every file to be encrypted",
+                ));
+            }
+        }
         match crate::dump::manifest::torn_tail(m) {
             Some(p) if tolerate_torn_tail => report.notes.push(format!("{p} (tolerated)")),
             Some(p) if dbdir::still_growing(&m.path, m.size) => {
@@ -167,14 +209,19 @@ pub fn check(dir: &Path, tolerate_torn_tail: bool) -> anyhow::Result<Report> {
     for t in &snap.listing.temps {
         report.notes.push(format!("{t} is a temporary file (the next writable open deletes it)"));
     }
+    // (Without a loaded registry, which one is live is the registry problem's to say.)
+    let live_registry = snap.keys.as_ref().map(|k| k.registry_number());
+    for &n in snap.listing.registries.iter().filter(|&&n| live_registry.is_some_and(|live| n != live)) {
+        report.notes.push(format!("{} is a stale key registry (the next writable open deletes it)", keys_name(n)));
+    }
     bar.finish_and_clear();
     Ok(report)
 }
 
 /// Runs `kho verify`: the file checks, then the national-ID index check, whose problems are
 /// printed as they are found.
-pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
-    let mut report = check(&args.dir, args.tolerate_torn_tail)?;
+pub fn run(out: &mut Out, args: &Args, k: &Keys) -> anyhow::Result<Outcome> {
+    let mut report = check(&args.dir, args.tolerate_torn_tail, k)?;
     let files_clean = report.problems.is_empty();
     let problems;
     if out.json {
@@ -184,7 +231,7 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
         for p in &report.problems {
             doc.item(p)?;
         }
-        let index = index::check(&args.dir, files_clean, &mut report.notes, &mut |p| doc.item(p))?;
+        let index = index::check(&args.dir, k, files_clean, &mut report.notes, &mut |p| doc.item(p))?;
         problems = report.problems.len() as u64 + index.problems;
         doc.field("ok", &(problems == 0))?;
         doc.field("notes", &report.notes)?;
@@ -197,7 +244,7 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
         }
         // A spinner is drawn on a terminal meanwhile: show each line as it comes.
         let flush_each = std::io::stderr().is_terminal();
-        let index = index::check(&args.dir, files_clean, &mut report.notes, &mut |p| {
+        let index = index::check(&args.dir, k, files_clean, &mut report.notes, &mut |p| {
             writeln!(out, "{p}")?;
             if flush_each {
                 out.flush()?;
@@ -219,8 +266,16 @@ pub fn run(out: &mut Out, args: &Args) -> anyhow::Result<Outcome> {
         } else {
             String::new()
         };
+        let keys_part = match &c.key_registry {
+            Some(r) => format!(
+                "; key registry {r} ({}){}",
+                fmt::count(c.data_keys, "data key"),
+                if problems == 0 { ", every block and record authenticated" } else { "" }
+            ),
+            None => String::new(),
+        };
         eprintln!(
-            "{}: {}; read {}, {} ({}, {}), {} ({}, {}), {}{index_part}",
+            "{}: {}; read {}, {} ({}, {}), {} ({}, {}), {}{keys_part}{index_part}",
             args.dir.display(),
             if problems == 0 { "ok".to_owned() } else { fmt::count(problems, "problem") },
             fmt::count(c.manifest_edits, "manifest edit"),

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use indicatif::ProgressBar;
+use kho::crypt::Keyring;
 use kho::inspect::filename::table_path;
 use kho::inspect::sst::SstReader;
 use kho::inspect::version::FileMeta;
@@ -30,8 +31,10 @@ pub struct Table {
     pub missing: bool,
 }
 
-/// Opens every table `state` lists (an open file stays readable if a writer deletes it).
-pub fn open_all(dir: &Path, state: &State) -> Vec<Table> {
+/// Opens every table `state` lists (an open file stays readable if a writer deletes it); an
+/// encrypted table with `keys`, which also refuse a plaintext table where the database
+/// requires encryption and a table under a key the registry does not hold.
+pub fn open_all(dir: &Path, state: &State, keys: Option<&Arc<Keyring>>) -> Vec<Table> {
     state
         .files()
         .map(|(level, meta)| {
@@ -41,7 +44,7 @@ pub fn open_all(dir: &Path, state: &State) -> Vec<Table> {
             let open = match StdFs.open(&path) {
                 Ok(file) => {
                     len = Some(file.len());
-                    SstReader::open(file, path.clone(), meta.number, None)
+                    SstReader::open_with_keys(file, path.clone(), meta.number, None, keys)
                         .map(Arc::new)
                         .map_err(|e| Problem::from_error(&path, &e))
                 }
@@ -147,7 +150,7 @@ fn check_orphans(dir: &Path, snap: &Snapshot, report: &mut Report) {
     let later = crate::dbdir::list(dir)
         .ok()
         .and_then(|l| crate::dbdir::current_manifest(dir, &l).0)
-        .and_then(|n| crate::dbdir::read_manifest(dir, n).ok())
+        .and_then(|n| crate::dbdir::read_manifest(dir, n, snap.keys.as_ref()).ok())
         .map(|m| m.replay());
     for n in orphans {
         let path = table_path(dir, n);

@@ -34,7 +34,23 @@ pub fn value(i: usize) -> String {
 /// levels >= 1 hold tables, deletions, a binary key, then `PENDING` unflushed writes left in
 /// the live log. Closed cleanly.
 pub fn build(dir: &Path) {
-    let db = Db::open(dir, options()).unwrap();
+    build_with(dir, options());
+}
+
+/// A new key file (mode 0600) at `path`.
+pub fn new_key_file(path: &Path) -> PathBuf {
+    kho::crypt::KeyFileProvider::create(path).unwrap();
+    path.to_owned()
+}
+
+/// [`build`], encrypted at rest under the master key in the key file `key`.
+pub fn build_encrypted(dir: &Path, key: &Path) {
+    let encryption = Some(kho::crypt::Encryption::key_file(key).unwrap());
+    build_with(dir, Options { encryption, ..options() });
+}
+
+fn build_with(dir: &Path, opts: Options) {
+    let db = Db::open(dir, opts).unwrap();
     for chunk in (0..CITIZENS).collect::<Vec<_>>().chunks(50) {
         let mut b = WriteBatch::new();
         for &i in chunk {
@@ -127,6 +143,34 @@ pub fn fresh_store() -> tempfile::TempDir {
     dir
 }
 
+/// Every file under `dir`, recursively.
+pub fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(all_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The files under `dir` holding `needle`, as (file, needle) pairs.
+pub fn files_holding(dir: &Path, needles: &[Vec<u8>]) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    for f in all_files(dir) {
+        let data = std::fs::read(&f).unwrap();
+        for n in needles {
+            if data.windows(n.len()).any(|w| w == &n[..]) {
+                found.push((f.clone(), String::from_utf8_lossy(n).into_owned()));
+            }
+        }
+    }
+    found
+}
+
 /// Files of `dir` whose names end with `suffix` (or start with it, for `MANIFEST-`), sorted.
 pub fn files(dir: &Path, pattern: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -199,6 +243,11 @@ where
 /// Every subcommand of the tool on `dir`, each also with `--json`; asserts none panics and
 /// that every `--json` run that completed (exit 0 or 1) printed one JSON document.
 pub fn run_everything(dir: &Path) {
+    run_everything_with(dir, &[]);
+}
+
+/// [`run_everything`] with `global` (e.g. `--key-file K`) before every command's arguments.
+pub fn run_everything_with(dir: &Path, global: &[&str]) {
     let d = dir.to_str().unwrap().to_owned();
     let mut commands: Vec<Vec<String>> = vec![
         vec!["dump".into(), "summary".into(), d.clone()],
@@ -209,6 +258,7 @@ pub fn run_everything(dir: &Path) {
         vec!["scan".into(), d.clone(), "--limit".into(), "1000".into()],
         vec!["person".into(), d.clone(), PERSON_A.into()],
         vec!["record".into(), d.clone(), "tax".into(), "8012345678".into()],
+        vec!["dump".into(), "keys".into(), d.clone()],
     ];
     for entry in std::fs::read_dir(dir).unwrap() {
         let p = entry.unwrap().path().to_str().unwrap().to_owned();
@@ -221,6 +271,7 @@ pub fn run_everything(dir: &Path) {
         }
     }
     for args in commands {
+        let args: Vec<String> = global.iter().map(|g| g.to_string()).chain(args).collect();
         kho(&args);
         let mut json = args.clone();
         json.push("--json".into());

@@ -6,18 +6,29 @@
 //! `verify` (one line `file offset what` per problem, as `kho verify` prints them), `list`
 //! with damaged metadata, `restore` of a damaged backup. Long copies show a progress bar
 //! when stderr is a terminal.
+//!
+//! Encrypted databases (`--key-file`): `create` opens the database with the key (without it:
+//! exit 2); a backup keeps the database's key registry of that moment. `verify` checks every
+//! file's size and checksum with or without the key; with it, it also authenticates every
+//! encrypted file (`backup/encrypted.rs`), without it it says they were checked by checksum
+//! only. `restore` copies files and needs no key; with one it opens the restored database
+//! read-only to show it does.
 
+mod encrypted;
+
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use kho::backup::{BackupEngine, BackupInfo};
-use kho::{Db, Error, Options};
+use kho::{Db, Error};
 use serde_json::json;
 
 use crate::dbdir::Problem;
 use crate::fmt::size;
+use crate::keys::Keys;
 use crate::out::{self, Out, Outcome};
 
 /// The `kho backup` subcommands.
@@ -64,12 +75,12 @@ pub enum Command {
 }
 
 /// Runs one `kho backup` subcommand.
-pub fn run(out: &mut Out, command: &Command) -> anyhow::Result<Outcome> {
+pub fn run(out: &mut Out, command: &Command, k: &Keys) -> anyhow::Result<Outcome> {
     match command {
-        Command::Create { dir, backups } => create(out, dir, backups),
+        Command::Create { dir, backups } => create(out, dir, backups, k),
         Command::List { backups } => list(out, backups),
-        Command::Verify { backups, id } => verify(out, backups, *id),
-        Command::Restore { backups, id, out: to } => restore(out, backups, *id, to),
+        Command::Verify { backups, id } => verify(out, backups, *id, k),
+        Command::Restore { backups, id, out: to } => restore(out, backups, *id, to, k),
         Command::Prune { backups, keep } => prune(out, backups, *keep),
     }
 }
@@ -127,8 +138,8 @@ fn source_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn create(out: &mut Out, dir: &Path, backups: &Path) -> anyhow::Result<Outcome> {
-    let opts = Options { create_if_missing: false, ..Options::default() };
+fn create(out: &mut Out, dir: &Path, backups: &Path, k: &Keys) -> anyhow::Result<Outcome> {
+    let opts = k.write_options(dir)?;
     let db = Db::open(dir, opts).with_context(|| format!("cannot open {}", dir.display()))?;
     let mut engine = engine(backups, true)?;
     let started = Instant::now();
@@ -173,46 +184,113 @@ fn list(out: &mut Out, backups: &Path) -> anyhow::Result<Outcome> {
     Ok(if problems.is_empty() { Outcome::Ok } else { Outcome::Problems })
 }
 
-fn verify(out: &mut Out, backups: &Path, id: Option<u64>) -> anyhow::Result<Outcome> {
+/// What the key did for one backup in `verify`.
+enum KeyCheck {
+    /// No key given, or a backup of a plaintext database.
+    None,
+    /// The encrypted files, authenticated.
+    Done(encrypted::Authenticated),
+    /// The key does not open this backup's registry (it may be under an earlier master key).
+    Refused(String),
+}
+
+fn verify(out: &mut Out, backups: &Path, id: Option<u64>, k: &Keys) -> anyhow::Result<Outcome> {
     let engine = engine(backups, false)?;
     let ids = match id {
         Some(id) => vec![id],
         None => engine.ids()?,
     };
+    let provider = k.provider()?;
     let total = ids.iter().filter_map(|&id| engine.info(id).ok()).map(|b| b.bytes()).sum();
     let bar = out::progress(total, "verifying");
     let mut reports = Vec::new();
-    for id in ids {
-        reports
-            .push(engine.verify_with_progress(id, &mut |n| bar.inc(n)).with_context(|| format!("verify backup {id}"))?);
+    for n in ids {
+        let r = engine.verify_with_progress(n, &mut |b| bar.inc(b)).with_context(|| format!("verify backup {n}"))?;
+        let check = match (&provider, engine.info(n)) {
+            (Some(p), Ok(info)) => {
+                let damaged: BTreeSet<PathBuf> = r
+                    .problems
+                    .iter()
+                    .filter_map(|e| match e {
+                        Error::Corruption { file, .. } => Some(file.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                match encrypted::authenticate(backups, &info, &damaged, p.clone()) {
+                    Ok(Some(a)) => KeyCheck::Done(a),
+                    Ok(None) => KeyCheck::None,
+                    // Asked for this backup by id: the key is wrong. Among all backups: one
+                    // taken before a master-key rotation; its checksums still stand.
+                    Err(e @ Error::WrongKey(_)) if id.is_some() => return Err(e.into()),
+                    Err(Error::WrongKey(m)) => KeyCheck::Refused(m),
+                    Err(e) => return Err(anyhow::Error::new(e).context(format!("verify backup {n}"))),
+                }
+            }
+            _ => KeyCheck::None,
+        };
+        reports.push((r, check));
     }
     bar.finish_and_clear();
-    let clean = reports.iter().all(|r| r.is_clean());
+    let refused = reports.iter().filter(|(_, c)| matches!(c, KeyCheck::Refused(_))).count();
+    let encrypted = reports.iter().filter(|(r, _)| r.undecoded > 0).count();
+    if provider.is_some() && refused > 0 && refused == encrypted {
+        // The key opened none of the encrypted backups.
+        let m = reports.iter().find_map(|(_, c)| match c {
+            KeyCheck::Refused(m) => Some(m.clone()),
+            _ => None,
+        });
+        return Err(Error::WrongKey(m.unwrap_or_default()).into());
+    }
+    let problems_of = |(r, c): &(kho::backup::VerifyReport, KeyCheck)| -> Vec<Problem> {
+        let mut v: Vec<Problem> = r.problems.iter().map(|e| Problem::from_error(backups, e)).collect();
+        if let KeyCheck::Done(a) = c {
+            v.extend(a.problems.iter().cloned());
+        }
+        v
+    };
+    let clean = reports.iter().all(|rc| problems_of(rc).is_empty());
     if out.json {
         let list: Vec<_> = reports
             .iter()
-            .map(|r| {
-                let problems: Vec<Problem> = r.problems.iter().map(|e| Problem::from_error(backups, e)).collect();
+            .map(|rc| {
+                let (r, c) = rc;
+                let problems = problems_of(rc);
+                let (authenticated, refused) = match c {
+                    KeyCheck::Done(a) => (Some(a.files), None),
+                    KeyCheck::Refused(m) => (None, Some(m.clone())),
+                    KeyCheck::None => (None, None),
+                };
                 json!({"id": r.id, "files": r.files, "bytes": r.bytes, "undecoded": r.undecoded,
-                       "problems": problems, "ok": r.is_clean()})
+                       "authenticated": authenticated, "key_refused": refused,
+                       "ok": problems.is_empty(), "problems": problems})
             })
             .collect();
         out.json_value(&json!({"backups": list, "ok": clean}))?;
     } else {
-        for r in &reports {
-            for e in &r.problems {
-                writeln!(out, "{}", Problem::from_error(backups, e))?;
+        for rc in &reports {
+            let (r, c) = rc;
+            let problems = problems_of(rc);
+            for p in &problems {
+                writeln!(out, "{p}")?;
             }
-            let verdict = if r.is_clean() { "ok".to_owned() } else { format!("{} problems", r.problems.len()) };
-            let undecoded =
-                if r.undecoded > 0 { format!(", {} encrypted (checksums only)", r.undecoded) } else { String::new() };
-            writeln!(out, "backup {}: {} files, {}{undecoded}: {verdict}", r.id, r.files, size(r.bytes))?;
+            let verdict = if problems.is_empty() { "ok".to_owned() } else { format!("{} problems", problems.len()) };
+            let encrypted = match c {
+                KeyCheck::Done(a) => format!(", {} encrypted (authenticated with the key)", a.files),
+                KeyCheck::Refused(m) => {
+                    format!(", {} encrypted (checksums only: the key file does not open it: {m})", r.undecoded)
+                }
+                KeyCheck::None if r.undecoded > 0 => {
+                    format!(", {} encrypted (checksums only; --key-file authenticates them)", r.undecoded)
+                }
+                KeyCheck::None => String::new(),
+            };
+            writeln!(out, "backup {}: {} files, {}{encrypted}: {verdict}", r.id, r.files, size(r.bytes))?;
         }
     }
     Ok(if clean { Outcome::Ok } else { Outcome::Problems })
 }
 
-fn restore(out: &mut Out, backups: &Path, id: u64, to: &Path) -> anyhow::Result<Outcome> {
+fn restore(out: &mut Out, backups: &Path, id: u64, to: &Path, k: &Keys) -> anyhow::Result<Outcome> {
     let engine = engine(backups, false)?;
     let total = engine.info(id).map(|b| b.bytes()).unwrap_or(0);
     let bar = out::progress(total, "restoring");
@@ -232,13 +310,30 @@ fn restore(out: &mut Out, backups: &Path, id: u64, to: &Path) -> anyhow::Result<
         }
         Err(e) => return Err(anyhow::Error::new(e).context(format!("restore backup {id} into {}", to.display()))),
     };
+    let encrypted = crate::keys::is_encrypted(to);
+    // With the key, show that the copy opens (and with which sequence number).
+    let opened = match (encrypted, k.file()) {
+        (true, Some(_)) => {
+            let db = Db::open_read_only(to, k.read_options()?)
+                .with_context(|| format!("the restored database {} does not open with the key", to.display()))?;
+            Some(db.last_sequence())
+        }
+        _ => None,
+    };
     if out.json {
         let mut j = info_json(&info);
         j["out"] = json!(to);
         j["ok"] = json!(true);
+        j["encrypted"] = json!(encrypted);
+        j["opened_at_sequence"] = json!(opened);
         out.json_value(&j)?;
     } else {
         writeln!(out, "restored backup {} (sequence {}) into {}", info.id, info.sequence, to.display())?;
+        match (encrypted, opened) {
+            (true, Some(seq)) => writeln!(out, "encrypted: opens with the key (last sequence {seq})")?,
+            (true, None) => writeln!(out, "encrypted: open it with --key-file (the master key of the backup's time)")?,
+            _ => {}
+        }
     }
     Ok(Outcome::Ok)
 }
