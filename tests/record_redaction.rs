@@ -8,7 +8,9 @@ mod common;
 
 use common::{db_dir, fault_fs, small_options};
 use kho::crypt::{SecretKey, KEY_LEN};
-use kho::record::{AccessContext, AccessPolicy, AccessRule, AuditKey, AuditOptions, IdQuery, NationalId, Store, StoreOptions};
+use kho::record::{
+    AccessContext, AccessPolicy, AccessRule, AuditKey, AuditOptions, IdQuery, NationalId, Store, StoreOptions,
+};
 use kho::Db;
 use serde::{Deserialize, Serialize};
 
@@ -86,7 +88,10 @@ fn errors_and_debug_strings_redact_ids_keys_and_payloads() {
     ));
     let other = AuditKey::from_secret(&SecretKey::from_bytes([4; KEY_LEN])).unwrap();
     let wrong = StoreOptions { audit: Some(AuditOptions::new(other)), ..StoreOptions::default() };
-    errors.push(("audit key mismatch", Store::open(Db::open(db_dir(), small_options(shared2)).unwrap(), wrong).unwrap_err()));
+    errors.push((
+        "audit key mismatch",
+        Store::open(Db::open(db_dir(), small_options(shared2)).unwrap(), wrong).unwrap_err(),
+    ));
     errors.push(("audit off", store.audit_checkpoint().unwrap_err()));
     for (what, e) in &errors {
         assert_clean(what, &e.to_string());

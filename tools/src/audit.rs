@@ -180,7 +180,12 @@ pub fn parse_time(s: &str) -> anyhow::Result<u64> {
     let t: Vec<i64> = time.split(':').map(|p| p.parse().map_err(|_| bad())).collect::<anyhow::Result<_>>()?;
     let ([y, m, day], [hh, mm, ss @ ..]) = (d.as_slice(), t.as_slice()) else { return Err(bad()) };
     let ss = ss.first().copied().unwrap_or(0);
-    if !(1..=12).contains(m) || !(1..=31).contains(day) || !(0..24).contains(hh) || !(0..60).contains(mm) || !(0..61).contains(&ss) {
+    if !(1..=12).contains(m)
+        || !(1..=31).contains(day)
+        || !(0..24).contains(hh)
+        || !(0..60).contains(mm)
+        || !(0..61).contains(&ss)
+    {
         return Err(bad());
     }
     // Days from civil (Howard Hinnant's algorithm).
@@ -221,7 +226,9 @@ fn list(out: &mut Out, args: &ListArgs, keys: &Keys) -> anyhow::Result<Outcome> 
     let store = open_read_only(dir, keys)?;
     let token = match &args.person {
         Some(p) => {
-            let Some(f) = &args.audit_key_file else { bail!("--person needs --audit-key-file (to compute the person's token)") };
+            let Some(f) = &args.audit_key_file else {
+                bail!("--person needs --audit-key-file (to compute the person's token)")
+            };
             let id = kho::record::NationalId::parse(p)?;
             Some(audit_key(f)?.subject_token(&id))
         }

@@ -3,6 +3,9 @@
 //! what was stored, one person's records across all collections, a province query and the
 //! commands to explore the result. With `--key-file FILE` the database is encrypted at rest
 //! under the master key in FILE, which is created (a fresh random key, mode 0600) if absent.
+//! With `--audit-key-file FILE` the store keeps an audit log (docs/privacy.md) under the
+//! audit key in FILE (created likewise): every access, the demo's own included, goes through
+//! an actor (`demo`, purpose `demonstration`) and is recorded.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -14,7 +17,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kho::crypt::{Encryption, KeyFileProvider};
 use kho::record::population::{Event, Population};
-use kho::record::{IdQuery, Store, StoreOptions};
+use kho::record::{AccessContext, ActorStore, AuditOptions, IdQuery, Store, StoreOptions};
 use kho::{Db, Options};
 
 use crate::fmt::Bytes;
@@ -37,7 +40,14 @@ pub struct DemoArgs {
     /// Records per atomic batch.
     #[arg(long, default_value_t = 2000)]
     pub batch: usize,
+    /// Keep an audit log under the audit key in FILE (created, mode 0600, if absent).
+    #[arg(long)]
+    pub audit_key_file: Option<PathBuf>,
 }
+
+/// The actor every demo access goes through.
+const DEMO_ACTOR: &str = "demo";
+const DEMO_PURPOSE: &str = "demonstration";
 
 pub fn run(args: DemoArgs, keys: &Keys) -> anyhow::Result<()> {
     let dir = match args.dir {
@@ -69,7 +79,22 @@ pub fn run(args: DemoArgs, keys: &Keys) -> anyhow::Result<()> {
         opts.encryption = Some(Encryption::new(std::sync::Arc::new(provider)));
     }
     let db = Db::open(&dir, opts).with_context(|| format!("opening {}", dir.display()))?;
-    let store = Store::open(db, StoreOptions::default())?;
+    let audit = match &args.audit_key_file {
+        Some(path) => {
+            KeyFileProvider::open_or_create(path).with_context(|| format!("--audit-key-file {}", path.display()))?;
+            let key = crate::audit::audit_key(path)?;
+            println!(
+                "audited: every access is recorded under the audit key in {} (public key {})",
+                path.display(),
+                key.public_key_hex()
+            );
+            Some(AuditOptions::new(key))
+        }
+        None => None,
+    };
+    let public_key = audit.as_ref().map(|a| a.key.public_key_hex());
+    let store = Store::open(db, StoreOptions { audit, ..StoreOptions::default() })?;
+    let store = store.as_actor(AccessContext::new(DEMO_ACTOR, DEMO_PURPOSE)?);
     let pop = Population::new(args.seed, args.persons);
 
     println!("generating {} persons (seed {}) and ingesting their records...", args.persons, args.seed);
@@ -99,7 +124,7 @@ pub fn run(args: DemoArgs, keys: &Keys) -> anyhow::Result<()> {
         args.batch.max(1)
     );
     println!("  on disk        {:>12.1} MB in {}", disk as f64 / 1e6, dir.display());
-    let stats = store.db().stats();
+    let stats = store.store().db().stats();
     let files: Vec<String> = stats.levels.iter().map(|l| l.files.to_string()).collect();
     println!(
         "  engine         files per level [{}], write amplification {:.1}, {} slowdowns, {} stops",
@@ -112,7 +137,7 @@ pub fn run(args: DemoArgs, keys: &Keys) -> anyhow::Result<()> {
     let shown = show_person(&store, &pop)?;
     show_province_query(&store)?;
 
-    store.close()?;
+    store.store().close()?;
     println!();
     println!("explore it:");
     let d = dir.display();
@@ -124,15 +149,30 @@ pub fn run(args: DemoArgs, keys: &Keys) -> anyhow::Result<()> {
     println!("  {kho} verify {d}   # every file end to end, and the national-ID index");
     if let Some(shown) = &shown {
         let id = &shown.id;
-        println!("  {kho} person {d} {id}   # that person's records");
+        let as_actor = match &args.audit_key_file {
+            Some(f) => format!(
+                " --actor {DEMO_ACTOR} --purpose {DEMO_PURPOSE} --audit-key-file {}",
+                shell_word(&f.display().to_string())
+            ),
+            None => String::new(),
+        };
+        println!("  {kho} person {d} {id}{as_actor}   # that person's records");
         println!(
-            "  {kho} record {d} {} {}   # one of them",
+            "  {kho} record {d} {} {}{as_actor}   # one of them",
             shell_word(&shown.collection),
             shell_word(&crate::fmt::escape(&shown.pk))
         );
         println!("  {kho} scan {d} --from I{id} --to I{id}~ --keys-only   # that person's index entries");
     }
     println!("  {kho} scan {d} --from C --to D   # the collection catalog");
+    if let (Some(f), Some(pk)) = (&args.audit_key_file, &public_key) {
+        let f = shell_word(&f.display().to_string());
+        println!("  {kho} audit {d}   # who accessed what, and why");
+        if let Some(shown) = &shown {
+            println!("  {kho} audit {d} --person {} --audit-key-file {f}   # every access to that person", shown.id);
+        }
+        println!("  {kho} audit verify {d} --public-key {pk}   # the chain and its signatures");
+    }
     println!("  {kho} demo --persons 10000   # a smaller run in a fresh directory");
     Ok(())
 }
@@ -144,7 +184,7 @@ struct Ingest {
     elapsed: Duration,
 }
 
-fn ingest(store: &Store, pop: &Population, batch_size: usize) -> anyhow::Result<Ingest> {
+fn ingest(store: &ActorStore, pop: &Population, batch_size: usize) -> anyhow::Result<Ingest> {
     let bar = ProgressBar::new(pop.persons);
     if std::io::stderr().is_terminal() {
         bar.set_style(
@@ -176,7 +216,7 @@ fn ingest(store: &Store, pop: &Population, batch_size: usize) -> anyhow::Result<
     }
     batch.sync(true);
     batch.commit()?;
-    store.db().flush()?;
+    store.store().db().flush()?;
     out.elapsed = start.elapsed();
     bar.finish_and_clear();
     Ok(out)
@@ -189,7 +229,7 @@ struct Census {
 }
 
 /// Counts records per collection and distinct persons with one scan of the index.
-fn census(store: &Store) -> anyhow::Result<Census> {
+fn census(store: &ActorStore) -> anyhow::Result<Census> {
     let mut c = Census { records: 0, persons: 0, per_collection: BTreeMap::new() };
     let mut last = None;
     for e in store.query(&IdQuery::All)? {
@@ -222,7 +262,7 @@ fn shell_word(s: &str) -> String {
 
 /// Prints the records of the first person who has records in at least four collections;
 /// returns that person's ID and their first record's location.
-fn show_person(store: &Store, pop: &Population) -> anyhow::Result<Option<Shown>> {
+fn show_person(store: &ActorStore, pop: &Population) -> anyhow::Result<Option<Shown>> {
     for i in 0..pop.persons.min(10_000) {
         let p = pop.person(i);
         let records = store.person(&p.id)?;
@@ -258,7 +298,7 @@ fn show_person(store: &Store, pop: &Population) -> anyhow::Result<Option<Shown>>
 }
 
 /// Prints who was born in 1990 and registered in TP.HCM (079), and the size of the province.
-fn show_province_query(store: &Store) -> anyhow::Result<()> {
+fn show_province_query(store: &ActorStore) -> anyhow::Result<()> {
     let q = IdQuery::BirthYear { province: 79, year: 1990 };
     let start = Instant::now();
     let mut persons = 0u64;

@@ -3,6 +3,7 @@
 //! a key not found), 2 could not run (bad arguments, unreadable directory, an encrypted
 //! database without `--key-file` or with the wrong one, ...).
 
+mod audit;
 mod backup;
 mod bench;
 mod checkpoint;
@@ -98,6 +99,9 @@ enum Command {
     /// Re-encrypt an encrypted database under its current data key (optionally a new one
     /// first) and retire the keys no file uses; optionally put it under a new master key.
     Rekey(rekey::Args),
+    /// The audit log of a record store: list entries (by person, actor, time), verify the
+    /// chain and signatures, checkpoint, prune, show or set the access policy, create a key.
+    Audit(audit::Args),
 }
 
 fn main() -> ExitCode {
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
         Command::Feed(a) => feed::run(&mut out, &a, k),
         Command::Backup(c) => backup::run(&mut out, &c, k),
         Command::Rekey(a) => rekey::run(&mut out, &a, k),
+        Command::Audit(a) => audit::run(&mut out, &a, k),
         Command::Stress(a) => stress::run(a, k).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
     };
     let result = result.and_then(|o| {

@@ -15,14 +15,20 @@
 //! ```
 //!
 //! Primary keys are shown and read like keys elsewhere in `kho` (escaped, or hex with `--hex`).
+//!
+//! A store that audits every access (docs/privacy.md) refuses the read-only path: with
+//! `--actor A --purpose P --audit-key-file F` the command opens it for writing (taking its
+//! lock), reads as that actor — checked against the access policy, recorded in the audit
+//! log — and closes it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use kho::record::{IdRules, InvalidIdReason, NationalId, Record, Store, StoreOptions};
+use kho::record::{ActorStore, IdRules, InvalidIdReason, NationalId, Record, Store, StoreOptions};
 use serde_json::json;
 
+use crate::audit::ActorArgs;
 use crate::fmt::Bytes;
 use crate::json::{payload_to_json, record_json};
 use crate::keys::Keys;
@@ -35,6 +41,8 @@ pub struct PersonArgs {
     pub dir: PathBuf,
     /// The 12-digit national ID.
     pub national_id: String,
+    #[command(flatten)]
+    pub who: ActorArgs,
 }
 
 /// Arguments of `kho record`.
@@ -46,6 +54,67 @@ pub struct RecordArgs {
     pub collection: String,
     /// The primary key (escaped as `kho` prints it, or hex with `--hex`).
     pub pk: String,
+    #[command(flatten)]
+    pub who: ActorArgs,
+}
+
+/// How a command reads records: the plain read-only store, or an audited actor.
+enum Reader {
+    Plain(Store),
+    Actor(ActorStore),
+}
+
+impl Reader {
+    /// With `--actor`: the store opened for writing with the audit key, seen by that actor;
+    /// otherwise read-only. An audited store read without `--actor` says what it needs.
+    fn open(dir: &Path, keys: &Keys, who: &ActorArgs) -> anyhow::Result<Reader> {
+        if who.actor.is_some() || who.purpose.is_some() {
+            let ctx = crate::audit::context(who)?;
+            let store = crate::audit::open_writable(dir, keys, who.audit_key_file.as_deref())?;
+            return Ok(Reader::Actor(store.as_actor(ctx)));
+        }
+        Ok(Reader::Plain(open_store(dir, keys)?))
+    }
+
+    fn store(&self) -> &Store {
+        match self {
+            Reader::Plain(s) => s,
+            Reader::Actor(a) => a.store(),
+        }
+    }
+
+    fn person(&self, id: &NationalId) -> kho::record::Result<Vec<Record>> {
+        match self {
+            Reader::Plain(s) => s.person(id),
+            Reader::Actor(a) => a.person(id),
+        }
+    }
+
+    fn get_raw(&self, collection: &str, pk: &[u8]) -> kho::record::Result<Option<Record>> {
+        match self {
+            Reader::Plain(s) => s.get_raw(collection, pk),
+            Reader::Actor(a) => a.get_raw(collection, pk),
+        }
+    }
+
+    /// Closes an actor's (writable) store; a read-only store needs nothing.
+    fn close(&self) -> anyhow::Result<()> {
+        if let Reader::Actor(a) = self {
+            a.store().close()?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds what an audited store needs to its refusal of an access without context.
+fn audited_hint(e: kho::record::Error) -> anyhow::Error {
+    let hint = matches!(e, kho::record::Error::AccessContextRequired | kho::record::Error::AuditKeyNeeded);
+    let e = anyhow::Error::new(e);
+    if hint {
+        e.context("this store audits every access: give --actor, --purpose and --audit-key-file")
+    } else {
+        e
+    }
 }
 
 /// The record store in `dir`, read-only.
@@ -104,8 +173,9 @@ fn write_block(out: &mut Out, b: Bytes, r: &Record) -> anyhow::Result<()> {
 pub fn person(out: &mut Out, args: &PersonArgs, keys: &Keys) -> anyhow::Result<Outcome> {
     let b = out.bytes;
     let id = parse_id(&args.national_id)?;
-    let store = open_store(&args.dir, keys)?;
-    let records = store.person(&id).with_context(|| format!("reading the records of {id}"))?;
+    let store = Reader::open(&args.dir, keys, &args.who)?;
+    let records = store.person(&id).map_err(audited_hint).with_context(|| format!("reading the records of {id}"))?;
+    store.close()?;
     if out.json {
         let list: Vec<serde_json::Value> = records.iter().map(|r| record_json(b, r)).collect();
         out.json_value(&json!({"national_id": id.as_str(), "count": records.len(), "records": list}))?;
@@ -131,8 +201,10 @@ pub fn person(out: &mut Out, args: &PersonArgs, keys: &Keys) -> anyhow::Result<O
 pub fn record(out: &mut Out, args: &RecordArgs, keys: &Keys) -> anyhow::Result<Outcome> {
     let b = out.bytes;
     let pk = b.parse(&args.pk)?;
-    let store = open_store(&args.dir, keys)?;
-    let record = store.get_raw(&args.collection, &pk).context("reading the record")?;
+    let reader = Reader::open(&args.dir, keys, &args.who)?;
+    let record = reader.get_raw(&args.collection, &pk).map_err(audited_hint).context("reading the record")?;
+    reader.close()?;
+    let store = reader.store();
     if out.json {
         out.json_value(&json!({
             "collection": args.collection,

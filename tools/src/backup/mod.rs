@@ -104,27 +104,11 @@ fn info_line(b: &BackupInfo) -> String {
         "backup {} at sequence {}, {}, {} files, {} ({} new)",
         b.id,
         b.sequence,
-        utc(b.time),
+        crate::fmt::utc(b.time),
         b.files.len(),
         size(b.bytes()),
         size(b.new_bytes)
     )
-}
-
-/// `secs` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC` (the civil-from-days algorithm
-/// of Howard Hinnant's date library).
-fn utc(secs: u64) -> String {
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 /// The size of the database's tables and logs: what a create reads.
@@ -360,8 +344,8 @@ fn prune(out: &mut Out, backups: &Path, keep: usize) -> anyhow::Result<Outcome> 
 mod tests {
     #[test]
     fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(super::utc(1_796_409_967), "2026-12-04 18:46:07 UTC");
+        assert_eq!(crate::fmt::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(crate::fmt::utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(crate::fmt::utc(1_796_409_967), "2026-12-04 18:46:07 UTC");
     }
 }

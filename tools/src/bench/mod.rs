@@ -90,6 +90,10 @@ pub struct BenchArgs {
     /// `bench` that `feedread` drains.
     #[arg(long, default_value = "0", value_parser = parse_flag, action = clap::ArgAction::Set)]
     pub feed: bool,
+    /// Record workloads: open the store with the audit log on (0/1); `ingest` commits its
+    /// batches and `personlookup` reads as an actor, every access recorded (docs/privacy.md).
+    #[arg(long, default_value = "0", value_parser = parse_flag, action = clap::ArgAction::Set)]
+    pub audit: bool,
     /// Encryption at rest: 0 (off), 1 (on), both (each benchmark plaintext, then encrypted,
     /// and the ratio). The key: --key-file (created if absent), else a random one in memory.
     #[arg(long, default_value = "0", value_enum)]

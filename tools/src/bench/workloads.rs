@@ -12,7 +12,9 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use kho::crypt::Encryption;
 use kho::record::population::{Event, Population};
-use kho::record::{AckMode, FeedOptions, Store, StoreOptions, SubscriptionFilter};
+use kho::record::{
+    AccessContext, AckMode, ActorStore, AuditKey, AuditOptions, FeedOptions, Store, StoreOptions, SubscriptionFilter,
+};
 use kho::{Db, Options, WriteBatch, WriteOptions};
 
 use super::gen::{key_into, new_rng, ValueGen};
@@ -444,8 +446,10 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
             if args.threads > 1 {
                 return Err(anyhow!("ingest runs on one thread (--threads=1); personlookup may use several"));
             }
+            let actor = bench_actor(store, args)?;
+            let new_batch = || actor.as_ref().map_or_else(|| store.batch(), |a| a.batch());
             let mut events = pop.events();
-            let mut batch = store.batch();
+            let mut batch = new_batch();
             let per_batch = args.records_per_batch.max(1);
             let mut commits = 0u64;
             while r.ops < args.num {
@@ -460,7 +464,7 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
                 }
                 r.count_op();
                 if batch.len() >= per_batch || r.ops == args.num {
-                    let full = std::mem::replace(&mut batch, store.batch());
+                    let full = std::mem::replace(&mut batch, new_batch());
                     let t0 = Instant::now();
                     full.commit()?;
                     let _ = r.hist.record((t0.elapsed().as_nanos() as u64).max(1));
@@ -478,10 +482,14 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
             let persons = (args.num / 4).max(1);
             let reads = args.reads.unwrap_or(args.num);
             let sample = if args.histogram { 1 } else { SAMPLE_EVERY };
+            let actor = bench_actor(store, args)?;
             for i in 0..reads {
                 let id = pop.person(rng.below(persons)).id;
                 let t0 = (i % sample == 0).then(Instant::now);
-                let records = store.person(&id)?;
+                let records = match &actor {
+                    Some(a) => a.person(&id)?,
+                    None => store.person(&id)?,
+                };
                 if let Some(t0) = t0 {
                     let _ = r.hist.record((t0.elapsed().as_nanos() as u64).max(1));
                 }
@@ -517,14 +525,34 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
     Ok(r)
 }
 
+/// With `--audit=1`: the actor record workloads go through.
+fn bench_actor(store: &Store, args: &BenchArgs) -> anyhow::Result<Option<ActorStore>> {
+    Ok(match args.audit {
+        true => Some(store.as_actor(AccessContext::new("bench", "benchmark")?)),
+        false => None,
+    })
+}
+
+/// The audit key of `--audit=1` (fixed: the benchmark measures the cost, not the secrecy).
+fn bench_audit_key() -> anyhow::Result<AuditKey> {
+    Ok(AuditKey::from_secret(&kho::crypt::SecretKey::from_bytes([0xA5; kho::crypt::KEY_LEN]))?)
+}
+
 /// The subscription `--feed=1` creates on a fresh store and `feedread` drains.
 const FEED_SUBSCRIBER: &str = "bench";
 
 /// The record store of a record workload: with `--feed=1`, the change feed on and (on a
 /// fresh store) a subscription `bench` that holds every change until `feedread` reads it.
 fn open_store(db: &Db, args: &BenchArgs) -> anyhow::Result<Store> {
-    let opts =
-        StoreOptions { feed: FeedOptions { enable: args.feed, ..FeedOptions::default() }, ..StoreOptions::default() };
+    let audit = match args.audit {
+        true => Some(AuditOptions::new(bench_audit_key()?)),
+        false => None,
+    };
+    let opts = StoreOptions {
+        feed: FeedOptions { enable: args.feed, ..FeedOptions::default() },
+        audit,
+        ..StoreOptions::default()
+    };
     let store = Store::open(db.clone(), opts)?;
     if args.feed && !store.subscriptions()?.iter().any(|s| s.name == FEED_SUBSCRIBER) {
         store.subscribe(FEED_SUBSCRIBER, SubscriptionFilter::all())?;
