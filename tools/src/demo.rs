@@ -17,7 +17,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kho::crypt::{Encryption, KeyFileProvider};
 use kho::record::population::{Event, Population};
-use kho::record::{AccessContext, ActorStore, AuditOptions, IdQuery, Store, StoreOptions};
+use kho::record::{
+    AccessContext, ActorStore, AuditOptions, FeedOptions, IdQuery, Store, StoreOptions, SubscriptionFilter,
+};
 use kho::{Db, Options};
 
 use crate::fmt::Bytes;
@@ -40,6 +42,10 @@ pub struct DemoArgs {
     /// Records per atomic batch.
     #[arg(long, default_value_t = 2000)]
     pub batch: usize,
+    /// Record the change feed, with a subscription `demo` holding every change (read it
+    /// with `kho feed DIR --subscriber demo`).
+    #[arg(long)]
+    pub feed: bool,
     /// Keep an audit log under the audit key in FILE (created, mode 0600, if absent).
     #[arg(long)]
     pub audit_key_file: Option<PathBuf>,
@@ -93,7 +99,12 @@ pub fn run(args: DemoArgs, keys: &Keys) -> anyhow::Result<()> {
         None => None,
     };
     let public_key = audit.as_ref().map(|a| a.key.public_key_hex());
-    let store = Store::open(db, StoreOptions { audit, ..StoreOptions::default() })?;
+    let feed = FeedOptions { enable: args.feed, ..FeedOptions::default() };
+    let store = Store::open(db, StoreOptions { audit, feed, ..StoreOptions::default() })?;
+    if args.feed {
+        store.subscribe(DEMO_ACTOR, SubscriptionFilter::all())?;
+        println!("change feed on: subscription {DEMO_ACTOR} holds every change");
+    }
     let store = store.as_actor(AccessContext::new(DEMO_ACTOR, DEMO_PURPOSE)?);
     let pop = Population::new(args.seed, args.persons);
 
@@ -165,6 +176,10 @@ pub fn run(args: DemoArgs, keys: &Keys) -> anyhow::Result<()> {
         println!("  {kho} scan {d} --from I{id} --to I{id}~ --keys-only   # that person's index entries");
     }
     println!("  {kho} scan {d} --from C --to D   # the collection catalog");
+    if args.feed {
+        println!("  {kho} feed {d} --subscriber {DEMO_ACTOR} --max 5   # the first changes, acknowledged");
+        println!("  {kho} feed {d} --list   # subscriptions, positions, lag");
+    }
     if let (Some(f), Some(pk)) = (&args.audit_key_file, &public_key) {
         let f = shell_word(&f.display().to_string());
         println!("  {kho} audit {d}   # who accessed what, and why");

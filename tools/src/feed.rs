@@ -9,6 +9,10 @@
 //! opens read-only. An expired subscription (retention dropped changes it had not
 //! acknowledged) exits 1: the subscriber must resync and subscribe again.
 //!
+//! `kho feed DIR --subscribe NAME [--collection C]... [--id-prefix P]...` turns the feed on
+//! (persisted: it stays on) and registers a subscription that holds every change from now
+//! on; `kho feed DIR --unsubscribe NAME` releases it.
+//!
 //! Text line: `POSITION KIND COLLECTION PK NATIONAL_ID PAYLOAD_JSON` (the payload `-` for a
 //! delete or erasure); `--json` prints one JSON object per line instead (JSON lines).
 
@@ -17,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use kho::record::{AckMode, Change, ChangeCursor, Store, StoreOptions};
+use kho::record::{AckMode, Change, ChangeCursor, FeedOptions, Store, StoreOptions, SubscriptionFilter};
 use kho::Db;
 use serde_json::json;
 
@@ -34,8 +38,21 @@ pub struct Args {
     /// The database directory.
     pub dir: PathBuf,
     /// The subscription to read (and acknowledge).
-    #[arg(long, required_unless_present = "list", conflicts_with = "list")]
+    #[arg(long, required_unless_present_any = ["list", "subscribe", "unsubscribe"], conflicts_with_all = ["list", "subscribe", "unsubscribe"])]
     pub subscriber: Option<String>,
+    /// Register a subscription (turning the feed on if it is off).
+    #[arg(long, conflicts_with_all = ["list", "unsubscribe"])]
+    pub subscribe: Option<String>,
+    /// With --subscribe: only changes of this collection (repeatable; default: all).
+    #[arg(long = "collection", requires = "subscribe")]
+    pub collections: Vec<String>,
+    /// With --subscribe: only changes whose national ID starts with these digits
+    /// (repeatable; a province `079`, a birth year in a province `079190`, ...).
+    #[arg(long = "id-prefix", requires = "subscribe")]
+    pub id_prefixes: Vec<String>,
+    /// Remove a subscription, releasing the changes it held.
+    #[arg(long, conflicts_with = "list")]
+    pub unsubscribe: Option<String>,
     /// Keep waiting for new changes (until killed).
     #[arg(long)]
     pub follow: bool,
@@ -49,16 +66,49 @@ pub struct Args {
 
 /// Runs `kho feed`.
 pub fn run(out: &mut Out, args: &Args, keys: &Keys) -> anyhow::Result<Outcome> {
+    if let Some(name) = &args.subscribe {
+        return subscribe(out, args, name, keys);
+    }
+    if let Some(name) = &args.unsubscribe {
+        let store = open_writable(args, keys, false)?;
+        let removed = store.unsubscribe(name)?;
+        store.close()?;
+        writeln!(out, "{}", if removed { format!("unsubscribed {name}") } else { format!("no subscription {name}") })?;
+        return Ok(if removed { Outcome::Ok } else { Outcome::Problems });
+    }
     match &args.subscriber {
         Some(name) if !args.list => read(out, args, name, keys),
         _ => list(out, args, keys),
     }
 }
 
-fn read(out: &mut Out, args: &Args, name: &str, keys: &Keys) -> anyhow::Result<Outcome> {
+/// The store in `args.dir`, opened for writing (its lock taken); with `enable`, the feed
+/// turned on.
+fn open_writable(args: &Args, keys: &Keys, enable: bool) -> anyhow::Result<Store> {
     let opts = keys.write_options(&args.dir)?;
+    let opts = kho::Options { create_if_missing: false, ..opts };
     let db = Db::open(&args.dir, opts).with_context(|| format!("cannot open {}", args.dir.display()))?;
-    let store = Store::open(db, StoreOptions::default())?;
+    let feed = FeedOptions { enable, ..FeedOptions::default() };
+    Ok(Store::open(db, StoreOptions { feed, ..StoreOptions::default() })?)
+}
+
+fn subscribe(out: &mut Out, args: &Args, name: &str, keys: &Keys) -> anyhow::Result<Outcome> {
+    let mut filter = match args.collections.is_empty() {
+        true => SubscriptionFilter::all(),
+        false => SubscriptionFilter::collections(args.collections.iter().cloned()),
+    };
+    for p in &args.id_prefixes {
+        filter = filter.id_prefix(p)?;
+    }
+    let store = open_writable(args, keys, true)?;
+    let from = store.subscribe(name, filter)?;
+    store.close()?;
+    writeln!(out, "subscribed {name}: changes after position {from}")?;
+    Ok(Outcome::Ok)
+}
+
+fn read(out: &mut Out, args: &Args, name: &str, keys: &Keys) -> anyhow::Result<Outcome> {
+    let store = open_writable(args, keys, false)?;
     let mut cursor = match store.changes(name) {
         Ok(c) => c,
         Err(e @ kho::record::Error::CursorExpired { .. }) => {

@@ -91,3 +91,50 @@ fn an_expired_subscription_exits_1_and_a_store_without_feed_exits_2() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no change feed"), "{err}");
 }
+
+#[test]
+fn subscribe_turns_the_feed_on_and_unsubscribe_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    store(dir.path(), FeedOptions::default()).close().unwrap();
+    let (code, out, err) = feed(dir.path(), &["--subscribe", "tax-hcm", "--collection", "tax", "--id-prefix", "079"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("subscribed tax-hcm"), "{out}");
+    let (code, _, err) = feed(dir.path(), &["--subscribe", "bad", "--id-prefix", "07x"]);
+    assert_eq!(code, Some(2), "an invalid prefix: {err}");
+    {
+        // The feed stays on although this open does not ask for it.
+        let s = store(dir.path(), FeedOptions::default());
+        assert!(s.feed_enabled());
+        write(&s, 0, 3);
+        let other = NationalId::parse("001185000042").unwrap();
+        s.upsert("tax", "elsewhere", &other, &1).unwrap();
+        s.upsert("vehicle", "v", &NationalId::parse("079190001234").unwrap(), &1).unwrap();
+        s.close().unwrap();
+    }
+    let (code, out, _) = feed(dir.path(), &["--subscriber", "tax-hcm"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.lines().count(), 3, "only tax changes of province 079: {out}");
+    let (code, out, _) = feed(dir.path(), &["--unsubscribe", "tax-hcm"]);
+    assert_eq!((code, out.trim()), (Some(0), "unsubscribed tax-hcm"));
+    let (code, _, _) = feed(dir.path(), &["--unsubscribe", "tax-hcm"]);
+    assert_eq!(code, Some(1));
+    let (_, out, _) = feed(dir.path(), &["--list"]);
+    assert!(!out.contains("tax-hcm"), "{out}");
+}
+
+#[test]
+fn demo_with_the_feed_holds_every_change_for_its_subscription() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let o = cargo_bin_cmd!("kho").arg("demo").arg(&dir).args(["--persons", "200", "--feed"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (code, out, _) = feed(&dir, &["--list", "--json"]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["subscriptions"][0]["name"], "demo");
+    let lag = v["subscriptions"][0]["lag"].as_u64().unwrap();
+    assert!(lag > 600, "every change of ~680 records: {lag}");
+    let (code, out, _) = feed(&dir, &["--subscriber", "demo", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.lines().count() as u64, lag);
+}
