@@ -1,6 +1,9 @@
 //! Provable erasure: after `erase_person` and `purge_erased` (`Db::compact_range` over the
 //! erased keys), no byte of the erased payloads remains in any live file of the database
-//! directory — checked by searching the raw files, which held them before.
+//! directory — checked by searching the raw files, which held them before — and no byte of
+//! the person's national ID or primary keys either (index keys, tombstones, the manifest's
+//! boundary keys), nor any block in the block cache; and a purge that a live snapshot or an
+//! open iterator prevents says so instead of succeeding.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
@@ -85,6 +88,11 @@ fn erased_payloads_leave_no_byte_in_live_files() {
         );
     }
 
+    // Their blocks in the cache, too.
+    assert_eq!(store.person(&x).unwrap().len(), 4);
+    assert!(store.db().cached_blocks_containing(marker(2).as_bytes()) > 0);
+    let pks: [&[u8]; 4] = [b"8079190777", b"51A-777.77", b"079-x", b"HS479x"];
+
     let erasure = store.erase_person(&x).unwrap();
     assert_eq!(erasure.records, 4);
     assert_eq!(erasure.keys.len(), 8);
@@ -94,7 +102,16 @@ fn erased_payloads_leave_no_byte_in_live_files() {
     for n in 1..=5 {
         let left = files_containing(dir.path(), marker(n).as_bytes());
         assert!(left.is_empty(), "payload {n} still in {left:?}");
+        assert_eq!(store.db().cached_blocks_containing(marker(n).as_bytes()), 0, "payload {n} still cached");
     }
+    let left = files_containing(dir.path(), x.as_bytes());
+    assert!(left.is_empty(), "the erased national ID is still in {left:?}");
+    assert_eq!(store.db().cached_blocks_containing(x.as_bytes()), 0);
+    for pk in pks {
+        let left = files_containing(dir.path(), pk);
+        assert!(left.is_empty(), "primary key {:?} still in {left:?}", String::from_utf8_lossy(pk));
+    }
+    assert!(!files_containing(dir.path(), neighbour.as_bytes()).is_empty(), "the search finds a live ID");
     // Everyone else is intact.
     assert_eq!(store.person(&neighbour).unwrap()[0].decode::<Secret>().unwrap().note, "KEEP-ME-neighbour");
     assert!(!files_containing(dir.path(), b"KEEP-ME-neighbour").is_empty());
@@ -110,4 +127,44 @@ fn erased_payloads_leave_no_byte_in_live_files() {
     for n in 1..=5 {
         assert!(files_containing(dir.path(), marker(n).as_bytes()).is_empty());
     }
+}
+
+#[test]
+fn a_purge_that_a_snapshot_or_an_iterator_prevents_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let pop = Population::new(6, 800);
+    ingest_background(&store, &pop);
+    let (x, y) = (NationalId::parse("079190777777").unwrap(), NationalId::parse("001185000042").unwrap());
+    let (mx, my) = ("PINNED-SECRET-2b91e07c", "SNAPPED-SECRET-9d04c1aa");
+    store.insert("tax", "8079190777", &x, &Secret { note: mx.into() }).unwrap();
+    store.insert("tax", "8001185000", &y, &Secret { note: my.into() }).unwrap();
+    store.db().flush().unwrap();
+
+    // An open iterator holds the tables compaction deletes: their files stay.
+    let erasure = store.erase_person(&x).unwrap();
+    let mut it = store.db().iter().unwrap();
+    assert!(it.next().is_some());
+    match store.purge_erased(&erasure) {
+        Err(kho::record::Error::PurgeIncomplete { snapshots: 0, tables }) => assert!(!tables.is_empty()),
+        other => panic!("deleted tables an iterator holds must be reported: {other:?}"),
+    }
+    assert!(!files_containing(dir.path(), mx.as_bytes()).is_empty(), "the iterator's tables are still there");
+    drop(it);
+    store.purge_erased(&erasure).unwrap();
+    assert!(files_containing(dir.path(), mx.as_bytes()).is_empty());
+    assert!(files_containing(dir.path(), x.as_bytes()).is_empty());
+
+    // A snapshot from before the erasure keeps seeing the record: compaction keeps it.
+    let snap = store.db().snapshot();
+    let erasure = store.erase_person(&y).unwrap();
+    match store.purge_erased(&erasure) {
+        Err(kho::record::Error::PurgeIncomplete { snapshots, .. }) => assert_eq!(snapshots, 1),
+        other => panic!("a snapshot older than the erasure must be reported: {other:?}"),
+    }
+    assert!(!files_containing(dir.path(), my.as_bytes()).is_empty(), "the snapshot still sees it");
+    drop(snap);
+    store.purge_erased(&erasure).unwrap();
+    assert!(files_containing(dir.path(), my.as_bytes()).is_empty(), "purged once the snapshot is gone");
+    assert!(files_containing(dir.path(), y.as_bytes()).is_empty());
 }

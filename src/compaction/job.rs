@@ -168,6 +168,7 @@ mod tests {
             grandparents: v.levels[2].clone(),
             bottommost: false,
             trivial_move: false,
+            in_place: false,
         };
         let opts = Options { target_file_size: 100, ..Options::default() }; // limit: 1000 bytes
         let mut cutter = OutputCutter::new(&task, &opts);

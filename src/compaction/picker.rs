@@ -37,12 +37,19 @@ pub(crate) struct CompactionTask {
     pub bottommost: bool,
     /// Re-link the single input to the next level instead of rewriting it.
     pub trivial_move: bool,
+    /// Rewrite `inputs` into their own level (no `next_inputs`): the deepest level's files
+    /// of a range, whose old versions nothing lower would ever merge away (a purge).
+    pub in_place: bool,
 }
 
 impl CompactionTask {
     /// The level written to.
     pub(crate) fn output_level(&self) -> usize {
-        self.level + 1
+        if self.in_place {
+            self.level
+        } else {
+            self.level + 1
+        }
     }
 
     /// Every input file with its level.
@@ -123,7 +130,24 @@ pub(crate) fn build_task(v: &Version, opts: &Options, level: usize, inputs: Vec<
     let grandparent_bytes: u64 = grandparents.iter().map(|f| f.meta.size).sum();
     let trivial_move =
         inputs.len() == 1 && next_inputs.is_empty() && grandparent_bytes <= max_grandparent_overlap(opts);
-    CompactionTask { level, inputs, next_inputs, grandparents, bottommost, trivial_move }
+    CompactionTask { level, inputs, next_inputs, grandparents, bottommost, trivial_move, in_place: false }
+}
+
+/// A task rewriting `inputs` (files of `level`) into `level` itself: no next-level inputs,
+/// tombstones dropped if no deeper level holds the range.
+pub(crate) fn in_place_task(v: &Version, level: usize, inputs: Vec<Arc<TableFile>>) -> CompactionTask {
+    let (lo, hi) = key_range(&inputs);
+    let grandparents = overlapping(v, level + 1, &lo, &hi);
+    let bottommost = (level + 1..v.levels.len()).all(|l| overlapping(v, l, &lo, &hi).is_empty());
+    CompactionTask {
+        level,
+        inputs,
+        next_inputs: Vec::new(),
+        grandparents,
+        bottommost,
+        trivial_move: false,
+        in_place: true,
+    }
 }
 
 /// Largest overlap, in bytes, an output file may have with the grandparent level before it
@@ -179,7 +203,13 @@ pub(crate) mod tests {
 
     /// A version holding `files` (level, meta).
     pub(crate) fn version(files: &[(u32, FileMeta)]) -> Version {
-        let ctx = TableContext { fs: crate::vfs::StdFs::shared(), dir: "/nonexistent".into(), cache: None, keys: None };
+        let ctx = TableContext {
+            fs: crate::vfs::StdFs::shared(),
+            dir: "/nonexistent".into(),
+            cache: None,
+            keys: None,
+            pinned: Default::default(),
+        };
         let edit = VersionEdit { new_files: files.to_vec(), ..VersionEdit::default() };
         Version::empty(4).apply(&edit, crate::version::Counters::default(), &ctx).unwrap()
     }

@@ -15,7 +15,7 @@ use super::stats::Counters;
 use super::{Db, DbInner, SuperVersion};
 use crate::compaction::job;
 use crate::compaction::picker::{
-    build_task, files_in_range, level_scores, pending_compaction_bytes, pick, CompactionTask,
+    build_task, files_in_range, in_place_task, level_scores, pending_compaction_bytes, pick, CompactionTask,
 };
 use crate::version::Version;
 use crate::Result;
@@ -98,6 +98,18 @@ impl DbInner {
     /// level holding such keys, rewriting them (no trivial moves) so that overwritten
     /// versions and tombstones no snapshot needs are dropped.
     pub(crate) fn compact_range(&self, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> Result<()> {
+        self.compact_range_with(lo, hi, false)
+    }
+
+    /// [`Self::compact_range`]; with `rewrite_bottom`, also rewrites the deepest level's
+    /// files in the range when no compaction into that level ran (their old versions and
+    /// tombstones would otherwise stay: nothing deeper ever merges them).
+    pub(crate) fn compact_range_with(
+        &self,
+        lo: Bound<Vec<u8>>,
+        hi: Bound<Vec<u8>>,
+        rewrite_bottom: bool,
+    ) -> Result<()> {
         self.check_writable()?;
         self.flush()?;
         let _running = self.compaction_lock.lock();
@@ -105,6 +117,7 @@ impl DbInner {
         let (lo, hi) = (lo.as_ref().map(Vec::as_slice), hi.as_ref().map(Vec::as_slice));
         let deepest =
             (1..version.levels.len()).rev().find(|&l| !files_in_range(&version, l, lo, hi).is_empty()).unwrap_or(1);
+        let mut wrote_deepest = false;
         for level in 0..deepest {
             self.check_open()?; // `close` waits for the step in progress, then this stops
             let version = self.versions.lock().current();
@@ -117,6 +130,15 @@ impl DbInner {
             let mut task = build_task(&version, &self.opts, level, inputs);
             task.trivial_move = false;
             self.run_compaction(&task)?;
+            wrote_deepest = level + 1 == deepest;
+        }
+        if rewrite_bottom && !wrote_deepest {
+            self.check_open()?;
+            let version = self.versions.lock().current();
+            let inputs = files_in_range(&version, deepest, lo, hi);
+            if !inputs.is_empty() {
+                self.run_compaction(&in_place_task(&version, deepest, inputs))?;
+            }
         }
         let _bg = self.bg.lock();
         self.bg_cv.notify_all();
@@ -134,5 +156,13 @@ impl Db {
     pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
         let (lo, hi) = owned_bounds(&range);
         self.inner().compact_range(lo, hi)
+    }
+
+    /// [`Self::compact_range`], and if no compaction into the deepest level holding keys of
+    /// `range` ran, rewrites that level's files in the range in place: a purge must drop the
+    /// old versions and tombstones there too (RocksDB: `BottommostLevelCompaction::kForce`).
+    pub(crate) fn compact_range_rewriting_bottom<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
+        let (lo, hi) = owned_bounds(&range);
+        self.inner().compact_range_with(lo, hi, true)
     }
 }

@@ -19,6 +19,7 @@ mod encryption;
 mod flush;
 mod health;
 mod open;
+mod purge;
 mod read;
 mod recovery;
 mod snapshot;

@@ -35,6 +35,9 @@ use crate::WriteOptions;
 pub struct Erasure {
     /// Records deleted.
     pub records: usize,
+    /// The database's last sequence number once the erasure was committed: a snapshot
+    /// below it may still see the erased data.
+    pub sequence: crate::SeqNo,
     /// Every key deleted (records and index entries), ascending.
     pub keys: Vec<Bytes>,
 }
@@ -68,18 +71,34 @@ impl Store {
         }
         let before = self.inner.apply_audited(ops, &WriteOptions::synced(), Some(id), audit)?;
         keys.sort();
-        Ok(Erasure { records: before.iter().filter(|owner| *owner == &Some(*id)).count(), keys })
+        let records = before.iter().filter(|owner| *owner == &Some(*id)).count();
+        Ok(Erasure { records, sequence: self.inner.db.last_sequence(), keys })
     }
 
-    /// Compacts every key of `erasure` down to the bottom level, so that compaction drops
-    /// the deleted versions and their tombstones (unless a live snapshot or iterator still
-    /// sees them) and the files that held them are deleted. One `compact_range` per key:
-    /// after the first (which flushes and empties level 0), each touches only the few files
-    /// that overlap that key.
+    /// Removes the erased data from the files: compacts every key of `erasure` down to the
+    /// bottom level, so that compaction drops the deleted versions and their tombstones and
+    /// the files that held them are deleted (their blocks leave the block cache with them);
+    /// then writes a new manifest and deletes the old one, whose edits name the deleted
+    /// tables' boundary keys. One `compact_range` per key: after the first (which flushes
+    /// and empties level 0), each touches only the few files that overlap that key.
+    ///
+    /// Fails with [`Error::PurgeIncomplete`](super::Error::PurgeIncomplete) when something
+    /// still holds erased data: a live snapshot older than the erasure (compaction keeps
+    /// the versions it sees), or deleted tables an open iterator still reads (their files
+    /// stay until it is dropped). Release them and call it again; it is idempotent.
     pub fn purge_erased(&self, erasure: &Erasure) -> Result<()> {
         self.inner.check_writable()?;
+        if erasure.keys.is_empty() {
+            return Ok(());
+        }
         for k in &erasure.keys {
-            self.inner.db.compact_range(k.as_ref()..=k.as_ref())?;
+            self.inner.db.compact_range_rewriting_bottom(k.as_ref()..=k.as_ref())?;
+        }
+        self.inner.db.rewrite_manifest()?;
+        let snapshots = self.inner.db.snapshots_before(erasure.sequence);
+        let tables = self.inner.db.pinned_tables();
+        if snapshots > 0 || !tables.is_empty() {
+            return Err(super::Error::PurgeIncomplete { snapshots, tables });
         }
         Ok(())
     }

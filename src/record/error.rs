@@ -95,6 +95,18 @@ pub enum Error {
     #[error("wrong audit key: its public key is not the one this store's audit log names")]
     AuditKeyMismatch,
 
+    /// [`Store::purge_erased`](super::Store::purge_erased) could not remove everything:
+    /// `snapshots` live snapshots older than the erasure still see the erased data, and the
+    /// files of the deleted tables `tables` are still open (an iterator reads them). Drop
+    /// them and purge again.
+    #[error("purge incomplete: {snapshots} older snapshot(s) and deleted tables {tables:?} still hold erased data")]
+    PurgeIncomplete {
+        /// Live snapshots older than the erasure.
+        snapshots: usize,
+        /// Deleted tables whose files are still open.
+        tables: Vec<u64>,
+    },
+
     /// The store keeps no audit log (see `StoreOptions::audit`).
     #[error("the store keeps no audit log (StoreOptions::audit)")]
     AuditOff,

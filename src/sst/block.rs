@@ -78,6 +78,11 @@ impl Block {
     }
 
     /// The raw block's size in bytes.
+    /// The block's bytes (entries and restart array).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.data.len()
     }

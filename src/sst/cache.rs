@@ -71,6 +71,19 @@ impl BlockCache {
         self.cache.insert((cache_id, offset), block);
     }
 
+    /// Drops block `offset` of table `cache_id`, if cached (a deleted table's blocks must not
+    /// outlive it: they hold its data in memory).
+    pub(crate) fn remove(&self, cache_id: u64, offset: u64) {
+        self.cache.remove(&(cache_id, offset));
+    }
+
+    /// How many cached blocks contain `needle` (for tests that prove erased data is gone
+    /// from memory too).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn blocks_containing(&self, needle: &[u8]) -> usize {
+        self.cache.iter().filter(|(_, b)| b.bytes().windows(needle.len().max(1)).any(|w| w == needle)).count()
+    }
+
     /// Lookups that found their block.
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)

@@ -313,9 +313,24 @@ impl SstReader {
     }
 
     /// Reads and checks a data block, bypassing the cache.
+    ///
+    /// The block owns its bytes: a raw block is copied out of the file's memory map (a
+    /// decompressed or opened one is already its own buffer), so no cached block, cursor or
+    /// value handed to a caller keeps a deleted table's map — its data and its disk space —
+    /// alive.
     pub(super) fn read_data_block(&self, handle: BlockHandle) -> Result<Block> {
         let raw = read_block(&*self.file, &self.path, handle, BlockKind::Data, self.cipher.as_ref())?;
+        let raw = if raw.is_unique() { raw } else { Bytes::copy_from_slice(&raw) };
         Block::new(raw, Arc::clone(&self.path), handle.offset)
+    }
+
+    /// Drops this table's data blocks from the block cache (when the table is deleted).
+    pub(crate) fn evict_cached_blocks(&self) {
+        if let Some(cache) = &self.cache {
+            for e in &self.index {
+                cache.remove(self.cache_id, e.handle.offset);
+            }
+        }
     }
 }
 

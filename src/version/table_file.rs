@@ -3,7 +3,9 @@
 //!
 //! Invariant: a table file is removed from disk only when (a) an applied `VersionEdit` has
 //! deleted it (`mark_obsolete`) and (b) the last `Arc<TableFile>` is dropped, i.e. no
-//! version, iterator or in-flight read can still reach it.
+//! version, iterator or in-flight read can still reach it. Between the two, its number is in
+//! [`PinnedTables`] (what `Store::purge_erased` reports as still holding erased data); when it
+//! goes, its blocks leave the block cache before the file leaves the directory.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +25,21 @@ pub(crate) struct TableContext {
     pub cache: Option<Arc<BlockCache>>,
     /// The data keys of an encrypted database; `None` for a plaintext one.
     pub keys: Option<Arc<crate::crypt::Keyring>>,
+    /// Deleted tables still open.
+    pub pinned: Arc<PinnedTables>,
+}
+
+/// The numbers of tables a version edit deleted whose files are still reachable (an
+/// iterator's or snapshot read's version, an in-flight read): deleted from disk once the
+/// last reference goes.
+#[derive(Debug, Default)]
+pub(crate) struct PinnedTables(parking_lot::Mutex<std::collections::BTreeSet<u64>>);
+
+impl PinnedTables {
+    /// The pinned table numbers, ascending.
+    pub(crate) fn list(&self) -> Vec<u64> {
+        self.0.lock().iter().copied().collect()
+    }
 }
 
 /// One live SSTable.
@@ -77,15 +94,21 @@ impl TableFile {
     /// Records that a version edit removed this file; it is deleted when the last reference
     /// goes away.
     pub(crate) fn mark_obsolete(&self) {
-        self.obsolete.store(true, Ordering::Release);
+        if !self.obsolete.swap(true, Ordering::AcqRel) {
+            self.ctx.pinned.0.lock().insert(self.meta.number);
+        }
     }
 }
 
 impl Drop for TableFile {
     fn drop(&mut self) {
         if self.obsolete.load(Ordering::Acquire) {
+            if let Some(r) = self.reader.get() {
+                r.evict_cached_blocks();
+            }
             // A failure leaves an orphan that the next open deletes; nothing is lost.
             let _ = self.ctx.fs.remove(&self.path());
+            self.ctx.pinned.0.lock().remove(&self.meta.number);
         }
     }
 }
