@@ -20,7 +20,7 @@ mod provider;
 use std::path::Path;
 use std::sync::Arc;
 
-pub(crate) use cipher::{block_nonce, record_nonce, FileCipher, FileRole};
+pub(crate) use cipher::{block_nonce, fill_random, record_nonce, FileCipher, FileRole};
 pub use cipher::{SecretKey, KEY_LEN, SCHEME_AES256_GCM, TAG_LEN};
 pub use header::{SegmentHeader, SEGMENT_MAGIC};
 pub use keyring::Keyring;

@@ -32,6 +32,23 @@ impl Db {
         self.inner().rewrite_manifest()
     }
 
+    /// The live tables whose key range holds any of `keys` (sorted): where their data (or
+    /// tombstones) may physically be until compaction.
+    pub(crate) fn tables_holding(&self, keys: &[bytes::Bytes]) -> Vec<u64> {
+        let version = self.inner().versions.lock().current();
+        let mut out: Vec<u64> = version
+            .files()
+            .filter(|(_, f)| {
+                let (lo, hi) = (crate::key::user_key(&f.meta.smallest), crate::key::user_key(&f.meta.largest));
+                keys.iter().any(|k| lo <= k.as_ref() && k.as_ref() <= hi)
+            })
+            .map(|(_, f)| f.meta.number)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// How many live snapshots read at a sequence number below `seq` (they can still see
     /// what was deleted at `seq`, and compaction keeps it for them).
     pub(crate) fn snapshots_before(&self, seq: SeqNo) -> usize {

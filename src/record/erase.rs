@@ -40,6 +40,28 @@ pub struct Erasure {
     pub sequence: crate::SeqNo,
     /// Every key deleted (records and index entries), ascending.
     pub keys: Vec<Bytes>,
+    /// The erasure receipt's facts (see [`ErasureReceipt`]).
+    pub receipt: ErasureReceipt,
+}
+
+/// What an erasure did and what proves it (docs/privacy.md, "Provable erasure"). Names the
+/// person only by their audit subject token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ErasureReceipt {
+    /// When, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The person's audit subject token (with an audit key).
+    pub subject: Option<super::audit::SubjectToken>,
+    /// The id of the person key destroyed (with person keys): every copy of the person's
+    /// records made before — files, checkpoints, backups — is ciphertext under this key.
+    pub destroyed_key: Option<[u8; super::vault::KEY_ID_LEN]>,
+    /// The audit log's signed checkpoint taken right after the erasure, whose chain holds the
+    /// erasure's entry (with an audit log).
+    pub audit_checkpoint: Option<super::audit::AuditCheckpoint>,
+    /// Tables that still physically hold the erased records (their ciphertext, with person
+    /// keys) until [`Store::purge_erased`] compacts them away.
+    pub tables_until_purge: Vec<u64>,
 }
 
 impl Store {
@@ -54,6 +76,13 @@ impl Store {
     /// [`Self::erase_person`] with `audit`'s entry in the erasure's batch.
     pub(crate) fn erase_person_as(&self, id: &NationalId, audit: Option<EntryDraft>) -> Result<Erasure> {
         self.inner.check_writable()?;
+        let time_ms = crate::record::feed::now_ms();
+        // The key goes first (synced and purged from the vault's files): from then on what
+        // remains of the records anywhere is ciphertext nobody can open.
+        let destroyed_key = match &self.inner.vault {
+            Some(v) => v.destroy(id, time_ms)?,
+            None => None,
+        };
         let mut ops = Vec::new();
         let mut keys = Vec::new();
         for kv in self.inner.db.prefix(person_prefix(id))? {
@@ -66,13 +95,24 @@ impl Store {
         }
         // With the feed on, the person's earlier payloads are purged even when no record is
         // left to delete (changes of records deleted before still carry their payloads).
-        if ops.is_empty() && self.inner.feed.is_none() && audit.is_none() {
-            return Ok(Erasure::default());
+        let audited = audit.is_some();
+        let mut receipt = ErasureReceipt {
+            time_ms,
+            subject: self.inner.audit.as_ref().and_then(|a| a.token(id)),
+            destroyed_key,
+            ..ErasureReceipt::default()
+        };
+        if ops.is_empty() && self.inner.feed.is_none() && !audited {
+            return Ok(Erasure { receipt, ..Erasure::default() });
         }
         let before = self.inner.apply_audited(ops, &WriteOptions::synced(), Some(id), audit)?;
         keys.sort();
         let records = before.iter().filter(|owner| *owner == &Some(*id)).count();
-        Ok(Erasure { records, sequence: self.inner.db.last_sequence(), keys })
+        receipt.tables_until_purge = self.inner.db.tables_holding(&keys);
+        if let Some(a) = self.inner.audit.as_ref().filter(|_| audited) {
+            receipt.audit_checkpoint = Some(a.checkpoint(&self.inner.db, &WriteOptions::synced())?);
+        }
+        Ok(Erasure { records, sequence: self.inner.db.last_sequence(), keys, receipt })
     }
 
     /// Removes the erased data from the files: compacts every key of `erasure` down to the
@@ -93,6 +133,12 @@ impl Store {
         }
         for k in &erasure.keys {
             self.inner.db.compact_range_rewriting_bottom(k.as_ref()..=k.as_ref())?;
+        }
+        if let Some(v) = &self.inner.vault {
+            // Idempotent: the key was purged at erasure; a crash may have cut that short.
+            if let Some((id, _, _)) = erasure.keys.iter().find_map(|k| parse_index_key(k)) {
+                v.purge_key(&id)?;
+            }
         }
         self.inner.db.rewrite_manifest()?;
         let snapshots = self.inner.db.snapshots_before(erasure.sequence);

@@ -107,6 +107,15 @@ pub enum Error {
         tables: Vec<u64>,
     },
 
+    /// The store seals payloads under person keys and was opened without its vault
+    /// (`StoreOptions::person_keys`).
+    #[error("this store seals payloads under person keys: open it with its vault (StoreOptions::person_keys)")]
+    PersonKeysNeeded,
+
+    /// The vault given is not the one this store's payloads are sealed in.
+    #[error("wrong person-key vault: this store was written with another one")]
+    WrongVault,
+
     /// The store keeps no audit log (see `StoreOptions::audit`).
     #[error("the store keeps no audit log (StoreOptions::audit)")]
     AuditOff,

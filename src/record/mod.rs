@@ -29,13 +29,14 @@ pub mod population;
 mod query;
 mod store;
 mod value;
+pub mod vault;
 mod verify;
 mod write;
 
 pub use audit::{AccessContext, AccessPolicy, AccessRule, ActorStore, AuditKey, AuditOptions};
 pub use batch::StoreBatch;
 pub use catalog::MAX_COLLECTIONS;
-pub use erase::Erasure;
+pub use erase::{Erasure, ErasureReceipt};
 pub use error::{Error, Result};
 pub use feed::{
     AckMode, Change, ChangeCursor, ChangeKind, FeedOptions, SubscriptionFilter, SubscriptionInfo, TrimReport,
@@ -46,4 +47,5 @@ pub use national_id::{Gender, IdRules, InvalidIdReason, NationalId, NATIONAL_ID_
 pub use query::{IdQuery, IndexIter, PersonIter, RecordIter};
 pub use store::{Store, StoreOptions};
 pub use value::{decode_payload, decode_record_value, IndexEntry, Record};
+pub use vault::PersonKeys;
 pub use verify::{IndexProblem, IndexReport, MAX_LISTED_PROBLEMS};

@@ -131,17 +131,22 @@ impl std::fmt::Debug for RecordIter {
 impl Iterator for RecordIter {
     type Item = Result<Record>;
     fn next(&mut self) -> Option<Self::Item> {
-        let (k, v) = match self.iter.as_mut()?.next()? {
-            Ok(kv) => kv,
-            Err(e) => return Some(Err(e.into())),
-        };
-        Some(match parse_record_key(&k) {
-            Some((cid, pk)) => {
-                let pk = k.slice_ref(pk);
-                self.inner.to_record(&k, cid, pk, &v)
+        loop {
+            let (k, v) = match self.iter.as_mut()?.next()? {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let Some((cid, pk)) = parse_record_key(&k) else {
+                return Some(Err(self.inner.corrupt_record(&k, "malformed record key")));
+            };
+            let pk = k.slice_ref(pk);
+            match self.inner.to_record(&k, cid, pk, &v) {
+                // Sealed under a destroyed key: an erased person's ciphertext.
+                Ok(None) => continue,
+                Ok(Some(r)) => return Some(Ok(r)),
+                Err(e) => return Some(Err(e)),
             }
-            None => Err(self.inner.corrupt_record(&k, "malformed record key")),
-        })
+        }
     }
 }
 

@@ -17,7 +17,8 @@ use super::error::{Error, Result};
 use super::keys::{meta_key, parse_index_key, person_prefix, record_key, CollectionId, MAX_PK_LEN};
 use super::locks::{StripedLocks, DEFAULT_LOCK_STRIPES};
 use super::national_id::{IdRules, NationalId};
-use super::value::{decode_value, encode_value, Record};
+use super::value::{decode_stored, encode_value, seal_value, sealed_aad, Record, StoredPayload};
+use super::vault::{KeyState, PersonKeys};
 use super::write::Op;
 use crate::{Db, Snapshot, WriteBatch, WriteOptions};
 
@@ -45,6 +46,11 @@ pub struct StoreOptions {
     /// `Some` turns auditing on (persisted: once on, a store must always be opened for
     /// writing with the same audit key). Default: `None`.
     pub audit: Option<super::audit::AuditOptions>,
+    /// Crypto-shredding (see [`PersonKeys`]): every payload written is sealed under its
+    /// person's key in this vault, and erasure destroys the key. Persisted: once a store has
+    /// used a vault, it must always be opened with the same one. Not yet combinable with the
+    /// change feed. Default: `None`.
+    pub person_keys: Option<PersonKeys>,
 }
 
 impl Default for StoreOptions {
@@ -55,6 +61,7 @@ impl Default for StoreOptions {
             write_options: WriteOptions::default(),
             feed: super::feed::FeedOptions::default(),
             audit: None,
+            person_keys: None,
         }
     }
 }
@@ -70,6 +77,8 @@ pub(crate) struct StoreInner {
     pub(crate) feed: Option<super::feed::Feed>,
     /// The audit log and policy, if the store keeps one.
     pub(crate) audit: Option<super::audit::Audit>,
+    /// The person-key vault, if the store seals payloads.
+    pub(crate) vault: Option<PersonKeys>,
     /// Opened with [`Store::open_read_only`]: every mutation fails with [`Error::Engine`]`(`[`crate::Error::ReadOnly`]`)`.
     pub(crate) read_only: bool,
 }
@@ -94,11 +103,32 @@ impl StoreInner {
         )
     }
 
-    /// Decodes a record read at `key` (already split into `cid` and `pk`).
-    pub(crate) fn to_record(&self, key: &[u8], cid: CollectionId, pk: Bytes, value: &Bytes) -> Result<Record> {
+    /// Decodes a record read at `key` (already split into `cid` and `pk`), opening a sealed
+    /// payload with its person's key. `None`: the payload is sealed under a destroyed key —
+    /// the person was erased, and this is ciphertext nobody can read (reads skip it).
+    pub(crate) fn to_record(&self, key: &[u8], cid: CollectionId, pk: Bytes, value: &Bytes) -> Result<Option<Record>> {
         let collection = self.catalog.name(cid).ok_or_else(|| self.corrupt_record(key, "unknown collection id"))?;
-        let (id, payload) = decode_value(value).map_err(|w| self.corrupt_record(key, &w))?;
-        Ok(Record { collection, pk, id, payload: value.slice_ref(payload) })
+        let (id, stored) = decode_stored(value).map_err(|w| self.corrupt_record(key, &w))?;
+        let payload = match stored {
+            StoredPayload::Plain(p) => value.slice_ref(p),
+            StoredPayload::Sealed { key_id, sealed } => {
+                let vault = self
+                    .vault
+                    .as_ref()
+                    .ok_or_else(|| self.corrupt_record(key, "sealed payload in a store without person keys"))?;
+                match vault.key(&id)? {
+                    KeyState::Live(k) if k.id == key_id => {
+                        let plain = k
+                            .open(&sealed_aad(key, &id), sealed)
+                            .ok_or_else(|| self.corrupt_record(key, "sealed payload does not authenticate"))?;
+                        Bytes::from(plain)
+                    }
+                    _ if vault.was_destroyed(&id, &key_id)? => return Ok(None),
+                    _ => return Err(self.corrupt_record(key, "sealed under a person key the vault does not hold")),
+                }
+            }
+        };
+        Ok(Some(Record { collection, pk, id, payload }))
     }
 }
 
@@ -166,7 +196,13 @@ impl Store {
         let locks = StripedLocks::new(opts.lock_stripes);
         let feed = super::feed::Feed::open(&db, &opts.feed, !read_only)?;
         let audit = super::audit::Audit::open(&db, opts.audit.as_ref(), !read_only)?;
-        Ok(Store { inner: Arc::new(StoreInner { db, catalog, locks, opts, feed, audit, read_only }) })
+        let vault = open_vault(&db, opts.person_keys.as_ref(), !read_only)?;
+        if vault.is_some() && feed.is_some() {
+            return Err(Error::invalid(
+                "person keys (crypto-shredding) and the change feed together are not supported yet",
+            ));
+        }
+        Ok(Store { inner: Arc::new(StoreInner { db, catalog, locks, opts, feed, audit, vault, read_only }) })
     }
 
     /// True if this store was opened with [`Store::open_read_only`] (it never writes).
@@ -219,8 +255,13 @@ impl Store {
         self.inner.check_writable()?;
         check_pk(pk)?;
         self.inner.opts.id_rules.check(id)?;
-        let value = encode_value(id, payload)?;
+        let mut value = encode_value(id, payload)?;
         let cid = self.inner.catalog.get_or_create(&self.inner.db, collection)?;
+        if let Some(vault) = &self.inner.vault {
+            // The key is durable in the vault before the record sealed under it is written.
+            let key = vault.key_or_create(id)?;
+            value = seal_value(&value, &key, &record_key(cid, pk), id)?;
+        }
         Ok(Op::Put { cid, pk: Bytes::copy_from_slice(pk), id: *id, value, insert_only })
     }
 
@@ -283,7 +324,7 @@ impl Store {
             None => Ok(None),
             Some(v) => {
                 let pk = Bytes::copy_from_slice(pk);
-                self.inner.to_record(&key, cid, pk, &v).map(Some)
+                self.inner.to_record(&key, cid, pk, &v)
             }
         }
     }
@@ -311,12 +352,34 @@ impl Store {
                 parse_index_key(&ikey).ok_or_else(|| self.inner.corrupt_record(&ikey, "malformed index key"))?;
             let rkey = record_key(cid, pk);
             let Some(v) = snap.get(&rkey)? else { continue };
-            let rec = self.inner.to_record(&rkey, cid, ikey.slice_ref(pk), &v)?;
+            let Some(rec) = self.inner.to_record(&rkey, cid, ikey.slice_ref(pk), &v)? else { continue };
             if rec.id == *id {
                 out.push(rec);
             }
         }
         Ok(out)
+    }
+}
+
+/// Name of the vault id a store with person keys records (`M|person_keys`).
+const VAULT_META_NAME: &str = "person_keys";
+
+/// The vault of a store: `opts` checked against the vault id the store recorded (recording
+/// it on first use when `writable`). A store that used a vault refuses to open without it.
+fn open_vault(db: &Db, opts: Option<&PersonKeys>, writable: bool) -> Result<Option<PersonKeys>> {
+    let stored = db.get(meta_key(VAULT_META_NAME))?;
+    match (stored, opts) {
+        (None, None) => Ok(None),
+        (None, Some(v)) if writable => {
+            let mut b = WriteBatch::new();
+            b.put(meta_key(VAULT_META_NAME), v.vault_id());
+            db.write(b, &WriteOptions::synced())?;
+            Ok(Some(v.clone()))
+        }
+        (None, Some(_)) => Ok(None),
+        (Some(_), None) => Err(Error::PersonKeysNeeded),
+        (Some(id), Some(v)) if id.as_ref() == v.vault_id() => Ok(Some(v.clone())),
+        (Some(_), Some(_)) => Err(Error::WrongVault),
     }
 }
 

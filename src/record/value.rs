@@ -21,8 +21,50 @@ use serde::Serialize;
 use super::error::{Error, Result};
 use super::national_id::{NationalId, NATIONAL_ID_LEN};
 
-/// The only record value format so far.
+/// The record value format with a plaintext payload.
 pub(crate) const RECORD_FORMAT_V1: u8 = 1;
+/// The record value format with a payload sealed under its person's key (crypto-shredding):
+/// `2 | national_id | key_id: [u8; 8] | nonce: [u8; 12] | ciphertext | tag: [u8; 16]`, the
+/// associated data binding it to its record key and person (`sealed_aad`).
+pub(crate) const RECORD_FORMAT_SEALED: u8 = 2;
+/// Bytes of a sealed value before its nonce.
+pub(crate) const SEALED_HEADER_LEN: usize = VALUE_HEADER_LEN + super::vault::KEY_ID_LEN;
+
+/// A stored payload: plaintext, or sealed under a person key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StoredPayload<'a> {
+    /// MessagePack.
+    Plain(&'a [u8]),
+    /// `nonce | ciphertext | tag` under the key `key_id`.
+    Sealed { key_id: [u8; super::vault::KEY_ID_LEN], sealed: &'a [u8] },
+}
+
+/// The associated data of a sealed payload: the record key and the person, so a sealed
+/// payload cannot be moved to another record or person.
+pub(crate) fn sealed_aad(record_key: &[u8], id: &NationalId) -> Vec<u8> {
+    let mut a = Vec::with_capacity(24 + record_key.len());
+    a.extend_from_slice(b"kho record v2\0");
+    a.extend_from_slice(id.as_bytes());
+    a.extend_from_slice(record_key);
+    a
+}
+
+/// Seals an encoded v1 value's payload under `key`: the v2 value.
+pub(crate) fn seal_value(
+    v1: &[u8],
+    key: &super::vault::PersonKey,
+    record_key: &[u8],
+    id: &NationalId,
+) -> Result<Vec<u8>> {
+    let payload = v1.get(VALUE_HEADER_LEN..).unwrap_or_default();
+    let sealed = key.seal(&sealed_aad(record_key, id), payload)?;
+    let mut v = Vec::with_capacity(SEALED_HEADER_LEN + sealed.len());
+    v.push(RECORD_FORMAT_SEALED);
+    v.extend_from_slice(id.as_bytes());
+    v.extend_from_slice(&key.id);
+    v.extend_from_slice(&sealed);
+    Ok(v)
+}
 /// Bytes before the payload.
 pub(crate) const VALUE_HEADER_LEN: usize = 1 + NATIONAL_ID_LEN;
 
@@ -39,23 +81,47 @@ pub(crate) fn encode_value<T: Serialize + ?Sized>(id: &NationalId, payload: &T) 
 /// Splits a stored value into the national ID and the payload bytes; `Err(what)` describes
 /// a malformed value.
 pub(crate) fn decode_value(v: &[u8]) -> std::result::Result<(NationalId, &[u8]), String> {
-    match v.first() {
-        Some(&RECORD_FORMAT_V1) => {}
+    match decode_stored(v)? {
+        (id, StoredPayload::Plain(p)) => Ok((id, p)),
+        (id, StoredPayload::Sealed { .. }) => Ok((id, &v[VALUE_HEADER_LEN..])),
+    }
+}
+
+/// Splits a stored value (either format) into the national ID and its payload.
+pub(crate) fn decode_stored(v: &[u8]) -> std::result::Result<(NationalId, StoredPayload<'_>), String> {
+    let format = match v.first() {
+        Some(&f @ (RECORD_FORMAT_V1 | RECORD_FORMAT_SEALED)) => f,
         Some(f) => return Err(format!("unknown record format {f}")),
         None => return Err("empty record value".into()),
-    }
+    };
     let digits = v
         .get(1..VALUE_HEADER_LEN)
         .ok_or_else(|| format!("record value of {} bytes is shorter than its header", v.len()))?;
     let id = NationalId::from_digits(digits).map_err(|r| format!("stored national ID: {r}"))?;
-    Ok((id, &v[VALUE_HEADER_LEN..]))
+    if format == RECORD_FORMAT_V1 {
+        return Ok((id, StoredPayload::Plain(&v[VALUE_HEADER_LEN..])));
+    }
+    let key_id = v
+        .get(VALUE_HEADER_LEN..SEALED_HEADER_LEN)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("sealed record value of {} bytes is shorter than its header", v.len()))?;
+    let sealed = &v[SEALED_HEADER_LEN..];
+    if sealed.len() < super::vault::NONCE_LEN + super::vault::TAG_LEN {
+        return Err(format!("sealed payload of {} bytes is shorter than its nonce and tag", sealed.len()));
+    }
+    Ok((id, StoredPayload::Sealed { key_id, sealed }))
 }
 
 /// Splits a stored record value into the national ID it names and its MessagePack payload
 /// (the layout above): for inspection tools and the decoder tests. Never panics; a malformed
 /// value is [`Error::Payload`] saying what is wrong.
 pub fn decode_record_value(value: &[u8]) -> Result<(NationalId, &[u8])> {
-    decode_value(value).map_err(|what| Error::Payload(format!("malformed record value: {what}")))
+    match decode_stored(value).map_err(|what| Error::Payload(format!("malformed record value: {what}")))? {
+        (id, StoredPayload::Plain(p)) => Ok((id, p)),
+        (_, StoredPayload::Sealed { .. }) => {
+            Err(Error::Payload("the payload is sealed under a person key (see docs/privacy.md)".into()))
+        }
+    }
 }
 
 /// Decodes MessagePack `payload` as a `T`.
@@ -216,7 +282,13 @@ mod tests {
     #[test]
     fn malformed_values_are_described() {
         assert!(decode_value(b"").is_err());
-        assert!(decode_value(b"\x02001190000001").unwrap_err().contains("format 2"));
+        assert!(decode_value(b"\x03001190000001").unwrap_err().contains("format 3"));
+        // A sealed value too short for its key id, nonce and tag.
+        assert!(decode_stored(b"\x02001190000001").unwrap_err().contains("shorter"));
+        assert!(decode_stored(&[&b"\x02001190000001"[..], &[0; 8 + 27]].concat()).unwrap_err().contains("nonce"));
+        assert!(decode_stored(&[&b"\x02001190000001"[..], &[0; 8 + 28]].concat()).is_ok());
+        let sealed = [&b"\x02001190000001"[..], &[0; 40]].concat();
+        assert!(decode_record_value(&sealed).unwrap_err().to_string().contains("sealed"));
         assert!(decode_value(b"\x010011900").is_err());
         assert!(decode_value(b"\x01a01190000001").is_err());
     }

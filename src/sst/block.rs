@@ -79,6 +79,7 @@ impl Block {
 
     /// The raw block's size in bytes.
     /// The block's bytes (entries and restart array).
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.data
     }
