@@ -108,6 +108,17 @@ fn the_vault_must_be_the_stores_own() {
     assert!(matches!(open(&dir, &other), Err(Error::WrongVault)));
     let without = Store::open(Db::open(&dir, plain_options()).unwrap(), StoreOptions::default());
     assert!(matches!(without, Err(Error::PersonKeysNeeded)));
+    // A reader without the vault sees the index but no sealed payload.
+    {
+        let store = open(&dir, &vault).unwrap();
+        store.insert("tax", "1", &id("079190001234"), "sealed").unwrap();
+        store.close().unwrap();
+    }
+    let ro =
+        Store::open_read_only(Db::open_read_only(&dir, plain_options()).unwrap(), StoreOptions::default()).unwrap();
+    assert!(matches!(ro.person(&id("079190001234")), Err(Error::PersonKeysNeeded)));
+    assert!(ro.verify_index().unwrap().is_clean());
+    drop(ro);
     let feed = StoreOptions {
         person_keys: Some(vault.clone()),
         feed: kho::record::FeedOptions { enable: true, ..Default::default() },

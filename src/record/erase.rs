@@ -25,6 +25,7 @@ use super::error::Result;
 use super::keys::{parse_index_key, person_prefix, record_key};
 use super::national_id::NationalId;
 use super::store::Store;
+use super::value::{decode_stored, StoredPayload};
 use super::write::Op;
 use crate::WriteOptions;
 
@@ -113,6 +114,21 @@ impl Store {
             receipt.audit_checkpoint = Some(a.checkpoint(&self.inner.db, &WriteOptions::synced())?);
         }
         Ok(Erasure { records, sequence: self.inner.db.last_sequence(), keys, receipt })
+    }
+
+    /// How many records in this store are sealed under the person key `key_id` (a scan of
+    /// every record): after an erasure, what remains of the person's records here —
+    /// ciphertext that only that key could open.
+    pub fn records_sealed_under(&self, key_id: &[u8; super::vault::KEY_ID_LEN]) -> Result<u64> {
+        let mut n = 0;
+        for kv in self.inner.db.prefix([super::keys::TAG_RECORD])? {
+            let (k, v) = kv?;
+            match decode_stored(&v).map_err(|w| self.inner.corrupt_record(&k, &w))? {
+                (_, StoredPayload::Sealed { key_id: kid, .. }) if kid == *key_id => n += 1,
+                _ => {}
+            }
+        }
+        Ok(n)
     }
 
     /// Removes the erased data from the files: compacts every key of `erasure` down to the

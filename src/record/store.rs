@@ -112,10 +112,7 @@ impl StoreInner {
         let payload = match stored {
             StoredPayload::Plain(p) => value.slice_ref(p),
             StoredPayload::Sealed { key_id, sealed } => {
-                let vault = self
-                    .vault
-                    .as_ref()
-                    .ok_or_else(|| self.corrupt_record(key, "sealed payload in a store without person keys"))?;
+                let vault = self.vault.as_ref().ok_or(Error::PersonKeysNeeded)?;
                 match vault.key(&id)? {
                     KeyState::Live(k) if k.id == key_id => {
                         let plain = k
@@ -377,6 +374,9 @@ fn open_vault(db: &Db, opts: Option<&PersonKeys>, writable: bool) -> Result<Opti
             Ok(Some(v.clone()))
         }
         (None, Some(_)) => Ok(None),
+        // A reader without the vault still sees keys, IDs and the index; a sealed payload
+        // it meets is `PersonKeysNeeded`.
+        (Some(_), None) if !writable => Ok(None),
         (Some(_), None) => Err(Error::PersonKeysNeeded),
         (Some(id), Some(v)) if id.as_ref() == v.vault_id() => Ok(Some(v.clone())),
         (Some(_), Some(_)) => Err(Error::WrongVault),

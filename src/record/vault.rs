@@ -89,6 +89,17 @@ impl PersonKey {
     }
 }
 
+/// Where a key id stands in a vault ([`PersonKeys::key_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Someone's live key: records under it can be read.
+    Live,
+    /// Destroyed: records under it are ciphertext nobody can open.
+    Destroyed,
+    /// This vault never held it.
+    Unknown,
+}
+
 /// A person's key state in the vault.
 pub(crate) enum KeyState {
     Live(Arc<PersonKey>),
@@ -269,6 +280,24 @@ impl PersonKeys {
             out.push(kid);
         }
         Ok(out)
+    }
+
+    /// Where the key `key_id` stands: held live by someone, recorded as destroyed, or
+    /// unknown to this vault (a full scan of the vault: for checks, not hot paths).
+    pub fn key_status(&self, key_id: &[u8; KEY_ID_LEN]) -> Result<KeyStatus> {
+        for kv in self.inner.db.prefix([TAG_KEY])? {
+            let (_, v) = kv?;
+            if v.get(..KEY_ID_LEN) == Some(&key_id[..]) {
+                return Ok(KeyStatus::Live);
+            }
+        }
+        for kv in self.inner.db.prefix([TAG_DESTROYED])? {
+            let (k, _) = kv?;
+            if k.ends_with(key_id) {
+                return Ok(KeyStatus::Destroyed);
+            }
+        }
+        Ok(KeyStatus::Unknown)
     }
 
     /// Whether `id` has a live key.

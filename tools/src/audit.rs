@@ -75,6 +75,9 @@ pub struct ActorArgs {
     /// The audit key file of an audited store.
     #[arg(long)]
     pub audit_key_file: Option<PathBuf>,
+    /// The person-key vault directory of a store with person keys (crypto-shredding).
+    #[arg(long)]
+    pub vault: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -150,13 +153,15 @@ fn open_read_only(dir: &Path, keys: &Keys) -> anyhow::Result<Store> {
     Ok(Store::open_read_only(db, StoreOptions::default())?)
 }
 
-/// Opens `dir` for writing as a store, with the audit key if given.
-pub fn open_writable(dir: &Path, keys: &Keys, audit_key_file: Option<&Path>) -> anyhow::Result<Store> {
-    let audit = audit_key_file.map(audit_key).transpose()?.map(AuditOptions::new);
+/// Opens `dir` for writing as a store, with the audit key and the person-key vault `who`
+/// names.
+pub fn open_writable(dir: &Path, keys: &Keys, who: &ActorArgs) -> anyhow::Result<Store> {
+    let audit = who.audit_key_file.as_deref().map(audit_key).transpose()?.map(AuditOptions::new);
+    let person_keys = who.vault.as_deref().map(|v| crate::erase::open_vault(v, keys, false)).transpose()?;
     let opts = keys.write_options(dir)?;
     let opts = kho::Options { create_if_missing: false, ..opts };
     let db = Db::open(dir, opts).with_context(|| format!("cannot open {}", dir.display()))?;
-    Ok(Store::open(db, StoreOptions { audit, ..StoreOptions::default() })?)
+    Ok(Store::open(db, StoreOptions { audit, person_keys, ..StoreOptions::default() })?)
 }
 
 /// The access context from `--actor` and `--purpose`.
@@ -325,7 +330,11 @@ fn verify(
 }
 
 fn checkpoint(out: &mut Out, dir: &Path, audit_key_file: &Path, keys: &Keys) -> anyhow::Result<Outcome> {
-    let store = open_writable(dir, keys, Some(audit_key_file))?;
+    let store = open_writable(
+        dir,
+        keys,
+        &ActorArgs { actor: None, purpose: None, audit_key_file: Some(audit_key_file.to_path_buf()), vault: None },
+    )?;
     let c = store.audit_checkpoint()?;
     store.close()?;
     let head: String = c.head_hash.iter().map(|b| format!("{b:02x}")).collect();
@@ -340,7 +349,7 @@ fn checkpoint(out: &mut Out, dir: &Path, audit_key_file: &Path, keys: &Keys) -> 
 fn prune(out: &mut Out, dir: &Path, before: &str, who: &ActorArgs, keys: &Keys) -> anyhow::Result<Outcome> {
     let before = parse_time(before)?;
     let ctx = context(who)?;
-    let store = open_writable(dir, keys, who.audit_key_file.as_deref())?;
+    let store = open_writable(dir, keys, who)?;
     let n = store.as_actor(ctx).prune_audit(before)?;
     store.close()?;
     if out.json {
@@ -362,7 +371,7 @@ fn policy(out: &mut Out, dir: &Path, set: Option<&Path>, who: &ActorArgs, keys: 
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let p: AccessPolicy = serde_json::from_str(&text).with_context(|| format!("{} is not a policy", file.display()))?;
     let ctx = context(who)?;
-    let store = open_writable(dir, keys, who.audit_key_file.as_deref())?;
+    let store = open_writable(dir, keys, who)?;
     let version = store.as_actor(ctx).set_policy(p)?;
     store.close()?;
     writeln!(out, "policy version {version}")?;

@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kho::crypt::{Encryption, KeyFileProvider};
 use kho::record::population::{Event, Population};
 use kho::record::{
-    AccessContext, ActorStore, AuditOptions, FeedOptions, IdQuery, Store, StoreOptions, SubscriptionFilter,
+    AccessContext, ActorStore, AuditOptions, FeedOptions, IdQuery, PersonKeys, Store, StoreOptions, SubscriptionFilter,
 };
 use kho::{Db, Options};
 
@@ -46,6 +46,10 @@ pub struct DemoArgs {
     /// with `kho feed DIR --subscriber demo`).
     #[arg(long)]
     pub feed: bool,
+    /// Seal every payload under a per-person key kept in a vault database in VAULT (created;
+    /// crypto-shredding: `kho erase ... --vault VAULT` destroys a person's key).
+    #[arg(long)]
+    pub vault: Option<PathBuf>,
     /// Keep an audit log under the audit key in FILE (created, mode 0600, if absent).
     #[arg(long)]
     pub audit_key_file: Option<PathBuf>,
@@ -84,6 +88,14 @@ pub fn run(args: DemoArgs, keys: &Keys) -> anyhow::Result<()> {
         }
         opts.encryption = Some(Encryption::new(std::sync::Arc::new(provider)));
     }
+    let person_keys = match &args.vault {
+        Some(v) => {
+            let vdb = Db::open(v, opts.clone()).with_context(|| format!("opening the vault {}", v.display()))?;
+            println!("person keys: every payload sealed under its person's key, kept in the vault {}", v.display());
+            Some(PersonKeys::open(vdb)?)
+        }
+        None => None,
+    };
     let db = Db::open(&dir, opts).with_context(|| format!("opening {}", dir.display()))?;
     let audit = match &args.audit_key_file {
         Some(path) => {
@@ -100,7 +112,7 @@ pub fn run(args: DemoArgs, keys: &Keys) -> anyhow::Result<()> {
     };
     let public_key = audit.as_ref().map(|a| a.key.public_key_hex());
     let feed = FeedOptions { enable: args.feed, ..FeedOptions::default() };
-    let store = Store::open(db, StoreOptions { audit, feed, ..StoreOptions::default() })?;
+    let store = Store::open(db, StoreOptions { audit, feed, person_keys, ..StoreOptions::default() })?;
     if args.feed {
         store.subscribe(DEMO_ACTOR, SubscriptionFilter::all())?;
         println!("change feed on: subscription {DEMO_ACTOR} holds every change");
@@ -160,13 +172,16 @@ pub fn run(args: DemoArgs, keys: &Keys) -> anyhow::Result<()> {
     println!("  {kho} verify {d}   # every file end to end, and the national-ID index");
     if let Some(shown) = &shown {
         let id = &shown.id;
-        let as_actor = match &args.audit_key_file {
+        let mut as_actor = match &args.audit_key_file {
             Some(f) => format!(
                 " --actor {DEMO_ACTOR} --purpose {DEMO_PURPOSE} --audit-key-file {}",
                 shell_word(&f.display().to_string())
             ),
             None => String::new(),
         };
+        if let Some(v) = &args.vault {
+            as_actor.push_str(&format!(" --vault {}", shell_word(&v.display().to_string())));
+        }
         println!("  {kho} person {d} {id}{as_actor}   # that person's records");
         println!(
             "  {kho} record {d} {} {}{as_actor}   # one of them",
@@ -187,6 +202,21 @@ pub fn run(args: DemoArgs, keys: &Keys) -> anyhow::Result<()> {
             println!("  {kho} audit {d} --person {} --audit-key-file {f}   # every access to that person", shown.id);
         }
         println!("  {kho} audit verify {d} --public-key {pk}   # the chain and its signatures");
+    }
+    if let (Some(v), Some(shown)) = (&args.vault, &shown) {
+        let v = shell_word(&v.display().to_string());
+        let who = match &args.audit_key_file {
+            Some(f) => format!(
+                " --actor {DEMO_ACTOR} --purpose erasure-request --audit-key-file {}",
+                shell_word(&f.display().to_string())
+            ),
+            None => String::new(),
+        };
+        println!(
+            "  {kho} erase {d} {} --vault {v}{who} --receipt erasure.json   # destroy their key, erase, purge, receipt",
+            shown.id
+        );
+        println!("  {kho} erase --check-receipt erasure.json {d} --vault {v} --id {}   # prove it", shown.id);
     }
     println!("  {kho} demo --persons 10000   # a smaller run in a fresh directory");
     Ok(())

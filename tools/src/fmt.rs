@@ -199,6 +199,19 @@ pub fn utc_ms(ms: u64) -> String {
     format!("{}.{:03} UTC", s.trim_end_matches(" UTC"), ms % 1000)
 }
 
+/// The names of the files directly in `dir` whose bytes contain `needle`, sorted.
+pub fn files_holding(dir: &std::path::Path, needle: &[u8]) -> anyhow::Result<Vec<String>> {
+    let mut hits = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = e?.path();
+        if path.is_file() && std::fs::read(&path)?.windows(needle.len().max(1)).any(|w| w == needle) {
+            hits.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        }
+    }
+    hits.sort();
+    Ok(hits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ mod checkpoint;
 mod dbdir;
 mod demo;
 mod dump;
+mod erase;
 mod feed;
 mod fmt;
 mod json;
@@ -102,6 +103,9 @@ enum Command {
     /// The audit log of a record store: list entries (by person, actor, time), verify the
     /// chain and signatures, checkpoint, prune, show or set the access policy, create a key.
     Audit(audit::Args),
+    /// Erase a person (destroying their person key first, with --vault) and write the
+    /// erasure receipt; or check a receipt (--check-receipt FILE DIR).
+    Erase(erase::Args),
 }
 
 fn main() -> ExitCode {
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
         Command::Backup(c) => backup::run(&mut out, &c, k),
         Command::Rekey(a) => rekey::run(&mut out, &a, k),
         Command::Audit(a) => audit::run(&mut out, &a, k),
+        Command::Erase(a) => erase::run(&mut out, &a, k),
         Command::Stress(a) => stress::run(a, k).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
     };
     let result = result.and_then(|o| {

@@ -70,10 +70,10 @@ impl Reader {
     fn open(dir: &Path, keys: &Keys, who: &ActorArgs) -> anyhow::Result<Reader> {
         if who.actor.is_some() || who.purpose.is_some() {
             let ctx = crate::audit::context(who)?;
-            let store = crate::audit::open_writable(dir, keys, who.audit_key_file.as_deref())?;
+            let store = crate::audit::open_writable(dir, keys, who)?;
             return Ok(Reader::Actor(store.as_actor(ctx)));
         }
-        Ok(Reader::Plain(open_store(dir, keys)?))
+        Ok(Reader::Plain(open_store(dir, keys, who.vault.as_deref())?))
     }
 
     fn store(&self) -> &Store {
@@ -118,9 +118,10 @@ fn audited_hint(e: kho::record::Error) -> anyhow::Error {
 }
 
 /// The record store in `dir`, read-only.
-fn open_store(dir: &Path, keys: &Keys) -> anyhow::Result<Store> {
+fn open_store(dir: &Path, keys: &Keys, vault: Option<&Path>) -> anyhow::Result<Store> {
     let db = crate::kv::open(dir, keys)?;
-    Store::open_read_only(db, StoreOptions::default()).map_err(|e| match e {
+    let person_keys = vault.map(|v| crate::erase::open_vault(v, keys, true)).transpose()?;
+    Store::open_read_only(db, StoreOptions { person_keys, ..StoreOptions::default() }).map_err(|e| match e {
         kho::record::Error::Engine(kho::Error::NotFound(_)) => anyhow::Error::new(e),
         e => anyhow::Error::new(e).context(format!("cannot read the record store in {}", dir.display())),
     })
