@@ -119,12 +119,6 @@ fn the_vault_must_be_the_stores_own() {
     assert!(matches!(ro.person(&id("079190001234")), Err(Error::PersonKeysNeeded)));
     assert!(ro.verify_index().unwrap().is_clean());
     drop(ro);
-    let feed = StoreOptions {
-        person_keys: Some(vault.clone()),
-        feed: kho::record::FeedOptions { enable: true, ..Default::default() },
-        ..StoreOptions::default()
-    };
-    assert!(Store::open(Db::open(&dir, plain_options()).unwrap(), feed).is_err());
 }
 
 fn open_fs(shared: &SharedFs) -> kho::record::Result<(Store, PersonKeys)> {
@@ -187,4 +181,33 @@ fn erasure_at_every_crash_point_leaves_the_person_whole_or_unreadable() {
         }
         point += 1;
     }
+}
+
+#[test]
+fn the_change_feed_carries_sealed_payloads_and_delivers_them_opened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, vdir) = (tmp.path().join("db"), tmp.path().join("vault"));
+    let vault = open_vault(&vdir);
+    let opts = StoreOptions {
+        person_keys: Some(vault.clone()),
+        feed: kho::record::FeedOptions { enable: true, ..Default::default() },
+        ..StoreOptions::default()
+    };
+    let store = Store::open(Db::open(&dir, plain_options()).unwrap(), opts).unwrap();
+    store.subscribe("agency", kho::record::SubscriptionFilter::all()).unwrap();
+    let (a, b) = (id("079190001234"), id("001185000042"));
+    store.insert("tax", "T-A", &a, "ALPHA-feed-secret").unwrap();
+    store.insert("tax", "T-B", &b, "BRAVO-feed-secret").unwrap();
+    store.db().flush().unwrap();
+    assert!(files_containing(&dir, b"ALPHA-feed-secret").is_empty(), "the changelog is sealed too");
+    let mut cursor = store.changes("agency").unwrap();
+    let got: Vec<_> = cursor.by_ref().map(Result::unwrap).collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].decode::<String>().unwrap().unwrap(), "ALPHA-feed-secret");
+    drop(cursor);
+    // After an erasure the subscriber sees the erase change; the earlier insert is gone.
+    store.erase_person(&a).unwrap();
+    let mut cursor = store.changes("agency").unwrap();
+    let kinds: Vec<_> = cursor.by_ref().map(|c| c.unwrap()).map(|c| (c.kind, c.id)).collect();
+    assert_eq!(kinds, [(kho::record::ChangeKind::Insert, b), (kho::record::ChangeKind::Erase, a)]);
 }

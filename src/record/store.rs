@@ -48,8 +48,8 @@ pub struct StoreOptions {
     pub audit: Option<super::audit::AuditOptions>,
     /// Crypto-shredding (see [`PersonKeys`]): every payload written is sealed under its
     /// person's key in this vault, and erasure destroys the key. Persisted: once a store has
-    /// used a vault, it must always be opened with the same one. Not yet combinable with the
-    /// change feed. Default: `None`.
+    /// used a vault, it must always be opened with the same one (readers without it see keys
+    /// and the index, no sealed payload). Default: `None`.
     pub person_keys: Option<PersonKeys>,
 }
 
@@ -103,6 +103,26 @@ impl StoreInner {
         )
     }
 
+    /// Opens a payload sealed under `id`'s person key `key_id` for the record at
+    /// `record_key`. `None`: that key was destroyed (the person was erased).
+    pub(crate) fn open_sealed(
+        &self,
+        record_key: &[u8],
+        id: &NationalId,
+        key_id: &[u8; super::vault::KEY_ID_LEN],
+        sealed: &[u8],
+    ) -> Result<Option<Bytes>> {
+        let vault = self.vault.as_ref().ok_or(Error::PersonKeysNeeded)?;
+        match vault.key(id)? {
+            KeyState::Live(k) if k.id == *key_id => k
+                .open(&sealed_aad(record_key, id), sealed)
+                .map(|p| Some(Bytes::from(p)))
+                .ok_or_else(|| self.corrupt_record(record_key, "sealed payload does not authenticate")),
+            _ if vault.was_destroyed(id, key_id)? => Ok(None),
+            _ => Err(self.corrupt_record(record_key, "sealed under a person key the vault does not hold")),
+        }
+    }
+
     /// Decodes a record read at `key` (already split into `cid` and `pk`), opening a sealed
     /// payload with its person's key. `None`: the payload is sealed under a destroyed key —
     /// the person was erased, and this is ciphertext nobody can read (reads skip it).
@@ -111,19 +131,10 @@ impl StoreInner {
         let (id, stored) = decode_stored(value).map_err(|w| self.corrupt_record(key, &w))?;
         let payload = match stored {
             StoredPayload::Plain(p) => value.slice_ref(p),
-            StoredPayload::Sealed { key_id, sealed } => {
-                let vault = self.vault.as_ref().ok_or(Error::PersonKeysNeeded)?;
-                match vault.key(&id)? {
-                    KeyState::Live(k) if k.id == key_id => {
-                        let plain = k
-                            .open(&sealed_aad(key, &id), sealed)
-                            .ok_or_else(|| self.corrupt_record(key, "sealed payload does not authenticate"))?;
-                        Bytes::from(plain)
-                    }
-                    _ if vault.was_destroyed(&id, &key_id)? => return Ok(None),
-                    _ => return Err(self.corrupt_record(key, "sealed under a person key the vault does not hold")),
-                }
-            }
+            StoredPayload::Sealed { key_id, sealed } => match self.open_sealed(key, &id, &key_id, sealed)? {
+                Some(p) => p,
+                None => return Ok(None),
+            },
         };
         Ok(Some(Record { collection, pk, id, payload }))
     }
@@ -194,11 +205,6 @@ impl Store {
         let feed = super::feed::Feed::open(&db, &opts.feed, !read_only)?;
         let audit = super::audit::Audit::open(&db, opts.audit.as_ref(), !read_only)?;
         let vault = open_vault(&db, opts.person_keys.as_ref(), !read_only)?;
-        if vault.is_some() && feed.is_some() {
-            return Err(Error::invalid(
-                "person keys (crypto-shredding) and the change feed together are not supported yet",
-            ));
-        }
         Ok(Store { inner: Arc::new(StoreInner { db, catalog, locks, opts, feed, audit, vault, read_only }) })
     }
 

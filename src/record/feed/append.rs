@@ -29,7 +29,7 @@ use super::Feed;
 use crate::record::error::Result;
 use crate::record::keys::CollectionId;
 use crate::record::national_id::NationalId;
-use crate::record::value::VALUE_HEADER_LEN;
+use crate::record::value::{RECORD_FORMAT_SEALED, VALUE_HEADER_LEN};
 use crate::{Db, SeqNo, WriteBatch};
 
 /// The feed's part of one write unit: changes added, bytes to account once committed.
@@ -66,26 +66,36 @@ impl FeedWrite {
     ) {
         match (original, current, value) {
             (o, Some(c), Some(v)) => {
+                // A sealed value's payload (key id, nonce, ciphertext, tag) goes as stored.
                 let payload = v.get(VALUE_HEADER_LEN..);
+                let sealed = v.first() == Some(&RECORD_FORMAT_SEALED);
                 if o == Some(c) {
-                    self.add(ChangeKind::Update, cid, c, pk, payload);
+                    self.add(ChangeKind::Update, cid, c, pk, payload, sealed);
                 } else {
                     if let Some(o) = o {
-                        self.add(ChangeKind::Delete, cid, o, pk, None);
+                        self.add(ChangeKind::Delete, cid, o, pk, None, false);
                     }
-                    self.add(ChangeKind::Insert, cid, c, pk, payload);
+                    self.add(ChangeKind::Insert, cid, c, pk, payload, sealed);
                 }
             }
             (Some(o), None, _) => {
                 let kind = if erased { ChangeKind::Erase } else { ChangeKind::Delete };
-                self.add(kind, cid, o, pk, None);
+                self.add(kind, cid, o, pk, None, false);
             }
             (_, Some(_), None) | (None, None, _) => {}
         }
     }
 
-    fn add(&mut self, kind: ChangeKind, cid: CollectionId, id: NationalId, pk: &[u8], payload: Option<&[u8]>) {
-        let value = RawChange { kind, time_ms: self.time_ms, cid, id, pk, payload }.encode();
+    fn add(
+        &mut self,
+        kind: ChangeKind,
+        cid: CollectionId,
+        id: NationalId,
+        pk: &[u8],
+        payload: Option<&[u8]>,
+        sealed: bool,
+    ) {
+        let value = RawChange { kind, time_ms: self.time_ms, cid, id, pk, payload, sealed }.encode();
         self.added += (CHANGE_KEY_LEN + value.len()) as u64;
         self.changes.push(value);
     }

@@ -1,10 +1,14 @@
 //! [`Change`]: one entry of the change feed, and its stored value.
 //!
 //! ```text
-//! change := format: u8 (= 1) | kind: u8 | time_ms: u64 BE | collection_id: u32 BE
+//! change := format: u8 (= 1 | 2) | kind: u8 | time_ms: u64 BE | collection_id: u32 BE
 //!           | national_id: 12 digits | pk_len: varint | pk | payload
 //! kind   := 1 insert | 2 update | 3 delete | 4 erase
 //! ```
+//!
+//! Format 2 is written by a store with person keys: its payload is the record's sealed
+//! payload as stored (`key_id | nonce | ciphertext | tag`, record value format 2), which the
+//! cursor opens with the person's key before delivering it.
 //!
 //! `payload` (the record's MessagePack payload) is present exactly for inserts and updates
 //! and runs to the end of the value; a delete or an erasure ends after `pk`. `time_ms` is
@@ -23,6 +27,11 @@ use crate::util::coding::{put_len_prefixed, Reader};
 use crate::SeqNo;
 
 const CHANGE_FORMAT: u8 = 1;
+/// A change whose payload is sealed under a person key.
+const CHANGE_FORMAT_SEALED: u8 = 2;
+/// The shortest sealed payload: key id, nonce, tag.
+const MIN_SEALED_LEN: usize =
+    crate::record::vault::KEY_ID_LEN + crate::record::vault::NONCE_LEN + crate::record::vault::TAG_LEN;
 
 /// What a change did to its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,6 +139,8 @@ pub(crate) struct RawChange<'a> {
     pub(crate) id: NationalId,
     pub(crate) pk: &'a [u8],
     pub(crate) payload: Option<&'a [u8]>,
+    /// The payload is sealed under a person key (format 2).
+    pub(crate) sealed: bool,
 }
 
 impl RawChange<'_> {
@@ -137,7 +148,7 @@ impl RawChange<'_> {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let payload = self.payload.unwrap_or_default();
         let mut v = Vec::with_capacity(2 + 8 + COLLECTION_ID_LEN + NATIONAL_ID_LEN + 2 + self.pk.len() + payload.len());
-        v.push(CHANGE_FORMAT);
+        v.push(if self.sealed { CHANGE_FORMAT_SEALED } else { CHANGE_FORMAT });
         v.push(self.kind.to_u8());
         v.extend_from_slice(&self.time_ms.to_be_bytes());
         v.extend_from_slice(&self.cid.to_be());
@@ -151,9 +162,11 @@ impl RawChange<'_> {
 /// Splits a stored change value; `Err(what)` says what is malformed (never the ID).
 pub(crate) fn decode_change(v: &[u8]) -> Result<RawChange<'_>, &'static str> {
     let mut r = Reader::new(v);
-    if r.u8() != Some(CHANGE_FORMAT) {
-        return Err("unknown change format");
-    }
+    let sealed = match r.u8() {
+        Some(CHANGE_FORMAT) => false,
+        Some(CHANGE_FORMAT_SEALED) => true,
+        _ => return Err("unknown change format"),
+    };
     let kind = r.u8().and_then(ChangeKind::from_u8).ok_or("unknown change kind")?;
     let time_ms = r.bytes(8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).ok_or("change value cut short")?;
     let cid = r.bytes(COLLECTION_ID_LEN).and_then(CollectionId::from_be).ok_or("change value cut short")?;
@@ -169,7 +182,10 @@ pub(crate) fn decode_change(v: &[u8]) -> Result<RawChange<'_>, &'static str> {
         (true, true) => return Err("insert or update without a payload"),
         (false, false) => return Err("bytes after a delete or erase"),
     };
-    Ok(RawChange { kind, time_ms, cid, id, pk, payload })
+    if sealed && payload.is_some_and(|p| p.len() < MIN_SEALED_LEN) {
+        return Err("sealed payload shorter than its key id, nonce and tag");
+    }
+    Ok(RawChange { kind, time_ms, cid, id, pk, payload, sealed })
 }
 
 #[cfg(test)]
@@ -186,7 +202,15 @@ mod tests {
             (ChangeKind::Delete, None),
             (ChangeKind::Erase, None),
         ] {
-            let raw = RawChange { kind, time_ms: 1_700_000_000_000, cid: CollectionId(3), id, pk: b"pk-1", payload };
+            let raw = RawChange {
+                kind,
+                time_ms: 1_700_000_000_000,
+                cid: CollectionId(3),
+                id,
+                pk: b"pk-1",
+                payload,
+                sealed: false,
+            };
             assert_eq!(decode_change(&raw.encode()), Ok(raw));
         }
     }
@@ -211,6 +235,7 @@ mod tests {
             id: NationalId::parse("079190001234").unwrap(),
             pk: b"8012345678",
             payload: value.get(crate::record::value::VALUE_HEADER_LEN..),
+            sealed: false,
         };
         let mut want = vec![0x01, 0x01, 0x00, 0x00, 0x01, 0xa2, 0x42, 0x36, 0x89, 0x00, 0, 0, 0, 1];
         want.extend_from_slice(b"079190001234");
@@ -249,7 +274,7 @@ mod tests {
         fn every_cut_of_a_change_is_an_error(cut in 0usize..30) {
             let id = NationalId::parse("001190000001").unwrap();
             let kind = ChangeKind::Delete;
-            let raw = RawChange { kind, time_ms: 1, cid: CollectionId(1), id, pk: b"abc", payload: None };
+            let raw = RawChange { kind, time_ms: 1, cid: CollectionId(1), id, pk: b"abc", payload: None, sealed: false };
             let v = raw.encode();
             if cut < v.len() {
                 prop_assert!(decode_change(&v[..cut]).is_err());

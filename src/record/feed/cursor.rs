@@ -186,15 +186,29 @@ impl ChangeCursor {
                     .catalog
                     .name(raw.cid)
                     .ok_or_else(|| inner.corrupt_feed(&format!("change at {pos}: unknown collection id")))?;
-                self.buf.push_back(Change {
-                    position: pos,
-                    kind: raw.kind,
-                    collection,
-                    pk: v.slice_ref(raw.pk),
-                    id: raw.id,
-                    payload: raw.payload.map(|p| v.slice_ref(p)),
-                    time_ms: raw.time_ms,
-                });
+                let payload = match raw.payload {
+                    Some(p) if raw.sealed => {
+                        let (key_id, sealed) = p.split_at(crate::record::vault::KEY_ID_LEN);
+                        let key_id = key_id.try_into().map_err(|_| inner.corrupt_feed("sealed change key id"))?;
+                        let rkey = crate::record::keys::record_key(raw.cid, raw.pk);
+                        // `None`: sealed under a destroyed key — the person was erased, the erase
+                        // changes follow, and this payload no longer exists: skipped.
+                        inner.open_sealed(&rkey, &raw.id, &key_id, sealed)?
+                    }
+                    Some(p) => Some(v.slice_ref(p)),
+                    None => None,
+                };
+                if !(raw.sealed && raw.payload.is_some() && payload.is_none()) {
+                    self.buf.push_back(Change {
+                        position: pos,
+                        kind: raw.kind,
+                        collection,
+                        pk: v.slice_ref(raw.pk),
+                        id: raw.id,
+                        payload,
+                        time_ms: raw.time_ms,
+                    });
+                }
             }
             self.scanned = pos;
             read += 1;
