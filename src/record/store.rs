@@ -17,7 +17,7 @@ use super::error::{Error, Result};
 use super::keys::{meta_key, parse_index_key, person_prefix, record_key, CollectionId, MAX_PK_LEN};
 use super::locks::{StripedLocks, DEFAULT_LOCK_STRIPES};
 use super::national_id::{IdRules, NationalId};
-use super::value::{decode_stored, encode_value, seal_value, sealed_aad, Record, StoredPayload};
+use super::value::{decode_stored, encode_value, sealed_aad, Record, StoredPayload};
 use super::vault::{KeyState, PersonKeys};
 use super::write::Op;
 use crate::{Db, Snapshot, WriteBatch, WriteOptions};
@@ -258,13 +258,10 @@ impl Store {
         self.inner.check_writable()?;
         check_pk(pk)?;
         self.inner.opts.id_rules.check(id)?;
-        let mut value = encode_value(id, payload)?;
+        // With person keys the payload is sealed at commit (`write.rs`), where one synced
+        // vault write creates the keys of every new person of the unit.
+        let value = encode_value(id, payload)?;
         let cid = self.inner.catalog.get_or_create(&self.inner.db, collection)?;
-        if let Some(vault) = &self.inner.vault {
-            // The key is durable in the vault before the record sealed under it is written.
-            let key = vault.key_or_create(id)?;
-            value = seal_value(&value, &key, &record_key(cid, pk), id)?;
-        }
         Ok(Op::Put { cid, pk: Bytes::copy_from_slice(pk), id: *id, value, insert_only })
     }
 

@@ -22,6 +22,7 @@
 //! dropped from memory, and a destroyed key leaves the in-memory cache before the erasure
 //! returns.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -215,25 +216,45 @@ impl PersonKeys {
         }
     }
 
-    /// `id`'s live key, created (and synced to the vault) if it has none.
-    pub(crate) fn key_or_create(&self, id: &NationalId) -> Result<Arc<PersonKey>> {
-        if let KeyState::Live(k) = self.key(id)? {
-            return Ok(k);
+    /// The live keys of `ids`, creating the missing ones in one synced vault write.
+    pub(crate) fn keys_or_create(&self, ids: &[NationalId]) -> Result<HashMap<NationalId, Arc<PersonKey>>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.key(id)? {
+                KeyState::Live(k) => {
+                    out.insert(*id, k);
+                }
+                KeyState::None => missing.push(*id),
+            }
         }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        // Creation is serialized: a second writer finds the first one's key on re-reading.
         let _change = self.inner.change.lock();
-        if let Some(k) = self.read(id)? {
-            return Ok(k);
+        let mut batch = WriteBatch::new();
+        let mut created = Vec::new();
+        for id in missing {
+            if let Some(k) = self.read(&id)? {
+                out.insert(id, k);
+                continue;
+            }
+            let mut material = Zeroizing::new([0u8; KEY_ID_LEN + KEY_LEN]);
+            fill_random(&mut *material)?;
+            batch.put(key_key(&id), material.as_slice());
+            let mut kid = [0u8; KEY_ID_LEN];
+            kid.copy_from_slice(&material[..KEY_ID_LEN]);
+            created.push((id, Arc::new(PersonKey::new(kid, &material[KEY_ID_LEN..])?)));
         }
-        let mut material = Zeroizing::new([0u8; KEY_ID_LEN + KEY_LEN]);
-        fill_random(&mut *material)?;
-        let mut b = WriteBatch::new();
-        b.put(key_key(id), material.as_slice());
-        self.inner.db.write(b, &WriteOptions::synced())?;
-        let mut kid = [0u8; KEY_ID_LEN];
-        kid.copy_from_slice(&material[..KEY_ID_LEN]);
-        let k = Arc::new(PersonKey::new(kid, &material[KEY_ID_LEN..])?);
-        self.inner.cache.insert(*id, k.clone());
-        Ok(k)
+        if !created.is_empty() {
+            self.inner.db.write(batch, &WriteOptions::synced())?;
+        }
+        for (id, k) in created {
+            self.inner.cache.insert(id, k.clone());
+            out.insert(id, k);
+        }
+        Ok(out)
     }
 
     /// Whether `key_id` is a destroyed key of `id`.

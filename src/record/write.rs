@@ -26,7 +26,7 @@ use super::keys::{index_key, record_key, CollectionId};
 use super::locks::HeldStripes;
 use super::national_id::NationalId;
 use super::store::StoreInner;
-use super::value::decode_value;
+use super::value::{decode_value, seal_value, RECORD_FORMAT_V1};
 use crate::{WriteBatch, WriteOptions};
 
 /// One record mutation.
@@ -104,6 +104,7 @@ impl StoreInner {
         audit: Option<EntryDraft>,
     ) -> Result<Vec<Option<NationalId>>> {
         self.check_writable()?;
+        let ops = self.seal_payloads(ops)?;
         let keys: Vec<Vec<u8>> = ops
             .iter()
             .map(|op| {
@@ -123,6 +124,27 @@ impl StoreInner {
         // the next writer or acknowledgement (a failing database fails those too).
         let _ = self.trim_feed_if_due();
         Ok(before)
+    }
+
+    /// With person keys: seals every put's payload under its person's key, creating the keys
+    /// of new persons first in one synced vault write (a key is durable before any record
+    /// sealed under it). Without: the ops as they are.
+    fn seal_payloads(&self, mut ops: Vec<Op>) -> Result<Vec<Op>> {
+        let Some(vault) = &self.vault else { return Ok(ops) };
+        let mut ids: Vec<NationalId> =
+            ops.iter().filter_map(|op| if let Op::Put { id, .. } = op { Some(*id) } else { None }).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let keys = vault.keys_or_create(&ids)?;
+        for op in &mut ops {
+            if let Op::Put { cid, pk, id, value, .. } = op {
+                if value.first() == Some(&RECORD_FORMAT_V1) {
+                    let key = keys.get(id).ok_or_else(|| Error::invalid("a person key went missing"))?;
+                    *value = seal_value(value, key, &record_key(*cid, pk), id)?;
+                }
+            }
+        }
+        Ok(ops)
     }
 
     /// The national ID of the committed record at `key`. Requires its stripe to be held for

@@ -94,6 +94,10 @@ pub struct BenchArgs {
     /// batches and `personlookup` reads as an actor, every access recorded (docs/privacy.md).
     #[arg(long, default_value = "0", value_parser = parse_flag, action = clap::ArgAction::Set)]
     pub audit: bool,
+    /// Record workloads: seal payloads under person keys (0/1) kept in a vault database
+    /// beside the benchmark's (`DIR-vault`; crypto-shredding, docs/privacy.md).
+    #[arg(long = "person-keys", default_value = "0", value_parser = parse_flag, action = clap::ArgAction::Set)]
+    pub person_keys: bool,
     /// Encryption at rest: 0 (off), 1 (on), both (each benchmark plaintext, then encrypted,
     /// and the ratio). The key: --key-file (created if absent), else a random one in memory.
     #[arg(long, default_value = "0", value_enum)]

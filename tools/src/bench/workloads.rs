@@ -13,7 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kho::crypt::Encryption;
 use kho::record::population::{Event, Population};
 use kho::record::{
-    AccessContext, AckMode, ActorStore, AuditKey, AuditOptions, FeedOptions, Store, StoreOptions, SubscriptionFilter,
+    AccessContext, AckMode, ActorStore, AuditKey, AuditOptions, FeedOptions, PersonKeys, Store, StoreOptions,
+    SubscriptionFilter,
 };
 use kho::{Db, Options, WriteBatch, WriteOptions};
 
@@ -202,11 +203,13 @@ pub struct Bench {
     /// Appended to each result line's name (`+enc` for the encrypted half of
     /// `--encrypt=both`).
     suffix: &'static str,
+    /// With `--person-keys=1`: the person-key vault (a database beside `dir`).
+    vault: Option<PersonKeys>,
 }
 
 impl Bench {
     pub fn new(args: BenchArgs, dir: PathBuf, encryption: Option<Encryption>, suffix: &'static str) -> Self {
-        Bench { args, dir, db: None, anon: report::AnonPeak::start(), encryption, suffix }
+        Bench { args, dir, db: None, anon: report::AnonPeak::start(), encryption, suffix, vault: None }
     }
 
     fn options(&self) -> Options {
@@ -222,16 +225,28 @@ impl Bench {
     }
 
     fn open(&mut self, fresh: bool) -> anyhow::Result<Db> {
+        let vault_dir = self.dir.with_file_name(format!(
+            "{}-vault",
+            self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        ));
         if fresh {
             if let Some(db) = self.db.take() {
                 db.close()?;
             }
-            if self.dir.exists() {
-                std::fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))?;
+            if let Some(v) = self.vault.take() {
+                v.db().close()?;
+            }
+            for d in [&self.dir, &vault_dir] {
+                if d.exists() {
+                    std::fs::remove_dir_all(d).with_context(|| format!("removing {}", d.display()))?;
+                }
             }
         }
         if self.db.is_none() {
             self.db = Some(Db::open(&self.dir, self.options())?);
+        }
+        if self.args.person_keys && self.vault.is_none() {
+            self.vault = Some(PersonKeys::open(Db::open(&vault_dir, self.options())?)?);
         }
         self.db.clone().ok_or_else(|| anyhow!("database not open"))
     }
@@ -257,7 +272,7 @@ impl Bench {
         let start = Instant::now();
         let writer_done = AtomicBool::new(false);
         let store = match w.is_record() {
-            true => Some(open_store(&db, &args)?),
+            true => Some(open_store(&db, &args, self.vault.clone())?),
             false => None,
         };
         let results: Vec<anyhow::Result<ThreadResult>> = std::thread::scope(|s| {
@@ -323,6 +338,9 @@ impl Bench {
     pub fn close(mut self) -> anyhow::Result<()> {
         if let Some(db) = self.db.take() {
             db.close()?;
+        }
+        if let Some(v) = self.vault.take() {
+            v.db().close()?;
         }
         Ok(())
     }
@@ -543,7 +561,7 @@ const FEED_SUBSCRIBER: &str = "bench";
 
 /// The record store of a record workload: with `--feed=1`, the change feed on and (on a
 /// fresh store) a subscription `bench` that holds every change until `feedread` reads it.
-fn open_store(db: &Db, args: &BenchArgs) -> anyhow::Result<Store> {
+fn open_store(db: &Db, args: &BenchArgs, person_keys: Option<PersonKeys>) -> anyhow::Result<Store> {
     let audit = match args.audit {
         true => Some(AuditOptions::new(bench_audit_key()?)),
         false => None,
@@ -551,6 +569,7 @@ fn open_store(db: &Db, args: &BenchArgs) -> anyhow::Result<Store> {
     let opts = StoreOptions {
         feed: FeedOptions { enable: args.feed, ..FeedOptions::default() },
         audit,
+        person_keys,
         ..StoreOptions::default()
     };
     let store = Store::open(db.clone(), opts)?;
