@@ -96,7 +96,11 @@ fn every_access_is_recorded_with_actor_purpose_and_subject_token_never_the_id() 
     assert_eq!(tax.scan("tax").unwrap().count(), 2);
     assert_eq!(tax.persons(&IdQuery::Province(79)).unwrap().count(), 1);
     assert_eq!(tax.delete("tax", "T2").unwrap(), Some(b));
-    assert_eq!(tax.erase_person(&a).unwrap().records, 2);
+    let erasure = tax.erase_person(&a).unwrap();
+    assert_eq!(erasure.records, 2);
+    let receipt = &erasure.receipt;
+    assert_eq!(receipt.subject, Some(key(1).subject_token(&a)));
+    assert!(receipt.audit_checkpoint.is_some());
 
     let log = entries(&store);
     let k = key(1);
@@ -123,6 +127,7 @@ fn every_access_is_recorded_with_actor_purpose_and_subject_token_never_the_id() 
         ]
     );
     assert_eq!(log[7].id_prefix.as_deref(), Some("079"));
+    assert_eq!(receipt.audit_position, Some(log[9].position), "the receipt names the erasure's entry");
     for e in &log[1..log.len() - 1] {
         assert_eq!(
             (e.actor.as_str(), e.purpose.as_str(), e.outcome),

@@ -9,7 +9,8 @@ mod common;
 use common::{db_dir, fault_fs, small_options};
 use kho::crypt::{SecretKey, KEY_LEN};
 use kho::record::{
-    AccessContext, AccessPolicy, AccessRule, AuditKey, AuditOptions, IdQuery, NationalId, Store, StoreOptions,
+    AccessContext, AccessPolicy, AccessRule, AuditKey, AuditOptions, IdQuery, NationalId, PersonKeys, Store,
+    StoreOptions,
 };
 use kho::Db;
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,29 @@ fn errors_and_debug_strings_redact_ids_keys_and_payloads() {
         Store::open(Db::open(db_dir(), small_options(shared2)).unwrap(), wrong).unwrap_err(),
     ));
     errors.push(("audit off", store.audit_checkpoint().unwrap_err()));
+    // Person keys: a missing or wrong vault; a purge a snapshot pins.
+    let (_fs3, shared3) = fault_fs();
+    let vault = PersonKeys::open(Db::open("/vault", small_options(shared3.clone())).unwrap()).unwrap();
+    let sealed_opts = StoreOptions { person_keys: Some(vault), ..StoreOptions::default() };
+    let sealed = Store::open(Db::open(db_dir(), small_options(shared3.clone())).unwrap(), sealed_opts).unwrap();
+    sealed.insert("tax", PK, &id, &p).unwrap();
+    let pin = sealed.db().snapshot();
+    let erasure = sealed.erase_person(&id).unwrap();
+    errors.push(("purge incomplete", sealed.purge_erased(&erasure).unwrap_err()));
+    assert_clean("erasure receipt", &format!("{:?}", erasure.receipt));
+    drop(pin);
+    sealed.close().unwrap();
+    drop(sealed);
+    errors.push((
+        "person keys needed",
+        Store::open(Db::open(db_dir(), small_options(shared3.clone())).unwrap(), StoreOptions::default()).unwrap_err(),
+    ));
+    let other = PersonKeys::open(Db::open("/other", small_options(shared3.clone())).unwrap()).unwrap();
+    let wrong_vault = StoreOptions { person_keys: Some(other), ..StoreOptions::default() };
+    errors.push((
+        "wrong vault",
+        Store::open(Db::open(db_dir(), small_options(shared3)).unwrap(), wrong_vault).unwrap_err(),
+    ));
     for (what, e) in &errors {
         assert_clean(what, &e.to_string());
         assert_clean(what, &format!("{e:?}"));

@@ -57,6 +57,8 @@ pub struct ErasureReceipt {
     /// The id of the person key destroyed (with person keys): every copy of the person's
     /// records made before — files, checkpoints, backups — is ciphertext under this key.
     pub destroyed_key: Option<[u8; super::vault::KEY_ID_LEN]>,
+    /// The position (key) of the erasure's entry in the audit log (with an audit log).
+    pub audit_position: Option<crate::SeqNo>,
     /// The audit log's signed checkpoint taken right after the erasure, whose chain holds the
     /// erasure's entry (with an audit log).
     pub audit_checkpoint: Option<super::audit::AuditCheckpoint>,
@@ -112,6 +114,9 @@ impl Store {
         receipt.tables_until_purge = self.inner.db.tables_holding(&keys);
         if let Some(a) = self.inner.audit.as_ref().filter(|_| audited) {
             receipt.audit_checkpoint = Some(a.checkpoint(&self.inner.db, &WriteOptions::synced())?);
+            if let Some(t) = &receipt.subject {
+                receipt.audit_position = super::audit::last_erasure_of(&self.inner.db, t)?;
+            }
         }
         Ok(Erasure { records, sequence: self.inner.db.last_sequence(), keys, receipt })
     }

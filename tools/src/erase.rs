@@ -104,6 +104,7 @@ fn receipt_json(r: &ErasureReceipt, records: usize, purged: bool, vault: Option<
         "destroyed_key": r.destroyed_key.map(|k| hex(&k)),
         "vault": vault.map(|v| hex(&v.vault_id())),
         "records_erased": records,
+        "audit_position": r.audit_position,
         "audit_checkpoint": r.audit_checkpoint.map(|c| json!({
             "entries": c.entries,
             "head": hex(&c.head_hash),

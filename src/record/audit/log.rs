@@ -88,6 +88,22 @@ fn raw_entries(db: &Db) -> Result<DbIterator> {
     Ok(db.range(vec![TAG_AUDIT]..vec![TAG_AUDIT + 1])?)
 }
 
+/// The position of the newest `Erase` entry naming `subject` (searched from the end of the
+/// log: an erasure's entry is among the last when its receipt is made).
+pub(crate) fn last_erasure_of(db: &Db, subject: &super::SubjectToken) -> Result<Option<SeqNo>> {
+    let mut iter = raw_entries(db)?;
+    while let Some(kv) = iter.next_back() {
+        let (k, v) = kv?;
+        let Some(position) = parse_entry_key(&k) else { continue };
+        if let Ok(e) = decode_entry(position, &v) {
+            if e.action == AuditAction::Erase && e.subjects.contains(subject) {
+                return Ok(Some(position));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// The chain head after the last entry on disk (or the anchor, if there is none).
 pub(crate) fn recover_head(db: &Db, meta: &AuditMeta, checkpoint_every: u64) -> Result<ChainHead> {
     let Some(kv) = raw_entries(db)?.next_back() else {

@@ -41,6 +41,7 @@ pub use entry::{
     SUBJECT_TOKEN_LEN,
 };
 pub use key::{parse_public_key, AuditKey, PUBLIC_KEY_LEN};
+pub(crate) use log::last_erasure_of;
 pub use log::{AuditCheckpoint, AuditEntries, AuditProblem, AuditReport};
 pub use policy::{AccessPolicy, AccessRule, ANY};
 
