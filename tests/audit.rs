@@ -61,8 +61,9 @@ fn a_required_audit_refuses_every_access_without_context() {
     refused(store.query(&IdQuery::Province(79)).map(|_| ()));
     refused(store.erase_person(&who).map(|_| ()));
     let mut b = store.batch();
-    b.insert("tax", "1", &who, "x").unwrap();
+    refused(b.insert("tax", "1", &who, "x").map(|_| ()));
     refused(b.commit());
+    assert!(store.collections().is_empty(), "a refused access creates no collection");
     // Nothing was written, and only the enabling entry is in the log.
     let actor = store.as_actor(ctx("registry", "census"));
     assert!(actor.person(&who).unwrap().is_empty());

@@ -60,6 +60,7 @@ impl StoreBatch {
         id: &NationalId,
         payload: &T,
     ) -> Result<&mut Self> {
+        self.check_access(collection, id)?;
         let op = self.store.prepare_put(collection, pk.as_ref(), id, payload, true)?;
         self.ops.push(op);
         Ok(self)
@@ -73,9 +74,21 @@ impl StoreBatch {
         id: &NationalId,
         payload: &T,
     ) -> Result<&mut Self> {
+        self.check_access(collection, id)?;
         let op = self.store.prepare_put(collection, pk.as_ref(), id, payload, false)?;
         self.ops.push(op);
         Ok(self)
+    }
+
+    /// Before an op is encoded (which may create its collection): an actor's batch is
+    /// checked against the policy (a refusal is recorded), a plain batch against a store
+    /// that requires an access context.
+    fn check_access(&self, collection: &str, id: &NationalId) -> Result<()> {
+        let inner = &self.store.inner;
+        match &self.ctx {
+            Some(ctx) => inner.authorize(ctx, Right::Write, Scope::One(collection), AuditAction::Write, Some(id)),
+            None => inner.check_unaudited(),
+        }
     }
 
     /// Adds a delete (a no-op if the record does not exist at commit).

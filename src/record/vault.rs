@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use quick_cache::sync::Cache;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use zeroize::Zeroizing;
@@ -119,6 +119,9 @@ struct VaultInner {
     cache: Cache<NationalId, Arc<PersonKey>>,
     /// Serializes key creation and destruction.
     change: Mutex<()>,
+    /// Held shared by every record write from sealing to commit, exclusively by a
+    /// destruction: no write sealed under a key commits after that key is destroyed.
+    writes: RwLock<()>,
     /// Bumped by every destruction: a reader caches a key only if no destruction ran since
     /// it read it (so a destroyed key never comes back into the cache).
     epoch: AtomicU64,
@@ -167,6 +170,7 @@ impl PersonKeys {
                 vault_id,
                 cache: Cache::new(CACHE_KEYS),
                 change: Mutex::new(()),
+                writes: RwLock::new(()),
                 epoch: AtomicU64::new(0),
             }),
         })
@@ -214,6 +218,11 @@ impl PersonKeys {
             }
             None => Ok(KeyState::None),
         }
+    }
+
+    /// Held by a record write from sealing its payloads until its commit (see `writes`).
+    pub(crate) fn write_guard(&self) -> RwLockReadGuard<'_, ()> {
+        self.inner.writes.read()
     }
 
     /// The live keys of `ids`, creating the missing ones in one synced vault write.
@@ -266,18 +275,34 @@ impl PersonKeys {
     /// it from memory, then compacts it out of the vault's files and rewrites the vault's
     /// manifest. Returns the destroyed key's id (`None`: the person had no key).
     pub(crate) fn destroy(&self, id: &NationalId, time_ms: u64) -> Result<Option<[u8; KEY_ID_LEN]>> {
+        // No record write is between sealing and commit while the key goes.
+        let _writes = self.inner.writes.write();
         let _change = self.inner.change.lock();
+        self.forget(id);
+        let key_id = match self.read(id)? {
+            Some(key) => {
+                let mut b = WriteBatch::new();
+                b.delete(key_key(id));
+                b.put(destroyed_key(id, &key.id), time_ms.to_be_bytes());
+                self.inner.db.write(b, &WriteOptions::synced())?;
+                Some(key.id)
+            }
+            // Destroyed before (an erasure cut short, or repeated): name that key again.
+            None => self.destroyed_key_ids(id)?.pop(),
+        };
+        // Again after the delete is visible: a reader that read the key before it may not
+        // cache it now (its epoch is stale).
+        self.forget(id);
+        if key_id.is_some() {
+            self.purge_key(id)?;
+        }
+        Ok(key_id)
+    }
+
+    /// Drops `id`'s key from memory and invalidates every read in flight.
+    fn forget(&self, id: &NationalId) {
         self.inner.epoch.fetch_add(1, Ordering::AcqRel);
         self.inner.cache.remove(id);
-        let Some(key) = self.read(id)? else { return Ok(None) };
-        let mut b = WriteBatch::new();
-        b.delete(key_key(id));
-        b.put(destroyed_key(id, &key.id), time_ms.to_be_bytes());
-        self.inner.db.write(b, &WriteOptions::synced())?;
-        let key_id = key.id;
-        drop(key);
-        self.purge_key(id)?;
-        Ok(Some(key_id))
     }
 
     /// Compacts `id`'s key entry (and its old versions and tombstone) out of the vault's

@@ -104,6 +104,8 @@ impl StoreInner {
         audit: Option<EntryDraft>,
     ) -> Result<Vec<Option<NationalId>>> {
         self.check_writable()?;
+        // From sealing to commit: no key destruction in between (see `PersonKeys`).
+        let _sealing = self.vault.as_ref().map(|v| v.write_guard());
         let ops = self.seal_payloads(ops)?;
         let keys: Vec<Vec<u8>> = ops
             .iter()

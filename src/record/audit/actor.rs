@@ -275,7 +275,10 @@ impl ActorStore {
         let inner = self.inner();
         let audit = inner.audit.as_ref().ok_or(Error::AuditOff)?;
         inner.check_writable()?;
+        // Under the admin lock, so the check and the prune see one policy.
+        let admin = audit.admin.lock();
         if !audit.may_administer(&self.ctx) {
+            drop(admin);
             let d = Audit::draft(&self.ctx, AuditAction::Prune, AuditOutcome::Denied, Vec::new());
             let _ = audit.record(&inner.db, &d);
             return Err(Error::AccessDenied {
@@ -284,6 +287,6 @@ impl ActorStore {
                 collections: Vec::new(),
             });
         }
-        audit.prune(&inner.db, &self.ctx, before_ms)
+        audit.prune(&inner.db, &self.ctx, before_ms, admin)
     }
 }

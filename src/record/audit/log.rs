@@ -104,6 +104,22 @@ pub(crate) fn last_erasure_of(db: &Db, subject: &super::SubjectToken) -> Result<
     Ok(None)
 }
 
+/// The checkpoint whose detail starts with `marker`, searched from the end of the log: the
+/// number of entries through it and its hash.
+pub(crate) fn find_checkpoint(db: &Db, marker: &[u8]) -> Result<Option<(u64, [u8; CHAIN_HASH_LEN])>> {
+    let mut iter = raw_entries(db)?;
+    while let Some(kv) = iter.next_back() {
+        let (k, v) = kv?;
+        let Some(position) = parse_entry_key(&k) else { continue };
+        if let Ok(e) = decode_entry(position, &v) {
+            if e.action == AuditAction::Checkpoint && e.detail.starts_with(marker) {
+                return Ok(Some((e.index + 1, entry_hash(position, &v))));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// The chain head after the last entry on disk (or the anchor, if there is none).
 pub(crate) fn recover_head(db: &Db, meta: &AuditMeta, checkpoint_every: u64) -> Result<ChainHead> {
     let Some(kv) = raw_entries(db)?.next_back() else {
@@ -293,8 +309,13 @@ impl Audit {
     /// Deletes every entry older than `before_ms` (a prefix of the log: it stops at the first
     /// entry at or after it), moves the anchor, and records a `Prune` entry and a signed
     /// checkpoint in the same synced batch. Returns how many entries were deleted.
-    pub(crate) fn prune(&self, db: &Db, ctx: &AccessContext, before_ms: u64) -> Result<u64> {
-        let _admin = self.admin.lock();
+    pub(crate) fn prune(
+        &self,
+        db: &Db,
+        ctx: &AccessContext,
+        before_ms: u64,
+        _admin: parking_lot::MutexGuard<'_, ()>,
+    ) -> Result<u64> {
         let meta = read_meta(db)?.ok_or(Error::AuditOff)?;
         let mut batch = WriteBatch::new();
         let mut last: Option<(u64, [u8; CHAIN_HASH_LEN])> = None;

@@ -291,14 +291,21 @@ impl Audit {
         }
     }
 
-    /// Writes a signed checkpoint and returns it.
+    /// Writes a signed checkpoint and returns it: its own index and hash, read back from
+    /// the log after the write (found by a random marker in its detail), never the head of
+    /// the moment, which a later, unsynced entry may already have moved.
     pub(crate) fn checkpoint(&self, db: &Db, opts: &WriteOptions) -> Result<AuditCheckpoint> {
-        let mut b = WriteBatch::new();
-        self.append(&mut b, &self.system_draft(AuditAction::Checkpoint))?;
-        db.write(b, opts)?;
         let chain = self.chain.as_ref().ok_or(Error::Engine(crate::Error::ReadOnly))?;
-        let head = chain.head();
-        Ok(AuditCheckpoint { entries: head.next_index, head_hash: head.hash, public_key: chain.public_key_array() })
+        let mut draft = self.system_draft(AuditAction::Checkpoint);
+        let mut marker = [0u8; 8];
+        crate::crypt::fill_random(&mut marker)?;
+        draft.detail.splice(0..0, marker);
+        let mut b = WriteBatch::new();
+        self.append(&mut b, &draft)?;
+        db.write(b, opts)?;
+        let (entries, head_hash) = log::find_checkpoint(db, &marker)?
+            .ok_or_else(|| corrupt(db, "the checkpoint just written is not in the audit log"))?;
+        Ok(AuditCheckpoint { entries, head_hash, public_key: chain.public_key_array() })
     }
 
     /// An entry kho writes itself: a checkpoint (with room for its signature) or enabling.
