@@ -168,3 +168,30 @@ fn a_purge_that_a_snapshot_or_an_iterator_prevents_says_so() {
     assert!(files_containing(dir.path(), my.as_bytes()).is_empty(), "purged once the snapshot is gone");
     assert!(files_containing(dir.path(), y.as_bytes()).is_empty());
 }
+
+#[test]
+fn with_the_feed_on_the_purge_also_removes_the_changes_that_carried_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        feed: kho::record::FeedOptions { enable: true, ..Default::default() },
+        ..StoreOptions::default()
+    };
+    let store = Store::open(Db::open(dir.path(), options()).unwrap(), opts).unwrap();
+    store.subscribe("agency", kho::record::SubscriptionFilter::all()).unwrap();
+    let pop = Population::new(8, 600);
+    ingest_background(&store, &pop);
+    let x = NationalId::parse("079190777777").unwrap();
+    let marker = "FEED-CARRIED-SECRET-61c0f2";
+    store.insert("tax", "8079190777", &x, &Secret { note: marker.into() }).unwrap();
+    // The change entry goes deep (compacted below level 0) before the erasure.
+    store.db().flush().unwrap();
+    store.db().compact_range::<&[u8], _>(..).unwrap();
+    ingest_background(&store, &Population::new(9, 200));
+    store.db().flush().unwrap();
+    assert!(!files_containing(dir.path(), marker.as_bytes()).is_empty());
+    let erasure = store.erase_person(&x).unwrap();
+    assert!(erasure.keys.iter().any(|k| k.first() == Some(&b'F')), "the purged change is among the keys");
+    store.purge_erased(&erasure).unwrap();
+    let left = files_containing(dir.path(), marker.as_bytes());
+    assert!(left.is_empty(), "the change's payload is still in {left:?}");
+}

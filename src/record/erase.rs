@@ -39,7 +39,8 @@ pub struct Erasure {
     /// The database's last sequence number once the erasure was committed: a snapshot
     /// below it may still see the erased data.
     pub sequence: crate::SeqNo,
-    /// Every key deleted (records and index entries), ascending.
+    /// Every key deleted (records, index entries, and with the feed on the person's change
+    /// entries that carried payloads), ascending: what [`Store::purge_erased`] compacts.
     pub keys: Vec<Bytes>,
     /// The erasure receipt's facts (see [`ErasureReceipt`]).
     pub receipt: ErasureReceipt,
@@ -108,7 +109,12 @@ impl Store {
         if ops.is_empty() && self.inner.feed.is_none() && !audited {
             return Ok(Erasure { receipt, ..Erasure::default() });
         }
-        let before = self.inner.apply_audited(ops, &WriteOptions::synced(), Some(id), audit)?;
+        let mut purged_changes = Vec::new();
+        let before =
+            self.inner.apply_audited(ops, &WriteOptions::synced(), Some(id), audit, Some(&mut purged_changes))?;
+        // The change entries the feed's purge deleted hold the person's payloads too: the
+        // physical purge must compact them away as well.
+        keys.extend(purged_changes);
         keys.sort();
         let records = before.iter().filter(|owner| *owner == &Some(*id)).count();
         receipt.tables_until_purge = self.inner.db.tables_holding(&keys);

@@ -91,7 +91,7 @@ impl StoreInner {
         opts: &WriteOptions,
         erased: Option<&NationalId>,
     ) -> Result<Vec<Option<NationalId>>> {
-        self.apply_audited(ops, opts, erased, None)
+        self.apply_audited(ops, opts, erased, None, None)
     }
 
     /// [`Self::apply_erasing`], with `audit`'s entry (naming every person the unit touches)
@@ -102,6 +102,7 @@ impl StoreInner {
         opts: &WriteOptions,
         erased: Option<&NationalId>,
         audit: Option<EntryDraft>,
+        purged_changes: Option<&mut Vec<Bytes>>,
     ) -> Result<Vec<Option<NationalId>>> {
         self.check_writable()?;
         // From sealing to commit: no key destruction in between (see `PersonKeys`).
@@ -116,7 +117,7 @@ impl StoreInner {
             .collect();
         let held = self.locks.lock_keys(&keys);
         let audited = audit.is_some();
-        let before = self.apply_locked(&held, ops, keys, opts, erased, audit)?;
+        let before = self.apply_locked(&held, ops, keys, opts, erased, audit, purged_changes)?;
         drop(held);
         if let Some(a) = self.audit.as_ref().filter(|_| audited) {
             // Housekeeping as well: the write and its entry are committed.
@@ -166,6 +167,7 @@ impl StoreInner {
         opts: &WriteOptions,
         erased: Option<&NationalId>,
         audit: Option<EntryDraft>,
+        purged_changes: Option<&mut Vec<Bytes>>,
     ) -> Result<Vec<Option<NationalId>>> {
         let mut slots: Vec<Slot> = Vec::new();
         let mut by_key: HashMap<Vec<u8>, usize> = HashMap::with_capacity(ops.len());
@@ -259,7 +261,10 @@ impl StoreInner {
         let _purging = match (self.feed.as_ref(), feed_write.as_mut(), erased) {
             (Some(feed), Some(fw), Some(id)) => {
                 let state = feed.state.lock();
-                fw.purge(&self.db, &mut batch, id, state.meta.trimmed_through)?;
+                let deleted = fw.purge(&self.db, &mut batch, id, state.meta.trimmed_through)?;
+                if let Some(out) = purged_changes {
+                    out.extend(deleted);
+                }
                 Some(state)
             }
             _ => None,

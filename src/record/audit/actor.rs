@@ -206,7 +206,7 @@ impl ActorStore {
         self.inner().authorize(&self.ctx, Right::Write, Scope::One(collection), AuditAction::Write, Some(id))?;
         let op = self.store.prepare_put(collection, pk.as_ref(), id, payload, false)?;
         let d = self.draft(AuditAction::Write, vec![collection.to_string()]);
-        let before = self.inner().apply_audited(vec![op], &self.inner().opts.write_options, None, Some(d))?;
+        let before = self.inner().apply_audited(vec![op], &self.inner().opts.write_options, None, Some(d), None)?;
         Ok(before.into_iter().next().flatten())
     }
 
@@ -219,7 +219,7 @@ impl ActorStore {
         };
         let op = crate::record::write::Op::Delete { cid, pk: bytes::Bytes::copy_from_slice(pk.as_ref()) };
         let d = self.draft(AuditAction::Write, vec![collection.to_string()]);
-        let before = self.inner().apply_audited(vec![op], &self.inner().opts.write_options, None, Some(d))?;
+        let before = self.inner().apply_audited(vec![op], &self.inner().opts.write_options, None, Some(d), None)?;
         Ok(before.into_iter().next().flatten())
     }
 
@@ -233,6 +233,14 @@ impl ActorStore {
     /// commits with the erasure.
     pub fn erase_person(&self, id: &NationalId) -> Result<Erasure> {
         self.inner().authorize(&self.ctx, Right::Write, Scope::All, AuditAction::Erase, Some(id))?;
+        if let (Some(audit), Some(_)) = (&self.inner().audit, &self.inner().vault) {
+            // Durable before the key goes: a crash after it leaves the attempt on record.
+            let mut start = self.draft(AuditAction::EraseStart, Vec::new());
+            start.subjects.extend(self.token_of(id));
+            let mut b = WriteBatch::new();
+            audit.append(&mut b, &start)?;
+            self.inner().db.write(b, &WriteOptions::synced())?;
+        }
         let d = self.draft(AuditAction::Erase, Vec::new());
         self.store.erase_person_as(id, Some(d))
     }

@@ -60,10 +60,13 @@ pub enum AuditAction {
     Checkpoint,
     /// Auditing was turned on.
     Enable,
+    /// An erasure is about to destroy a person's key (synced before it, so no key is ever
+    /// destroyed without an entry; the `Erase` entry follows with the records' deletion).
+    EraseStart,
 }
 
 impl AuditAction {
-    const ALL: [AuditAction; 10] = [
+    const ALL: [AuditAction; 11] = [
         AuditAction::Get,
         AuditAction::Person,
         AuditAction::Scan,
@@ -74,6 +77,7 @@ impl AuditAction {
         AuditAction::Prune,
         AuditAction::Checkpoint,
         AuditAction::Enable,
+        AuditAction::EraseStart,
     ];
 
     fn code(self) -> u8 {
@@ -99,6 +103,7 @@ impl AuditAction {
             AuditAction::Prune => "prune",
             AuditAction::Checkpoint => "checkpoint",
             AuditAction::Enable => "enable",
+            AuditAction::EraseStart => "erase-start",
         }
     }
 

@@ -118,16 +118,24 @@ impl FeedWrite {
     /// state lock until the batch is committed (so a trim does not account the same changes)
     /// and the stripes of the records it erases (so no change of them commits after this
     /// scan).
-    pub(crate) fn purge(&mut self, db: &Db, batch: &mut WriteBatch, id: &NationalId, from: SeqNo) -> Result<()> {
+    pub(crate) fn purge(
+        &mut self,
+        db: &Db,
+        batch: &mut WriteBatch,
+        id: &NationalId,
+        from: SeqNo,
+    ) -> Result<Vec<bytes::Bytes>> {
+        let mut deleted = Vec::new();
         for kv in db.range(change_key(from.saturating_add(1)).to_vec()..vec![TAG_CHANGE + 1])? {
             let (k, v) = kv?;
             // A malformed change names nobody; retention and cursors report it.
             if decode_change(&v).is_ok_and(|c| c.id == *id && c.kind.has_payload()) {
                 batch.delete(&k);
                 self.purged += (k.len() + v.len()) as u64;
+                deleted.push(k);
             }
         }
-        Ok(())
+        Ok(deleted)
     }
 
     /// Accounts the committed unit's bytes; true if retention is due.
