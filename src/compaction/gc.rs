@@ -18,6 +18,10 @@ use crate::key::{ParsedKey, SeqNo, ValueKind};
 pub(crate) struct VersionGc<'a> {
     snapshots: &'a [SeqNo],
     bottommost: bool,
+    /// Deeper files' user-key ranges (when not `bottommost`).
+    deeper: &'a [(Vec<u8>, Vec<u8>)],
+    /// Whether some deeper file's range contains the current key.
+    key_below: bool,
     key: Vec<u8>,
     have_key: bool,
     last_stripe: usize,
@@ -27,8 +31,24 @@ pub(crate) struct VersionGc<'a> {
 
 impl<'a> VersionGc<'a> {
     /// `snapshots` ascending; `bottommost` when no deeper level may hold older versions.
+    #[cfg(test)]
     pub(crate) fn new(snapshots: &'a [SeqNo], bottommost: bool) -> Self {
-        VersionGc { snapshots, bottommost, key: Vec::new(), have_key: false, last_stripe: 0, dropped: 0 }
+        Self::with_deeper(snapshots, bottommost, &[])
+    }
+
+    /// [`Self::new`], with the user-key ranges of the deeper levels' files that overlap
+    /// the compaction: a tombstone whose key none contains is dropped as at the bottom.
+    pub(crate) fn with_deeper(snapshots: &'a [SeqNo], bottommost: bool, deeper: &'a [(Vec<u8>, Vec<u8>)]) -> Self {
+        VersionGc {
+            snapshots,
+            bottommost,
+            deeper,
+            key_below: !bottommost,
+            key: Vec::new(),
+            have_key: false,
+            last_stripe: 0,
+            dropped: 0,
+        }
     }
 
     /// True if the entry's sequence number may be written as 0: a kept value at the
@@ -44,11 +64,14 @@ impl<'a> VersionGc<'a> {
             self.key.extend_from_slice(p.user_key);
             self.have_key = true;
             self.last_stripe = usize::MAX;
+            self.key_below = !self.bottommost
+                && (self.deeper.is_empty()
+                    || self.deeper.iter().any(|(lo, hi)| lo.as_slice() <= p.user_key && p.user_key <= hi.as_slice()));
         }
         let stripe = self.snapshots.partition_point(|&s| s < p.seq);
         let hidden = stripe == self.last_stripe;
         self.last_stripe = stripe;
-        let obsolete_tombstone = p.kind == ValueKind::Delete && stripe == 0 && self.bottommost;
+        let obsolete_tombstone = p.kind == ValueKind::Delete && stripe == 0 && !self.key_below;
         let keep = !hidden && !obsolete_tombstone;
         if !keep {
             self.dropped += 1;
@@ -106,5 +129,18 @@ mod tests {
         assert_eq!(run(&[], false, &entries), vec![("a".into(), 9), ("b".into(), 4)]);
         // A snapshot at 7 cannot see a@9's deletion: keep it and the value the snapshot sees.
         assert_eq!(run(&[7], true, &entries), vec![("a".into(), 9), ("a".into(), 5)]);
+    }
+
+    #[test]
+    fn a_tombstone_whose_key_no_deeper_file_holds_is_dropped() {
+        let deeper = vec![(b"m".to_vec(), b"z".to_vec())];
+        let mut gc = VersionGc::with_deeper(&[], false, &deeper);
+        let gone = ParsedKey { user_key: b"a", seq: 5, kind: D };
+        let covered = ParsedKey { user_key: b"n", seq: 5, kind: D };
+        assert!(!gc.keep(&gone), "no deeper file holds a: its tombstone hides nothing");
+        assert!(gc.keep(&covered), "a deeper file may hold an older n");
+        // A snapshot older than the tombstone still needs it.
+        let mut gc = VersionGc::with_deeper(&[3], false, &deeper);
+        assert!(gc.keep(&gone));
     }
 }

@@ -60,7 +60,7 @@ pub(crate) fn run(
     let mut merged = MergingIter::new(children);
     merged.seek_to_first()?;
 
-    let mut gc = VersionGc::new(snapshots, task.bottommost);
+    let mut gc = VersionGc::with_deeper(snapshots, task.bottommost, &task.deeper_ranges);
     let mut cutter = OutputCutter::new(task, opts);
     let mut output: Option<TableOutput> = None;
     let mut settled = Vec::new();
@@ -167,6 +167,7 @@ mod tests {
             next_inputs: Vec::new(),
             grandparents: v.levels[2].clone(),
             bottommost: false,
+            deeper_ranges: Vec::new(),
             trivial_move: false,
             in_place: false,
         };

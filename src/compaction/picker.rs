@@ -35,6 +35,10 @@ pub(crate) struct CompactionTask {
     /// True when no level below the output holds keys in the task's range, so tombstones
     /// whose deletion every snapshot sees can be dropped.
     pub bottommost: bool,
+    /// When not `bottommost`: the user-key ranges of the deeper levels' files overlapping the
+    /// task. A tombstone whose key none of them contains hides nothing below and is dropped
+    /// (LevelDB's `IsBaseLevelForKey`), so a purge leaves no tombstone naming an erased key.
+    pub deeper_ranges: Vec<(Vec<u8>, Vec<u8>)>,
     /// Re-link the single input to the next level instead of rewriting it.
     pub trivial_move: bool,
     /// Rewrite `inputs` into their own level (no `next_inputs`): the deepest level's files
@@ -126,11 +130,21 @@ pub(crate) fn build_task(v: &Version, opts: &Options, level: usize, inputs: Vec<
     let all: Vec<_> = inputs.iter().chain(next_inputs.iter()).cloned().collect();
     let (lo, hi) = key_range(&all);
     let grandparents = overlapping(v, level + 2, &lo, &hi);
-    let bottommost = (level + 2..v.levels.len()).all(|l| overlapping(v, l, &lo, &hi).is_empty());
+    let deeper_ranges = deeper_ranges(v, level + 2, &lo, &hi);
+    let bottommost = deeper_ranges.is_empty();
     let grandparent_bytes: u64 = grandparents.iter().map(|f| f.meta.size).sum();
     let trivial_move =
         inputs.len() == 1 && next_inputs.is_empty() && grandparent_bytes <= max_grandparent_overlap(opts);
-    CompactionTask { level, inputs, next_inputs, grandparents, bottommost, trivial_move, in_place: false }
+    CompactionTask {
+        level,
+        inputs,
+        next_inputs,
+        grandparents,
+        bottommost,
+        deeper_ranges,
+        trivial_move,
+        in_place: false,
+    }
 }
 
 /// A task rewriting `inputs` (files of `level`) into `level` itself: no next-level inputs,
@@ -138,16 +152,26 @@ pub(crate) fn build_task(v: &Version, opts: &Options, level: usize, inputs: Vec<
 pub(crate) fn in_place_task(v: &Version, level: usize, inputs: Vec<Arc<TableFile>>) -> CompactionTask {
     let (lo, hi) = key_range(&inputs);
     let grandparents = overlapping(v, level + 1, &lo, &hi);
-    let bottommost = (level + 1..v.levels.len()).all(|l| overlapping(v, l, &lo, &hi).is_empty());
+    let deeper_ranges = deeper_ranges(v, level + 1, &lo, &hi);
+    let bottommost = deeper_ranges.is_empty();
     CompactionTask {
         level,
         inputs,
         next_inputs: Vec::new(),
         grandparents,
         bottommost,
+        deeper_ranges,
         trivial_move: false,
         in_place: true,
     }
+}
+
+/// The user-key ranges of the files at levels `from..` that overlap `[lo, hi]`.
+fn deeper_ranges(v: &Version, from: usize, lo: &[u8], hi: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    (from..v.levels.len())
+        .flat_map(|l| overlapping(v, l, lo, hi))
+        .map(|f| (user_key(&f.meta.smallest).to_vec(), user_key(&f.meta.largest).to_vec()))
+        .collect()
 }
 
 /// Largest overlap, in bytes, an output file may have with the grandparent level before it

@@ -144,6 +144,6 @@ impl StoreBatch {
             return Ok(());
         }
         let draft = Audit::draft(ctx, AuditAction::Write, AuditOutcome::Allowed, collections);
-        inner.apply_audited(self.ops, &WriteOptions { sync: self.sync }, None, Some(draft), None).map(|_| ())
+        inner.apply_audited(self.ops, &WriteOptions { sync: self.sync }, None, Some(draft)).map(|_| ())
     }
 }

@@ -26,7 +26,7 @@ use super::keys::{parse_index_key, person_prefix, record_key};
 use super::national_id::NationalId;
 use super::store::Store;
 use super::value::{decode_stored, StoredPayload};
-use super::write::Op;
+use super::write::{Erasing, Op};
 use crate::WriteOptions;
 
 /// What [`Store::erase_person`] deleted: pass it to [`Store::purge_erased`] to compact the
@@ -110,8 +110,8 @@ impl Store {
             return Ok(Erasure { receipt, ..Erasure::default() });
         }
         let mut purged_changes = Vec::new();
-        let before =
-            self.inner.apply_audited(ops, &WriteOptions::synced(), Some(id), audit, Some(&mut purged_changes))?;
+        let erasing = Erasing { id, purged_changes: &mut purged_changes };
+        let before = self.inner.apply_audited(ops, &WriteOptions::synced(), Some(erasing), audit)?;
         // The change entries the feed's purge deleted hold the person's payloads too: the
         // physical purge must compact them away as well.
         keys.extend(purged_changes);

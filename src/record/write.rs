@@ -29,6 +29,13 @@ use super::store::StoreInner;
 use super::value::{decode_value, seal_value, RECORD_FORMAT_V1};
 use crate::{WriteBatch, WriteOptions};
 
+/// An erasure's part of a write unit: whose earlier changes the feed purges, and where the
+/// purged change keys go (the physical purge compacts them).
+pub(crate) struct Erasing<'a> {
+    pub(crate) id: &'a NationalId,
+    pub(crate) purged_changes: &'a mut Vec<Bytes>,
+}
+
 /// One record mutation.
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
@@ -79,30 +86,20 @@ impl StoreInner {
     /// Applies `ops` atomically. Returns, for each op, the owner of its record just before
     /// it (for `Put` with `insert_only`, `RecordExists` aborts the whole unit instead).
     pub(crate) fn apply(&self, ops: Vec<Op>, opts: &WriteOptions) -> Result<Vec<Option<NationalId>>> {
-        self.apply_erasing(ops, opts, None)
+        self.apply_audited(ops, opts, None, None)
     }
 
-    /// [`Self::apply`], and with the feed on, purges every earlier insert and update of
-    /// `erased` from the changelog in the same batch (under the stripes of the records the
-    /// ops erase, so no change of them commits between the purge's scan and the commit).
-    pub(crate) fn apply_erasing(
-        &self,
-        ops: Vec<Op>,
-        opts: &WriteOptions,
-        erased: Option<&NationalId>,
-    ) -> Result<Vec<Option<NationalId>>> {
-        self.apply_audited(ops, opts, erased, None, None)
-    }
-
-    /// [`Self::apply_erasing`], with `audit`'s entry (naming every person the unit touches)
-    /// in the same batch.
+    /// [`Self::apply`], with `audit`'s entry (naming every person the unit touches) in the
+    /// same batch; for an erasure (`erasing`), with the feed on, also purges every earlier
+    /// insert and update of the person from the changelog in the same batch (under the
+    /// stripes of the records the ops erase, so no change of them commits between the
+    /// purge's scan and the commit), collecting the change keys it deleted.
     pub(crate) fn apply_audited(
         &self,
         ops: Vec<Op>,
         opts: &WriteOptions,
-        erased: Option<&NationalId>,
+        erasing: Option<Erasing<'_>>,
         audit: Option<EntryDraft>,
-        purged_changes: Option<&mut Vec<Bytes>>,
     ) -> Result<Vec<Option<NationalId>>> {
         self.check_writable()?;
         // From sealing to commit: no key destruction in between (see `PersonKeys`).
@@ -117,7 +114,7 @@ impl StoreInner {
             .collect();
         let held = self.locks.lock_keys(&keys);
         let audited = audit.is_some();
-        let before = self.apply_locked(&held, ops, keys, opts, erased, audit, purged_changes)?;
+        let before = self.apply_locked(&held, ops, keys, opts, erasing, audit)?;
         drop(held);
         if let Some(a) = self.audit.as_ref().filter(|_| audited) {
             // Housekeeping as well: the write and its entry are committed.
@@ -165,10 +162,10 @@ impl StoreInner {
         ops: Vec<Op>,
         keys: Vec<Vec<u8>>,
         opts: &WriteOptions,
-        erased: Option<&NationalId>,
+        mut erasing: Option<Erasing<'_>>,
         audit: Option<EntryDraft>,
-        purged_changes: Option<&mut Vec<Bytes>>,
     ) -> Result<Vec<Option<NationalId>>> {
+        let erased: Option<NationalId> = erasing.as_ref().map(|e| *e.id);
         let mut slots: Vec<Slot> = Vec::new();
         let mut by_key: HashMap<Vec<u8>, usize> = HashMap::with_capacity(ops.len());
         let mut before = Vec::with_capacity(ops.len());
@@ -261,9 +258,9 @@ impl StoreInner {
         let _purging = match (self.feed.as_ref(), feed_write.as_mut(), erased) {
             (Some(feed), Some(fw), Some(id)) => {
                 let state = feed.state.lock();
-                let deleted = fw.purge(&self.db, &mut batch, id, state.meta.trimmed_through)?;
-                if let Some(out) = purged_changes {
-                    out.extend(deleted);
+                let deleted = fw.purge(&self.db, &mut batch, &id, state.meta.trimmed_through)?;
+                if let Some(e) = erasing.as_mut() {
+                    e.purged_changes.extend(deleted);
                 }
                 Some(state)
             }
@@ -273,7 +270,7 @@ impl StoreInner {
             fw.finish(&mut batch);
         }
         if let (Some(mut draft), Some(a)) = (audit, self.audit.as_ref()) {
-            let ids = slots.iter().flat_map(|s| [s.original, s.current]).flatten().chain(erased.copied());
+            let ids = slots.iter().flat_map(|s| [s.original, s.current]).flatten().chain(erased);
             let mut subjects: Vec<_> = ids.filter_map(|id| a.token(&id)).collect();
             subjects.sort_unstable();
             subjects.dedup();

@@ -206,7 +206,7 @@ impl ActorStore {
         self.inner().authorize(&self.ctx, Right::Write, Scope::One(collection), AuditAction::Write, Some(id))?;
         let op = self.store.prepare_put(collection, pk.as_ref(), id, payload, false)?;
         let d = self.draft(AuditAction::Write, vec![collection.to_string()]);
-        let before = self.inner().apply_audited(vec![op], &self.inner().opts.write_options, None, Some(d), None)?;
+        let before = self.inner().apply_audited(vec![op], &self.inner().opts.write_options, None, Some(d))?;
         Ok(before.into_iter().next().flatten())
     }
 
@@ -219,7 +219,7 @@ impl ActorStore {
         };
         let op = crate::record::write::Op::Delete { cid, pk: bytes::Bytes::copy_from_slice(pk.as_ref()) };
         let d = self.draft(AuditAction::Write, vec![collection.to_string()]);
-        let before = self.inner().apply_audited(vec![op], &self.inner().opts.write_options, None, Some(d), None)?;
+        let before = self.inner().apply_audited(vec![op], &self.inner().opts.write_options, None, Some(d))?;
         Ok(before.into_iter().next().flatten())
     }
 
