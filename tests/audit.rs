@@ -408,3 +408,17 @@ fn concurrent_readers_and_writers_keep_one_chain_and_checkpoints_come_by_themsel
     let writes = entries(&store).iter().filter(|e| e.action == AuditAction::Write).count();
     assert_eq!(writes, 4 * 66);
 }
+
+#[test]
+fn one_audited_writer_per_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let first = Store::open(db.clone(), audited(true)).unwrap();
+    assert!(Store::open(db.clone(), audited(true)).is_err(), "a second chain would fork the first");
+    // Readers do not write entries: they may come and go.
+    drop(Store::open_read_only(db.clone(), StoreOptions::default()).unwrap());
+    drop(first);
+    let again = Store::open(db, audited(true)).unwrap();
+    again.as_actor(ctx("registry", "census")).person(&id("079190001234")).unwrap();
+    assert!(again.verify_audit(Some(key(1).public_key()), None).unwrap().is_clean());
+}

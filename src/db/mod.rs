@@ -122,6 +122,9 @@ pub(crate) struct DbInner {
     counters: stats::Counters,
     /// What recovery dropped or set aside when this database was opened.
     recovery: RecoveryReport,
+    /// Set while a writable audited record store is open on this database: two would each
+    /// extend the audit chain from the same head (`record::audit`).
+    pub(crate) audit_writer: std::sync::atomic::AtomicBool,
 }
 
 impl DbInner {

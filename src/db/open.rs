@@ -282,6 +282,7 @@ impl DbInner {
             compaction_debt: AtomicU64::new(0),
             counters: Default::default(),
             recovery,
+            audit_writer: std::sync::atomic::AtomicBool::new(false),
         });
         inner.install_version(inner.versions.lock().current());
         inner

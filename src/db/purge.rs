@@ -25,6 +25,16 @@ impl DbInner {
 }
 
 impl Db {
+    /// Claims the database for one writable audited store; false if one already has it.
+    pub(crate) fn claim_audit_writer(&self) -> bool {
+        !self.inner().audit_writer.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// Releases [`Self::claim_audit_writer`].
+    pub(crate) fn release_audit_writer(&self) {
+        self.inner().audit_writer.store(false, std::sync::atomic::Ordering::Release);
+    }
+
     /// Writes a new manifest (the current state as one edit, `CURRENT` switched to it) and
     /// deletes the old one, whose edits name every table ever added or deleted since it was
     /// started, with their boundary keys.

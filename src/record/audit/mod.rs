@@ -177,6 +177,16 @@ pub(crate) struct Audit {
     pub(crate) policy: RwLock<Option<(u64, Arc<AccessPolicy>)>>,
     /// Serializes policy changes and prunes.
     pub(crate) admin: Mutex<()>,
+    /// The database this audit writes to, released on drop (one audited writer per `Db`).
+    pub(crate) claimed: Option<Db>,
+}
+
+impl Drop for Audit {
+    fn drop(&mut self) {
+        if let Some(db) = &self.claimed {
+            db.release_audit_writer();
+        }
+    }
 }
 
 impl std::fmt::Debug for Audit {
@@ -222,15 +232,30 @@ impl Audit {
         }
         let chain = match opts.filter(|_| writable) {
             Some(o) => {
-                let head = if fresh {
-                    ChainHead { next_index: 0, hash: meta.anchor_hash, since_checkpoint: 0 }
-                } else {
-                    log::recover_head(db, &meta, o.checkpoint_every)?
-                };
-                Some(Arc::new(AuditChain::new(head, o.key.signer()?)))
+                if !db.claim_audit_writer() {
+                    return Err(Error::invalid(
+                        "an audited store is already open for writing on this database: share that Store (it is cheap to clone)",
+                    ));
+                }
+                let chain = (|| -> Result<AuditChain> {
+                    let head = if fresh {
+                        ChainHead { next_index: 0, hash: meta.anchor_hash, since_checkpoint: 0 }
+                    } else {
+                        log::recover_head(db, &meta, o.checkpoint_every)?
+                    };
+                    Ok(AuditChain::new(head, o.key.signer()?))
+                })();
+                match chain {
+                    Ok(c) => Some(Arc::new(c)),
+                    Err(e) => {
+                        db.release_audit_writer();
+                        return Err(e);
+                    }
+                }
             }
             None => None,
         };
+        let chain_claimed = chain.is_some();
         let audit = Audit {
             key: opts.map(|o| o.key.clone()),
             chain,
@@ -238,6 +263,7 @@ impl Audit {
             checkpoint_every: opts.map_or(1024, |o| o.checkpoint_every.max(1)),
             policy: RwLock::new(policy),
             admin: Mutex::new(()),
+            claimed: chain_claimed.then(|| db.clone()),
         };
         if fresh {
             let mut b = WriteBatch::new();
