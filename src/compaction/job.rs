@@ -62,6 +62,7 @@ pub(crate) fn run(
 
     let mut gc = VersionGc::with_deeper(snapshots, task.bottommost, &task.deeper_ranges);
     let mut cutter = OutputCutter::new(task, opts);
+    let bounds = ctx.partitions.snapshot();
     let mut output: Option<TableOutput> = None;
     let mut settled = Vec::new();
     while merged.valid() {
@@ -77,7 +78,12 @@ pub(crate) fn run(
         let cut_here = cutter.should_cut_before(key);
         if let Some(out) = &output {
             let new_user_key = out.last_user_key() != p.user_key;
-            if new_user_key && (cut_here || out.estimated_size() >= opts.target_file_size || out.index_full()) {
+            let crosses = !bounds.is_empty()
+                && crate::version::partition_of(&bounds, out.last_user_key())
+                    != crate::version::partition_of(&bounds, p.user_key);
+            if new_user_key
+                && (cut_here || crosses || out.estimated_size() >= opts.target_file_size || out.index_full())
+            {
                 finish(output.take(), out_level, &mut result)?;
                 cutter.output_finished();
             }

@@ -115,6 +115,7 @@ mod tests {
             cache: None,
             keys: None,
             pinned: Default::default(),
+            partitions: Default::default(),
         };
         let mut out = TableOutput::create(&ctx, 5, &SstOptions::default()).unwrap();
         out.add(&internal_key(b"b", 1, ValueKind::Put), b"v").unwrap();

@@ -109,7 +109,7 @@ pub(crate) fn pick(v: &Version, opts: &Options, cursors: &[Vec<u8>]) -> Option<C
         .filter(|(_, s)| **s >= 1.0)
         .max_by(|a, b| a.1.partial_cmp(b.1).unwrap_or(Ordering::Equal))?;
     let inputs = if level == 0 {
-        v.levels[0].clone()
+        level0_component(&v.levels[0])
     } else {
         let files = &v.levels[level];
         let cursor = cursors.get(level).map(Vec::as_slice).unwrap_or_default();
@@ -120,6 +120,37 @@ pub(crate) fn pick(v: &Version, opts: &Options, cursors: &[Vec<u8>]) -> Option<C
         vec![next.clone()]
     };
     Some(build_task(v, opts, level, inputs))
+}
+
+/// The level-0 files to compact together: the group of files whose user-key ranges overlap,
+/// directly or through others, the oldest file's. Files of other groups share no key with
+/// them, so compacting one group leaves no older version above a newer one; a group of one
+/// file that overlaps nothing below moves down without being rewritten (a table of a range
+/// written in key order, e.g. the change feed's, cut off by `Db::set_table_partitions`).
+fn level0_component(files: &[Arc<TableFile>]) -> Vec<Arc<TableFile>> {
+    let Some(oldest) = files.iter().min_by_key(|f| f.meta.number) else { return Vec::new() };
+    let (mut lo, mut hi) = (user_key(&oldest.meta.smallest).to_vec(), user_key(&oldest.meta.largest).to_vec());
+    let mut taken = vec![false; files.len()];
+    loop {
+        let mut grew = false;
+        for (i, f) in files.iter().enumerate() {
+            let (s, l) = (user_key(&f.meta.smallest), user_key(&f.meta.largest));
+            if !taken[i] && s <= hi.as_slice() && l >= lo.as_slice() {
+                taken[i] = true;
+                grew = true;
+                if s < lo.as_slice() {
+                    lo = s.to_vec();
+                }
+                if l > hi.as_slice() {
+                    hi = l.to_vec();
+                }
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    files.iter().zip(taken).filter(|(_, t)| *t).map(|(f, _)| f.clone()).collect()
 }
 
 /// Completes a task for `inputs` at `level`: overlapping files below, grandparents,
@@ -233,6 +264,7 @@ pub(crate) mod tests {
             cache: None,
             keys: None,
             pinned: Default::default(),
+            partitions: Default::default(),
         };
         let edit = VersionEdit { new_files: files.to_vec(), ..VersionEdit::default() };
         Version::empty(4).apply(&edit, crate::version::Counters::default(), &ctx).unwrap()

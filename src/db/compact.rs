@@ -150,6 +150,13 @@ impl DbInner {
 }
 
 impl Db {
+    /// Cuts every later flush and compaction output at these user keys (see
+    /// `TablePartitions`): the record layer keeps its append-only ranges (changes, audit
+    /// entries) in tables of their own.
+    pub(crate) fn set_table_partitions(&self, bounds: Vec<Vec<u8>>) {
+        self.inner().ctx.partitions.set(bounds);
+    }
+
     /// Compacts every key in `range` down to the deepest level holding such keys, dropping
     /// overwritten versions and tombstones that no live snapshot can see. Use
     /// `db.compact_range::<&[u8], _>(..)` for the whole database.

@@ -17,6 +17,7 @@ use crate::iter::InternalIterator;
 use crate::memtable::{Memtable, MemtableIter};
 use crate::options::Options;
 use crate::sst::SstOptions;
+use crate::version::partition_of;
 use crate::version::{FileMeta, TableContext, VersionEdit};
 use crate::{Error, Result};
 
@@ -44,11 +45,14 @@ pub(crate) fn write_table(
     opts: &SstOptions,
 ) -> Result<Vec<FileMeta>> {
     let mut tables = Vec::new();
+    let bounds = ctx.partitions.snapshot();
     iter.seek_to_first()?;
     let mut out: Option<TableOutput> = None;
     while iter.valid() {
         if let Some(o) = &out {
-            if o.index_full() && o.last_user_key() != crate::key::user_key(iter.key()) {
+            let uk = crate::key::user_key(iter.key());
+            let crosses = !bounds.is_empty() && partition_of(&bounds, o.last_user_key()) != partition_of(&bounds, uk);
+            if (o.index_full() || crosses) && o.last_user_key() != uk {
                 tables.extend(out.take().map(TableOutput::finish).transpose()?.flatten());
             }
         }

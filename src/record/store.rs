@@ -200,6 +200,14 @@ impl Store {
     }
 
     fn assemble(db: Db, opts: StoreOptions, read_only: bool) -> Result<Store> {
+        // The change feed and the audit log are written in key order: tables of their own
+        // move down the levels without being rewritten.
+        db.set_table_partitions(vec![
+            vec![super::audit::TAG_AUDIT],
+            vec![super::audit::TAG_AUDIT + 1],
+            vec![super::feed::TAG_CHANGE],
+            vec![super::feed::TAG_CHANGE + 1],
+        ]);
         let catalog = Catalog::load(&db)?;
         let locks = StripedLocks::new(opts.lock_stripes);
         let feed = super::feed::Feed::open(&db, &opts.feed, !read_only)?;

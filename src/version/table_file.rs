@@ -27,6 +27,34 @@ pub(crate) struct TableContext {
     pub keys: Option<Arc<crate::crypt::Keyring>>,
     /// Deleted tables still open.
     pub pinned: Arc<PinnedTables>,
+    /// Where flushes and compactions cut their outputs regardless of size.
+    pub partitions: Arc<TablePartitions>,
+}
+
+/// User keys at which every flush and compaction output is cut (`Db::set_table_partitions`):
+/// keys on different sides of a boundary never share a table. A key range written in
+/// increasing key order (the change feed, the audit log) then gets tables of its own, which
+/// overlap nothing else and move down the levels without being rewritten.
+#[derive(Debug, Default)]
+pub(crate) struct TablePartitions(parking_lot::RwLock<Vec<Vec<u8>>>);
+
+impl TablePartitions {
+    /// Sets the boundaries (sorted and deduplicated here).
+    pub(crate) fn set(&self, mut bounds: Vec<Vec<u8>>) {
+        bounds.sort();
+        bounds.dedup();
+        *self.0.write() = bounds;
+    }
+
+    /// The boundaries now (a copy: a job uses one set throughout).
+    pub(crate) fn snapshot(&self) -> Vec<Vec<u8>> {
+        self.0.read().clone()
+    }
+}
+
+/// The partition of `user_key` among sorted `bounds`: how many boundaries are at or below it.
+pub(crate) fn partition_of(bounds: &[Vec<u8>], user_key: &[u8]) -> usize {
+    bounds.partition_point(|b| b.as_slice() <= user_key)
 }
 
 /// The numbers of tables a version edit deleted whose files are still reachable (an

@@ -160,6 +160,7 @@ mod tests {
             cache: None,
             keys: None,
             pinned: Default::default(),
+            partitions: Default::default(),
         };
         let v = Version::empty(3)
             .apply(&VersionEdit { new_files: vec![(1, meta(7))], ..Default::default() }, Counters::default(), &ctx)
@@ -179,6 +180,7 @@ mod tests {
             cache: None,
             keys: None,
             pinned: Default::default(),
+            partitions: Default::default(),
         };
         let counters = Counters { log_number: Some(4), next_file_number: Some(10), last_sequence: Some(1) };
         let v = Version::empty(3)
