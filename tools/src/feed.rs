@@ -62,6 +62,14 @@ pub struct Args {
     /// List the subscriptions instead.
     #[arg(long)]
     pub list: bool,
+    /// The audit key file of an audited store (needed to open it for writing; reading the
+    /// feed is not an audited access) and the person-key vault of a store with person keys
+    /// (needed to open sealed payloads).
+    #[arg(long)]
+    pub audit_key_file: Option<PathBuf>,
+    /// The person-key vault directory of a store with person keys.
+    #[arg(long)]
+    pub vault: Option<PathBuf>,
 }
 
 /// Runs `kho feed`.
@@ -89,7 +97,15 @@ fn open_writable(args: &Args, keys: &Keys, enable: bool) -> anyhow::Result<Store
     let opts = kho::Options { create_if_missing: false, ..opts };
     let db = Db::open(&args.dir, opts).with_context(|| format!("cannot open {}", args.dir.display()))?;
     let feed = FeedOptions { enable, ..FeedOptions::default() };
-    Ok(Store::open(db, StoreOptions { feed, ..StoreOptions::default() })?)
+    let audit = args.audit_key_file.as_deref().map(crate::audit::audit_key).transpose()?;
+    let person_keys = args.vault.as_deref().map(|v| crate::erase::open_vault(v, keys, false)).transpose()?;
+    let opts = StoreOptions {
+        feed,
+        audit: audit.map(|k| kho::record::AuditOptions { required: false, ..kho::record::AuditOptions::new(k) }),
+        person_keys,
+        ..StoreOptions::default()
+    };
+    Ok(Store::open(db, opts)?)
 }
 
 fn subscribe(out: &mut Out, args: &Args, name: &str, keys: &Keys) -> anyhow::Result<Outcome> {

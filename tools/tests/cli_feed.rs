@@ -138,3 +138,29 @@ fn demo_with_the_feed_holds_every_change_for_its_subscription() {
     assert_eq!(code, Some(0));
     assert_eq!(out.lines().count() as u64, lag);
 }
+
+#[test]
+fn an_audited_store_with_person_keys_feeds_with_its_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, vault, key) = (tmp.path().join("db"), tmp.path().join("vault"), tmp.path().join("audit.key"));
+    let o = cargo_bin_cmd!("kho")
+        .arg("demo")
+        .arg(&dir)
+        .args(["--persons", "100", "--feed", "--vault"])
+        .arg(&vault)
+        .arg("--audit-key-file")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (code, _, err) = feed(&dir, &["--subscriber", "demo", "--max", "1"]);
+    assert_eq!(code, Some(2), "without the audit key: {err}");
+    let (v, k) = (vault.to_str().unwrap(), key.to_str().unwrap());
+    let (code, _, err) = feed(&dir, &["--subscriber", "demo", "--max", "1", "--audit-key-file", k]);
+    assert_eq!(code, Some(2), "without the vault the sealed payloads cannot be opened: {err}");
+    let (code, out, err) =
+        feed(&dir, &["--subscriber", "demo", "--max", "2", "--json", "--audit-key-file", k, "--vault", v]);
+    assert_eq!(code, Some(0), "{err}");
+    let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert!(first["payload"].is_object(), "opened, decoded payload: {first}");
+}
