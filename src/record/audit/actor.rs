@@ -255,13 +255,7 @@ impl ActorStore {
         policy.validate().map_err(Error::invalid)?;
         let _admin = audit.admin.lock();
         if !audit.may_administer(&self.ctx) {
-            let d = Audit::draft(&self.ctx, AuditAction::PolicyChange, AuditOutcome::Denied, Vec::new());
-            let _ = audit.record(&inner.db, &d);
-            return Err(Error::AccessDenied {
-                actor: self.ctx.actor().to_string(),
-                action: AuditAction::PolicyChange.as_str(),
-                collections: Vec::new(),
-            });
+            return Err(self.deny_admin(audit, AuditAction::PolicyChange));
         }
         let mut current = audit.policy.write();
         let version = current.as_ref().map_or(0, |(v, _)| *v) + 1;
@@ -286,15 +280,16 @@ impl ActorStore {
         // Under the admin lock, so the check and the prune see one policy.
         let admin = audit.admin.lock();
         if !audit.may_administer(&self.ctx) {
-            drop(admin);
-            let d = Audit::draft(&self.ctx, AuditAction::Prune, AuditOutcome::Denied, Vec::new());
-            let _ = audit.record(&inner.db, &d);
-            return Err(Error::AccessDenied {
-                actor: self.ctx.actor().to_string(),
-                action: AuditAction::Prune.as_str(),
-                collections: Vec::new(),
-            });
+            return Err(self.deny_admin(audit, AuditAction::Prune));
         }
         audit.prune(&inner.db, &self.ctx, before_ms, admin)
+    }
+
+    /// Records a refused administrative `action` (a `Denied` entry) and returns the error.
+    fn deny_admin(&self, audit: &Audit, action: AuditAction) -> Error {
+        let d = Audit::draft(&self.ctx, action, AuditOutcome::Denied, Vec::new());
+        // A store that cannot record the refusal still refuses.
+        let _ = audit.record(&self.inner().db, &d);
+        Error::AccessDenied { actor: self.ctx.actor().to_string(), action: action.as_str(), collections: Vec::new() }
     }
 }

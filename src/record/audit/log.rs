@@ -88,36 +88,34 @@ fn raw_entries(db: &Db) -> Result<DbIterator> {
     Ok(db.range(vec![TAG_AUDIT]..vec![TAG_AUDIT + 1])?)
 }
 
-/// The position of the newest `Erase` entry naming `subject` (searched from the end of the
-/// log: an erasure's entry is among the last when its receipt is made).
-pub(crate) fn last_erasure_of(db: &Db, subject: &super::SubjectToken) -> Result<Option<SeqNo>> {
+/// The newest entry satisfying `pred`, searched from the end of the log (what is looked
+/// for was just written), with its raw value.
+fn find_last(db: &Db, pred: impl Fn(&AuditEntry) -> bool) -> Result<Option<(AuditEntry, Bytes)>> {
     let mut iter = raw_entries(db)?;
     while let Some(kv) = iter.next_back() {
         let (k, v) = kv?;
         let Some(position) = parse_entry_key(&k) else { continue };
         if let Ok(e) = decode_entry(position, &v) {
-            if e.action == AuditAction::Erase && e.subjects.contains(subject) {
-                return Ok(Some(position));
+            if pred(&e) {
+                return Ok(Some((e, v)));
             }
         }
     }
     Ok(None)
 }
 
-/// The checkpoint whose detail starts with `marker`, searched from the end of the log: the
-/// number of entries through it and its hash.
+/// The position of the newest `Erase` entry naming `subject` (an erasure's entry is among
+/// the last when its receipt is made).
+pub(crate) fn last_erasure_of(db: &Db, subject: &super::SubjectToken) -> Result<Option<SeqNo>> {
+    let found = find_last(db, |e| e.action == AuditAction::Erase && e.subjects.contains(subject))?;
+    Ok(found.map(|(e, _)| e.position))
+}
+
+/// The checkpoint whose detail starts with `marker`: the number of entries through it and
+/// its hash.
 pub(crate) fn find_checkpoint(db: &Db, marker: &[u8]) -> Result<Option<(u64, [u8; CHAIN_HASH_LEN])>> {
-    let mut iter = raw_entries(db)?;
-    while let Some(kv) = iter.next_back() {
-        let (k, v) = kv?;
-        let Some(position) = parse_entry_key(&k) else { continue };
-        if let Ok(e) = decode_entry(position, &v) {
-            if e.action == AuditAction::Checkpoint && e.detail.starts_with(marker) {
-                return Ok(Some((e.index + 1, entry_hash(position, &v))));
-            }
-        }
-    }
-    Ok(None)
+    let found = find_last(db, |e| e.action == AuditAction::Checkpoint && e.detail.starts_with(marker))?;
+    Ok(found.map(|(e, v)| (e.index + 1, entry_hash(e.position, &v))))
 }
 
 /// The chain head after the last entry on disk (or the anchor, if there is none).
