@@ -53,16 +53,16 @@ pub(crate) fn sealed_aad(record_key: &[u8], id: &NationalId) -> Vec<u8> {
 pub(crate) fn seal_value(
     v1: &[u8],
     key: &super::vault::PersonKey,
+    nonce: [u8; super::vault::NONCE_LEN],
     record_key: &[u8],
     id: &NationalId,
 ) -> Result<Vec<u8>> {
     let payload = v1.get(VALUE_HEADER_LEN..).unwrap_or_default();
-    let sealed = key.seal(&sealed_aad(record_key, id), payload)?;
-    let mut v = Vec::with_capacity(SEALED_HEADER_LEN + sealed.len());
+    let mut v = Vec::with_capacity(SEALED_HEADER_LEN + super::vault::NONCE_LEN + payload.len() + super::vault::TAG_LEN);
     v.push(RECORD_FORMAT_SEALED);
     v.extend_from_slice(id.as_bytes());
     v.extend_from_slice(&key.id);
-    v.extend_from_slice(&sealed);
+    key.seal_into(nonce, &sealed_aad(record_key, id), payload, &mut v)?;
     Ok(v)
 }
 /// Bytes before the payload.

@@ -63,19 +63,20 @@ impl PersonKey {
         Ok(PersonKey { id, aead: LessSafeKey::new(unbound) })
     }
 
-    /// Seals `plain` under a fresh random nonce; returns `nonce | ciphertext | tag`.
-    pub(crate) fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
-        let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce)?;
-        let mut out = Vec::with_capacity(NONCE_LEN + plain.len() + TAG_LEN);
+    /// Appends `nonce | ciphertext | tag` of `plain` to `out`. `nonce` must be fresh random
+    /// bytes (never used before with this key: 96 random bits make a repeat negligible at a
+    /// person's number of writes).
+    pub(crate) fn seal_into(&self, nonce: [u8; NONCE_LEN], aad: &[u8], plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        out.reserve(NONCE_LEN + plain.len() + TAG_LEN);
         out.extend_from_slice(&nonce);
+        let start = out.len();
         out.extend_from_slice(plain);
-        let mut body = out.split_off(NONCE_LEN);
-        self.aead
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+        let tag = self
+            .aead
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[start..])
             .map_err(|_| Error::invalid("sealing a payload failed"))?;
-        out.extend_from_slice(&body);
-        Ok(out)
+        out.extend_from_slice(tag.as_ref());
+        Ok(())
     }
 
     /// Opens `nonce | ciphertext | tag`; `None` if it does not authenticate.

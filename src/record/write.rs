@@ -27,6 +27,7 @@ use super::locks::HeldStripes;
 use super::national_id::NationalId;
 use super::store::StoreInner;
 use super::value::{decode_value, seal_value, RECORD_FORMAT_V1};
+use super::vault::NONCE_LEN;
 use crate::{WriteBatch, WriteOptions};
 
 /// An erasure's part of a write unit: whose earlier changes the feed purges, and where the
@@ -136,11 +137,15 @@ impl StoreInner {
         ids.sort_unstable();
         ids.dedup();
         let keys = vault.keys_or_create(&ids)?;
-        for op in &mut ops {
+        // Every nonce of the unit from one call to the system's random source.
+        let mut nonces = vec![0u8; ops.len() * NONCE_LEN];
+        crate::crypt::fill_random(&mut nonces)?;
+        for (op, nonce) in ops.iter_mut().zip(nonces.chunks_exact(NONCE_LEN)) {
             if let Op::Put { cid, pk, id, value, .. } = op {
                 if value.first() == Some(&RECORD_FORMAT_V1) {
                     let key = keys.get(id).ok_or_else(|| Error::invalid("a person key went missing"))?;
-                    *value = seal_value(value, key, &record_key(*cid, pk), id)?;
+                    let nonce = nonce.try_into().map_err(|_| Error::invalid("nonce length"))?;
+                    *value = seal_value(value, key, nonce, &record_key(*cid, pk), id)?;
                 }
             }
         }
