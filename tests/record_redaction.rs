@@ -104,6 +104,8 @@ fn errors_and_debug_strings_redact_ids_keys_and_payloads() {
     let erasure = sealed.erase_person(&id).unwrap();
     errors.push(("purge incomplete", sealed.purge_erased(&erasure).unwrap_err()));
     assert_clean("erasure receipt", &format!("{:?}", erasure.receipt));
+    assert_clean("erasure", &format!("{erasure:?}"));
+    assert!(format!("{erasure:?}").contains("keys: 2"), "{erasure:?}");
     drop(pin);
     sealed.close().unwrap();
     drop(sealed);

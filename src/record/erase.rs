@@ -31,7 +31,7 @@ use crate::WriteOptions;
 
 /// What [`Store::erase_person`] deleted: pass it to [`Store::purge_erased`] to compact the
 /// old versions out of the files.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Erasure {
     /// Records deleted.
@@ -44,6 +44,19 @@ pub struct Erasure {
     pub keys: Vec<Bytes>,
     /// The erasure receipt's facts (see [`ErasureReceipt`]).
     pub receipt: ErasureReceipt,
+}
+
+/// Its keys name the person (index keys hold the national ID, record keys the primary keys):
+/// `Debug` shows how many there are, never their bytes.
+impl std::fmt::Debug for Erasure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Erasure")
+            .field("records", &self.records)
+            .field("sequence", &self.sequence)
+            .field("keys", &self.keys.len())
+            .field("receipt", &self.receipt)
+            .finish()
+    }
 }
 
 /// What an erasure did and what proves it (docs/privacy.md, "Provable erasure"). Names the

@@ -30,13 +30,23 @@ pub(crate) const RECORD_FORMAT_SEALED: u8 = 2;
 /// Bytes of a sealed value before its nonce.
 pub(crate) const SEALED_HEADER_LEN: usize = VALUE_HEADER_LEN + super::vault::KEY_ID_LEN;
 
-/// A stored payload: plaintext, or sealed under a person key.
-#[derive(Debug, Clone, Copy)]
+/// A stored payload: plaintext, or sealed under a person key. Its `Debug` shows the kind and
+/// length only: it is a payload.
+#[derive(Clone, Copy)]
 pub(crate) enum StoredPayload<'a> {
     /// MessagePack.
     Plain(&'a [u8]),
     /// `nonce | ciphertext | tag` under the key `key_id`.
     Sealed { key_id: [u8; super::vault::KEY_ID_LEN], sealed: &'a [u8] },
+}
+
+impl std::fmt::Debug for StoredPayload<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoredPayload::Plain(p) => write!(f, "Plain({} bytes)", p.len()),
+            StoredPayload::Sealed { sealed, .. } => write!(f, "Sealed({} bytes)", sealed.len()),
+        }
+    }
 }
 
 /// The associated data of a sealed payload: the record key and the person, so a sealed
