@@ -78,11 +78,11 @@ pub(crate) fn run(
         let cut_here = cutter.should_cut_before(key);
         if let Some(out) = &output {
             let new_user_key = out.last_user_key() != p.user_key;
-            let crosses = !bounds.is_empty()
-                && crate::version::partition_of(&bounds, out.last_user_key())
-                    != crate::version::partition_of(&bounds, p.user_key);
             if new_user_key
-                && (cut_here || crosses || out.estimated_size() >= opts.target_file_size || out.index_full())
+                && (cut_here
+                    || out.estimated_size() >= opts.target_file_size
+                    || out.index_full()
+                    || crate::version::crosses_partition(&bounds, out.last_user_key(), p.user_key))
             {
                 finish(output.take(), out_level, &mut result)?;
                 cutter.output_finished();

@@ -109,14 +109,7 @@ mod tests {
     #[test]
     fn keys_breaking_the_contract_are_internal_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = TableContext {
-            fs: crate::vfs::StdFs::shared(),
-            dir: dir.path().into(),
-            cache: None,
-            keys: None,
-            pinned: Default::default(),
-            partitions: Default::default(),
-        };
+        let ctx = TableContext::new(crate::vfs::StdFs::shared(), dir.path().into(), None, None);
         let mut out = TableOutput::create(&ctx, 5, &SstOptions::default()).unwrap();
         out.add(&internal_key(b"b", 1, ValueKind::Put), b"v").unwrap();
         for (key, what) in [

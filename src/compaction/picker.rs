@@ -258,14 +258,7 @@ pub(crate) mod tests {
 
     /// A version holding `files` (level, meta).
     pub(crate) fn version(files: &[(u32, FileMeta)]) -> Version {
-        let ctx = TableContext {
-            fs: crate::vfs::StdFs::shared(),
-            dir: "/nonexistent".into(),
-            cache: None,
-            keys: None,
-            pinned: Default::default(),
-            partitions: Default::default(),
-        };
+        let ctx = TableContext::new(crate::vfs::StdFs::shared(), "/nonexistent".into(), None, None);
         let edit = VersionEdit { new_files: files.to_vec(), ..VersionEdit::default() };
         Version::empty(4).apply(&edit, crate::version::Counters::default(), &ctx).unwrap()
     }

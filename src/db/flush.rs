@@ -17,7 +17,7 @@ use crate::iter::InternalIterator;
 use crate::memtable::{Memtable, MemtableIter};
 use crate::options::Options;
 use crate::sst::SstOptions;
-use crate::version::partition_of;
+use crate::version::crosses_partition;
 use crate::version::{FileMeta, TableContext, VersionEdit};
 use crate::{Error, Result};
 
@@ -51,8 +51,7 @@ pub(crate) fn write_table(
     while iter.valid() {
         if let Some(o) = &out {
             let uk = crate::key::user_key(iter.key());
-            let crosses = !bounds.is_empty() && partition_of(&bounds, o.last_user_key()) != partition_of(&bounds, uk);
-            if (o.index_full() || crosses) && o.last_user_key() != uk {
+            if o.last_user_key() != uk && (o.index_full() || crosses_partition(&bounds, o.last_user_key(), uk)) {
                 tables.extend(out.take().map(TableOutput::finish).transpose()?.flatten());
             }
         }

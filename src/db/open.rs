@@ -48,14 +48,7 @@ impl Db {
         let lock = fs.lock(&dir.join(LOCK))?;
         let keys = open_keyring(&opts, &dir, true)?;
         let cache = (opts.block_cache_capacity > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
-        let ctx = TableContext {
-            fs: fs.clone(),
-            dir: dir.clone(),
-            cache,
-            keys: keys.clone(),
-            pinned: Default::default(),
-            partitions: Default::default(),
-        };
+        let ctx = TableContext::new(fs.clone(), dir.clone(), cache, keys.clone());
 
         let mut versions = match VersionSet::recover(ctx.clone(), opts.num_levels, opts.recovery_mode)? {
             Some(_) if opts.error_if_exists => {
@@ -164,14 +157,7 @@ impl Db {
     fn try_open_read_only(dir: &Path, opts: &Options) -> Result<Db> {
         let keys = open_keyring(opts, dir, false)?;
         let cache = (opts.block_cache_capacity > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_capacity)));
-        let ctx = TableContext {
-            fs: opts.fs.clone(),
-            dir: dir.to_path_buf(),
-            cache,
-            keys,
-            pinned: Default::default(),
-            partitions: Default::default(),
-        };
+        let ctx = TableContext::new(opts.fs.clone(), dir.to_path_buf(), cache, keys);
         let mut versions = VersionSet::recover(ctx.clone(), opts.num_levels, opts.recovery_mode)?
             .ok_or_else(|| Error::NotFound(format!("no database in {}", dir.display())))?;
         let mut report = RecoveryReport::default();

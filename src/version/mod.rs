@@ -25,5 +25,5 @@ pub use builder::{Inconsistency, VersionBuilder};
 pub use edit::{FileMeta, VersionEdit, MAX_LEVELS};
 pub use manifest::{read_manifest, ManifestEdits};
 pub(crate) use set::{write_manifest, VersionSet};
-pub(crate) use table_file::{partition_of, TableContext, TableFile};
+pub(crate) use table_file::{crosses_partition, TableContext, TableFile};
 pub(crate) use version::Version;

@@ -254,14 +254,7 @@ mod tests {
     /// counters-only edit); returns the manifest's path and the offset of the second edit.
     fn two_edits(fs: &Arc<FaultFs>) -> (TableContext, std::path::PathBuf, u64) {
         fs.create_dir_all(Path::new("/db")).unwrap();
-        let ctx = TableContext {
-            fs: fs.clone(),
-            dir: "/db".into(),
-            cache: None,
-            keys: None,
-            pinned: Default::default(),
-            partitions: Default::default(),
-        };
+        let ctx = TableContext::new(fs.clone(), "/db".into(), None, None);
         let mut set = VersionSet::new_empty(ctx.clone(), 4);
         set.write_new_manifest().unwrap();
         let manifest = ctx.dir.join(manifest_name(set.manifest_number()));

@@ -31,6 +31,19 @@ pub(crate) struct TableContext {
     pub partitions: Arc<TablePartitions>,
 }
 
+impl TableContext {
+    /// The context of the tables in `dir` on `fs`, with no deleted table pinned and no
+    /// partition boundary yet.
+    pub(crate) fn new(
+        fs: SharedFs,
+        dir: PathBuf,
+        cache: Option<Arc<BlockCache>>,
+        keys: Option<Arc<crate::crypt::Keyring>>,
+    ) -> Self {
+        TableContext { fs, dir, cache, keys, pinned: Default::default(), partitions: Default::default() }
+    }
+}
+
 /// User keys at which every flush and compaction output is cut (`Db::set_table_partitions`):
 /// keys on different sides of a boundary never share a table. A key range written in
 /// increasing key order (the change feed, the audit log) then gets tables of its own, which
@@ -52,9 +65,11 @@ impl TablePartitions {
     }
 }
 
-/// The partition of `user_key` among sorted `bounds`: how many boundaries are at or below it.
-pub(crate) fn partition_of(bounds: &[Vec<u8>], user_key: &[u8]) -> usize {
-    bounds.partition_point(|b| b.as_slice() <= user_key)
+/// Whether a boundary among sorted `bounds` lies between user keys `a` and `b` (an output
+/// holding `a` must be cut before `b`).
+pub(crate) fn crosses_partition(bounds: &[Vec<u8>], a: &[u8], b: &[u8]) -> bool {
+    let partition = |k: &[u8]| bounds.partition_point(|x| x.as_slice() <= k);
+    !bounds.is_empty() && partition(a) != partition(b)
 }
 
 /// The numbers of tables a version edit deleted whose files are still reachable (an

@@ -154,14 +154,7 @@ mod tests {
     /// the moved file, and dropping the old one deleted the file still in use.
     #[test]
     fn moved_file_keeps_its_single_handle() {
-        let ctx = TableContext {
-            fs: crate::vfs::StdFs::shared(),
-            dir: "/nonexistent".into(),
-            cache: None,
-            keys: None,
-            pinned: Default::default(),
-            partitions: Default::default(),
-        };
+        let ctx = TableContext::new(crate::vfs::StdFs::shared(), "/nonexistent".into(), None, None);
         let v = Version::empty(3)
             .apply(&VersionEdit { new_files: vec![(1, meta(7))], ..Default::default() }, Counters::default(), &ctx)
             .unwrap();
@@ -174,14 +167,7 @@ mod tests {
     /// A live edit failing a check is a bug in kho, not corruption, and changes nothing.
     #[test]
     fn a_live_edit_failing_its_checks_is_an_internal_error() {
-        let ctx = TableContext {
-            fs: crate::vfs::StdFs::shared(),
-            dir: "/nonexistent".into(),
-            cache: None,
-            keys: None,
-            pinned: Default::default(),
-            partitions: Default::default(),
-        };
+        let ctx = TableContext::new(crate::vfs::StdFs::shared(), "/nonexistent".into(), None, None);
         let counters = Counters { log_number: Some(4), next_file_number: Some(10), last_sequence: Some(1) };
         let v = Version::empty(3)
             .apply(&VersionEdit { new_files: vec![(1, meta(7))], ..Default::default() }, counters, &ctx)
