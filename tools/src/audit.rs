@@ -337,7 +337,7 @@ fn checkpoint(out: &mut Out, dir: &Path, audit_key_file: &Path, keys: &Keys) -> 
     )?;
     let c = store.audit_checkpoint()?;
     store.close()?;
-    let head: String = c.head_hash.iter().map(|b| format!("{b:02x}")).collect();
+    let head = crate::fmt::hex(&c.head_hash);
     if out.json {
         out.json_value(&json!({"entries": c.entries, "head": head}))?;
     } else {

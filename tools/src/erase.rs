@@ -80,19 +80,9 @@ pub fn open_vault(dir: &Path, keys: &Keys, read_only: bool) -> anyhow::Result<Pe
     Ok(PersonKeys::open(db)?)
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
+/// `N` bytes from hex digits (via [`crate::fmt::parse_hex`]); `None` if not exactly that.
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    crate::fmt::parse_hex(s).ok()?.try_into().ok()
 }
 
 fn receipt_json(r: &ErasureReceipt, records: usize, purged: bool, vault: Option<&PersonKeys>) -> serde_json::Value {
@@ -101,14 +91,14 @@ fn receipt_json(r: &ErasureReceipt, records: usize, purged: bool, vault: Option<
         "time_ms": r.time_ms,
         "time": crate::fmt::utc_ms(r.time_ms),
         "subject": r.subject.map(|t| t.to_hex()),
-        "destroyed_key": r.destroyed_key.map(|k| hex(&k)),
-        "vault": vault.map(|v| hex(&v.vault_id())),
+        "destroyed_key": r.destroyed_key.map(|k| crate::fmt::hex(&k)),
+        "vault": vault.map(|v| crate::fmt::hex(&v.vault_id())),
         "records_erased": records,
         "audit_position": r.audit_position,
         "audit_checkpoint": r.audit_checkpoint.map(|c| json!({
             "entries": c.entries,
-            "head": hex(&c.head_hash),
-            "public_key": hex(&c.public_key),
+            "head": crate::fmt::hex(&c.head_hash),
+            "public_key": crate::fmt::hex(&c.public_key),
         })),
         "tables_until_purge": r.tables_until_purge,
         "purged": purged,

@@ -132,7 +132,7 @@ pub struct SubjectToken(pub [u8; SUBJECT_TOKEN_LEN]);
 impl SubjectToken {
     /// Lowercase hex.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        super::key::hex(&self.0)
     }
 }
 
