@@ -124,7 +124,8 @@ pub(crate) fn decode_stored(v: &[u8]) -> std::result::Result<(NationalId, Stored
 
 /// Splits a stored record value into the national ID it names and its MessagePack payload
 /// (the layout above): for inspection tools and the decoder tests. Never panics; a malformed
-/// value is [`Error::Payload`] saying what is wrong.
+/// value is [`Error::Payload`] saying what is wrong, and so is a value whose payload is sealed
+/// under a person key (format 2: only the store, with its vault, can open it).
 pub fn decode_record_value(value: &[u8]) -> Result<(NationalId, &[u8])> {
     match decode_stored(value).map_err(|what| Error::Payload(format!("malformed record value: {what}")))? {
         (id, StoredPayload::Plain(p)) => Ok((id, p)),
