@@ -34,7 +34,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub use meta::{BackupFile, BackupInfo};
-pub use verify::VerifyReport;
+pub use verify::{check_manifest, VerifyReport};
 
 use crate::vfs::{FileLock, SharedFs, StdFs};
 use crate::{Error, Result};

@@ -135,7 +135,7 @@ fn decode(
             let mut reader = crate::crypt::open_log_reader(data, path, None);
             while reader.next_record()?.is_some() {}
         }
-        Some(FileKind::Manifest(_)) => check_manifest(fs, path, tables)?,
+        Some(FileKind::Manifest(_)) => check_manifest(fs, path, tables, None)?,
         Some(FileKind::Current) => {
             let data = file.read_at(0, usize::try_from(file.len()).unwrap_or(usize::MAX))?;
             let n = decode_current(path, &data)?;
@@ -149,9 +149,16 @@ fn decode(
     Ok(true)
 }
 
-/// The manifest decodes and lists exactly the backup's tables, with their sizes.
-fn check_manifest(fs: &dyn FileSystem, path: &Path, tables: &BTreeMap<u64, u64>) -> Result<()> {
-    let edits = crate::version::read_manifest(fs, path, RecoveryMode::AbsoluteConsistency, None)?;
+/// Checks that the manifest at `path` decodes (opened with `keys` if it is sealed) and that
+/// its edits replay to exactly `tables` (number: size): a backup's manifest must list the
+/// backup's tables. `kho backup verify --key-file` calls it for sealed manifests.
+pub fn check_manifest(
+    fs: &dyn FileSystem,
+    path: &Path,
+    tables: &BTreeMap<u64, u64>,
+    keys: Option<&std::sync::Arc<crate::crypt::Keyring>>,
+) -> Result<()> {
+    let edits = crate::version::read_manifest(fs, path, RecoveryMode::AbsoluteConsistency, keys)?;
     let mut live = BTreeMap::new();
     for (_, edit) in &edits.edits {
         for (_, n) in &edit.deleted_files {

@@ -16,10 +16,9 @@ use kho::backup::BackupInfo;
 use kho::crypt::{KeyProvider, Keyring};
 use kho::inspect::filename::{parse_file_name, FileKind, KEYRING};
 use kho::inspect::sst::SstReader;
-use kho::inspect::version::read_manifest;
 use kho::inspect::wal::{peek_segment_header, LogReader};
 use kho::vfs::{FileSystem, StdFs};
-use kho::{Error, RecoveryMode};
+use kho::Error;
 
 use crate::dbdir::{self, Problem};
 
@@ -114,22 +113,6 @@ fn manifest(path: &Path, ring: &Arc<Keyring>, tables: &BTreeMap<u64, u64>) -> kh
     if peek_segment_header(&dbdir::read(path)?).is_none() {
         return Ok(false);
     }
-    let edits = read_manifest(&StdFs, path, RecoveryMode::AbsoluteConsistency, Some(ring))?;
-    let mut live = BTreeMap::new();
-    for (_, edit) in &edits.edits {
-        for (_, n) in &edit.deleted_files {
-            live.remove(n);
-        }
-        for (_, meta) in &edit.new_files {
-            live.insert(meta.number, meta.size);
-        }
-    }
-    if &live != tables {
-        return Err(Error::Corruption {
-            file: path.to_owned(),
-            offset: None,
-            what: format!("the manifest lists tables {live:?} (number: size), the backup holds {tables:?}"),
-        });
-    }
+    kho::backup::check_manifest(&StdFs, path, tables, Some(ring))?;
     Ok(true)
 }
