@@ -244,15 +244,7 @@ pub fn file(out: &mut Out, path: &Path, k: &Keys) -> anyhow::Result<Outcome> {
                 }
                 Ok(Outcome::Ok)
             }
-            Err(e) => {
-                let p = Problem::from_error(path, &e);
-                if out.json {
-                    out.json_value(&json!({"file": path, "problems": [p]}))?;
-                } else {
-                    writeln!(out, "PROBLEM: {p}")?;
-                }
-                Ok(Outcome::Problems)
-            }
+            Err(e) => super::file_problem(out, path, &e),
         };
     }
     let header = peek_segment_header(&head(path)?);

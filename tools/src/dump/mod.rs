@@ -100,14 +100,18 @@ fn current(out: &mut Out, path: &Path) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        Err(e) => {
-            let p = Problem::from_error(path, &e);
-            if out.json {
-                out.json_value(&json!({"file": path, "problems": [p]}))?;
-            } else {
-                writeln!(out, "PROBLEM: {p}")?;
-            }
-            Ok(Outcome::Problems)
-        }
+        Err(e) => file_problem(out, path, &e),
     }
+}
+
+/// Prints the one problem that stopped reading `path` (a `PROBLEM:` line, or a JSON document
+/// naming the file); exit status 1.
+pub fn file_problem(out: &mut Out, path: &std::path::Path, e: &kho::Error) -> anyhow::Result<Outcome> {
+    let p = Problem::from_error(path, e);
+    if out.json {
+        out.json_value(&json!({"file": path, "problems": [p]}))?;
+    } else {
+        writeln!(out, "PROBLEM: {p}")?;
+    }
+    Ok(Outcome::Problems)
 }
