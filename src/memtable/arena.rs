@@ -1,8 +1,13 @@
 //! [`Arena`]: the bump allocator that holds every memtable node.
 //!
-//! Memory comes in chunks from the global allocator: the first is small (so the many tiny
-//! memtables of tests and of recovery cost little) and each next one twice the size, up to
-//! [`MAX_CHUNK`]; an allocation larger than a quarter of that gets a chunk of its own.
+//! Memory comes in chunks mapped straight from the operating system (anonymous memory maps),
+//! not from the global allocator: the first is one page (so the many tiny memtables of tests
+//! and of recovery cost little) and each next one twice the size, up to [`MAX_CHUNK`]; an
+//! allocation larger than a quarter of that gets a chunk of its own. Dropping a memtable
+//! unmaps its chunks, so its memory goes back to the system at once, whatever allocator the
+//! application runs. Through glibc's malloc, freed 1 MiB chunks stayed in the process heap,
+//! fragmented by the small allocations made between them: 110 MiB of the 235 MiB peak of
+//! `tools/bench/peers.sh` was memory glibc held free (docs/benchmarks.md, "Memory").
 //!
 //! Invariants:
 //! - Every allocation is 8-byte aligned and lies inside exactly one chunk.
@@ -10,13 +15,15 @@
 //!   stays valid (and its bytes stay where they are) for the arena's whole life. The skiplist
 //!   relies on this to let readers follow node pointers without any lock.
 
-use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::alloc::{handle_alloc_error, Layout};
 use std::ptr::NonNull;
+
+use memmap2::MmapMut;
 
 /// Alignment of every allocation (and of every chunk).
 pub(super) const ALIGN: usize = 8;
 
-/// Size of the first chunk.
+/// Size of the first chunk (one page).
 const FIRST_CHUNK: usize = 4 << 10;
 
 /// Size the chunks grow to.
@@ -24,7 +31,8 @@ const MAX_CHUNK: usize = 1 << 20;
 
 /// A bump allocator; see the module docs.
 pub(super) struct Arena {
-    chunks: Vec<(NonNull<u8>, Layout)>,
+    /// The mapped chunks; unmapped when the arena drops.
+    chunks: Vec<MmapMut>,
     /// Next free byte of the current chunk (dangling while there is no chunk).
     cursor: NonNull<u8>,
     /// Bytes left in the current chunk after `cursor`.
@@ -34,8 +42,8 @@ pub(super) struct Arena {
     used: usize,
 }
 
-// SAFETY: the arena owns its chunks outright (no other handle frees or reallocates them);
-// the raw pointers are plain addresses of that owned memory, so moving the arena to another
+// SAFETY: the arena owns its chunks outright (no other handle unmaps or remaps them); the
+// raw pointers are plain addresses of that owned memory, so moving the arena to another
 // thread moves ownership with it. `Sync` holds because `&Arena` exposes only the read-only
 // counter `used`; allocation needs `&mut Arena`.
 unsafe impl Send for Arena {}
@@ -77,25 +85,19 @@ impl Arena {
         self.used
     }
 
+    /// Maps a chunk of at least `size` bytes (page-aligned, so [`ALIGN`]-aligned). Running
+    /// out of memory here is what it is for the global allocator: the process aborts.
     fn new_chunk(&mut self, size: usize) -> NonNull<u8> {
-        let Ok(layout) = Layout::from_size_align(size, ALIGN) else {
-            // Only for sizes near `isize::MAX`, which a validated write can never ask for.
+        let mut chunk = match MmapMut::map_anon(size) {
+            Ok(m) => m,
+            Err(_) => handle_alloc_error(Layout::from_size_align(size, ALIGN).unwrap_or(Layout::new::<u8>())),
+        };
+        let Some(p) = NonNull::new(chunk.as_mut_ptr()) else {
             handle_alloc_error(Layout::new::<u8>());
         };
-        // SAFETY: `layout` has a non-zero size (callers ask for at least one node header).
-        let p = unsafe { alloc(layout) };
-        let Some(p) = NonNull::new(p) else { handle_alloc_error(layout) };
-        self.chunks.push((p, layout));
+        // The mapping stays where it is when the `MmapMut` moves into the vector.
+        self.chunks.push(chunk);
         p
-    }
-}
-
-impl Drop for Arena {
-    fn drop(&mut self) {
-        for &(p, layout) in &self.chunks {
-            // SAFETY: `p` was returned by `alloc(layout)` and is freed exactly once, here.
-            unsafe { dealloc(p.as_ptr(), layout) };
-        }
     }
 }
 

@@ -77,6 +77,10 @@ pub struct BenchArgs {
     /// zstd level for SSTable blocks (0: store raw).
     #[arg(long = "compression_level", default_value_t = 3, allow_negative_numbers = true)]
     pub compression_level: i32,
+    /// zstd level per LSM level, comma-separated (`1,1,3`: levels 0 and 1 at 1, level 2 at
+    /// 3, deeper levels at `--compression_level`); empty: the engine's default.
+    #[arg(long = "compression_per_level", value_delimiter = ',', allow_negative_numbers = true)]
+    pub compression_per_level: Option<Vec<i32>>,
     /// Uncompressed data block size in bytes (db_bench's `--block_size`).
     #[arg(long = "block_size", default_value_t = 4096)]
     pub block_size: usize,

@@ -213,14 +213,20 @@ impl Bench {
     }
 
     fn options(&self) -> Options {
+        let defaults = Options::default();
         Options {
+            compression_per_level: self
+                .args
+                .compression_per_level
+                .clone()
+                .unwrap_or(defaults.compression_per_level.clone()),
             write_buffer_size: self.args.write_buffer_size,
             block_cache_capacity: self.args.cache_size,
             bloom_bits_per_key: self.args.bloom_bits,
             compression_level: self.args.compression_level,
             block_size: self.args.block_size,
             encryption: self.encryption.clone(),
-            ..Options::default()
+            ..defaults
         }
     }
 
