@@ -18,6 +18,7 @@ mod compact;
 mod encryption;
 mod flush;
 mod health;
+mod ingest;
 mod open;
 mod purge;
 mod read;
@@ -45,6 +46,7 @@ use crate::{Error, Result};
 use commit_queue::CommitQueue;
 pub use encryption::ReencryptReport;
 use health::Health;
+pub use ingest::IngestReport;
 pub use recovery::RecoveryReport;
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};
@@ -183,6 +185,12 @@ impl std::fmt::Debug for Db {
 impl Db {
     fn inner(&self) -> &Arc<DbInner> {
         &self.handle.inner
+    }
+
+    /// The options the database was opened with (size limits for callers that check
+    /// entries before writing them).
+    pub(crate) fn options(&self) -> &Options {
+        &self.inner().opts
     }
 
     /// The database directory.

@@ -1,0 +1,236 @@
+//! [`Store::import`]: bulk-loads records of one collection straight into tables
+//! (`Db::ingest_with`), for an agency's initial import.
+//!
+//! Semantics (docs/record-model.md, "Import"): **insert-only and all or nothing.** Every
+//! row is checked first — primary key length, national ID against the store's rules,
+//! payload encoding, entry sizes, a primary key repeated in the input, a primary key the
+//! collection already holds — and any problem refuses the whole import with
+//! [`Error::ImportRejected`] listing the rows (by 0-based position in the input) before
+//! anything is written. The records, their index entries and (feed on) one insert change
+//! each are then installed as one set of tables with one manifest edit, so a crash leaves
+//! the store as it was or with the whole import.
+//!
+//! Invariants kept: "index == f(records)" (each row yields exactly `R|cid|pk` and
+//! `I|id|cid|pk`, and no record of the collection had those keys — checked under every
+//! stripe lock, held until the tables are installed, so no writer slips a record in between);
+//! change positions are the reserved sequence numbers, one per row in primary-key order,
+//! above every earlier position; with person keys, payloads are sealed exactly as the write
+//! path seals them (keys created durably first, the vault's write guard held to the end).
+//!
+//! Memory: every row is held, encoded, until the import is installed — about
+//! `|pk| + |value| + 80` bytes a row, plus `|value| + 40` more with the feed on (the
+//! change repeats the payload). There is no external sort: split a larger input into
+//! several imports (each is atomic on its own).
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::error::{Error, Result};
+use super::feed::{change_key, FeedWrite};
+use super::keys::{index_key, record_key, CollectionId};
+use super::national_id::NationalId;
+use super::store::{check_pk, Store};
+use super::value::encode_value;
+use super::write::Op;
+use crate::batch::check_entry_size;
+use crate::SeqNo;
+
+/// At most this many problems are listed in [`Error::ImportRejected`] (all are counted).
+pub const MAX_LISTED_ROW_PROBLEMS: usize = 100;
+
+/// One refused row of an import.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RowProblem {
+    /// The row's 0-based position in the input.
+    pub row: u64,
+    /// Why it was refused: an invalid national ID, a primary key or value over its size
+    /// limit, a payload that does not encode, a primary key repeated in the input or already
+    /// held by the collection ([`Error::RecordExists`]). Names no ID or payload in full.
+    pub error: Error,
+}
+
+impl std::fmt::Display for RowProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "row {}: {}", self.row, self.error)
+    }
+}
+
+/// What [`Store::import`] installed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportReport {
+    /// Records imported.
+    pub rows: u64,
+    /// Tables added.
+    pub tables: usize,
+    /// Bytes of the tables added.
+    pub bytes: u64,
+    /// The sequence number of the import (every imported record carries it); 0 when the
+    /// input was empty.
+    pub sequence: SeqNo,
+}
+
+/// A checked row, encoded.
+struct Row {
+    input: u64,
+    op: Op,
+}
+
+impl Store {
+    /// Imports `rows` — `(primary key, national ID, payload)`, in any order — into
+    /// `collection` (created if needed) as new records, all or nothing; see the module docs
+    /// and docs/record-model.md, "Import". Writers wait while the tables are written.
+    ///
+    /// Errors: [`Error::ImportRejected`] (nothing written) for invalid rows;
+    /// [`Error::AccessContextRequired`] on a store that requires an access context (imports
+    /// are not audited yet); engine errors.
+    pub fn import<K, T, I>(&self, collection: &str, rows: I) -> Result<ImportReport>
+    where
+        I: IntoIterator<Item = (K, NationalId, T)>,
+        K: AsRef<[u8]>,
+        T: Serialize,
+    {
+        let inner = &self.inner;
+        inner.check_unaudited()?;
+        inner.check_writable()?;
+        super::catalog::validate_name(collection)?;
+        let existing = inner.catalog.lookup(collection);
+        // Rows of a new collection are checked against id 0 (record keys of one length).
+        let cid = existing.unwrap_or(CollectionId(0));
+        let mut problems = Problems::default();
+        let mut checked = Vec::new();
+        for (input, (pk, id, payload)) in (0u64..).zip(rows) {
+            match self.check_row(cid, pk.as_ref(), &id, &payload) {
+                Ok(op) => checked.push(Row { input, op }),
+                Err(error) => problems.add(input, error),
+            }
+        }
+        // Stable: of two rows with one primary key, the first in the input comes first.
+        checked.sort_by(|a, b| target_pk(&a.op).cmp(target_pk(&b.op)));
+        for pair in checked.windows(2) {
+            if target_pk(&pair[0].op) == target_pk(&pair[1].op) {
+                let first = pair[0].input;
+                problems.add(pair[1].input, Error::invalid(format!("repeats the primary key of row {first}")));
+            }
+        }
+        problems.check()?;
+        if checked.is_empty() {
+            return Ok(ImportReport::default());
+        }
+
+        let _all = inner.locks.lock_all();
+        let _sealing = inner.vault.as_ref().map(|v| v.write_guard());
+        if let Some(cid) = existing {
+            self.refuse_existing(cid, &checked, &mut problems)?;
+            problems.check()?;
+        }
+        let cid = inner.catalog.get_or_create(&inner.db, collection)?;
+        let mut ops: Vec<Op> = checked.into_iter().map(|r| r.op).collect();
+        for op in &mut ops {
+            if let Op::Put { cid: c, .. } = op {
+                *c = cid;
+            }
+        }
+        let ops = inner.seal_payloads(ops)?;
+        let mut feed_write = inner.feed.as_ref().map(|_| FeedWrite::new());
+        let mut puts = Vec::with_capacity(ops.len());
+        for op in ops {
+            if let Op::Put { pk, id, value, .. } = op {
+                if let Some(fw) = feed_write.as_mut() {
+                    fw.record(cid, &pk, None, Some(id), Some(&value), false);
+                }
+                puts.push((pk, id, value));
+            }
+        }
+        let changes = feed_write.as_mut().map(FeedWrite::take_changes).unwrap_or_default();
+        let sequences = (changes.len() as u64).max(1);
+        let report = inner.db.ingest_with(sequences, |first| sorted_entries(cid, &puts, &changes, first))?;
+        if let (Some(feed), Some(fw)) = (inner.feed.as_ref(), feed_write) {
+            fw.committed(feed);
+        }
+        drop(_sealing);
+        drop(_all);
+        // Housekeeping, as after every write: a failed trim is retried later.
+        let _ = inner.trim_feed_if_due();
+        Ok(ImportReport {
+            rows: puts.len() as u64,
+            tables: report.tables.len(),
+            bytes: report.bytes,
+            sequence: report.sequence,
+        })
+    }
+
+    /// Checks one row and encodes it as a put (of collection `cid`, fixed up later).
+    fn check_row<T: Serialize>(&self, cid: CollectionId, pk: &[u8], id: &NationalId, payload: &T) -> Result<Op> {
+        check_pk(pk)?;
+        self.inner.opts.id_rules.check(id)?;
+        let value = encode_value(id, payload)?;
+        let opts = self.inner.db.options();
+        check_entry_size(opts, record_key(cid, pk).len(), value.len())?;
+        Ok(Op::Put { cid, pk: Bytes::copy_from_slice(pk), id: *id, value, insert_only: true })
+    }
+
+    /// Adds a problem for every row whose primary key the collection already holds (one
+    /// point read per row; bloom filters make the misses cheap). Requires every stripe held.
+    fn refuse_existing(&self, cid: CollectionId, rows: &[Row], problems: &mut Problems) -> Result<()> {
+        let snap = self.inner.db.snapshot();
+        let collection = self.inner.catalog.name(cid).map_or_else(String::new, |n| n.to_string());
+        for row in rows {
+            let pk = target_pk(&row.op);
+            if snap.get(record_key(cid, pk))?.is_some() {
+                let error = Error::RecordExists { collection: collection.clone(), pk: crate::util::redact(pk) };
+                problems.add(row.input, error);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The primary key of a row's put.
+fn target_pk(op: &Op) -> &[u8] {
+    op.target().1
+}
+
+/// Every entry of the import in key order: the changes (`F`, positions `first..`), then the
+/// index entries (`I`, by national ID and primary key), then the records (`R`, by primary
+/// key) — the tags sort `F` < `I` < `R`, and `puts` is sorted by primary key.
+fn sorted_entries<'a>(
+    cid: CollectionId,
+    puts: &'a [(Bytes, NationalId, Vec<u8>)],
+    changes: &'a [Vec<u8>],
+    first: SeqNo,
+) -> impl Iterator<Item = (Vec<u8>, &'a [u8])> + 'a {
+    let mut by_id: Vec<usize> = (0..puts.len()).collect();
+    by_id.sort_by(|&a, &b| (&puts[a].1, &puts[a].0).cmp(&(&puts[b].1, &puts[b].0)));
+    let feed = (first..).zip(changes).map(|(pos, v)| (change_key(pos).to_vec(), v.as_slice()));
+    let index = by_id.into_iter().map(move |i| (index_key(&puts[i].1, cid, &puts[i].0), &[][..]));
+    let records = puts.iter().map(move |(pk, _, value)| (record_key(cid, pk), value.as_slice()));
+    feed.chain(index).chain(records)
+}
+
+/// The problems found so far: the first [`MAX_LISTED_ROW_PROBLEMS`] listed, all counted.
+#[derive(Default)]
+struct Problems {
+    listed: Vec<RowProblem>,
+    count: u64,
+}
+
+impl Problems {
+    fn add(&mut self, row: u64, error: Error) {
+        self.count += 1;
+        if self.listed.len() < MAX_LISTED_ROW_PROBLEMS {
+            self.listed.push(RowProblem { row, error });
+        }
+    }
+
+    /// `Err(ImportRejected)` if any problem was found (listed by row).
+    fn check(&mut self) -> Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let mut rows = std::mem::take(&mut self.listed);
+        rows.sort_by_key(|p| p.row);
+        Err(Error::ImportRejected { rows, count: self.count })
+    }
+}
