@@ -38,6 +38,10 @@ use crate::SeqNo;
 /// At most this many problems are listed in [`Error::ImportRejected`] (all are counted).
 pub const MAX_LISTED_ROW_PROBLEMS: usize = 100;
 
+/// Rows one import takes at most (index entries are sorted by a 32-bit row number; memory
+/// runs out long before).
+pub const MAX_IMPORT_ROWS: usize = u32::MAX as usize;
+
 /// One refused row of an import.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -99,15 +103,17 @@ impl Store {
         // Rows of a new collection are checked against id 0 (record keys of one length).
         let cid = existing.unwrap_or(CollectionId(0));
         let mut problems = Problems::default();
-        let mut checked = Vec::new();
+        let rows = rows.into_iter();
+        let mut checked = Vec::with_capacity(rows.size_hint().0);
         for (input, (pk, id, payload)) in (0u64..).zip(rows) {
             match self.check_row(cid, pk.as_ref(), &id, &payload) {
                 Ok(op) => checked.push(Row { input, op }),
                 Err(error) => problems.add(input, error),
             }
         }
-        // Stable: of two rows with one primary key, the first in the input comes first.
-        checked.sort_by(|a, b| target_pk(&a.op).cmp(target_pk(&b.op)));
+        // Of two rows with one primary key, the first in the input comes first. (Unstable
+        // with that tie-break: no buffer of half the rows, as a stable sort takes.)
+        checked.sort_unstable_by(|a, b| target_pk(&a.op).cmp(target_pk(&b.op)).then(a.input.cmp(&b.input)));
         for pair in checked.windows(2) {
             if target_pk(&pair[0].op) == target_pk(&pair[1].op) {
                 let first = pair[0].input;
@@ -115,6 +121,9 @@ impl Store {
             }
         }
         problems.check()?;
+        if checked.len() > MAX_IMPORT_ROWS {
+            return Err(Error::invalid(format!("an import holds at most {MAX_IMPORT_ROWS} rows")));
+        }
         if checked.is_empty() {
             return Ok(ImportReport::default());
         }
@@ -126,6 +135,7 @@ impl Store {
             problems.check()?;
         }
         let cid = inner.catalog.get_or_create(&inner.db, collection)?;
+        // In place: a `Row` holds an `Op`, so the allocation is reused.
         let mut ops: Vec<Op> = checked.into_iter().map(|r| r.op).collect();
         for op in &mut ops {
             if let Op::Put { cid: c, .. } = op {
@@ -133,14 +143,17 @@ impl Store {
             }
         }
         let ops = inner.seal_payloads(ops)?;
+        let puts: Vec<Put<'_>> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { pk, id, value, .. } => Some(Put { pk, id, value }),
+                _ => None,
+            })
+            .collect();
         let mut feed_write = inner.feed.as_ref().map(|_| FeedWrite::new());
-        let mut puts = Vec::with_capacity(ops.len());
-        for op in ops {
-            if let Op::Put { pk, id, value, .. } = op {
-                if let Some(fw) = feed_write.as_mut() {
-                    fw.record(cid, &pk, None, Some(id), Some(&value), false);
-                }
-                puts.push((pk, id, value));
+        if let Some(fw) = feed_write.as_mut() {
+            for p in &puts {
+                fw.record(cid, p.pk, None, Some(*p.id), Some(p.value), false);
             }
         }
         let changes = feed_write.as_mut().map(FeedWrite::take_changes).unwrap_or_default();
@@ -153,12 +166,8 @@ impl Store {
         drop(_all);
         // Housekeeping, as after every write: a failed trim is retried later.
         let _ = inner.trim_feed_if_due();
-        Ok(ImportReport {
-            rows: puts.len() as u64,
-            tables: report.tables.len(),
-            bytes: report.bytes,
-            sequence: report.sequence,
-        })
+        let rows = puts.len() as u64;
+        Ok(ImportReport { rows, tables: report.tables.len(), bytes: report.bytes, sequence: report.sequence })
     }
 
     /// Checks one row and encodes it as a put (of collection `cid`, fixed up later).
@@ -192,20 +201,32 @@ fn target_pk(op: &Op) -> &[u8] {
     op.target().1
 }
 
+/// One record of the import, borrowed from its (sealed) put.
+struct Put<'a> {
+    pk: &'a [u8],
+    id: &'a NationalId,
+    value: &'a [u8],
+}
+
 /// Every entry of the import in key order: the changes (`F`, positions `first..`), then the
 /// index entries (`I`, by national ID and primary key), then the records (`R`, by primary
-/// key) — the tags sort `F` < `I` < `R`, and `puts` is sorted by primary key.
+/// key) — the tags sort `F` < `I` < `R`, and `puts` is sorted by primary key, so sorting
+/// `(ID, position in puts)` sorts the index entries without comparing primary keys.
 fn sorted_entries<'a>(
     cid: CollectionId,
-    puts: &'a [(Bytes, NationalId, Vec<u8>)],
+    puts: &'a [Put<'a>],
     changes: &'a [Vec<u8>],
     first: SeqNo,
 ) -> impl Iterator<Item = (Vec<u8>, &'a [u8])> + 'a {
-    let mut by_id: Vec<usize> = (0..puts.len()).collect();
-    by_id.sort_by(|&a, &b| (&puts[a].1, &puts[a].0).cmp(&(&puts[b].1, &puts[b].0)));
+    let mut by_id: Vec<([u8; crate::record::NATIONAL_ID_LEN], u32)> =
+        puts.iter().zip(0u32..).map(|(p, i)| (*p.id.as_bytes(), i)).collect();
+    by_id.sort_unstable();
     let feed = (first..).zip(changes).map(|(pos, v)| (change_key(pos).to_vec(), v.as_slice()));
-    let index = by_id.into_iter().map(move |i| (index_key(&puts[i].1, cid, &puts[i].0), &[][..]));
-    let records = puts.iter().map(move |(pk, _, value)| (record_key(cid, pk), value.as_slice()));
+    let index = by_id.into_iter().map(move |(_, i)| {
+        let p = &puts[i as usize];
+        (index_key(p.id, cid, p.pk), &[][..])
+    });
+    let records = puts.iter().map(move |p| (record_key(cid, p.pk), p.value));
     feed.chain(index).chain(records)
 }
 
