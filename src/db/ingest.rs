@@ -32,6 +32,7 @@ use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
 use super::flush::sst_options;
+use super::stats::Counters;
 use super::{Db, DbInner};
 use crate::batch::check_entry_size;
 use crate::compaction::output::TableOutput;
@@ -74,29 +75,48 @@ impl Db {
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        self.inner().ingest(1, |_| entries)
+        self.inner().ingest(1, |db, _, seq, numbers| db.write_ingested(entries.into_iter(), seq, numbers))
     }
 
-    /// [`Self::ingest_sorted`] reserving `sequences` (>= 1) sequence numbers: `source` is
-    /// called with the first once writers are stopped and returns the entries, which carry
-    /// the last. The record layer stamps the reserved numbers into its change keys.
-    pub(crate) fn ingest_with<I, K, V>(&self, sequences: u64, source: impl FnOnce(SeqNo) -> I) -> Result<IngestReport>
+    /// [`Self::ingest_sorted`] reserving `sequences` (>= 1) sequence numbers, from several
+    /// streams written concurrently (one thread each): `source` is called with the first
+    /// reserved number once writers are stopped and returns the streams, each in strictly
+    /// increasing key order and every key of one stream below every key of the next; the
+    /// entries carry the last reserved number. The record layer stamps the reserved numbers
+    /// into its change keys.
+    pub(crate) fn ingest_with<I, K, V>(
+        &self,
+        sequences: u64,
+        source: impl FnOnce(SeqNo) -> Vec<I>,
+    ) -> Result<IngestReport>
     where
-        I: IntoIterator<Item = (K, V)>,
+        I: Iterator<Item = (K, V)> + Send,
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        self.inner().ingest(sequences, source)
+        self.inner().ingest(sequences, |db, first, seq, numbers| db.write_streams(source(first), seq, numbers))
     }
 }
 
+/// Step 2 of an ingestion: given the first reserved sequence number and the one the entries
+/// carry, writes the tables, recording every file number taken; returns the entries
+/// written and the tables, in key order.
+type WriteStep<'a> = &'a mut dyn FnMut(&DbInner, SeqNo, SeqNo, &mut Vec<u64>) -> Result<(u64, Vec<FileMeta>)>;
+
 impl DbInner {
-    fn ingest<I, K, V>(&self, sequences: u64, source: impl FnOnce(SeqNo) -> I) -> Result<IngestReport>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<[u8]>,
-        V: AsRef<[u8]>,
-    {
+    fn ingest(
+        &self,
+        sequences: u64,
+        write: impl FnOnce(&DbInner, SeqNo, SeqNo, &mut Vec<u64>) -> Result<(u64, Vec<FileMeta>)>,
+    ) -> Result<IngestReport> {
+        let mut write = Some(write);
+        self.ingest_dyn(sequences, &mut |db, first, seq, numbers| match write.take() {
+            Some(w) => w(db, first, seq, numbers),
+            None => Err(Error::Internal("an ingestion wrote twice".into())),
+        })
+    }
+
+    fn ingest_dyn(&self, sequences: u64, write: WriteStep<'_>) -> Result<IngestReport> {
         self.check_writable()?;
         if sequences == 0 {
             return Err(Error::InvalidArgument("an ingestion reserves at least one sequence number".into()));
@@ -130,7 +150,7 @@ impl DbInner {
         })?;
 
         let mut numbers = Vec::new();
-        let written = self.write_ingested(source(first).into_iter(), last, &mut numbers);
+        let written = write(self, first, last, &mut numbers);
         let (entries, tables) = match written.and_then(|w| self.ctx.fs.sync_dir(&self.dir).map(|()| w)) {
             Ok(w) => w,
             Err(e) => {
@@ -165,12 +185,73 @@ impl DbInner {
             };
             self.install_version(version);
         }
+        // The tables are both what the user wrote and what reached the tables (write
+        // amplification counts compactions on top of them, as after a flush).
+        Counters::add(&self.counters.user_bytes, report.bytes);
+        Counters::add(&self.counters.flush_bytes, report.bytes);
         wal.last_seq = last;
         wal.synced_seq = last;
         self.visible_seq.store(last, Ordering::Release);
         let _bg = self.bg.lock();
         self.bg_cv.notify_all(); // level 0 may be due for compaction
         Ok(report)
+    }
+
+    /// Writes each stream on its own thread (see [`Db::ingest_with`]) and checks that the
+    /// streams follow each other in key order.
+    fn write_streams<I, K, V>(
+        &self,
+        streams: Vec<I>,
+        seq: SeqNo,
+        numbers: &mut Vec<u64>,
+    ) -> Result<(u64, Vec<FileMeta>)>
+    where
+        I: Iterator<Item = (K, V)> + Send,
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let results: Vec<(Result<(u64, Vec<FileMeta>)>, Vec<u64>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = streams
+                .into_iter()
+                .map(|stream| {
+                    s.spawn(move || {
+                        let mut taken = Vec::new();
+                        let r = self.write_ingested(stream, seq, &mut taken);
+                        (r, taken)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    // A panic (a bug) loses the numbers it took: the next open collects them.
+                    h.join()
+                        .unwrap_or_else(|_| (Err(Error::Internal("an ingestion thread panicked".into())), Vec::new()))
+                })
+                .collect()
+        });
+        let (mut entries, mut tables, mut failure) = (0, Vec::<FileMeta>::new(), None);
+        for (r, taken) in results {
+            numbers.extend(taken);
+            match r {
+                Ok((n, t)) => {
+                    if let (Some(prev), Some(next)) = (tables.last(), t.first()) {
+                        if user_key(&prev.largest) >= user_key(&next.smallest) {
+                            failure.get_or_insert(Error::Internal("ingestion streams overlap".into()));
+                        }
+                    }
+                    entries += n;
+                    tables.extend(t);
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((entries, tables)),
+        }
     }
 
     /// Step 2: writes `entries` at `seq` into new tables, recording every number it takes

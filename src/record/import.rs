@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use super::error::{Error, Result};
 use super::feed::{change_key, FeedWrite};
-use super::keys::{index_key, record_key, CollectionId};
+use super::keys::{index_key, record_key, CollectionId, RECORD_PREFIX_LEN};
 use super::national_id::NationalId;
 use super::store::{check_pk, Store};
 use super::value::encode_value;
@@ -176,7 +176,7 @@ impl Store {
         self.inner.opts.id_rules.check(id)?;
         let value = encode_value(id, payload)?;
         let opts = self.inner.db.options();
-        check_entry_size(opts, record_key(cid, pk).len(), value.len())?;
+        check_entry_size(opts, RECORD_PREFIX_LEN + pk.len(), value.len())?;
         Ok(Op::Put { cid, pk: Bytes::copy_from_slice(pk), id: *id, value, insert_only: true })
     }
 
@@ -208,26 +208,37 @@ struct Put<'a> {
     value: &'a [u8],
 }
 
-/// Every entry of the import in key order: the changes (`F`, positions `first..`), then the
-/// index entries (`I`, by national ID and primary key), then the records (`R`, by primary
-/// key) — the tags sort `F` < `I` < `R`, and `puts` is sorted by primary key, so sorting
-/// `(ID, position in puts)` sorts the index entries without comparing primary keys.
-fn sorted_entries<'a>(
-    cid: CollectionId,
-    puts: &'a [Put<'a>],
-    changes: &'a [Vec<u8>],
-    first: SeqNo,
-) -> impl Iterator<Item = (Vec<u8>, &'a [u8])> + 'a {
+/// An entry stream of [`sorted_entries`].
+type Stream<'a> = Box<dyn Iterator<Item = (Vec<u8>, &'a [u8])> + Send + 'a>;
+
+/// Every entry of the import in key order, as two streams of about equal bytes that the
+/// engine writes concurrently: the changes (`F`, positions `first..`), the index entries
+/// (`I`, by national ID and primary key) and the first records (`R`, by primary key); then
+/// the other records. The tags sort `F` < `I` < `R`, and `puts` is sorted by primary key,
+/// so sorting `(ID, position in puts)` sorts the index entries without comparing keys.
+fn sorted_entries<'a>(cid: CollectionId, puts: &'a [Put<'a>], changes: &'a [Vec<u8>], first: SeqNo) -> Vec<Stream<'a>> {
     let mut by_id: Vec<([u8; crate::record::NATIONAL_ID_LEN], u32)> =
         puts.iter().zip(0u32..).map(|(p, i)| (*p.id.as_bytes(), i)).collect();
     by_id.sort_unstable();
+    // Where the records split: the first stream also writes the changes and the index.
+    let record_len = |p: &Put<'_>| 5 + p.pk.len() + p.value.len();
+    let total: usize = puts.iter().map(record_len).sum();
+    let head: usize =
+        changes.iter().map(|c| 9 + c.len()).sum::<usize>() + puts.iter().map(|p| 17 + p.pk.len()).sum::<usize>();
+    let mut split = 0;
+    let mut first_bytes = head;
+    while split < puts.len() && first_bytes < total.saturating_sub(first_bytes - head) {
+        first_bytes += record_len(&puts[split]);
+        split += 1;
+    }
+    let (early, late) = puts.split_at(split);
     let feed = (first..).zip(changes).map(|(pos, v)| (change_key(pos).to_vec(), v.as_slice()));
     let index = by_id.into_iter().map(move |(_, i)| {
         let p = &puts[i as usize];
         (index_key(p.id, cid, p.pk), &[][..])
     });
-    let records = puts.iter().map(move |p| (record_key(cid, p.pk), p.value));
-    feed.chain(index).chain(records)
+    let records = move |part: &'a [Put<'a>]| part.iter().map(move |p| (record_key(cid, p.pk), p.value));
+    vec![Box::new(feed.chain(index).chain(records(early))), Box::new(records(late))]
 }
 
 /// The problems found so far: the first [`MAX_LISTED_ROW_PROBLEMS`] listed, all counted.
