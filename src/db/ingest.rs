@@ -98,16 +98,19 @@ impl Db {
     }
 }
 
+/// What step 2 wrote: the entries and the tables, in key order.
+type Written = (u64, Vec<FileMeta>);
+
 /// Step 2 of an ingestion: given the first reserved sequence number and the one the entries
 /// carry, writes the tables, recording every file number taken; returns the entries
 /// written and the tables, in key order.
-type WriteStep<'a> = &'a mut dyn FnMut(&DbInner, SeqNo, SeqNo, &mut Vec<u64>) -> Result<(u64, Vec<FileMeta>)>;
+type WriteStep<'a> = &'a mut dyn FnMut(&DbInner, SeqNo, SeqNo, &mut Vec<u64>) -> Result<Written>;
 
 impl DbInner {
     fn ingest(
         &self,
         sequences: u64,
-        write: impl FnOnce(&DbInner, SeqNo, SeqNo, &mut Vec<u64>) -> Result<(u64, Vec<FileMeta>)>,
+        write: impl FnOnce(&DbInner, SeqNo, SeqNo, &mut Vec<u64>) -> Result<Written>,
     ) -> Result<IngestReport> {
         let mut write = Some(write);
         self.ingest_dyn(sequences, &mut |db, first, seq, numbers| match write.take() {
@@ -199,18 +202,13 @@ impl DbInner {
 
     /// Writes each stream on its own thread (see [`Db::ingest_with`]) and checks that the
     /// streams follow each other in key order.
-    fn write_streams<I, K, V>(
-        &self,
-        streams: Vec<I>,
-        seq: SeqNo,
-        numbers: &mut Vec<u64>,
-    ) -> Result<(u64, Vec<FileMeta>)>
+    fn write_streams<I, K, V>(&self, streams: Vec<I>, seq: SeqNo, numbers: &mut Vec<u64>) -> Result<Written>
     where
         I: Iterator<Item = (K, V)> + Send,
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let results: Vec<(Result<(u64, Vec<FileMeta>)>, Vec<u64>)> = std::thread::scope(|s| {
+        let results: Vec<(Result<Written>, Vec<u64>)> = std::thread::scope(|s| {
             let handles: Vec<_> = streams
                 .into_iter()
                 .map(|stream| {
@@ -262,7 +260,7 @@ impl DbInner {
         entries: impl Iterator<Item = (K, V)>,
         seq: SeqNo,
         numbers: &mut Vec<u64>,
-    ) -> Result<(u64, Vec<FileMeta>)> {
+    ) -> Result<Written> {
         let sst = sst_options(&self.opts, self.opts.num_levels.saturating_sub(1));
         let bounds = self.ctx.partitions.snapshot();
         let mut tables = Vec::new();
