@@ -4,18 +4,20 @@
 //!
 //! Protocol ([`Db::ingest_sorted`], `DbInner::ingest`):
 //! 1. **Quiesce.** Flush until both memtables are empty and every logged write is in a
-//!    table (`versions.last_sequence == wal.last_seq`), then hold `compaction_lock` and the
-//!    log lock to the end: writers queue behind the log lock, no compaction runs (so none
-//!    can produce an output overlapping a placement chosen below), no flush is pending.
+//!    table (`versions.last_sequence == wal.last_seq`), then hold the log lock to the end:
+//!    writers queue behind it and no flush is pending. Compactions go on.
 //! 2. **Write.** Reserve sequence numbers `first..=last` (the caller asks for how many; the
 //!    record layer stamps them into its change keys) and write every entry at `last` into
 //!    new tables with the table writer (encryption, compression of the deepest level, bloom
 //!    filters), cut at `target_file_size`, the index limit and the table partitions; fsync
 //!    them and the directory.
-//! 3. **Install.** Place each table at the deepest level where it overlaps no table of that
-//!    level or any level above (level 0 if it overlaps level 0: a level-0 read probes the
-//!    newest `largest_seq` first, and `last` is the newest), log one `VersionEdit` adding
-//!    them all with `last_sequence = last`, install it, then publish `last`.
+//! 3. **Install.** If no compaction is running (`compaction_lock` taken with `try_lock`:
+//!    none can then produce an output overlapping a placement chosen here), place each table
+//!    at the deepest level where it overlaps no table of that level or any level above;
+//!    else, or if it overlaps level 0, at level 0 (a level-0 read probes the newest
+//!    `largest_seq` first, `last` is the newest, and a running compaction only writes below
+//!    level 0). Log one `VersionEdit` adding them all with `last_sequence = last`, install
+//!    it, then publish `last`.
 //!
 //! Invariants:
 //! - All or nothing across crashes: the tables are named by the one edit. A crash before its
@@ -125,9 +127,8 @@ impl DbInner {
             return Err(Error::InvalidArgument("an ingestion reserves at least one sequence number".into()));
         }
         let mut attempts = 0;
-        let (_compacting, mut wal_guard) = loop {
+        let mut wal_guard = loop {
             self.flush()?;
-            let compacting = self.compaction_lock.lock();
             let wal_guard = self.wal.lock();
             let wal = wal_guard.as_ref().ok_or(Error::Closed)?;
             self.health.check_not_failed()?;
@@ -136,7 +137,7 @@ impl DbInner {
                 sv.mem.is_empty() && sv.imm.is_empty()
             };
             if drained && self.versions.lock().last_sequence == wal.last_seq {
-                break (compacting, wal_guard);
+                break wal_guard;
             }
             attempts += 1;
             if attempts >= MAX_QUIESCE_ATTEMPTS {
@@ -167,10 +168,17 @@ impl DbInner {
         let mut report =
             IngestReport { entries, bytes: tables.iter().map(|m| m.size).sum(), sequence: last, ..Default::default() };
         {
+            // The one exception to the lock order: a `try_lock` under the log lock cannot
+            // wait, so it cannot deadlock. Held, no compaction is in flight and the version
+            // is the one every later compaction starts from; else level 0 is always safe (a
+            // running compaction's outputs go below it).
+            let compacting = self.compaction_lock.try_lock();
             let mut versions = self.versions.lock();
             let current = versions.current();
-            let new_files: Vec<(u32, FileMeta)> =
-                tables.into_iter().map(|m| (target_level(&current, &m) as u32, m)).collect();
+            let new_files: Vec<(u32, FileMeta)> = tables
+                .into_iter()
+                .map(|m| (compacting.as_ref().map_or(0, |_| target_level(&current, &m)) as u32, m))
+                .collect();
             report.tables = new_files.iter().map(|(l, m)| (*l as usize, m.number)).collect();
             let edit = VersionEdit { last_sequence: Some(last), new_files, ..VersionEdit::default() };
             let version = match versions.log_and_apply(edit) {

@@ -4,7 +4,8 @@
 //!
 //! Concurrency and lock order (take locks only in this order):
 //! `commit queue -> compaction_lock -> wal -> versions -> super_version -> bg`; the only
-//! exception is that `bg` may be held while briefly taking a `super_version` read lock.
+//! exceptions are that `bg` may be held while briefly taking a `super_version` read lock,
+//! and that an ingestion (`ingest.rs`) holding `wal` tries `compaction_lock` without waiting.
 //! - `wal` is held by the one group-commit leader while it appends, syncs, rotates the
 //!   memtable and inserts; nobody else touches the log writer.
 //! - `versions` guards the [`VersionSet`] (manifest writes, file numbers).
