@@ -595,7 +595,8 @@ fn import_population(store: &Store, pop: &Population, args: &BenchArgs, r: &mut 
     }
     let imported = t1.elapsed();
     println!(
-        "import       : generated {n} records in {:.3} s, imported them in {:.3} s ({:.0} records/s; {tables} tables, {bytes} bytes)",
+        "{:<12}  generated {n} records in {:.3} s, imported them in {:.3} s ({:.0} records/s; {tables} tables, {bytes} bytes)",
+        "",
         generated.as_secs_f64(),
         imported.as_secs_f64(),
         n as f64 / imported.as_secs_f64().max(1e-9)
