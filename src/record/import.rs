@@ -128,8 +128,12 @@ impl Store {
             return Ok(ImportReport::default());
         }
 
-        let _all = inner.locks.lock_all();
+        // The write path's order: the vault's guard (no key destroyed from sealing to
+        // install), then the stripes. The other order could wait for the guard behind an
+        // erasure's destroy, which waits for a writer holding the guard and waiting for a
+        // stripe held here.
         let _sealing = inner.vault.as_ref().map(|v| v.write_guard());
+        let _all = inner.locks.lock_all();
         if let Some(cid) = existing {
             self.refuse_existing(cid, &checked, &mut problems)?;
             problems.check()?;
@@ -162,8 +166,8 @@ impl Store {
         if let (Some(feed), Some(fw)) = (inner.feed.as_ref(), feed_write) {
             fw.committed(feed);
         }
-        drop(_sealing);
         drop(_all);
+        drop(_sealing);
         // Housekeeping, as after every write: a failed trim is retried later.
         let _ = inner.trim_feed_if_due();
         let rows = puts.len() as u64;
