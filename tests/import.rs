@@ -94,6 +94,15 @@ fn an_import_equals_the_same_records_inserted_one_by_one() {
     assert!(feed.iter().all(|c| c.0 == ChangeKind::Insert));
     assert_eq!(feed, feed_of(&inserted));
     assert!(imported.verify_index().unwrap().is_clean());
+    // The changes are in tables of their own (the store's table partitions).
+    for (_, m) in imported.db().live_files() {
+        let tag = |k: &[u8]| k.first().copied();
+        assert!(
+            (tag(&m.smallest) == Some(b'F')) == (tag(&m.largest) == Some(b'F')),
+            "table {} mixes changes",
+            m.number
+        );
+    }
 
     // Writes after the import continue above it, and the import survives reopen and a
     // full compaction.

@@ -41,7 +41,7 @@ use crate::compaction::output::TableOutput;
 use crate::compaction::picker::files_in_range;
 use crate::filename::table_path;
 use crate::key::{encode_internal_key, user_key, SeqNo, ValueKind};
-use crate::version::{crosses_partition, FileMeta, Version, VersionEdit};
+use crate::version::{FileMeta, Version, VersionEdit};
 use crate::{Error, Result};
 
 /// Times step 1 flushes before giving up because writers keep refilling the memtable.
@@ -271,27 +271,29 @@ impl DbInner {
     ) -> Result<Written> {
         let sst = sst_options(&self.opts, self.opts.num_levels.saturating_sub(1));
         let bounds = self.ctx.partitions.snapshot();
-        let mut tables = Vec::new();
+        let mut tables: Vec<FileMeta> = Vec::new();
         let mut out: Option<TableOutput> = None;
-        let mut prev: Option<Vec<u8>> = None;
+        // The first partition boundary above the open table's keys: it is cut before a key
+        // at or past it (what `crosses_partition` decides, without a search per entry).
+        let mut limit: Option<&[u8]> = None;
         let mut ikey = Vec::new();
         let mut count = 0u64;
         for (key, value) in entries {
             let (key, value) = (key.as_ref(), value.as_ref());
             check_entry_size(&self.opts, key.len(), value.len())?;
-            if let Some(p) = &prev {
-                if key <= p.as_slice() {
-                    return Err(Error::InvalidArgument(format!(
-                        "ingested entry {count} does not sort after the one before it (keys must strictly increase)"
-                    )));
-                }
-                if let Some(o) = &out {
-                    if o.estimated_size() >= self.opts.target_file_size
-                        || o.index_full()
-                        || crosses_partition(&bounds, p, key)
-                    {
-                        tables.extend(out.take().map(TableOutput::finish).transpose()?.flatten());
-                    }
+            let prev = match &out {
+                Some(o) => Some(o.last_user_key()),
+                None => tables.last().map(|m| user_key(&m.largest)),
+            };
+            if prev.is_some_and(|p| key <= p) {
+                return Err(Error::InvalidArgument(format!(
+                    "ingested entry {count} does not sort after the one before it (keys must strictly increase)"
+                )));
+            }
+            if let Some(o) = &out {
+                if o.estimated_size() >= self.opts.target_file_size || o.index_full() || limit.is_some_and(|b| key >= b)
+                {
+                    tables.extend(out.take().map(TableOutput::finish).transpose()?.flatten());
                 }
             }
             let o = match &mut out {
@@ -299,15 +301,13 @@ impl DbInner {
                 None => {
                     let number = self.versions.lock().new_file_number();
                     numbers.push(number);
+                    limit = bounds.iter().map(Vec::as_slice).find(|b| *b > key);
                     out.insert(TableOutput::create(&self.ctx, number, &sst)?)
                 }
             };
             ikey.clear();
             encode_internal_key(&mut ikey, key, seq, ValueKind::Put);
             o.add(&ikey, value)?;
-            let p = prev.get_or_insert_with(Vec::new);
-            p.clear();
-            p.extend_from_slice(key);
             count += 1;
         }
         tables.extend(out.map(TableOutput::finish).transpose()?.flatten());
