@@ -135,6 +135,8 @@ fn every_invalid_row_refuses_the_whole_import() {
         (vec![(vec![b'k'; 1025], who, "a".into())], 0, "primary key of 1025 bytes"),
         (vec![(b"a".to_vec(), who, "a".into()), (b"b".to_vec(), abroad, "b".into())], 1, "province code 999"),
         (vec![(b"a".to_vec(), who, "x".repeat(2000))], 0, "exceeds max_value_size"),
+        // The record value fits; its change (payload, primary key and header) does not.
+        (vec![(b"a".to_vec(), who, "x".repeat(970))], 0, "exceeds max_value_size"),
         (
             vec![(b"d".to_vec(), who, "a".into()), (b"e".to_vec(), who, "b".into()), (b"d".to_vec(), who, "c".into())],
             2,

@@ -27,13 +27,19 @@ use serde::Serialize;
 
 use super::error::{Error, Result};
 use super::feed::{change_key, FeedWrite};
-use super::keys::{index_key, record_key, CollectionId, RECORD_PREFIX_LEN};
+use super::keys::{index_key, record_key, CollectionId, INDEX_PREFIX_LEN};
 use super::national_id::NationalId;
 use super::store::{check_pk, Store};
 use super::value::encode_value;
+use super::vault::{KEY_ID_LEN, NONCE_LEN, TAG_LEN};
 use super::write::Op;
 use crate::batch::check_entry_size;
 use crate::SeqNo;
+
+/// Bytes a change value has beyond its record value's payload and primary key: format,
+/// kind, time, collection id and national ID (`feed/change.rs`), minus the record value's
+/// own header, plus at most two bytes of primary-key length.
+const CHANGE_OVERHEAD: usize = 1 + 1 + 8 + 4 + 12 + 2 - 13;
 
 /// At most this many problems are listed in [`Error::ImportRejected`] (all are counted).
 pub const MAX_LISTED_ROW_PROBLEMS: usize = 100;
@@ -179,8 +185,13 @@ impl Store {
         check_pk(pk)?;
         self.inner.opts.id_rules.check(id)?;
         let value = encode_value(id, payload)?;
-        let opts = self.inner.db.options();
-        check_entry_size(opts, RECORD_PREFIX_LEN + pk.len(), value.len())?;
+        // The largest entry the row yields, as it will be written: the index key is the
+        // longest key; the record value grows when sealed, and the change (feed on) holds
+        // its payload plus the change header and the primary key.
+        let sealed = if self.inner.vault.is_some() { KEY_ID_LEN + NONCE_LEN + TAG_LEN } else { 0 };
+        let record_len = value.len() + sealed;
+        let change_len = if self.inner.feed.is_some() { record_len + pk.len() + CHANGE_OVERHEAD } else { 0 };
+        check_entry_size(self.inner.db.options(), INDEX_PREFIX_LEN + pk.len(), record_len.max(change_len))?;
         Ok(Op::Put { cid, pk: Bytes::copy_from_slice(pk), id: *id, value, insert_only: true })
     }
 
