@@ -40,18 +40,20 @@ pub struct Args {
     pub vault: Option<PathBuf>,
 }
 
-/// The rows read, with the line each came from.
+/// The rows read, with the line each came from, and the lines refused (the first
+/// [`kho::record::MAX_LISTED_ROW_PROBLEMS`] listed, all counted).
 struct Rows {
     rows: Vec<(String, NationalId, Map<String, Value>)>,
     lines: Vec<u64>,
     problems: Vec<(u64, String)>,
+    invalid: u64,
 }
 
 /// Runs `kho import`.
 pub fn run(out: &mut Out, args: &Args, keys: &Keys) -> anyhow::Result<Outcome> {
     let rows = read_rows(args)?;
-    if !rows.problems.is_empty() {
-        return Ok(report_problems(&rows.problems, rows.problems.len() as u64));
+    if rows.invalid > 0 {
+        return Ok(report_problems(&rows.problems, rows.invalid));
     }
     let store = open_store(&args.dir, keys, args.vault.as_deref())?;
     let bar = crate::out::spinner("importing");
@@ -108,20 +110,30 @@ fn report_problems(problems: &[(u64, String)], count: u64) -> Outcome {
 fn read_rows(args: &Args) -> anyhow::Result<Rows> {
     let file = std::fs::File::open(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let bar = crate::out::progress(file.metadata().map_or(0, |m| m.len()), "reading");
-    let reader = std::io::BufReader::new(bar.wrap_read(file));
-    let mut rows = Rows { rows: Vec::new(), lines: Vec::new(), problems: Vec::new() };
-    for (n, line) in (1u64..).zip(reader.lines()) {
-        let line = line.with_context(|| format!("reading {}", args.file.display()))?;
-        if line.trim().is_empty() {
-            continue;
+    let mut reader = std::io::BufReader::new(bar.wrap_read(file));
+    let mut rows = Rows { rows: Vec::new(), lines: Vec::new(), problems: Vec::new(), invalid: 0 };
+    let mut buf = Vec::new();
+    for n in 1u64.. {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).with_context(|| format!("reading {}", args.file.display()))? == 0 {
+            break;
         }
-        match parse_line(&line, args) {
+        let parsed = match std::str::from_utf8(&buf) {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => parse_line(line, args),
+            Err(_) => Err("not UTF-8".to_string()),
+        };
+        match parsed {
             Ok(row) => {
                 rows.rows.push(row);
                 rows.lines.push(n);
             }
-            Err(why) if rows.problems.len() < kho::record::MAX_LISTED_ROW_PROBLEMS => rows.problems.push((n, why)),
-            Err(_) => {}
+            Err(why) => {
+                rows.invalid += 1;
+                if rows.problems.len() < kho::record::MAX_LISTED_ROW_PROBLEMS {
+                    rows.problems.push((n, why));
+                }
+            }
         }
     }
     bar.finish_and_clear();

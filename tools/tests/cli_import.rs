@@ -54,12 +54,18 @@ fn import_loads_a_file_and_refuses_invalid_lines() {
         ),
     )
     .unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&bad).unwrap();
+        f.write_all(b"{\"pk\": \"\xff\"}\n").unwrap(); // line 8: not UTF-8
+    }
     let run = kho_ok(1, ["import", s(&dir), "--collection", "new", s(&bad)]);
-    for line in 2..=7 {
+    for line in 2..=8 {
         assert!(run.stderr.contains(&format!("line {line}: ")), "line {line} not reported:\n{}", run.stderr);
     }
     assert!(!run.stderr.contains("line 1:"), "{}", run.stderr);
-    assert!(run.stderr.contains("6 rows invalid; nothing imported"), "{}", run.stderr);
+    assert!(run.stderr.contains("line 8: not UTF-8"), "{}", run.stderr);
+    assert!(run.stderr.contains("7 rows invalid; nothing imported"), "{}", run.stderr);
     assert!(!run.stderr.contains("Secret") && !run.stderr.contains("999190001234"), "{}", run.stderr);
     assert_eq!(kho_ok(1, ["record", s(&dir), "new", "ok"]).stdout, "");
 
