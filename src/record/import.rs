@@ -117,9 +117,7 @@ impl Store {
                 Err(error) => problems.add(input, error),
             }
         }
-        // Of two rows with one primary key, the first in the input comes first. (Unstable
-        // with that tie-break: no buffer of half the rows, as a stable sort takes.)
-        checked.sort_unstable_by(|a, b| target_pk(&a.op).cmp(target_pk(&b.op)).then(a.input.cmp(&b.input)));
+        sort_rows(&mut checked);
         for pair in checked.windows(2) {
             if target_pk(&pair[0].op) == target_pk(&pair[1].op) {
                 let first = pair[0].input;
@@ -211,6 +209,31 @@ impl Store {
     }
 }
 
+/// Sorts rows by primary key; of two rows with one primary key, the first in the input
+/// comes first. By a cached 16-byte prefix first (integer comparisons, no pointer chasing:
+/// the sort took a seventh of an import), then each run of equal prefixes by whole keys.
+fn sort_rows(rows: &mut [Row]) {
+    const PREFIX: usize = 16;
+    let prefix = |r: &Row| {
+        let pk = target_pk(&r.op);
+        let mut p = [0u8; PREFIX];
+        let n = pk.len().min(PREFIX);
+        p[..n].copy_from_slice(&pk[..n]);
+        u128::from_be_bytes(p)
+    };
+    rows.sort_by_cached_key(|r| (prefix(r), r.input));
+    let mut start = 0;
+    while start < rows.len() {
+        let p = prefix(&rows[start]);
+        let end = start + rows[start..].iter().take_while(|r| prefix(r) == p).count();
+        if end - start > 1 {
+            rows[start..end]
+                .sort_unstable_by(|a, b| target_pk(&a.op).cmp(target_pk(&b.op)).then(a.input.cmp(&b.input)));
+        }
+        start = end;
+    }
+}
+
 /// The primary key of a row's put.
 fn target_pk(op: &Op) -> &[u8] {
     op.target().1
@@ -282,5 +305,44 @@ impl Problems {
         let mut rows = std::mem::take(&mut self.listed);
         rows.sort_by_key(|p| p.row);
         Err(Error::ImportRejected { rows, count: self.count })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The prefix sort agrees with a plain sort by `(pk, input)`, also for keys that share
+    /// their first 16 bytes, are prefixes of each other or end in zero bytes.
+    #[test]
+    fn rows_sort_by_primary_key_then_input() {
+        let id = NationalId::parse("079190001234").unwrap_or_else(|e| panic!("{e}"));
+        let pks: [&[u8]; 9] = [
+            b"aaaaaaaaaaaaaaaa2",
+            b"aaaaaaaaaaaaaaaa1",
+            b"b",
+            b"aaaaaaaaaaaaaaaa1",
+            b"ab\0",
+            b"ab",
+            b"aaaaaaaaaaaaaaaa",
+            b"aaaaaaaaaaaaaaaa\0",
+            b"ab",
+        ];
+        let row = |(input, pk): (u64, &&[u8])| Row {
+            input,
+            op: Op::Put {
+                cid: CollectionId(1),
+                pk: Bytes::copy_from_slice(pk),
+                id,
+                value: Vec::new(),
+                insert_only: true,
+            },
+        };
+        let mut rows: Vec<Row> = (0u64..).zip(pks.iter()).map(row).collect();
+        sort_rows(&mut rows);
+        let got: Vec<(Vec<u8>, u64)> = rows.iter().map(|r| (target_pk(&r.op).to_vec(), r.input)).collect();
+        let mut want: Vec<(Vec<u8>, u64)> = (0u64..).zip(pks.iter()).map(|(i, pk)| (pk.to_vec(), i)).collect();
+        want.sort();
+        assert_eq!(got, want);
     }
 }
