@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{db_dir, fault_fs, small_options, store_records, StoreRecords};
+use common::{db_dir, fault_fs, orphan_tables, small_options, store_records, StoreRecords};
 use kho::record::{FeedOptions, NationalId, Store, StoreOptions};
 use kho::vfs::{FaultKind, SharedFs};
 use kho::Db;
@@ -21,19 +21,6 @@ fn rows() -> Vec<(String, NationalId, String)> {
     let ids = ["079190001234", "001185000042"].map(|s| NationalId::parse(s).unwrap());
     (0..200u32)
         .map(|i| (format!("r{i:03}"), ids[(i % 2) as usize], format!("payload {i} {}", "z".repeat(i as usize % 70))))
-        .collect()
-}
-
-fn orphans(shared: &SharedFs) -> Vec<String> {
-    let db = Db::open_read_only(db_dir(), small_options(shared.clone())).unwrap();
-    let live: std::collections::HashSet<u64> = db.live_files().iter().map(|(_, m)| m.number).collect();
-    shared
-        .list(db_dir())
-        .unwrap()
-        .into_iter()
-        .filter(|name| {
-            name.strip_suffix(".sst").and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| !live.contains(&n))
-        })
         .collect()
 }
 
@@ -61,7 +48,7 @@ fn every_failed_operation_leaves_the_store_as_it_was_or_whole() {
         fs.clear_faults();
         let _ = store.close();
         drop(store);
-        assert!(orphans(&shared).is_empty() || result.is_err(), "op {nth}: a successful import left orphans");
+        assert!(orphan_tables(&shared).is_empty() || result.is_err(), "op {nth}: a successful import left orphans");
 
         let store = open(&shared).unwrap_or_else(|e| panic!("op {nth}: reopen failed: {e}"));
         let got = store_records(&store);
@@ -72,7 +59,7 @@ fn every_failed_operation_leaves_the_store_as_it_was_or_whole() {
         assert!(store.verify_index().unwrap().is_clean(), "op {nth}");
         store.close().unwrap();
         drop(store);
-        assert_eq!(orphans(&shared), Vec::<String>::new(), "op {nth}: orphan tables after reopen");
+        assert_eq!(orphan_tables(&shared), Vec::<String>::new(), "op {nth}: orphan tables after reopen");
         if !fired {
             assert!(result.is_ok(), "op {nth}: no fault fired, yet {result:?}");
             assert!(nth > 10, "the import should have many file operations, saw {nth}");
