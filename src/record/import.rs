@@ -95,6 +95,27 @@ impl Store {
     /// Errors: [`Error::ImportRejected`] (nothing written) for invalid rows;
     /// [`Error::AccessContextRequired`] on a store that requires an access context (imports
     /// are not audited yet); engine errors.
+    ///
+    /// ```
+    /// use kho::record::{Error, NationalId, Store, StoreOptions};
+    /// # fn main() -> kho::record::Result<()> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(kho::Db::open(dir.path(), kho::Options::default())?, StoreOptions::default())?;
+    /// let id = NationalId::parse("079190001234")?;
+    /// let rows = vec![("8012345678", id, ("An", 3)), ("8012345679", id, ("Binh", 2))];
+    /// let report = store.import("tax", rows)?;
+    /// assert_eq!(report.rows, 2);
+    /// assert_eq!(store.person(&id)?.len(), 2);
+    /// // All or nothing: one bad row refuses the whole import.
+    /// let again = vec![("8012345680", id, ("Chi", 1)), ("8012345678", id, ("An", 3))];
+    /// match store.import("tax", again) {
+    ///     Err(Error::ImportRejected { rows, count }) => assert_eq!((rows[0].row, count), (1, 1)),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(store.get_raw("tax", "8012345680")?.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn import<K, T, I>(&self, collection: &str, rows: I) -> Result<ImportReport>
     where
         I: IntoIterator<Item = (K, NationalId, T)>,
