@@ -53,7 +53,7 @@ struct Rows {
 pub fn run(out: &mut Out, args: &Args, keys: &Keys) -> anyhow::Result<Outcome> {
     let rows = read_rows(args)?;
     if rows.invalid > 0 {
-        return Ok(report_problems(&rows.problems, rows.invalid));
+        return report_problems(out, &rows.problems, rows.invalid);
     }
     let store = open_store(&args.dir, keys, args.vault.as_deref())?;
     let bar = crate::out::spinner("importing");
@@ -67,13 +67,14 @@ pub fn run(out: &mut Out, args: &Args, keys: &Keys) -> anyhow::Result<Outcome> {
                 .map(|p| (rows.lines.get(p.row as usize).copied().unwrap_or(0), p.error.to_string()))
                 .collect();
             store.close()?;
-            return Ok(report_problems(&problems, count));
+            return report_problems(out, &problems, count);
         }
         Err(e) => return Err(anyhow::Error::new(e).context(format!("importing into {}", args.collection))),
     };
     store.close()?;
     if out.json {
         out.json_value(&json!({
+            "imported": true,
             "collection": args.collection,
             "rows": report.rows,
             "tables": report.tables,
@@ -94,8 +95,15 @@ pub fn run(out: &mut Out, args: &Args, keys: &Keys) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// Prints `line N: reason` for each problem (and how many more were not listed); exit 1.
-fn report_problems(problems: &[(u64, String)], count: u64) -> Outcome {
+/// Prints `line N: reason` for each problem on stderr (and how many more were not listed),
+/// or with `--json` one object on stdout; exit 1.
+fn report_problems(out: &mut Out, problems: &[(u64, String)], count: u64) -> anyhow::Result<Outcome> {
+    if out.json {
+        let listed: Vec<serde_json::Value> =
+            problems.iter().map(|(line, why)| json!({"line": line, "reason": why})).collect();
+        out.json_value(&json!({"imported": false, "invalid": count, "problems": listed}))?;
+        return Ok(Outcome::Problems);
+    }
     for (line, why) in problems {
         eprintln!("line {line}: {why}");
     }
@@ -103,7 +111,7 @@ fn report_problems(problems: &[(u64, String)], count: u64) -> Outcome {
         eprintln!("... and {} more", count - problems.len() as u64);
     }
     eprintln!("kho: {} invalid; nothing imported", crate::fmt::count(count, "row"));
-    Outcome::Problems
+    Ok(Outcome::Problems)
 }
 
 /// Reads and checks every line (JSON, the two fields, the ID's format) with a progress bar.

@@ -30,6 +30,7 @@ fn import_loads_a_file_and_refuses_invalid_lines() {
     std::fs::write(&good, text).unwrap();
     let report = kho_ok(0, ["--json", "import", s(&dir), "--collection", "tax", s(&good)]).json();
     assert_eq!(report["rows"], 500);
+    assert_eq!(report["imported"], true);
     assert_eq!(report["collection"], "tax");
     assert!(report["tables"].as_u64().unwrap() >= 1 && report["sequence"].as_u64().unwrap() > 0);
     let rec = kho_ok(0, ["--json", "record", s(&dir), "tax", "p0007"]).json();
@@ -68,6 +69,10 @@ fn import_loads_a_file_and_refuses_invalid_lines() {
     assert!(run.stderr.contains("7 rows invalid; nothing imported"), "{}", run.stderr);
     assert!(!run.stderr.contains("Secret") && !run.stderr.contains("999190001234"), "{}", run.stderr);
     assert_eq!(kho_ok(1, ["record", s(&dir), "new", "ok"]).stdout, "");
+    let doc = kho_ok(1, ["--json", "import", s(&dir), "--collection", "new", s(&bad)]).json();
+    assert_eq!(doc["imported"], false);
+    assert_eq!(doc["invalid"], 7);
+    assert_eq!(doc["problems"][0]["line"], 2);
 
     // Store-level problems (keys already held, repeated keys) by line too.
     let run = kho_ok(1, ["import", s(&dir), "--collection", "tax", s(&good)]);
