@@ -245,3 +245,36 @@ fn ingested_tables_are_newer_than_everything_and_placed_where_they_overlap_nothi
     db.close().unwrap();
     drop(snap);
 }
+
+/// Writers, erasures (with person keys: the vault guard) and flushes running while imports
+/// install: nothing deadlocks, every write and every import is whole, the index verifies.
+#[test]
+fn imports_run_beside_writers_and_erasures() {
+    let (dir, vdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let vault = PersonKeys::open(Db::open(vdir.path(), Options::default()).unwrap()).unwrap();
+    let opts = StoreOptions { person_keys: Some(vault), ..feed_on() };
+    let db = Db::open(dir.path(), Options { write_buffer_size: 32 << 10, ..Options::default() }).unwrap();
+    let store = Store::open(db, opts).unwrap();
+    let (a, b) = (id("079190001234"), id("001185000042"));
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            for i in 0..300 {
+                store.insert("vehicle", format!("v{i}"), &a, &format!("car {i}")).unwrap();
+                store.upsert("tax", format!("w{i}"), &b, &format!("tax {i}")).unwrap();
+                if i % 50 == 0 {
+                    store.erase_person(&b).unwrap();
+                    store.db().flush().unwrap();
+                }
+            }
+        });
+        for round in 0..4 {
+            let rows: Vec<_> = (0..500).map(|i| (format!("i{round}-{i:03}"), a, format!("imported {i}"))).collect();
+            assert_eq!(store.import("tax", rows).unwrap().rows, 500);
+        }
+        writer.join().unwrap();
+    });
+    let tax = store.scan("tax").unwrap().filter(|r| r.as_ref().unwrap().pk.starts_with(b"i")).count();
+    assert_eq!(tax, 2000);
+    assert_eq!(store.scan("vehicle").unwrap().count(), 300);
+    assert!(store.verify_index().unwrap().is_clean());
+}
