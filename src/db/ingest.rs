@@ -10,7 +10,8 @@
 //!    record layer stamps them into its change keys) and write every entry at `last` into
 //!    new tables with the table writer (encryption, compression of the deepest level, bloom
 //!    filters), cut at `target_file_size`, the index limit and the table partitions; fsync
-//!    them and the directory.
+//!    them and the directory. A caller may hand over several streams of consecutive key
+//!    ranges: each is written on its own thread (the record layer uses two).
 //! 3. **Install.** If no compaction is running (`compaction_lock` taken with `try_lock`:
 //!    none can then produce an output overlapping a placement chosen here), place each table
 //!    at the deepest level where it overlaps no table of that level or any level above;
