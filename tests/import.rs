@@ -280,7 +280,7 @@ fn imports_run_beside_writers_and_erasures() {
 }
 
 /// An encrypted database: imported tables are sealed like any other (no plaintext in any
-/// file), reopen with the key, and several tables are cut at `target_file_size`.
+/// file, mode 0600), reopen with the key, and several tables are cut at `target_file_size`.
 #[test]
 fn imported_tables_are_encrypted_and_cut_at_the_target_size() {
     use kho::crypt::{Encryption, KeyFileProvider, SecretKey};
@@ -302,8 +302,14 @@ fn imported_tables_are_encrypted_and_cut_at_the_target_size() {
     let expected = store_records(&store);
     store.close().unwrap();
     for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
         assert!(!bytes.windows(16).any(|w| w == b"MARKER-PLAINTEXT"), "plaintext on disk");
+        #[cfg(unix)]
+        if path.extension().is_some_and(|e| e == "sst") {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "{}", path.display());
+        }
     }
     let store = Store::open(Db::open(dir.path(), opts()).unwrap(), StoreOptions::default()).unwrap();
     assert_eq!(store_records(&store), expected);
