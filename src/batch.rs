@@ -202,20 +202,7 @@ impl WriteBatch {
         }
         for op in self.ops() {
             let (_, key, value) = op.map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            if key.len() > opts.max_key_size {
-                return Err(Error::InvalidArgument(format!(
-                    "key of {} bytes exceeds max_key_size {}",
-                    key.len(),
-                    opts.max_key_size
-                )));
-            }
-            if value.len() > opts.max_value_size {
-                return Err(Error::InvalidArgument(format!(
-                    "value of {} bytes exceeds max_value_size {}",
-                    value.len(),
-                    opts.max_value_size
-                )));
-            }
+            check_entry_size(opts, key.len(), value.len())?;
         }
         Ok(())
     }
@@ -341,6 +328,24 @@ impl<'a> Iterator for BatchOps<'a> {
         };
         Some(Ok((kind, key, value)))
     }
+}
+
+/// Checks one entry's key and value lengths against `Options::max_key_size` and
+/// `max_value_size` (every write path: batches and table ingestion).
+pub(crate) fn check_entry_size(opts: &Options, key_len: usize, value_len: usize) -> Result<()> {
+    if key_len > opts.max_key_size {
+        return Err(Error::InvalidArgument(format!(
+            "key of {key_len} bytes exceeds max_key_size {}",
+            opts.max_key_size
+        )));
+    }
+    if value_len > opts.max_value_size {
+        return Err(Error::InvalidArgument(format!(
+            "value of {value_len} bytes exceeds max_value_size {}",
+            opts.max_value_size
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ pub mod internals {
 }
 
 pub use batch::WriteBatch;
-pub use db::{Db, DbStats, LevelStats, RecoveryReport, ReencryptReport, Snapshot};
+pub use db::{Db, DbStats, IngestReport, LevelStats, RecoveryReport, ReencryptReport, Snapshot};
 pub use error::{Error, Result};
 pub use events::EventListener;
 pub use iter::DbIterator;

@@ -4,7 +4,8 @@
 //!
 //! Concurrency and lock order (take locks only in this order):
 //! `commit queue -> compaction_lock -> wal -> versions -> super_version -> bg`; the only
-//! exception is that `bg` may be held while briefly taking a `super_version` read lock.
+//! exceptions are that `bg` may be held while briefly taking a `super_version` read lock,
+//! and that an ingestion (`ingest.rs`) holding `wal` tries `compaction_lock` without waiting.
 //! - `wal` is held by the one group-commit leader while it appends, syncs, rotates the
 //!   memtable and inserts; nobody else touches the log writer.
 //! - `versions` guards the [`VersionSet`] (manifest writes, file numbers).
@@ -18,6 +19,7 @@ mod compact;
 mod encryption;
 mod flush;
 mod health;
+mod ingest;
 mod open;
 mod purge;
 mod read;
@@ -45,6 +47,7 @@ use crate::{Error, Result};
 use commit_queue::CommitQueue;
 pub use encryption::ReencryptReport;
 use health::Health;
+pub use ingest::IngestReport;
 pub use recovery::RecoveryReport;
 pub use snapshot::Snapshot;
 pub use stats::{DbStats, LevelStats};
@@ -183,6 +186,12 @@ impl std::fmt::Debug for Db {
 impl Db {
     fn inner(&self) -> &Arc<DbInner> {
         &self.handle.inner
+    }
+
+    /// The options the database was opened with (size limits for callers that check
+    /// entries before writing them).
+    pub(crate) fn options(&self) -> &Options {
+        &self.inner().opts
     }
 
     /// The database directory.

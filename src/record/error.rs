@@ -120,9 +120,25 @@ pub enum Error {
     #[error("the store keeps no audit log (StoreOptions::audit)")]
     AuditOff,
 
+    /// [`Store::import`](super::Store::import) refused its input: `count` rows are invalid
+    /// (the first [`MAX_LISTED_ROW_PROBLEMS`](super::MAX_LISTED_ROW_PROBLEMS) are listed, by
+    /// row). Nothing was written.
+    #[error("import refused, nothing written: {count} invalid row(s){}", first_problem(rows))]
+    ImportRejected {
+        /// The problems listed, by row.
+        rows: Vec<super::RowProblem>,
+        /// Every invalid row counted.
+        count: u64,
+    },
+
     /// The store records no change feed (see `FeedOptions::enable`).
     #[error("the store records no change feed (StoreOptions::feed.enable)")]
     FeedOff,
+}
+
+/// `"; first: row N: why"` for an import's refusal message.
+fn first_problem(rows: &[super::RowProblem]) -> String {
+    rows.first().map_or_else(String::new, |p| format!("; first: {p}"))
 }
 
 impl Error {

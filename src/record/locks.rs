@@ -48,6 +48,12 @@ impl StripedLocks {
         ((h ^ (h >> 32)) as usize) & (self.stripes.len() - 1)
     }
 
+    /// Locks every stripe, in ascending order: no record writer is between its read and
+    /// its commit while this is held (`Store::import` installs tables under it).
+    pub(crate) fn lock_all(&self) -> HeldStripes<'_> {
+        HeldStripes { _guards: self.stripes.iter().map(Mutex::lock).collect() }
+    }
+
     /// Locks the stripes of every key in `keys`, in ascending stripe order, each once.
     pub(crate) fn lock_keys<'a, K: AsRef<[u8]>>(&'a self, keys: impl IntoIterator<Item = K>) -> HeldStripes<'a> {
         let mut idx: Vec<usize> = keys.into_iter().map(|k| self.stripe_of(k.as_ref())).collect();

@@ -5,7 +5,8 @@
 //! - [`Store`] holds named collections of records (`store.rs`), written atomically with
 //!   their index entries under per-key stripe locks (`write.rs`, `locks.rs`), in batches
 //!   ([`StoreBatch`], `batch.rs`), read per person, per collection or per ID prefix
-//!   (`query.rs`), checked and repaired (`verify.rs`) and erased per person (`erase.rs`);
+//!   (`query.rs`), checked and repaired (`verify.rs`), erased per person (`erase.rs`) and
+//!   bulk-loaded per collection (`import.rs`);
 //! - [`audit`]: the audit log and access policy — [`Store::as_actor`] gives the checked,
 //!   audited way in ([`audit::ActorStore`]);
 //! - [`feed`]: the change feed — every write's change in the same batch, subscriptions with
@@ -21,6 +22,7 @@ mod catalog;
 mod erase;
 mod error;
 pub mod feed;
+mod import;
 mod keys;
 mod locks;
 mod national_id;
@@ -41,6 +43,7 @@ pub use error::{Error, Result};
 pub use feed::{
     AckMode, Change, ChangeCursor, ChangeKind, FeedOptions, SubscriptionFilter, SubscriptionInfo, TrimReport,
 };
+pub use import::{ImportReport, RowProblem, MAX_LISTED_ROW_PROBLEMS};
 pub use keys::{CollectionId, StoreKey, MAX_COLLECTION_NAME_LEN, MAX_PK_LEN};
 pub use locks::DEFAULT_LOCK_STRIPES;
 pub use national_id::{Gender, IdRules, InvalidIdReason, NationalId, NATIONAL_ID_LEN, PROVINCE_CODES};

@@ -130,7 +130,7 @@ impl StoreInner {
     /// With person keys: seals every put's payload under its person's key, creating the keys
     /// of new persons first in one synced vault write (a key is durable before any record
     /// sealed under it). Without: the ops as they are.
-    fn seal_payloads(&self, mut ops: Vec<Op>) -> Result<Vec<Op>> {
+    pub(crate) fn seal_payloads(&self, mut ops: Vec<Op>) -> Result<Vec<Op>> {
         let Some(vault) = &self.vault else { return Ok(ops) };
         let mut ids: Vec<NationalId> =
             ops.iter().filter_map(|op| if let Op::Put { id, .. } = op { Some(*id) } else { None }).collect();

@@ -104,3 +104,19 @@ pub fn store_records(store: &kho::record::Store) -> StoreRecords {
     }
     out
 }
+
+/// Table files in the database directory that the manifest does not list (opened
+/// read-only: call it with every writable handle closed, so no compaction is running and
+/// no deleted table is still open).
+pub fn orphan_tables(shared: &SharedFs) -> Vec<String> {
+    let db = Db::open_read_only(db_dir(), small_options(shared.clone())).unwrap();
+    let live: std::collections::HashSet<u64> = db.live_files().iter().map(|(_, m)| m.number).collect();
+    shared
+        .list(db_dir())
+        .unwrap()
+        .into_iter()
+        .filter(|name| {
+            name.strip_suffix(".sst").and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| !live.contains(&n))
+        })
+        .collect()
+}

@@ -13,6 +13,7 @@ mod dump;
 mod erase;
 mod feed;
 mod fmt;
+mod import;
 mod json;
 mod keys;
 mod kv;
@@ -103,6 +104,9 @@ enum Command {
     /// The audit log of a record store: list entries (by person, actor, time), verify the
     /// chain and signatures, checkpoint, prune, show or set the access policy, create a key.
     Audit(audit::Args),
+    /// Bulk-load a JSON-lines file into one collection: every line checked first, then all
+    /// records installed at once (or nothing, with each invalid line reported).
+    Import(import::Args),
     /// Erase a person (destroying their person key first, with --vault) and write the
     /// erasure receipt; or check a receipt (--check-receipt FILE DIR).
     Erase(erase::Args),
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
         Command::Rekey(a) => rekey::run(&mut out, &a, k),
         Command::Audit(a) => audit::run(&mut out, &a, k),
         Command::Erase(a) => erase::run(&mut out, &a, k),
+        Command::Import(a) => import::run(&mut out, &a, k),
         Command::Stress(a) => stress::run(a, k).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
     };
     let result = result.and_then(|o| {

@@ -86,6 +86,38 @@ fn record_workloads_ingest_and_find_persons() {
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
 
+/// `import` bulk-loads the same population with `Store::import`: a db_bench line, the
+/// import-only rate, a store `kho verify` accepts, and persons `personlookup` finds.
+#[test]
+fn import_bulk_loads_the_population() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("kho")
+        .unwrap()
+        .args([
+            "bench",
+            &format!("--db={}", dir.path().join("db").display()),
+            "--benchmarks=import,personlookup",
+            "--num=4000",
+            "--reads=400",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let import = stdout
+        .lines()
+        .find(|l| l.starts_with("import ") && l.contains("ops/sec"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(import.contains(" 4000 operations"), "{stdout}");
+    assert!(stdout.contains("generated 4000 records in") && stdout.contains("records/s;"), "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("import")).count(), 1, "one line for compare.sh: {stdout}");
+    let lookup = stdout.lines().find(|l| l.starts_with("personlookup")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(lookup.contains("of 400 found") && !lookup.contains("(0 of"), "{lookup}");
+    let verify =
+        Command::cargo_bin("kho").unwrap().args(["verify", dir.path().join("db").to_str().unwrap()]).output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
 /// `--encrypt=both`: each benchmark plaintext, then encrypted (`NAME+enc`), and the ratio;
 /// the encrypted database opens only with the key file given, which was created.
 #[test]

@@ -110,6 +110,12 @@ impl FeedWrite {
         }
     }
 
+    /// The encoded changes added so far, in order, for a writer that places them itself
+    /// (`Store::import` stamps their positions into table keys).
+    pub(crate) fn take_changes(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.changes)
+    }
+
     /// Adds deletes of every retained change of `id` that carries a payload (its inserts
     /// and updates): one scan of the changelog after `from` (the feed's `trimmed_through`).
     /// Its deletes and erasures stay: they carry no payload, and a subscriber that applied an

@@ -46,7 +46,7 @@ pub use retention::TrimReport;
 pub use subscription::{SubscriptionFilter, SubscriptionInfo, MAX_FILTER_ITEMS, MAX_SUBSCRIPTION_NAME_LEN};
 
 pub(crate) use append::{now_ms, FeedWrite};
-pub(crate) use keys::TAG_CHANGE;
+pub(crate) use keys::{change_key, TAG_CHANGE};
 
 use super::error::{Error, Result};
 use super::keys::meta_key;

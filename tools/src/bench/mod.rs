@@ -31,7 +31,8 @@ pub struct BenchArgs {
     /// Comma-separated benchmarks: fillseq, fillrandom, overwrite, fillsync, readrandom,
     /// seekrandom, readseq, readreverse, readwhilewriting, deleterandom, compact (a full
     /// `compact_range`), stats; record layer: ingest (`--num` synthetic records with their
-    /// national-ID index, fresh store), personlookup (`Store::person` of random persons),
+    /// national-ID index, fresh store), import (the same population's first `--num` records
+    /// bulk-loaded with `Store::import`, fresh store), personlookup (`Store::person` of random persons),
     /// feedread (with `--feed=1`: drain the change feed `ingest` wrote).
     #[arg(long, default_value = "fillseq,fillrandom,overwrite,readrandom,seekrandom,readseq,readreverse")]
     pub benchmarks: String,

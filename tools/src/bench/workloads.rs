@@ -44,6 +44,10 @@ pub enum Workload {
     /// Record layer: `--num` records of the synthetic population through `Store` batches
     /// (each record written with its national-ID index entry, after reading the key's owner).
     Ingest,
+    /// Record layer: the first `--num` records of the synthetic population (the records
+    /// `ingest` files, without its corrections and deletions) bulk-loaded with
+    /// `Store::import`, one import per collection.
+    Import,
     /// Record layer: `Store::person` for random persons of what `ingest` wrote.
     PersonLookup,
     /// Change feed (`--feed=1`): a consumer drains the `bench` subscription (every change
@@ -68,6 +72,7 @@ impl FromStr for Workload {
             "compact" => Workload::Compact,
             "stats" => Workload::Stats,
             "ingest" => Workload::Ingest,
+            "import" => Workload::Import,
             "personlookup" => Workload::PersonLookup,
             "feedread" => Workload::FeedRead,
             other => return Err(anyhow!("unknown benchmark {other:?}")),
@@ -91,6 +96,7 @@ impl Workload {
             Workload::Compact => "compact",
             Workload::Stats => "stats",
             Workload::Ingest => "ingest",
+            Workload::Import => "import",
             Workload::PersonLookup => "personlookup",
             Workload::FeedRead => "feedread",
         }
@@ -98,12 +104,15 @@ impl Workload {
 
     /// db_bench starts these on an empty database.
     fn fresh_db(self) -> bool {
-        matches!(self, Workload::FillSeq | Workload::FillRandom | Workload::FillSync | Workload::Ingest)
+        matches!(
+            self,
+            Workload::FillSeq | Workload::FillRandom | Workload::FillSync | Workload::Ingest | Workload::Import
+        )
     }
 
     /// Runs through the record layer.
     fn is_record(self) -> bool {
-        matches!(self, Workload::Ingest | Workload::PersonLookup | Workload::FeedRead)
+        matches!(self, Workload::Ingest | Workload::Import | Workload::PersonLookup | Workload::FeedRead)
     }
 }
 
@@ -141,7 +150,7 @@ fn planned_ops(w: Workload, args: &BenchArgs) -> u64 {
     match w {
         Workload::FillSync => (args.num / 1000).max(1) * threads,
         Workload::FillSeq | Workload::FillRandom | Workload::Overwrite | Workload::DeleteRandom => args.num * threads,
-        Workload::Ingest => args.num,
+        Workload::Ingest | Workload::Import => args.num,
         Workload::ReadSeq | Workload::ReadReverse => reads.min(args.num) * threads,
         _ => reads * threads,
     }
@@ -451,7 +460,12 @@ fn thread_body(w: Workload, db: &Db, args: &BenchArgs, t: u64) -> anyhow::Result
                 while scan(it.next())? {}
             }
         }
-        Workload::Compact | Workload::Stats | Workload::Ingest | Workload::PersonLookup | Workload::FeedRead => {}
+        Workload::Compact
+        | Workload::Stats
+        | Workload::Ingest
+        | Workload::Import
+        | Workload::PersonLookup
+        | Workload::FeedRead => {}
     }
     Ok(r)
 }
@@ -498,6 +512,12 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
             if !batch.is_empty() || commits == 0 {
                 batch.commit()?;
             }
+        }
+        Workload::Import => {
+            if args.threads > 1 {
+                return Err(anyhow!("import runs on one thread (--threads=1)"));
+            }
+            import_population(store, &pop, args, &mut r)?;
         }
         Workload::PersonLookup => {
             let mut rng = new_rng(args.seed ^ t.wrapping_mul(0x9E37_79B9) ^ 0x7065_7273);
@@ -547,6 +567,47 @@ fn record_body(w: Workload, store: &Store, args: &BenchArgs, t: u64) -> anyhow::
         _ => return Err(anyhow!("{} is not a record workload", w.name())),
     }
     Ok(r)
+}
+
+/// `import`: generates the first `--num` records person by person, grouped by collection,
+/// then imports each collection with one `Store::import` (the timed part; each import's
+/// latency goes to the histogram). Prints how long generating took, so the import-only
+/// rate can be read beside the line (`ingest` generates inside its timed loop).
+fn import_population(store: &Store, pop: &Population, args: &BenchArgs, r: &mut ThreadResult) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut by_collection: std::collections::BTreeMap<&'static str, Vec<_>> = Default::default();
+    let mut n = 0u64;
+    'persons: for i in 0..pop.persons {
+        for rec in pop.records_of(&pop.person(i)) {
+            if n == args.num {
+                break 'persons;
+            }
+            by_collection.entry(rec.collection).or_default().push((rec.pk, rec.id, rec.payload));
+            n += 1;
+        }
+    }
+    let generated = t0.elapsed();
+    let t1 = Instant::now();
+    let (mut tables, mut bytes) = (0, 0);
+    for (collection, rows) in by_collection {
+        let t = Instant::now();
+        let report = store.import(collection, rows)?;
+        let _ = r.hist.record((t.elapsed().as_nanos() as u64).max(1));
+        tables += report.tables;
+        bytes += report.bytes;
+        for _ in 0..report.rows {
+            r.count_op();
+        }
+    }
+    let imported = t1.elapsed();
+    println!(
+        "{:<12}  generated {n} records in {:.3} s, imported them in {:.3} s ({:.0} records/s; {tables} tables, {bytes} bytes)",
+        "",
+        generated.as_secs_f64(),
+        imported.as_secs_f64(),
+        n as f64 / imported.as_secs_f64().max(1e-9)
+    );
+    Ok(())
 }
 
 /// With `--audit=1`: the actor record workloads go through.
