@@ -8,17 +8,27 @@
 //!   with the applied log id and membership in the same write batch (`state_machine/`);
 //! - snapshots: a kho checkpoint packed into a checksummed stream and installed by an atomic
 //!   generation swap (`snapshot/`, `node_dir.rs`);
+//! - [`RaftStore`]: one replica and its record API (`node.rs`); [`digest`] to compare
+//!   replicas;
+//! - behind the `testing` feature, an in-process cluster with a faulty network
+//!   (`testing/`);
 //! - the replicated types ([`TypeConfig`], [`WriteRequest`], [`RecordOp`]) in `types.rs`.
 
+pub mod digest;
 pub mod error;
 pub mod log_store;
+pub mod node;
 pub mod node_dir;
 pub mod snapshot;
 pub mod state_machine;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod types;
 
+pub use digest::{digest, StoreDigest};
 pub use error::{Error, Result};
 pub use log_store::LogStore;
+pub use node::{Applied, Consistency, RaftStore};
 pub use node_dir::NodeDir;
-pub use state_machine::StateMachine;
+pub use state_machine::{ApplyObserver, StateMachine};
 pub use types::{LogId, NodeId, RecordOp, Rejection, TypeConfig, WriteRequest, WriteResponse};

@@ -121,6 +121,9 @@ impl NodeDir {
         for name in self.fs.list(dir)? {
             self.fs.remove(&dir.join(name))?;
         }
+        // The removals durable before the directory goes: else a crash could bring the files
+        // back under a directory that no longer exists (kho's FaultFs models exactly that).
+        self.fs.sync_dir(dir)?;
         self.fs.remove_dir(dir)?;
         self.fs.sync_dir(&self.path)?;
         Ok(())

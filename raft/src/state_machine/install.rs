@@ -44,6 +44,7 @@ pub(crate) fn install(
     let old: Store = std::mem::replace(&mut st.store, store);
     let old_generation = st.generation;
     st.generation = next;
+    st.snapshots_installed += 1;
     st.applied = applied;
     st.membership = membership;
     st.snapshot = Some(CurrentSnapshot { meta: meta.clone(), data: Arc::new(data) });

@@ -49,13 +49,20 @@ pub(crate) struct SmState {
     pub(crate) snapshot: Option<CurrentSnapshot>,
     /// Snapshots built by this process (part of their ids).
     pub(crate) snapshots_built: u64,
+    /// Snapshots installed by this process.
+    pub(crate) snapshots_installed: u64,
 }
+
+/// Called with every entry's log id and a digest of its payload as it is applied (tests
+/// check that no two replicas apply different entries at one index).
+pub type ApplyObserver = Arc<dyn Fn(&LogId, u64) + Send + Sync>;
 
 /// What the state machine, its snapshot builders and readers share.
 pub(crate) struct SmShared {
     pub(crate) dir: NodeDir,
     pub(crate) store_opts: StoreOptions,
     pub(crate) state: Mutex<SmState>,
+    pub(crate) observer: Mutex<Option<ApplyObserver>>,
 }
 
 /// The state machine of one node; cheap to clone.
@@ -100,14 +107,34 @@ impl StateMachine {
         dir.remove_flat_dir(&dir.sm_dir(generation + 1))?;
         dir.remove_flat_dir(&dir.snapshot_build_dir())?;
         let (store, applied, membership) = open_generation(&dir, generation, &store_opts)?;
-        let state = SmState { store, generation, applied, membership, snapshot: None, snapshots_built: 0 };
-        Ok(StateMachine { shared: Arc::new(SmShared { dir, store_opts, state: Mutex::new(state) }) })
+        let state = SmState {
+            store,
+            generation,
+            applied,
+            membership,
+            snapshot: None,
+            snapshots_built: 0,
+            snapshots_installed: 0,
+        };
+        let observer = Mutex::new(None);
+        Ok(StateMachine { shared: Arc::new(SmShared { dir, store_opts, state: Mutex::new(state), observer }) })
     }
 
     /// The live store, for reads. A snapshot install closes it (a read through it then fails
     /// with `Closed`; take the store again).
     pub fn store(&self) -> Store {
         self.shared.state.lock().store.clone()
+    }
+
+    /// Calls `f` for every entry applied from now on (see [`ApplyObserver`]).
+    pub fn set_apply_observer(&self, f: ApplyObserver) {
+        *self.shared.observer.lock() = Some(f);
+    }
+
+    /// Snapshots built and installed since this state machine was opened.
+    pub fn snapshot_counts(&self) -> (u64, u64) {
+        let st = self.shared.state.lock();
+        (st.snapshots_built, st.snapshots_installed)
     }
 
     /// The last applied log id.
@@ -122,8 +149,14 @@ impl StateMachine {
 
     fn apply_entries(&self, entries: impl IntoIterator<Item = Entry>) -> Result<Vec<WriteResponse>> {
         let mut st = self.shared.state.lock();
+        let observer = self.shared.observer.lock().clone();
         let mut out = Vec::new();
         for e in entries {
+            if let Some(f) = &observer {
+                let mut h = std::hash::DefaultHasher::new();
+                std::hash::Hash::hash(&encode(&e.payload)?, &mut h);
+                f(&e.log_id, std::hash::Hasher::finish(&h));
+            }
             let mut app = vec![(APPLIED_KEY, encode(&Some(e.log_id))?)];
             let mut membership = None;
             let req = match &e.payload {
