@@ -12,6 +12,8 @@
 //!   replicas;
 //! - behind the `testing` feature, an in-process cluster with a faulty network
 //!   (`testing/`);
+//! - [`partition::RangeMap`]: national-ID prefix ranges (province, century/gender, birth
+//!   year) to Raft groups (`partition.rs`);
 //! - the replicated types ([`TypeConfig`], [`WriteRequest`], [`RecordOp`]) in `types.rs`.
 
 pub mod digest;
@@ -19,6 +21,7 @@ pub mod error;
 pub mod log_store;
 pub mod node;
 pub mod node_dir;
+pub mod partition;
 pub mod snapshot;
 pub mod state_machine;
 #[cfg(feature = "testing")]
