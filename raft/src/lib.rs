@@ -14,6 +14,7 @@
 //!   (`testing/`);
 //! - [`partition::RangeMap`]: national-ID prefix ranges (province, century/gender, birth
 //!   year) to Raft groups (`partition.rs`);
+//! - [`tcp`]: a simple TCP transport (length-prefixed MessagePack frames) for the demo;
 //! - the replicated types ([`TypeConfig`], [`WriteRequest`], [`RecordOp`]) in `types.rs`.
 
 pub mod digest;
@@ -24,6 +25,7 @@ pub mod node_dir;
 pub mod partition;
 pub mod snapshot;
 pub mod state_machine;
+pub mod tcp;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod types;

@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod bench;
 mod checkpoint;
+mod cluster;
 mod dbdir;
 mod demo;
 mod dump;
@@ -103,6 +104,9 @@ enum Command {
     /// The audit log of a record store: list entries (by person, actor, time), verify the
     /// chain and signatures, checkpoint, prune, show or set the access policy, create a key.
     Audit(audit::Args),
+    /// Replicated record stores over Raft (kho-raft): `kho cluster demo`.
+    #[command(subcommand)]
+    Cluster(cluster::Command),
     /// Erase a person (destroying their person key first, with --vault) and write the
     /// erasure receipt; or check a receipt (--check-receipt FILE DIR).
     Erase(erase::Args),
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
         Command::Rekey(a) => rekey::run(&mut out, &a, k),
         Command::Audit(a) => audit::run(&mut out, &a, k),
         Command::Erase(a) => erase::run(&mut out, &a, k),
+        Command::Cluster(c) => cluster::run(c),
         Command::Stress(a) => stress::run(a, k).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
     };
     let result = result.and_then(|o| {

@@ -1,0 +1,126 @@
+//! The demo's nodes: each a `RaftStore` in its own directory with a TCP listener on
+//! 127.0.0.1; a node can be killed (its Raft node stopped, its listener and connections
+//! dropped) and restarted on the same port and directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use kho::record::StoreOptions;
+use kho_raft::tcp::{serve, TcpNetwork};
+use kho_raft::{NodeDir, NodeId, RaftStore};
+use openraft::{BasicNode, Config, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// One node of the demo.
+pub struct Node {
+    pub id: NodeId,
+    pub addr: String,
+    pub dir: PathBuf,
+    pub store: Option<RaftStore>,
+    server: Option<JoinHandle<()>>,
+}
+
+/// openraft settings of the demo: timeouts for a loaded 2-core machine; snapshots every 20
+/// entries (batches), 5 kept after one, so a node that was down catches up from a snapshot.
+pub fn config() -> anyhow::Result<Arc<Config>> {
+    let c = Config {
+        cluster_name: "kho-demo".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 600,
+        election_timeout_max: 1200,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(20),
+        max_in_snapshot_log_to_keep: 5,
+        ..Config::default()
+    };
+    Ok(Arc::new(c.validate()?))
+}
+
+impl Node {
+    /// Binds `addr` (port 0: any free port) and starts the node in `dir`.
+    pub async fn start(id: NodeId, dir: &Path, addr: &str, config: Arc<Config>) -> anyhow::Result<Node> {
+        let mut n = Node { id, addr: addr.to_string(), dir: dir.to_path_buf(), store: None, server: None };
+        n.restart(config).await?;
+        Ok(n)
+    }
+
+    /// (Re)starts the node on its address and directory.
+    pub async fn restart(&mut self, config: Arc<Config>) -> anyhow::Result<()> {
+        let listener = TcpListener::bind(&self.addr).await.with_context(|| format!("bind {}", self.addr))?;
+        self.addr = listener.local_addr()?.to_string();
+        let dir = NodeDir::std(&self.dir)?;
+        let store = RaftStore::start(self.id, dir, StoreOptions::default(), config, TcpNetwork).await?;
+        self.server = Some(serve(listener, store.raft().clone()));
+        self.store = Some(store);
+        Ok(())
+    }
+
+    /// Stops the node as a crash would look to its peers: connections drop, nothing answers.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.server.take() {
+            s.abort();
+            let _ = s.await;
+        }
+        if let Some(s) = self.store.take() {
+            s.shutdown().await?;
+        }
+        Ok(())
+    }
+
+    /// The running replica.
+    pub fn store(&self) -> anyhow::Result<&RaftStore> {
+        self.store.as_ref().with_context(|| format!("node {} is down", self.id))
+    }
+}
+
+/// The members of `nodes`, for `initialize`.
+pub fn members(nodes: &[Node]) -> BTreeMap<NodeId, BasicNode> {
+    nodes.iter().map(|n| (n.id, BasicNode::new(&n.addr))).collect()
+}
+
+/// Waits for a running node that leads in the highest term, up to `timeout`.
+pub async fn wait_leader(nodes: &[Node], timeout: Duration) -> anyhow::Result<(NodeId, u64)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut best: Option<(u64, NodeId)> = None;
+        for n in nodes {
+            let Some(s) = &n.store else { continue };
+            let m = s.raft().metrics().borrow().clone();
+            if m.current_leader == Some(n.id) && best.is_none_or(|(t, _)| m.current_term > t) {
+                best = Some((m.current_term, n.id));
+            }
+        }
+        if let Some((term, id)) = best {
+            return Ok((id, term));
+        }
+        if Instant::now() > deadline {
+            bail!("no leader within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until every running node applied the leader's last log entry, up to `timeout`.
+pub async fn wait_converged(nodes: &[Node], timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let states: Vec<_> = nodes
+            .iter()
+            .filter_map(|n| n.store.as_ref())
+            .map(|s| {
+                let m = s.raft().metrics().borrow().clone();
+                (m.last_applied.map(|l| l.index), m.last_log_index)
+            })
+            .collect();
+        if states.windows(2).all(|w| w[0] == w[1]) && states.iter().all(|(a, l)| a == l) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("replicas did not converge within {timeout:?}: (applied, last log) {states:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
