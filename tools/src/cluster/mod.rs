@@ -1,6 +1,8 @@
 //! `kho cluster`: replicated record stores (kho-raft, docs/scale-out.md). `kho cluster demo`
-//! runs a 3-node cluster on 127.0.0.1 (`demo.rs`, nodes in `nodes.rs`).
+//! runs a 3-node cluster on 127.0.0.1 (`demo.rs`, nodes in `nodes.rs`);
+//! `kho cluster bench` measures the figures of the scale-out doc (`bench.rs`).
 
+mod bench;
 mod demo;
 mod nodes;
 
@@ -16,11 +18,15 @@ pub enum Command {
     /// over and the old one catch up after a restart, and check all replicas agree. Stops by
     /// itself; exit 1 if the replicas disagree.
     Demo(demo::Args),
+    /// The figures of docs/scale-out.md: replicated vs single-node ingest of the same
+    /// batches, person lookups, and a follower's catch-up from a snapshot.
+    Bench(bench::Args),
 }
 
 /// Runs a `kho cluster` subcommand.
 pub fn run(c: Command) -> anyhow::Result<Outcome> {
     match c {
         Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
