@@ -129,3 +129,40 @@ impl NodeDir {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use kho::vfs::{CrashMode, FaultFs, FileSystem};
+    use std::sync::Arc;
+
+    #[test]
+    fn the_generation_pointer_is_durable_and_checked() {
+        let fs = Arc::new(FaultFs::new());
+        let d = NodeDir::new("/n", fs.clone()).unwrap();
+        assert_eq!(d.current_generation().unwrap(), 0);
+        d.set_current_generation(7).unwrap();
+        d.set_current_generation(8).unwrap();
+        let image = fs.crash_clone(CrashMode::DropUnsynced);
+        let after = NodeDir::new("/n", image.clone()).unwrap();
+        assert_eq!(after.current_generation().unwrap(), 8);
+        image.corrupt_byte(Path::new("/n/SM_CURRENT"), 3, 1).unwrap();
+        assert!(matches!(after.current_generation(), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_removed_directory_stays_removed_after_a_crash() {
+        let fs = Arc::new(FaultFs::new());
+        let d = NodeDir::new("/n", fs.clone()).unwrap();
+        let sub = d.path().join("snap-build");
+        fs.create_dir_all(&sub).unwrap();
+        let mut w = fs.create(&sub.join("f")).unwrap();
+        w.append(b"x").unwrap();
+        w.sync().unwrap();
+        fs.sync_dir(&sub).unwrap();
+        d.remove_flat_dir(&sub).unwrap();
+        let image = fs.crash_clone(CrashMode::DropUnsynced);
+        assert!(!image.exists(&sub.join("f")).unwrap());
+    }
+}
