@@ -38,7 +38,8 @@ pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNo
 /// A Raft node of this configuration.
 pub type Raft = openraft::Raft<TypeConfig>;
 
-/// One record write, as [`kho::record::StoreBatch`] would do it locally.
+/// One record write, as [`kho::record::StoreBatch`] would do it locally. Byte fields are
+/// MessagePack `bin` (`serde_bytes`), not arrays of integers.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RecordOp {
     /// Insert; the whole request is rejected if the key holds a record.
@@ -46,10 +47,12 @@ pub enum RecordOp {
         /// Collection name.
         collection: String,
         /// Primary key.
+        #[serde(with = "serde_bytes")]
         pk: Vec<u8>,
         /// The 12-digit national ID.
         id: String,
         /// The payload, MessagePack (`rmp_serde::to_vec_named`).
+        #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
     /// Insert or replace (moving the index entry if the ID changed).
@@ -57,10 +60,12 @@ pub enum RecordOp {
         /// Collection name.
         collection: String,
         /// Primary key.
+        #[serde(with = "serde_bytes")]
         pk: Vec<u8>,
         /// The 12-digit national ID.
         id: String,
         /// The payload, MessagePack (`rmp_serde::to_vec_named`).
+        #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
     /// Delete (a no-op if there is no record).
@@ -68,6 +73,7 @@ pub enum RecordOp {
         /// Collection name.
         collection: String,
         /// Primary key.
+        #[serde(with = "serde_bytes")]
         pk: Vec<u8>,
     },
 }

@@ -37,6 +37,10 @@ pub struct Args {
     /// Person lookups after the ingest.
     #[arg(long, default_value_t = 100_000)]
     pub lookups: u64,
+    /// Concurrent writers (batches dealt round-robin) in both the single-node and the
+    /// replicated ingest.
+    #[arg(long, default_value_t = 1)]
+    pub writers: usize,
     /// Where to put the databases (default: a temporary directory).
     #[arg(long)]
     pub dir: Option<std::path::PathBuf>,
@@ -60,29 +64,65 @@ fn batches(persons: u64, batch: usize) -> anyhow::Result<Vec<Vec<RecordOp>>> {
     Ok(out)
 }
 
-/// The same ops through a local `StoreBatch` (payloads decoded from their MessagePack).
-fn local_ingest(dir: &Path, batches: &[Vec<RecordOp>], sync: bool) -> anyhow::Result<Duration> {
-    let store = Store::open(kho::Db::open(dir, kho::Options::default())?, StoreOptions::default())?;
-    let t = Instant::now();
-    for ops in batches {
-        let mut b = store.batch();
-        b.sync(sync);
-        for op in ops {
-            match op {
-                RecordOp::Upsert { collection, pk, id, payload } | RecordOp::Insert { collection, pk, id, payload } => {
-                    let v: kho::record::population::Payload = rmp_serde::from_slice(payload)?;
-                    b.upsert(collection, pk, &store.parse_id(id)?, &v)?;
-                }
-                RecordOp::Delete { collection, pk } => {
-                    b.delete(collection, pk);
-                }
+/// One batch through a local `StoreBatch` (payloads decoded from their MessagePack).
+fn local_batch(store: &Store, ops: &[RecordOp], sync: bool) -> anyhow::Result<()> {
+    let mut b = store.batch();
+    b.sync(sync);
+    for op in ops {
+        match op {
+            RecordOp::Upsert { collection, pk, id, payload } | RecordOp::Insert { collection, pk, id, payload } => {
+                let v: kho::record::population::Payload = rmp_serde::from_slice(payload)?;
+                b.upsert(collection, pk, &store.parse_id(id)?, &v)?;
+            }
+            RecordOp::Delete { collection, pk } => {
+                b.delete(collection, pk);
             }
         }
-        b.commit()?;
     }
+    Ok(b.commit()?)
+}
+
+/// The same batches through a local `Store`, by `writers` threads.
+fn local_ingest(dir: &Path, batches: &[Vec<RecordOp>], sync: bool, writers: usize) -> anyhow::Result<Duration> {
+    let store = Store::open(kho::Db::open(dir, kho::Options::default())?, StoreOptions::default())?;
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let store = &store;
+                s.spawn(move || -> anyhow::Result<()> {
+                    for ops in batches.iter().skip(w).step_by(writers) {
+                        local_batch(store, ops, sync)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().map_err(|_| anyhow::anyhow!("writer panicked"))?)
+    })?;
     let d = t.elapsed();
     store.close()?;
     Ok(d)
+}
+
+/// The same batches through the leader, by `writers` tasks.
+async fn replicated_ingest(leader: &RaftStore, batches: &[Vec<RecordOp>], writers: usize) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let leader = leader.clone();
+        let mine: Vec<_> = batches.iter().skip(w).step_by(writers).cloned().collect();
+        tasks.push(tokio::spawn(async move {
+            for ops in mine {
+                leader.write(ops).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(t.elapsed())
 }
 
 fn config() -> anyhow::Result<Arc<Config>> {
@@ -152,8 +192,10 @@ async fn bench(args: Args) -> anyhow::Result<Outcome> {
     let records: u64 = b.iter().map(|x| x.len() as u64).sum();
     println!("workload: {} persons, {records} records in {} batches of {}", args.persons, b.len(), args.batch);
 
-    let synced = local_ingest(&root.join("local-sync"), &b, true)?;
-    let unsynced = local_ingest(&root.join("local-nosync"), &b, false)?;
+    let w = args.writers.max(1);
+    println!("writers: {w}");
+    let synced = local_ingest(&root.join("local-sync"), &b, true, w)?;
+    let unsynced = local_ingest(&root.join("local-nosync"), &b, false, w)?;
     println!(
         "single-node Store, synced batches: {:.0} records/s ({:.2} s)",
         rate(records, synced),
@@ -166,14 +208,10 @@ async fn bench(args: Args) -> anyhow::Result<Outcome> {
     );
 
     let (_router, nodes) = cluster(&root.join("raft")).await?;
-    let t = Instant::now();
-    for ops in &b {
-        nodes[0].write(ops.clone()).await?;
-    }
-    let replicated = t.elapsed();
+    let replicated = replicated_ingest(&nodes[0], &b, w).await?;
     converged(&nodes.iter().collect::<Vec<_>>(), Duration::from_secs(600)).await?;
     println!(
-        "3-node kho-raft (in-process, one client): {:.0} records/s ({:.2} s); ratio to synced single node {:.2}, to unsynced {:.2}",
+        "3-node kho-raft (in-process): {:.0} records/s ({:.2} s); ratio to synced single node {:.2}, to unsynced {:.2}",
         rate(records, replicated),
         replicated.as_secs_f64(),
         synced.as_secs_f64() / replicated.as_secs_f64(),
