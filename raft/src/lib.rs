@@ -33,7 +33,7 @@ pub mod types;
 pub use digest::{digest, StoreDigest};
 pub use error::{Error, Result};
 pub use log_store::LogStore;
-pub use node::{Applied, Consistency, RaftStore};
+pub use node::{Applied, Consistency, RaftStore, MAX_REQUEST_BYTES};
 pub use node_dir::NodeDir;
 pub use state_machine::{ApplyObserver, StateMachine};
 pub use types::{LogId, NodeId, RecordOp, Rejection, TypeConfig, WriteRequest, WriteResponse};

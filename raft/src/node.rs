@@ -20,6 +20,13 @@ use crate::node_dir::NodeDir;
 use crate::state_machine::{ApplyObserver, StateMachine};
 use crate::types::{LogId, NodeId, Raft, RecordOp, TypeConfig, WriteRequest, WriteResponse};
 
+/// Largest encoded write request accepted, in bytes. An entry must fit kho's value limit
+/// in every replica's log database (32 MiB by default) — a larger one would be refused there
+/// only after it was proposed, stopping the replicas — and an append of
+/// `max_payload_entries` entries must fit one transport frame (`tcp::MAX_FRAME`, 64 MiB:
+/// the demo sends at most 10 entries an append). 4 MiB is ~10,000 records of the demo's size.
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
+
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consistency {
@@ -122,7 +129,14 @@ impl RaftStore {
     /// Replicates `ops` as one atomic store batch; returns once a majority holds it and this
     /// (leader) replica applied it. On a follower it fails with `NotLeader`.
     pub async fn write(&self, ops: Vec<RecordOp>) -> Result<Applied> {
-        match self.raft.client_write(WriteRequest { ops }).await {
+        let req = WriteRequest { ops };
+        // Refused here, before it is a log entry: every replica's log database and the
+        // transport must take it (see MAX_REQUEST_BYTES).
+        let size = crate::log_store::encode(&req)?.len();
+        if size > MAX_REQUEST_BYTES {
+            return Err(Error::Invalid(format!("write request of {size} bytes: at most {MAX_REQUEST_BYTES}")));
+        }
+        match self.raft.client_write(req).await {
             Ok(r) => Ok(Applied { log_id: r.log_id, response: r.data }),
             Err(e) => match e.forward_to_leader() {
                 Some(f) => Err(Error::NotLeader { leader: f.leader_id }),

@@ -30,7 +30,8 @@ use tokio::task::JoinHandle;
 use crate::types::{NodeId, Raft, TypeConfig};
 
 /// Largest frame accepted, in bytes (a snapshot chunk is 3 MiB by default; an append of
-/// entries is bounded by openraft's `max_payload_entries`).
+/// entries is at most `max_payload_entries` x [`crate::MAX_REQUEST_BYTES`]: configure
+/// `max_payload_entries <= 16`).
 pub const MAX_FRAME: u32 = 64 << 20;
 
 /// A request frame.

@@ -44,3 +44,25 @@ async fn reads_see_writes_at_the_consistency_asked() {
     }
     c.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_write_is_refused_before_it_is_proposed() {
+    let mut c = Cluster::start(3, 8, test_config().unwrap()).await.unwrap();
+    let id = NationalId::parse("079190001234").unwrap();
+    let big = vec![0u8; kho_raft::MAX_REQUEST_BYTES];
+    let leader = c.leader().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        if let Some(l) = c.leader().await.or(leader) {
+            break l;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let op = RecordOp::upsert("tax", "pk", &id, &serde_bytes::Bytes::new(&big)).unwrap();
+    assert!(matches!(c.node(leader).unwrap().write(vec![op]).await, Err(Error::Invalid(_))));
+    // The cluster still takes writes.
+    let a = c.write(vec![RecordOp::upsert("tax", "pk", &id, &1u32).unwrap()], Duration::from_secs(30)).await.unwrap();
+    assert_eq!(a.response, WriteResponse::Applied(1));
+    c.shutdown().await.unwrap();
+}

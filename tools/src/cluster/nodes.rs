@@ -34,6 +34,8 @@ pub fn config() -> anyhow::Result<Arc<Config>> {
         election_timeout_max: 1200,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(20),
         max_in_snapshot_log_to_keep: 5,
+        // 10 entries of at most `MAX_REQUEST_BYTES` fit one frame of `tcp::MAX_FRAME`.
+        max_payload_entries: 10,
         ..Config::default()
     };
     Ok(Arc::new(c.validate()?))
