@@ -9,7 +9,7 @@
 //! - snapshots: a kho checkpoint packed into a checksummed stream and installed by an atomic
 //!   generation swap (`snapshot/`, `node_dir.rs`);
 //! - [`RaftStore`]: one replica and its record API (`node.rs`); [`digest`] to compare
-//!   replicas;
+//!   replicas; [`wait`] for a leader or convergence;
 //! - behind the `testing` feature, an in-process cluster with a faulty network
 //!   (`testing/`);
 //! - [`partition::RangeMap`]: national-ID prefix ranges (province, century/gender, birth
@@ -29,6 +29,7 @@ pub mod tcp;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod types;
+pub mod wait;
 
 pub use digest::{digest, StoreDigest};
 pub use error::{Error, Result};

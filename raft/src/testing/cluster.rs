@@ -7,7 +7,7 @@
 //! lists any log index at which two applies (any nodes, before or after restarts) saw
 //! different entries.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -171,17 +171,13 @@ impl Cluster {
         Ok(())
     }
 
+    fn rafts(&self) -> Vec<&crate::types::Raft> {
+        self.members.values().filter_map(|m| m.store.as_ref()).map(|s| s.raft()).collect()
+    }
+
     /// The leader, as a live node that believes it leads (the highest term wins).
     pub async fn leader(&self) -> Option<NodeId> {
-        let mut best: Option<(u64, NodeId)> = None;
-        for (id, m) in &self.members {
-            let Some(s) = &m.store else { continue };
-            let metrics = s.raft().metrics().borrow().clone();
-            if metrics.current_leader == Some(*id) && best.is_none_or(|(t, _)| metrics.current_term > t) {
-                best = Some((metrics.current_term, *id));
-            }
-        }
-        best.map(|(_, id)| id)
+        crate::wait::leader(&self.rafts()).map(|(id, _)| id)
     }
 
     /// Writes `ops` through the leader, retrying (with a new attempt: a write whose outcome
@@ -207,24 +203,7 @@ impl Cluster {
 
     /// Waits until every live node applied everything the leader has, or `timeout`.
     pub async fn wait_converged(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let mut states = BTreeSet::new();
-            for m in self.members.values() {
-                if let Some(s) = &m.store {
-                    let metrics = s.raft().metrics().borrow().clone();
-                    states.insert((metrics.last_applied.map(|l| l.index), metrics.last_log_index));
-                }
-            }
-            let one = states.len() == 1 && states.first().is_some_and(|(a, l)| a == l);
-            if one && self.leader().await.is_some() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(Error::Raft(format!("no convergence: (applied, last log) {states:?}")));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::wait::wait_converged(&self.rafts(), timeout).await
     }
 
     /// Every node's durable state (a `DropUnsynced` crash image of each file system).

@@ -158,21 +158,8 @@ async fn cluster(root: &Path) -> anyhow::Result<(Router, Vec<RaftStore>)> {
 }
 
 async fn converged(nodes: &[&RaftStore], timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s: Vec<_> = nodes
-            .iter()
-            .map(|n| {
-                let m = n.raft().metrics().borrow().clone();
-                (m.last_applied.map(|l| l.index), m.last_log_index)
-            })
-            .collect();
-        if s.windows(2).all(|w| w[0] == w[1]) && s.iter().all(|(a, l)| a == l) {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "no convergence: {s:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let rafts: Vec<_> = nodes.iter().map(|n| n.raft()).collect();
+    Ok(kho_raft::wait::wait_converged(&rafts, timeout).await?)
 }
 
 fn rate(n: u64, d: Duration) -> f64 {

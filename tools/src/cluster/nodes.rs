@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use kho::record::StoreOptions;
 use kho_raft::tcp::{serve, TcpNetwork};
 use kho_raft::{NodeDir, NodeId, RaftStore};
@@ -83,46 +83,16 @@ pub fn members(nodes: &[Node]) -> BTreeMap<NodeId, BasicNode> {
     nodes.iter().map(|n| (n.id, BasicNode::new(&n.addr))).collect()
 }
 
+fn rafts(nodes: &[Node]) -> Vec<&kho_raft::types::Raft> {
+    nodes.iter().filter_map(|n| n.store.as_ref()).map(|s| s.raft()).collect()
+}
+
 /// Waits for a running node that leads in the highest term, up to `timeout`.
 pub async fn wait_leader(nodes: &[Node], timeout: Duration) -> anyhow::Result<(NodeId, u64)> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut best: Option<(u64, NodeId)> = None;
-        for n in nodes {
-            let Some(s) = &n.store else { continue };
-            let m = s.raft().metrics().borrow().clone();
-            if m.current_leader == Some(n.id) && best.is_none_or(|(t, _)| m.current_term > t) {
-                best = Some((m.current_term, n.id));
-            }
-        }
-        if let Some((term, id)) = best {
-            return Ok((id, term));
-        }
-        if Instant::now() > deadline {
-            bail!("no leader within {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    Ok(kho_raft::wait::wait_leader(&rafts(nodes), timeout).await?)
 }
 
 /// Waits until every running node applied the leader's last log entry, up to `timeout`.
 pub async fn wait_converged(nodes: &[Node], timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let states: Vec<_> = nodes
-            .iter()
-            .filter_map(|n| n.store.as_ref())
-            .map(|s| {
-                let m = s.raft().metrics().borrow().clone();
-                (m.last_applied.map(|l| l.index), m.last_log_index)
-            })
-            .collect();
-        if states.windows(2).all(|w| w[0] == w[1]) && states.iter().all(|(a, l)| a == l) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("replicas did not converge within {timeout:?}: (applied, last log) {states:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    Ok(kho_raft::wait::wait_converged(&rafts(nodes), timeout).await?)
 }
