@@ -86,12 +86,8 @@ impl RecordOp {
         id: &NationalId,
         payload: &T,
     ) -> Result<RecordOp> {
-        Ok(RecordOp::Insert {
-            collection: collection.to_string(),
-            pk: pk.as_ref().to_vec(),
-            id: id.as_str().to_string(),
-            payload: rmp_serde::to_vec_named(payload).map_err(|e| Error::Encode(e.to_string()))?,
-        })
+        let (collection, pk, id, payload) = put_fields(collection, pk.as_ref(), id, payload)?;
+        Ok(RecordOp::Insert { collection, pk, id, payload })
     }
 
     /// An upsert of `payload`.
@@ -101,12 +97,8 @@ impl RecordOp {
         id: &NationalId,
         payload: &T,
     ) -> Result<RecordOp> {
-        Ok(RecordOp::Upsert {
-            collection: collection.to_string(),
-            pk: pk.as_ref().to_vec(),
-            id: id.as_str().to_string(),
-            payload: rmp_serde::to_vec_named(payload).map_err(|e| Error::Encode(e.to_string()))?,
-        })
+        let (collection, pk, id, payload) = put_fields(collection, pk.as_ref(), id, payload)?;
+        Ok(RecordOp::Upsert { collection, pk, id, payload })
     }
 
     /// A delete.
@@ -122,6 +114,17 @@ impl RecordOp {
             RecordOp::Delete { .. } => "delete",
         }
     }
+}
+
+/// The fields of an insert or upsert, the payload encoded as `Store::insert` encodes it.
+fn put_fields<T: Serialize + ?Sized>(
+    collection: &str,
+    pk: &[u8],
+    id: &NationalId,
+    payload: &T,
+) -> Result<(String, Vec<u8>, String, Vec<u8>)> {
+    let payload = rmp_serde::to_vec_named(payload).map_err(|e| Error::Encode(e.to_string()))?;
+    Ok((collection.to_string(), pk.to_vec(), id.as_str().to_string(), payload))
 }
 
 impl fmt::Debug for RecordOp {
