@@ -31,6 +31,8 @@ pub struct StoreBatch {
     /// The actor committing it (an [`ActorStore`](super::ActorStore)'s batch): checked and
     /// audited at commit.
     ctx: Option<AccessContext>,
+    /// Application keys committed with the ops (`app_keys.rs`).
+    pub(super) app: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Store {
@@ -40,7 +42,7 @@ impl Store {
     }
 
     pub(crate) fn batch_as(&self, ctx: Option<AccessContext>) -> StoreBatch {
-        StoreBatch { store: self.clone(), ops: Vec::new(), sync: false, ctx }
+        StoreBatch { store: self.clone(), ops: Vec::new(), sync: false, ctx, app: Vec::new() }
     }
 }
 
@@ -117,17 +119,18 @@ impl StoreBatch {
         self.ops.is_empty()
     }
 
-    /// Applies every op atomically. A batch whose ops change nothing (deletes of absent
-    /// records) writes nothing, so its `sync` makes no earlier write durable.
+    /// Applies every op (and every application key, see [`StoreBatch::put_app`])
+    /// atomically. A batch whose ops change nothing (deletes of absent records) and that
+    /// puts no application key writes nothing, so its `sync` makes no earlier write durable.
     pub fn commit(self) -> Result<()> {
         let inner = &self.store.inner;
         inner.check_writable()?;
         let Some(ctx) = &self.ctx else {
             inner.check_unaudited()?;
-            if self.ops.is_empty() {
+            if self.ops.is_empty() && self.app.is_empty() {
                 return Ok(());
             }
-            return inner.apply(self.ops, &WriteOptions { sync: self.sync }).map(|_| ());
+            return inner.apply_unit(self.ops, &WriteOptions { sync: self.sync }, None, None, self.app).map(|_| ());
         };
         // Every collection the batch writes, each checked against the policy.
         let mut cids: Vec<_> = self.ops.iter().map(|op| op.target().0).collect();
@@ -140,10 +143,10 @@ impl StoreBatch {
         for c in &collections {
             inner.authorize(ctx, Right::Write, Scope::One(c), AuditAction::Write, None)?;
         }
-        if self.ops.is_empty() {
+        if self.ops.is_empty() && self.app.is_empty() {
             return Ok(());
         }
         let draft = Audit::draft(ctx, AuditAction::Write, AuditOutcome::Allowed, collections);
-        inner.apply_audited(self.ops, &WriteOptions { sync: self.sync }, None, Some(draft)).map(|_| ())
+        inner.apply_unit(self.ops, &WriteOptions { sync: self.sync }, None, Some(draft), self.app).map(|_| ())
     }
 }

@@ -6,6 +6,7 @@
 //! index    I | national_id: 12 digits | collection_id: u32 BE | pk  -> (empty)
 //! catalog  C | collection name (UTF-8)                      -> collection_id: u32 BE
 //! meta     M | name                                         -> store metadata
+//! app      X | name                                         -> application bytes (app_keys.rs)
 //! ```
 //!
 //! Invariants: every component before `pk` has a fixed width, and `pk` is always the last
@@ -26,6 +27,8 @@ pub(crate) const TAG_INDEX: u8 = b'I';
 pub(crate) const TAG_META: u8 = b'M';
 /// Tag of primary records.
 pub(crate) const TAG_RECORD: u8 = b'R';
+/// Tag of application keys (`app_keys.rs`): bytes an application commits in a record batch.
+pub(crate) const TAG_APP: u8 = b'X';
 
 /// Longest primary key accepted, in bytes: primary keys are repeated in the index key and
 /// compared on every lookup; anything longer belongs in the payload.
@@ -105,6 +108,14 @@ pub(crate) fn meta_key(name: &str) -> Vec<u8> {
     k
 }
 
+/// `X | name`.
+pub(crate) fn app_key(name: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + name.len());
+    k.push(TAG_APP);
+    k.extend_from_slice(name);
+    k
+}
+
 /// Encodes a catalog value.
 pub(crate) fn encode_collection_id(cid: CollectionId) -> [u8; COLLECTION_ID_LEN] {
     cid.to_be()
@@ -173,6 +184,11 @@ pub enum StoreKey<'a> {
         /// The metadata item's name.
         name: &'a [u8],
     },
+    /// `X | name`: an application key (see [`StoreBatch::put_app`](super::StoreBatch::put_app)).
+    App {
+        /// The application key's name.
+        name: &'a [u8],
+    },
 }
 
 impl<'a> StoreKey<'a> {
@@ -184,6 +200,7 @@ impl<'a> StoreKey<'a> {
             TAG_INDEX => parse_index_key(key).map(|(id, collection, pk)| StoreKey::Index { id, collection, pk }),
             TAG_CATALOG => parse_catalog_key(key).map(|name| StoreKey::Catalog { name }),
             TAG_META => Some(StoreKey::Meta { name: &key[1..] }),
+            TAG_APP => Some(StoreKey::App { name: &key[1..] }),
             _ => None,
         }
     }
@@ -238,6 +255,8 @@ mod tests {
             prop_assert_eq!(StoreKey::decode(&ik), Some(StoreKey::Index { id, collection: cid, pk: &pk }));
             prop_assert_eq!(StoreKey::decode(&ck), Some(StoreKey::Catalog { name: &name }));
             prop_assert_eq!(StoreKey::decode(&mk), Some(StoreKey::Meta { name: name.as_bytes() }));
+            let ak = app_key(name.as_bytes());
+            prop_assert_eq!(StoreKey::decode(&ak), Some(StoreKey::App { name: name.as_bytes() }));
             prop_assert_eq!(CollectionId::from_catalog_value(&encode_collection_id(cid)), Some(cid));
         }
     }
@@ -286,7 +305,7 @@ mod tests {
     fn tags_separate_the_key_kinds() {
         assert_eq!(parse_catalog_key(&catalog_key("tax")), Some("tax"));
         assert_eq!(parse_catalog_key(&meta_key("format")), None);
-        let tags = [TAG_CATALOG, TAG_INDEX, TAG_META, TAG_RECORD];
+        let tags = [TAG_CATALOG, TAG_INDEX, TAG_META, TAG_RECORD, TAG_APP];
         assert!(tags.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -11,11 +11,14 @@
 //!   audited way in ([`audit::ActorStore`]);
 //! - [`feed`]: the change feed — every write's change in the same batch, subscriptions with
 //!   durable cursors, retention;
+//! - application keys (`app_keys.rs`): an application's bookkeeping committed in a record
+//!   batch ([`StoreBatch::put_app`]), e.g. the Raft state machine's last applied log id;
 //! - keys and values have fixed layouts (`keys.rs`, `value.rs`), collection names map to
 //!   small ids through a persisted catalog (`catalog.rs`);
 //! - `population` (feature `testing`) generates seeded synthetic populations for tests,
 //!   demos and benchmarks.
 
+mod app_keys;
 pub mod audit;
 mod batch;
 mod catalog;
@@ -35,6 +38,7 @@ pub mod vault;
 mod verify;
 mod write;
 
+pub use app_keys::MAX_APP_KEY_LEN;
 pub use audit::{AccessContext, AccessPolicy, AccessRule, ActorStore, AuditKey, AuditOptions};
 pub use batch::StoreBatch;
 pub use catalog::MAX_COLLECTIONS;

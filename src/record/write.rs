@@ -22,7 +22,7 @@ use bytes::Bytes;
 use super::audit::EntryDraft;
 use super::error::{Error, Result};
 use super::feed::FeedWrite;
-use super::keys::{index_key, record_key, CollectionId};
+use super::keys::{app_key, index_key, record_key, CollectionId};
 use super::locks::HeldStripes;
 use super::national_id::NationalId;
 use super::store::StoreInner;
@@ -102,6 +102,19 @@ impl StoreInner {
         erasing: Option<Erasing<'_>>,
         audit: Option<EntryDraft>,
     ) -> Result<Vec<Option<NationalId>>> {
+        self.apply_unit(ops, opts, erasing, audit, Vec::new())
+    }
+
+    /// [`Self::apply_audited`], with application keys (`X | name -> value`, see
+    /// `app_keys.rs`) put in the same batch as the records.
+    pub(crate) fn apply_unit(
+        &self,
+        ops: Vec<Op>,
+        opts: &WriteOptions,
+        erasing: Option<Erasing<'_>>,
+        audit: Option<EntryDraft>,
+        app: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Vec<Option<NationalId>>> {
         self.check_writable()?;
         // From sealing to commit: no key destruction in between (see `PersonKeys`).
         let _sealing = self.vault.as_ref().map(|v| v.write_guard());
@@ -115,7 +128,7 @@ impl StoreInner {
             .collect();
         let held = self.locks.lock_keys(&keys);
         let audited = audit.is_some();
-        let before = self.apply_locked(&held, ops, keys, opts, erasing, audit)?;
+        let before = self.apply_locked(&held, ops, keys, opts, erasing, audit, app)?;
         drop(held);
         if let Some(a) = self.audit.as_ref().filter(|_| audited) {
             // Housekeeping as well: the write and its entry are committed.
@@ -161,6 +174,7 @@ impl StoreInner {
         }
     }
 
+    #[expect(clippy::too_many_arguments, reason = "the parts of one write unit, passed through once")]
     fn apply_locked(
         &self,
         held: &HeldStripes<'_>,
@@ -169,6 +183,7 @@ impl StoreInner {
         opts: &WriteOptions,
         mut erasing: Option<Erasing<'_>>,
         audit: Option<EntryDraft>,
+        app: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<Vec<Option<NationalId>>> {
         let erased: Option<NationalId> = erasing.as_ref().map(|e| *e.id);
         let mut slots: Vec<Slot> = Vec::new();
@@ -225,6 +240,9 @@ impl StoreInner {
         }
 
         let mut batch = WriteBatch::new();
+        for (name, value) in &app {
+            batch.put(app_key(name), value);
+        }
         let mut feed_write = self.feed.as_ref().map(|_| FeedWrite::new());
         for s in &slots {
             if let Some(fw) = feed_write.as_mut() {

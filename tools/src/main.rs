@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod bench;
 mod checkpoint;
+mod cluster;
 mod dbdir;
 mod demo;
 mod dump;
@@ -107,6 +108,9 @@ enum Command {
     /// Bulk-load a JSON-lines file into one collection: every line checked first, then all
     /// records installed at once (or nothing, with each invalid line reported).
     Import(import::Args),
+    /// Replicated record stores over Raft (kho-raft): `kho cluster demo`.
+    #[command(subcommand)]
+    Cluster(cluster::Command),
     /// Erase a person (destroying their person key first, with --vault) and write the
     /// erasure receipt; or check a receipt (--check-receipt FILE DIR).
     Erase(erase::Args),
@@ -137,6 +141,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => audit::run(&mut out, &a, k),
         Command::Erase(a) => erase::run(&mut out, &a, k),
         Command::Import(a) => import::run(&mut out, &a, k),
+        Command::Cluster(c) => cluster::run(c),
         Command::Stress(a) => stress::run(a, k).map(|passed| if passed { Outcome::Ok } else { Outcome::Problems }),
     };
     let result = result.and_then(|o| {
