@@ -10,6 +10,11 @@
 //! takes them in ascending stripe order, each once ([`StripedLocks::lock_keys`]), so two
 //! batches can never deadlock; nobody waits for a stripe while holding the catalog or a Db
 //! lock in the other order (stripes are always taken first).
+//!
+//! Lock order across the record layer: with person keys, the vault's write guard
+//! (`PersonKeys::write_guard`, taken from sealing to commit) comes *before* the stripes;
+//! `PersonKeys::destroy` takes the vault lock for writing, so a writer holding stripes while
+//! waiting for the guard would deadlock against an erasure (`Store::import` once did).
 
 use parking_lot::{Mutex, MutexGuard};
 
