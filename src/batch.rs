@@ -133,15 +133,31 @@ impl WriteBatch {
     /// `of` must name an operation of this batch (this one or an earlier one); a later index
     /// is accepted as long as the batch holds that many operations when it is committed.
     pub(crate) fn put_stamped(&mut self, prefix: &[u8], of: u32, value: &[u8]) -> u32 {
+        self.put_stamped_with(prefix, of, value.len(), |rep| rep.extend_from_slice(value))
+    }
+
+    /// [`Self::put_stamped`] with a value of `value_len` bytes that `write_value` appends to
+    /// the batch's encoding itself (no intermediate buffer). `write_value` must append
+    /// exactly `value_len` bytes (checked in debug builds).
+    pub(crate) fn put_stamped_with(
+        &mut self,
+        prefix: &[u8],
+        of: u32,
+        value_len: usize,
+        write_value: impl FnOnce(&mut Vec<u8>),
+    ) -> u32 {
         let me = self.count;
         let key_len = prefix.len() + STAMP_LEN;
-        self.rep.reserve(1 + varint_len(key_len as u64) + key_len + varint_len(value.len() as u64) + value.len());
+        self.rep.reserve(1 + varint_len(key_len as u64) + key_len + varint_len(value_len as u64) + value_len);
         self.rep.push(ValueKind::Put as u8);
         crate::util::coding::put_varint(&mut self.rep, key_len as u64);
         self.rep.extend_from_slice(prefix);
         self.stamps.push(Stamp { at: self.rep.len(), op: of });
         self.rep.extend_from_slice(&[0; STAMP_LEN]);
-        put_len_prefixed(&mut self.rep, value);
+        crate::util::coding::put_varint(&mut self.rep, value_len as u64);
+        let start = self.rep.len();
+        write_value(&mut self.rep);
+        debug_assert_eq!(self.rep.len() - start, value_len, "put_stamped_with: value length");
         self.count += 1;
         me
     }

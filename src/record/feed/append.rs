@@ -32,12 +32,14 @@ use crate::record::national_id::NationalId;
 use crate::record::value::{RECORD_FORMAT_SEALED, VALUE_HEADER_LEN};
 use crate::{Db, SeqNo, WriteBatch};
 
-/// The feed's part of one write unit: changes added, bytes to account once committed.
+/// The feed's part of one write unit: changes added, bytes to account once committed. The
+/// changes borrow the unit's primary keys and payloads until [`FeedWrite::finish`] encodes
+/// them straight into the batch.
 #[derive(Debug)]
-pub(crate) struct FeedWrite {
+pub(crate) struct FeedWrite<'a> {
     time_ms: u64,
-    /// Change values, appended to the batch by [`FeedWrite::finish`].
-    changes: Vec<Vec<u8>>,
+    /// Changes, appended to the batch by [`FeedWrite::finish`].
+    changes: Vec<RawChange<'a>>,
     added: u64,
     purged: u64,
 }
@@ -47,8 +49,8 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-impl FeedWrite {
-    pub(crate) fn new() -> FeedWrite {
+impl<'a> FeedWrite<'a> {
+    pub(crate) fn new() -> FeedWrite<'a> {
         FeedWrite { time_ms: now_ms(), changes: Vec::new(), added: 0, purged: 0 }
     }
 
@@ -58,10 +60,10 @@ impl FeedWrite {
     pub(crate) fn record(
         &mut self,
         cid: CollectionId,
-        pk: &[u8],
+        pk: &'a [u8],
         original: Option<NationalId>,
         current: Option<NationalId>,
-        value: Option<&[u8]>,
+        value: Option<&'a [u8]>,
         erased: bool,
     ) {
         match (original, current, value) {
@@ -91,13 +93,13 @@ impl FeedWrite {
         kind: ChangeKind,
         cid: CollectionId,
         id: NationalId,
-        pk: &[u8],
-        payload: Option<&[u8]>,
+        pk: &'a [u8],
+        payload: Option<&'a [u8]>,
         sealed: bool,
     ) {
-        let value = RawChange { kind, time_ms: self.time_ms, cid, id, pk, payload, sealed }.encode();
-        self.added += (CHANGE_KEY_LEN + value.len()) as u64;
-        self.changes.push(value);
+        let change = RawChange { kind, time_ms: self.time_ms, cid, id, pk, payload, sealed };
+        self.added += (CHANGE_KEY_LEN + change.encoded_len()) as u64;
+        self.changes.push(change);
     }
 
     /// Appends the change entries, after every record and index operation of the unit:
@@ -105,15 +107,16 @@ impl FeedWrite {
     /// range (each insert finds its place next to the previous one) instead of alternating
     /// with inserts all over the keyspace.
     pub(crate) fn finish(&mut self, batch: &mut WriteBatch) {
-        for value in self.changes.drain(..) {
-            batch.put_stamped(&[TAG_CHANGE], batch.len() as u32, &value);
+        for change in self.changes.drain(..) {
+            let own = batch.len() as u32;
+            batch.put_stamped_with(&[TAG_CHANGE], own, change.encoded_len(), |out| change.encode_into(out));
         }
     }
 
     /// The encoded changes added so far, in order, for a writer that places them itself
     /// (`Store::import` stamps their positions into table keys).
     pub(crate) fn take_changes(&mut self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut self.changes)
+        self.changes.drain(..).map(|c| c.encode()).collect()
     }
 
     /// Adds deletes of every retained change of `id` that carries a payload (its inserts

@@ -23,7 +23,7 @@ use bytes::Bytes;
 
 use crate::record::keys::{CollectionId, COLLECTION_ID_LEN};
 use crate::record::national_id::{NationalId, NATIONAL_ID_LEN};
-use crate::util::coding::{put_len_prefixed, Reader};
+use crate::util::coding::{put_len_prefixed, varint_len, Reader};
 use crate::SeqNo;
 
 const CHANGE_FORMAT: u8 = 1;
@@ -130,8 +130,10 @@ impl Change {
     }
 }
 
-/// A change value split into its fields, borrowing from the value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A change value split into its fields, borrowing from the value (or, on the write path,
+/// from the write unit's records). `Debug` shows neither the ID, the primary key nor the
+/// payload.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RawChange<'a> {
     pub(crate) kind: ChangeKind,
     pub(crate) time_ms: u64,
@@ -143,18 +145,44 @@ pub(crate) struct RawChange<'a> {
     pub(crate) sealed: bool,
 }
 
+impl std::fmt::Debug for RawChange<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawChange")
+            .field("kind", &self.kind)
+            .field("cid", &self.cid.0)
+            .field("pk_bytes", &self.pk.len())
+            .field("payload_bytes", &self.payload.map(<[u8]>::len))
+            .field("sealed", &self.sealed)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RawChange<'_> {
+    /// The stored value's length in bytes.
+    pub(crate) fn encoded_len(&self) -> usize {
+        2 + 8
+            + COLLECTION_ID_LEN
+            + NATIONAL_ID_LEN
+            + varint_len(self.pk.len() as u64)
+            + self.pk.len()
+            + self.payload.map_or(0, <[u8]>::len)
+    }
+
+    /// Appends the stored value (see the module doc) to `out`: [`Self::encoded_len`] bytes.
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(if self.sealed { CHANGE_FORMAT_SEALED } else { CHANGE_FORMAT });
+        out.push(self.kind.to_u8());
+        out.extend_from_slice(&self.time_ms.to_be_bytes());
+        out.extend_from_slice(&self.cid.to_be());
+        out.extend_from_slice(self.id.as_bytes());
+        put_len_prefixed(out, self.pk);
+        out.extend_from_slice(self.payload.unwrap_or_default());
+    }
+
     /// The stored value (see the module doc).
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let payload = self.payload.unwrap_or_default();
-        let mut v = Vec::with_capacity(2 + 8 + COLLECTION_ID_LEN + NATIONAL_ID_LEN + 2 + self.pk.len() + payload.len());
-        v.push(if self.sealed { CHANGE_FORMAT_SEALED } else { CHANGE_FORMAT });
-        v.push(self.kind.to_u8());
-        v.extend_from_slice(&self.time_ms.to_be_bytes());
-        v.extend_from_slice(&self.cid.to_be());
-        v.extend_from_slice(self.id.as_bytes());
-        put_len_prefixed(&mut v, self.pk);
-        v.extend_from_slice(payload);
+        let mut v = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut v);
         v
     }
 }
@@ -211,7 +239,11 @@ mod tests {
                 payload,
                 sealed: false,
             };
-            assert_eq!(decode_change(&raw.encode()), Ok(raw));
+            let encoded = raw.encode();
+            assert_eq!(encoded.len(), raw.encoded_len());
+            assert_eq!(decode_change(&encoded), Ok(raw));
+            let shown = format!("{raw:?}");
+            assert!(!shown.contains("079190001234") && !shown.contains("pk-1"), "{shown}");
         }
     }
 
