@@ -328,6 +328,11 @@ impl DbInner {
         // released and another `Db` may have opened the directory.
         drop(self.compaction_lock.lock());
         self.lock.lock().take();
+        // Cached blocks are of no use to a closed database: their memory goes back now, not
+        // when the last handle drops.
+        if let Some(cache) = &self.ctx.cache {
+            cache.release();
+        }
         // A failure is reported here too: writes since it may not be durable, and a failed
         // flush may have been holding some.
         match self.health.failure() {
