@@ -60,7 +60,9 @@ impl std::fmt::Debug for BlockCache {
 impl BlockCache {
     /// A cache holding up to about `capacity_bytes` of blocks.
     pub fn new(capacity_bytes: usize) -> Self {
-        let estimated_items = (capacity_bytes / 4096).max(16);
+        // quick_cache sizes its tables for this many entries up front: bounded, so a huge
+        // capacity costs table memory only as blocks arrive.
+        let estimated_items = (capacity_bytes / 4096).clamp(16, 1 << 22);
         BlockCache {
             cache: Cache::with_weighter(estimated_items, capacity_bytes as u64, BlockWeighter),
             pool: BlockPool::for_cache_capacity(capacity_bytes),
