@@ -256,7 +256,7 @@ impl PoolInner {
             c.partial.push(region);
         }
         // An empty region goes back to the system unless it is the class's only room.
-        let others_with_room = if was_full { partial_len } else { partial_len - 1 };
+        let others_with_room = if was_full { partial_len } else { partial_len.saturating_sub(1) };
         if empty && others_with_room > 0 {
             self.unmap(&mut c, region);
         }

@@ -297,7 +297,9 @@ impl SstReader {
         lo
     }
 
-    /// Data block `i` (`< num_blocks()`), from the cache when possible.
+    /// Data block `i` (`< num_blocks()`), from the cache when possible. A block read for the
+    /// cache is decoded straight into a buffer of the cache's pool (see `block_pool.rs`) and
+    /// charged its slot; like [`SstReader::read_data_block`]'s, it never shares the file's map.
     pub(crate) fn data_block(&self, i: usize) -> Result<Arc<Block>> {
         let handle = self
             .index

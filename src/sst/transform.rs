@@ -179,6 +179,9 @@ fn open_block_with(
     pool: Option<&BlockPool>,
 ) -> Result<OpenedBlock> {
     let (mut payload, stored_transform) = split_checked(path, handle, &stored)?;
+    // `payload` alone now shares the stored bytes (so `is_unique` below tells whether they
+    // are a buffer of their own or part of the file's map).
+    drop(stored);
     let bad = |what: String| Error::corruption(path, handle.offset, what);
     let transform = match (stored_transform, cipher) {
         (Transform::Raw | Transform::Zstd, None) => stored_transform,
@@ -211,6 +214,9 @@ fn open_block_with(
                 let footprint = BlockPool::slot_size(payload.len()).unwrap_or(payload.len());
                 Ok(OpenedBlock { data: buf.freeze(), transform: stored_transform, footprint })
             }
+            // No room: onto the heap, copied unless the payload is already its own buffer,
+            // so a cached block never keeps the file's memory map alive.
+            None if pool.is_some() && !payload.is_unique() => Ok(heap(Bytes::copy_from_slice(&payload))),
             None => Ok(heap(payload)),
         },
         Transform::Zstd | Transform::ZstdSealed => {
