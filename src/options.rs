@@ -76,8 +76,20 @@ pub struct Options {
     /// flush's output) uses at most zstd 1 unless `compression_per_level` says otherwise:
     /// see there.
     pub compression_level: i32,
-    /// Capacity of the shared block cache in bytes. Default: 64 MiB.
+    /// Capacity of the shared block cache in bytes. Default: 64 MiB. Cached blocks live in
+    /// memory the cache maps from the system (not the global allocator), up to the capacity
+    /// plus `max(capacity / 8, 1 MiB)` of slack; 0 disables the cache.
     pub block_cache_capacity: usize,
+    /// One memory budget in bytes for the memtables and the block cache together; when set
+    /// it replaces `write_buffer_size` and `block_cache_capacity`: half goes to the
+    /// `1 + max_immutable_memtables` memtables (with their bloom filters), the rest to the
+    /// block cache including its slack. Outside it: table index and filter blocks,
+    /// compaction buffers, blocks pinned by long-lived iterators, and allocator retention
+    /// (`docs/benchmarks.md`, "Memory", bounds each). At least
+    /// [`min_memory_budget`](crate::min_memory_budget) (about 7 MiB with the defaults) and at most
+    /// [`MAX_MEMORY_BUDGET`](crate::MAX_MEMORY_BUDGET),
+    /// else [`crate::Error::InvalidArgument`]. Default: `None` (use the two options).
+    pub memory_budget: Option<usize>,
     /// How recovery treats a damaged log tail.
     pub recovery_mode: RecoveryMode,
     /// Number of levels in the tree (level 0 plus `num_levels - 1` sorted levels).
@@ -140,6 +152,7 @@ impl Default for Options {
             bloom_bits_per_key: 10,
             compression_level: 3,
             block_cache_capacity: 64 << 20,
+            memory_budget: None,
             recovery_mode: RecoveryMode::TolerateCorruptedTail,
             num_levels: 7,
             level0_compaction_trigger: 4,
@@ -172,6 +185,7 @@ impl std::fmt::Debug for Options {
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
             .field("compression_level", &self.compression_level)
             .field("block_cache_capacity", &self.block_cache_capacity)
+            .field("memory_budget", &self.memory_budget)
             .field("recovery_mode", &self.recovery_mode)
             .field("num_levels", &self.num_levels)
             .field("level0_compaction_trigger", &self.level0_compaction_trigger)
@@ -187,6 +201,15 @@ impl std::fmt::Debug for Options {
 }
 
 impl Options {
+    /// The options a database runs with: `memory_budget`, if set, divided into
+    /// `write_buffer_size` and `block_cache_capacity`, and everything checked.
+    pub(crate) fn resolved(&self) -> crate::Result<Options> {
+        let mut o = self.clone();
+        crate::memory_budget::apply(&mut o)?;
+        o.validate()?;
+        Ok(o)
+    }
+
     /// Checks the options for values kho cannot work with.
     pub(crate) fn validate(&self) -> crate::Result<()> {
         let bad = |m: &str| Err(crate::Error::InvalidArgument(m.to_owned()));

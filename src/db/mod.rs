@@ -269,6 +269,8 @@ impl Db {
             stall_micros: 0,
             cache_hits: inner.ctx.cache.as_ref().map_or(0, |c| c.hits()),
             cache_misses: inner.ctx.cache.as_ref().map_or(0, |c| c.misses()),
+            cache_usage: inner.ctx.cache.as_ref().map_or(0, |c| c.usage()),
+            cache_pool_bytes: inner.ctx.cache.as_ref().map_or(0, |c| c.pool_bytes()),
             write_batches: 0,
             write_groups: 0,
             log_syncs: 0,

@@ -37,7 +37,7 @@ impl Db {
     /// Fails with [`Error::Busy`] if another process or `Db` holds it, and with
     /// [`Error::Corruption`] if its files are damaged beyond what the recovery mode accepts.
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
-        opts.validate()?;
+        let opts = opts.resolved()?;
         let dir = path.as_ref().to_path_buf();
         let fs = opts.fs.clone();
         if opts.create_if_missing {
@@ -133,7 +133,7 @@ impl Db {
     /// manifest's length) changed meanwhile, and reported when it did not.
     /// Writes, `flush` and `compact_range` return [`Error::ReadOnly`].
     pub fn open_read_only(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
-        opts.validate()?;
+        let opts = opts.resolved()?;
         let dir = path.as_ref();
         let mut attempt = 0u32;
         loop {
@@ -328,6 +328,11 @@ impl DbInner {
         // released and another `Db` may have opened the directory.
         drop(self.compaction_lock.lock());
         self.lock.lock().take();
+        // Cached blocks are of no use to a closed database: their memory goes back now, not
+        // when the last handle drops.
+        if let Some(cache) = &self.ctx.cache {
+            cache.release();
+        }
         // A failure is reported here too: writes since it may not be durable, and a failed
         // flush may have been holding some.
         match self.health.failure() {

@@ -89,6 +89,14 @@ pub struct DbStats {
     pub cache_hits: u64,
     /// Block cache misses.
     pub cache_misses: u64,
+    /// Bytes charged to the blocks in the block cache (their pool slots plus a small
+    /// per-entry overhead), at most its capacity.
+    pub cache_usage: u64,
+    /// Bytes the block cache's buffer pool has mapped from the system: cached blocks,
+    /// evicted blocks still used by cursors or returned values, and free slots kept for
+    /// reuse; at most the capacity plus `max(capacity / 8, 1 MiB)` (`docs/benchmarks.md`,
+    /// "Memory").
+    pub cache_pool_bytes: u64,
     /// Write batches committed (each `put`, `delete` or `write` is one).
     pub write_batches: u64,
     /// Commit groups: each is one log append, and at most one fsync.

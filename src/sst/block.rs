@@ -33,6 +33,9 @@ pub struct Block {
     num_restarts: usize,
     path: Arc<Path>,
     file_offset: u64,
+    /// Bytes the block costs in memory (its pool slot, or its length on the heap): what the
+    /// block cache charges for it.
+    footprint: usize,
 }
 
 /// The decoded header of one entry.
@@ -74,16 +77,29 @@ impl Block {
             }
             prev = Some(r);
         }
-        Ok(Block { data, restarts_offset, num_restarts: n, path, file_offset })
+        let footprint = data.len();
+        Ok(Block { data, restarts_offset, num_restarts: n, path, file_offset, footprint })
     }
 
-    /// The raw block's size in bytes.
+    /// Records that the block's bytes occupy `footprint` bytes of memory (a pool slot is
+    /// rounded up from the block's length).
+    pub(crate) fn with_footprint(mut self, footprint: usize) -> Block {
+        self.footprint = footprint.max(self.data.len());
+        self
+    }
+
+    /// Bytes the block costs in memory; see [`Block::with_footprint`].
+    pub(crate) fn footprint(&self) -> usize {
+        self.footprint
+    }
+
     /// The block's bytes (entries and restart array).
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.data
     }
 
+    /// The raw block's size in bytes.
     pub(crate) fn len(&self) -> usize {
         self.data.len()
     }

@@ -16,6 +16,7 @@
 
 pub(crate) mod block;
 pub(crate) mod block_builder;
+mod block_pool;
 pub(crate) mod bloom;
 mod cache;
 mod footer;

@@ -26,7 +26,7 @@ use crate::sst::footer::{BlockHandle, Footer};
 use crate::sst::format::{BLOCK_TRAILER_LEN, ENCRYPTED_FOOTER_LEN, FOOTER_LEN};
 use crate::sst::iter::SstIter;
 use crate::sst::properties::TableProperties;
-use crate::sst::transform::open_block;
+use crate::sst::transform::{open_block, open_block_into};
 use crate::sst::BlockKind;
 use crate::util::hash::xxh64;
 use crate::vfs::RandomAccessFile;
@@ -76,12 +76,16 @@ fn read_block(
     kind: BlockKind,
     cipher: Option<&FileCipher>,
 ) -> Result<Bytes> {
-    let len = usize::try_from(handle.size)
+    let stored = file.read_at(handle.offset, stored_len(path, handle)?)?;
+    Ok(open_block(path, handle, stored, kind, cipher)?.0)
+}
+
+/// The stored length (payload and trailer) of the block at `handle`.
+fn stored_len(path: &Path, handle: BlockHandle) -> Result<usize> {
+    usize::try_from(handle.size)
         .ok()
         .and_then(|s| s.checked_add(BLOCK_TRAILER_LEN))
-        .ok_or_else(|| Error::corruption(path, handle.offset, format!("block size {} too large", handle.size)))?;
-    let stored = file.read_at(handle.offset, len)?;
-    Ok(open_block(path, handle, stored, kind, cipher)?.0)
+        .ok_or_else(|| Error::corruption(path, handle.offset, format!("block size {} too large", handle.size)))
 }
 
 /// Reads and checks the footer of the table in `file` (at `path`, for messages).
@@ -293,7 +297,9 @@ impl SstReader {
         lo
     }
 
-    /// Data block `i` (`< num_blocks()`), from the cache when possible.
+    /// Data block `i` (`< num_blocks()`), from the cache when possible. A block read for the
+    /// cache is decoded straight into a buffer of the cache's pool (see `block_pool.rs`) and
+    /// charged its slot; like [`SstReader::read_data_block`]'s, it never shares the file's map.
     pub(crate) fn data_block(&self, i: usize) -> Result<Arc<Block>> {
         let handle = self
             .index
@@ -305,10 +311,14 @@ impl SstReader {
                 return Ok(b);
             }
         }
-        let block = Arc::new(self.read_data_block(handle)?);
-        if let Some(cache) = &self.cache {
-            cache.insert(self.cache_id, handle.offset, Arc::clone(&block));
-        }
+        let Some(cache) = &self.cache else {
+            return Ok(Arc::new(self.read_data_block(handle)?));
+        };
+        let stored = self.file.read_at(handle.offset, stored_len(&self.path, handle)?)?;
+        let opened = open_block_into(&self.path, handle, stored, BlockKind::Data, self.cipher.as_ref(), cache.pool())?;
+        let block =
+            Arc::new(Block::new(opened.data, Arc::clone(&self.path), handle.offset)?.with_footprint(opened.footprint));
+        cache.insert(self.cache_id, handle.offset, Arc::clone(&block));
         Ok(block)
     }
 
@@ -441,13 +451,65 @@ mod tests {
 
     /// Opens `bytes` as a table and exercises every read path; returns whether any of them
     /// reported corruption. Anything other than `Ok` or `Corruption` fails the test.
+    #[test]
+    fn pooled_blocks_held_by_cursors_and_values_survive_eviction() {
+        // Compressed blocks are decompressed into the pool, raw ones copied into it.
+        for compression_level in [3, 0] {
+            pooled_blocks_survive_eviction(SstOptions { compression_level, ..SstOptions::default() });
+        }
+    }
+
+    fn pooled_blocks_survive_eviction(opts: SstOptions) {
+        let dir = tempfile::tempdir().unwrap();
+        let items = entries(3000, 1, 100);
+        let (path, props) = write_table(dir.path(), "t.sst", &items, &opts);
+        assert!(props.data_blocks > 50, "{props:?}");
+        // Room for two blocks: every read evicts.
+        let cache = Arc::new(BlockCache::new(10 << 10));
+        let r = open_table(&path, Some(Arc::clone(&cache)));
+        let mut it = r.iter();
+        it.seek_to_first().unwrap();
+        let held_value = r.get(&items[1].0).unwrap().unwrap().1;
+        assert!(cache.pool_bytes() > 0, "cached blocks are decoded into the pool: {cache:?}");
+        // Churn the cache (and the pool's free slots) with every other block, twice.
+        for _ in 0..2 {
+            for (k, v) in items.iter().step_by(7) {
+                assert_eq!(r.get(k).unwrap().unwrap().1, v);
+            }
+        }
+        assert!(cache.len() <= 3, "{cache:?}");
+        assert!(cache.pool_bytes() <= (10 << 10) + (1 << 20), "{cache:?}");
+        // The cursor's block and the returned value were evicted long ago, still intact.
+        assert_eq!(held_value, items[1].1);
+        for (k, v) in &items {
+            assert!(it.valid());
+            assert_eq!((it.key(), &it.value()), (&k[..], v));
+            it.next().unwrap();
+        }
+        assert!(!it.valid());
+    }
+
     fn exercise(bytes: Bytes, keys: &[Vec<u8>]) -> bool {
         let check = |r: Result<()>| match r {
             Ok(()) => false,
             Err(e) if e.is_corruption() => true,
             Err(e) => panic!("expected corruption, got {e}"),
         };
-        let r = match SstReader::open(Arc::new(MemFile(bytes)), PathBuf::from("bad.sst"), 1, None) {
+        // Without a cache, and with a tiny one (blocks decoded into its pool and evicted).
+        let mut bad = false;
+        for cache in [None, Some(Arc::new(BlockCache::new(16 << 10)))] {
+            bad |= exercise_with(bytes.clone(), keys, cache, &check);
+        }
+        bad
+    }
+
+    fn exercise_with(
+        bytes: Bytes,
+        keys: &[Vec<u8>],
+        cache: Option<Arc<BlockCache>>,
+        check: &dyn Fn(Result<()>) -> bool,
+    ) -> bool {
+        let r = match SstReader::open(Arc::new(MemFile(bytes)), PathBuf::from("bad.sst"), 1, cache) {
             Ok(r) => Arc::new(r),
             Err(e) => return check(Err(e)),
         };

@@ -20,6 +20,7 @@ use std::path::Path;
 use bytes::Bytes;
 
 use crate::crypt::{block_nonce, FileCipher, TAG_LEN};
+use crate::sst::block_pool::BlockPool;
 use crate::sst::footer::BlockHandle;
 use crate::sst::format::{Transform, BLOCK_AAD, BLOCK_TRAILER_LEN, MAX_BLOCK_RAW_LEN};
 use crate::sst::BlockKind;
@@ -85,7 +86,7 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-fn decompress_into(frame: &[u8], out: &mut Vec<u8>) -> std::io::Result<usize> {
+fn decompress_into<C: zstd::zstd_safe::WriteBuf + ?Sized>(frame: &[u8], out: &mut C) -> std::io::Result<usize> {
     DECOMPRESSOR.with(|cell| match cell.try_borrow_mut() {
         Ok(mut slot) => {
             let d = match &mut *slot {
@@ -141,7 +142,46 @@ pub(crate) fn open_block(
     kind: BlockKind,
     cipher: Option<&FileCipher>,
 ) -> Result<(Bytes, Transform)> {
+    open_block_with(path, handle, stored, kind, cipher, None).map(|o| (o.data, o.transform))
+}
+
+/// A block opened by [`open_block_into`].
+pub(crate) struct OpenedBlock {
+    /// The raw block.
+    pub data: Bytes,
+    /// The stored transform.
+    pub transform: Transform,
+    /// The bytes `data` occupies: its slot when it is in the pool, else its length.
+    pub footprint: usize,
+}
+
+/// [`open_block`] for a block about to be cached: its raw bytes are written into a buffer of
+/// `pool` (decompressed or opened straight into it; a raw block copied in, so the block
+/// never references the file or a heap buffer), or onto the heap when the pool has no room
+/// or the block is too large for it.
+pub(crate) fn open_block_into(
+    path: &Path,
+    handle: BlockHandle,
+    stored: Bytes,
+    kind: BlockKind,
+    cipher: Option<&FileCipher>,
+    pool: &BlockPool,
+) -> Result<OpenedBlock> {
+    open_block_with(path, handle, stored, kind, cipher, Some(pool))
+}
+
+fn open_block_with(
+    path: &Path,
+    handle: BlockHandle,
+    stored: Bytes,
+    kind: BlockKind,
+    cipher: Option<&FileCipher>,
+    pool: Option<&BlockPool>,
+) -> Result<OpenedBlock> {
     let (mut payload, stored_transform) = split_checked(path, handle, &stored)?;
+    // `payload` alone now shares the stored bytes (so `is_unique` below tells whether they
+    // are a buffer of their own or part of the file's map).
+    drop(stored);
     let bad = |what: String| Error::corruption(path, handle.offset, what);
     let transform = match (stored_transform, cipher) {
         (Transform::Raw | Transform::Zstd, None) => stored_transform,
@@ -163,8 +203,22 @@ pub(crate) fn open_block(
             }
         }
     };
+    let heap = |data: Bytes| {
+        let footprint = data.len();
+        OpenedBlock { data, transform: stored_transform, footprint }
+    };
     match transform {
-        Transform::Raw | Transform::RawSealed => Ok((payload, stored_transform)),
+        Transform::Raw | Transform::RawSealed => match pool.and_then(|p| p.alloc(payload.len())) {
+            Some(mut buf) => {
+                buf.as_mut_slice().copy_from_slice(&payload);
+                let footprint = BlockPool::slot_size(payload.len()).unwrap_or(payload.len());
+                Ok(OpenedBlock { data: buf.freeze(), transform: stored_transform, footprint })
+            }
+            // No room: onto the heap, copied unless the payload is already its own buffer,
+            // so a cached block never keeps the file's memory map alive.
+            None if pool.is_some() && !payload.is_unique() => Ok(heap(Bytes::copy_from_slice(&payload))),
+            None => Ok(heap(payload)),
+        },
         Transform::Zstd | Transform::ZstdSealed => {
             let (raw_len, n) = get_varint(&payload).ok_or_else(|| bad("bad zstd raw length varint".into()))?;
             let raw_len = usize::try_from(raw_len)
@@ -172,12 +226,24 @@ pub(crate) fn open_block(
                 .filter(|&l| l <= MAX_BLOCK_RAW_LEN)
                 .ok_or_else(|| bad(format!("zstd block claims {raw_len} raw bytes, limit {MAX_BLOCK_RAW_LEN}")))?;
             let frame = payload.get(n..).unwrap_or_default();
-            let mut out = Vec::with_capacity(raw_len);
-            let got = decompress_into(frame, &mut out).map_err(|e| bad(format!("zstd decompression failed: {e}")))?;
-            if got != raw_len || out.len() != raw_len {
-                return Err(bad(format!("zstd block decompressed to {got} bytes, expected {raw_len}")));
+            let failed = |e: std::io::Error| bad(format!("zstd decompression failed: {e}"));
+            let wrong = |got: usize| bad(format!("zstd block decompressed to {got} bytes, expected {raw_len}"));
+            if let Some(mut buf) = pool.and_then(|p| p.alloc(raw_len)) {
+                // Straight into the pool slot, which is exactly `raw_len` bytes: a frame
+                // that decodes to more fails, one that decodes to fewer is caught below.
+                let got = decompress_into(frame, buf.as_mut_slice()).map_err(failed)?;
+                if got != raw_len {
+                    return Err(wrong(got));
+                }
+                let footprint = BlockPool::slot_size(raw_len).unwrap_or(raw_len);
+                return Ok(OpenedBlock { data: buf.freeze(), transform: stored_transform, footprint });
             }
-            Ok((Bytes::from(out), stored_transform))
+            let mut out = Vec::with_capacity(raw_len);
+            let got = decompress_into(frame, &mut out).map_err(failed)?;
+            if got != raw_len || out.len() != raw_len {
+                return Err(wrong(got));
+            }
+            Ok(heap(Bytes::from(out)))
         }
     }
 }
@@ -203,8 +269,22 @@ mod tests {
         Bytes::from(v)
     }
 
+    /// Opens a plaintext block both onto the heap and into a pool, and checks that the two
+    /// agree (same bytes, or both corruption).
     fn open_plain(path: &Path, handle: BlockHandle, stored: Bytes) -> Result<(Bytes, Transform)> {
-        open_block(path, handle, stored, BlockKind::Data, None)
+        let pool = BlockPool::new(1 << 20);
+        let heap = open_block(path, handle, stored.clone(), BlockKind::Data, None);
+        let pooled = open_block_into(path, handle, stored, BlockKind::Data, None, &pool);
+        match (&heap, pooled) {
+            (Ok((data, t)), Ok(o)) => {
+                assert_eq!((data, *t), (&o.data, o.transform));
+                assert_eq!(o.footprint, BlockPool::slot_size(data.len()).unwrap_or(data.len()));
+                assert_eq!(pool.mapped() > 0, !data.is_empty(), "non-empty blocks go into the pool");
+            }
+            (Err(a), Err(b)) => assert!(a.is_corruption() && b.is_corruption(), "{a} / {b}"),
+            (a, b) => panic!("heap {a:?} and pool {:?} disagree", b.map(|o| o.data)),
+        }
+        heap
     }
 
     #[test]

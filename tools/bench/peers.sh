@@ -7,6 +7,9 @@
 # 50 ms; memory-mapped file pages are not counted for anyone).
 # kho runs through the same harness (peers/kho, built against this checkout), not `kho bench`.
 # Usage (from the project root): tools/bench/peers.sh [NUM] [READS]   (default 2000000 500000)
+# PEERS="kho" (or any subset of "rocksdb fjall kho") runs only those; the others' columns show "?".
+# KHO_PEER_MEM=1 makes the kho harness print, after each phase, its peak RssAnon (sampled every
+# 10 ms inside the process) and glibc's mallinfo2 in-use/free bytes; they are shown at the end.
 # First run builds the peers (RocksDB's C++ takes ~13 min on 2 cores; needs clang, libclang-dev).
 set -euo pipefail
 num=${1:-2000000}; reads=${2:-500000}
@@ -14,7 +17,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${KHO_PEERS_TARGET:-${XDG_CACHE_HOME:-$HOME/.cache}/kho-peers}
 command -v clang >/dev/null && [ -n "$(ls /usr/lib/llvm-*/lib/libclang*.so* 2>/dev/null | head -1)" ] || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-dev >/dev/null; }
+peers=${PEERS:-rocksdb fjall kho}
+want() { case " $peers " in *" $1 "*) return 0;; *) return 1;; esac; }
 for p in rocksdb fjall; do
+  want $p || continue
   (cd "$here/peers/$p" && CARGO_TARGET_DIR="$cache/$p" cargo build --release -q)
 done
 # kho through the same harness, linked against this checkout (system allocator, like the peers)
@@ -35,12 +41,19 @@ peak() {  # run a command, print its output, then "peakanon KiB"
 rate() { awk -v b="$1" '$1==b {for(i=1;i<=NF;i++) if($i=="ops/sec") print $(i-1)}' "$2" | head -1; }
 
 benches="fillseq fillrandom overwrite readrandom seekrandom readseq readreverse"
+touch "$work/rocksdb.txt" "$work/fjall.txt" "$work/kho.txt"
+if want rocksdb; then
 sync; peak "$cache/rocksdb/release/rocksdb-peer" "$work/rocks" "$num" "$reads" | tr '\r' '\n' > "$work/rocksdb.txt"
 echo "PEERS_DISK $(du -sbc "$work/rocks" "$work/rocks-seq" | tail -1 | cut -f1)" >> "$work/rocksdb.txt"; rm -rf "$work/rocks" "$work/rocks-seq"
+fi
+if want fjall; then
 sync; peak "$cache/fjall/release/fjall-peer" "$work/fjall" "$num" "$reads" | tr '\r' '\n' > "$work/fjall.txt"
 echo "PEERS_DISK $(du -sb "$work/fjall" | cut -f1)" >> "$work/fjall.txt"; rm -rf "$work/fjall"
+fi
+if want kho; then
 sync; peak "$cache/kho/release/kho-peer" "$work/kho" "$num" "$reads" | tr '\r' '\n' > "$work/kho.txt"
 echo "PEERS_DISK $(du -sb "$work/kho" | cut -f1)" >> "$work/kho.txt"
+fi
 
 echo "(ops/s; last column kho / the faster peer; for disk_bytes and anon_MiB, kho / rocksdb)"
 printf '%-12s %12s %12s %12s %9s\n' benchmark rocksdb fjall kho kho/best
@@ -52,6 +65,11 @@ done
 d() { awk '$1=="PEERS_DISK"{print $2}' "$1"; }
 m() { awk '$1=="PEERS_ANON"{if ($2>x) x=$2} END{printf "%.0f", x/1024}' "$1"; }
 printf '%-12s %12s %12s %12s %9s\n' disk_bytes "$(d "$work/rocksdb.txt")" "$(d "$work/fjall.txt")" "$(d "$work/kho.txt")" \
-  "$(awk -v r="$(d "$work/rocksdb.txt")" -v k="$(d "$work/kho.txt")" 'BEGIN{printf "%.2f", k/r}')"
+  "$(awk -v r="$(d "$work/rocksdb.txt")" -v k="$(d "$work/kho.txt")" 'BEGIN{if (r>0 && k>0) printf "%.2f", k/r; else print "n/a"}')"
 printf '%-12s %12s %12s %12s %9s\n' anon_MiB "$(m "$work/rocksdb.txt")" "$(m "$work/fjall.txt")" "$(m "$work/kho.txt")" \
-  "$(awk -v r="$(m "$work/rocksdb.txt")" -v k="$(m "$work/kho.txt")" 'BEGIN{printf "%.2f", k/r}')"
+  "$(awk -v r="$(m "$work/rocksdb.txt")" -v k="$(m "$work/kho.txt")" 'BEGIN{if (r>0 && k>0) printf "%.2f", k/r; else print "n/a"}')"
+if grep -q '^mem ' "$work/kho.txt"; then
+  echo "(kho memory after each phase, KHO_PEER_MEM=1; peak_anon is the phase's peak RssAnon)"
+  grep '^mem ' "$work/kho.txt"
+  awk '$1=="PEERS_MEM_PEAK"{printf "kho whole-run peak RssAnon (10 ms sampler): %.0f MiB\n", $2/1024}' "$work/kho.txt"
+fi
