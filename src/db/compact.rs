@@ -3,7 +3,8 @@
 //!
 //! At most one compaction runs at a time (`compaction_lock`), so tasks never share input
 //! files; flushes run concurrently and only add level-0 files, which are newer than
-//! anything a running compaction reads.
+//! anything a running compaction reads. The background thread runs
+//! `Options::compaction_thread_nice` below the process's CPU priority.
 
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::Ordering;
@@ -17,12 +18,16 @@ use crate::compaction::job;
 use crate::compaction::picker::{
     build_task, files_in_range, in_place_task, level_scores, pending_compaction_bytes, pick, CompactionTask,
 };
+use crate::util::thread_priority;
 use crate::version::Version;
 use crate::Result;
 
 impl DbInner {
     /// Body of the background compaction thread.
     pub(crate) fn compaction_loop(self: &Arc<Self>) {
+        // Best effort: at the process's priority compaction is still correct, only more
+        // intrusive.
+        let _ = thread_priority::lower_current_thread(self.opts.compaction_thread_nice);
         loop {
             {
                 let mut bg = self.bg.lock();

@@ -8,6 +8,7 @@
 //! - `blocked_bloom`: the blocked bloom filter's block addressing, probe sequence and bit
 //!   setting and testing, shared by the table and memtable filters;
 //! - `prefetch`: a cache-line prefetch hint;
+//! - `thread_priority`: lowering a background thread's CPU priority (per thread on Linux);
 //! - [`redact`]: how keys and IDs appear in errors and `Debug` strings (never whole);
 //! - [`SplitMix64`]: the seedable random number generator of kho and its tools.
 //!
@@ -21,6 +22,7 @@ pub(crate) mod hash;
 pub(crate) mod prefetch;
 mod redact;
 mod splitmix;
+pub(crate) mod thread_priority;
 
 pub use redact::redact;
 pub use splitmix::SplitMix64;
