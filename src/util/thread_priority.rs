@@ -45,6 +45,7 @@ pub(crate) fn lower_current_thread(_by: i32) -> std::io::Result<i32> {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
+    #![allow(clippy::expect_used)]
     use super::*;
 
     /// The calling thread's nice value, as the kernel reports it (field 19 of
