@@ -21,17 +21,21 @@ fn nice_of_threads_named(name: &str) -> Vec<i32> {
             continue;
         }
         let Ok(stat) = std::fs::read_to_string(task.join("stat")) else { continue };
-        // Fields after "pid (comm) ": state is the first, nice the 17th.
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        found.push(after_name.split(' ').nth(16).unwrap().parse().unwrap());
+        found.push(nice_in_stat(&stat));
     }
     found
 }
 
+/// The nice value in a `/proc/.../stat` line: after "pid (comm) ", state is the first field
+/// and nice the 17th.
+#[cfg(target_os = "linux")]
+fn nice_in_stat(stat: &str) -> i32 {
+    stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(16).unwrap().parse().unwrap()
+}
+
 #[cfg(target_os = "linux")]
 fn own_nice() -> i32 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-    stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(16).unwrap().parse().unwrap()
+    nice_in_stat(&std::fs::read_to_string("/proc/thread-self/stat").unwrap())
 }
 
 /// Polls until `name` threads exist and all report `want` (a thread names itself and sets its

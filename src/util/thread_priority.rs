@@ -23,8 +23,11 @@ pub(crate) fn lower_current_thread(by: i32) -> std::io::Result<i32> {
     unsafe { *libc::__errno_location() = 0 };
     // SAFETY: plain system call on this thread's own id; no memory is passed.
     let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
-    if current == -1 && std::io::Error::last_os_error().raw_os_error() != Some(0) {
-        return Err(std::io::Error::last_os_error());
+    if current == -1 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(0) {
+            return Err(e);
+        }
     }
     let target = current.saturating_add(by.clamp(0, MAX_NICE)).min(MAX_NICE);
     if target == current {
