@@ -55,7 +55,7 @@ pub(crate) fn run(
 
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     for (_, f) in task.all_inputs() {
-        children.push(Box::new(f.reader()?.iter()));
+        children.push(Box::new(f.reader()?.scan_iter()));
     }
     let mut merged = MergingIter::new(children);
     merged.seek_to_first()?;

@@ -17,9 +17,19 @@ use crate::sst::block::BlockIter;
 use crate::sst::reader::SstReader;
 use crate::Result;
 
+/// Whether the blocks a cursor reads from the file go into the block cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CacheFill {
+    /// Reads go through the cache and fill it (point reads, user iterators).
+    Fill,
+    /// Cached blocks are used, missing ones are read without being cached (compaction).
+    Skip,
+}
+
 /// A bidirectional cursor over one table's entries in internal-key order.
 pub struct SstIter {
     reader: Arc<SstReader>,
+    fill: CacheFill,
     block_index: usize,
     block: Option<BlockIter>,
 }
@@ -31,8 +41,8 @@ impl std::fmt::Debug for SstIter {
 }
 
 impl SstIter {
-    pub(crate) fn new(reader: Arc<SstReader>) -> Self {
-        SstIter { reader, block_index: 0, block: None }
+    pub(crate) fn new(reader: Arc<SstReader>, fill: CacheFill) -> Self {
+        SstIter { reader, fill, block_index: 0, block: None }
     }
 
     /// The table this cursor reads.
@@ -50,7 +60,10 @@ impl SstIter {
 
     /// Points the block cursor at data block `i` (not yet positioned).
     fn load(&mut self, i: usize) -> Result<&mut BlockIter> {
-        let block = self.reader.data_block(i)?;
+        let block = match self.fill {
+            CacheFill::Fill => self.reader.data_block(i)?,
+            CacheFill::Skip => self.reader.data_block_no_fill(i)?,
+        };
         self.block_index = i;
         let it = match self.block.take() {
             Some(mut it) => {

@@ -24,7 +24,7 @@ use crate::sst::bloom::BloomFilter;
 use crate::sst::cache::BlockCache;
 use crate::sst::footer::{BlockHandle, Footer};
 use crate::sst::format::{BLOCK_TRAILER_LEN, ENCRYPTED_FOOTER_LEN, FOOTER_LEN};
-use crate::sst::iter::SstIter;
+use crate::sst::iter::{CacheFill, SstIter};
 use crate::sst::properties::TableProperties;
 use crate::sst::transform::{open_block, open_block_into};
 use crate::sst::BlockKind;
@@ -269,7 +269,13 @@ impl SstReader {
 
     /// A cursor over the whole table, initially not valid. Holds the reader alive.
     pub fn iter(self: &Arc<Self>) -> SstIter {
-        SstIter::new(Arc::clone(self))
+        SstIter::new(Arc::clone(self), CacheFill::Fill)
+    }
+
+    /// A cursor for one sequential pass (a compaction's input): it reads cached blocks but
+    /// does not add the blocks it reads to the cache ([`SstReader::data_block_no_fill`]).
+    pub(crate) fn scan_iter(self: &Arc<Self>) -> SstIter {
+        SstIter::new(Arc::clone(self), CacheFill::Skip)
     }
 
     /// Number of data blocks.
@@ -301,15 +307,9 @@ impl SstReader {
     /// cache is decoded straight into a buffer of the cache's pool (see `block_pool.rs`) and
     /// charged its slot; like [`SstReader::read_data_block`]'s, it never shares the file's map.
     pub(crate) fn data_block(&self, i: usize) -> Result<Arc<Block>> {
-        let handle = self
-            .index
-            .get(i)
-            .ok_or_else(|| Error::InvalidArgument(format!("data block {i} of {}", self.index.len())))?
-            .handle;
-        if let Some(cache) = &self.cache {
-            if let Some(b) = cache.get(self.cache_id, handle.offset) {
-                return Ok(b);
-            }
+        let handle = self.block_handle(i)?;
+        if let Some(b) = self.cached_block(handle) {
+            return Ok(b);
         }
         let Some(cache) = &self.cache else {
             return Ok(Arc::new(self.read_data_block(handle)?));
@@ -320,6 +320,30 @@ impl SstReader {
             Arc::new(Block::new(opened.data, Arc::clone(&self.path), handle.offset)?.with_footprint(opened.footprint));
         cache.insert(self.cache_id, handle.offset, Arc::clone(&block));
         Ok(block)
+    }
+
+    /// Data block `i` (`< num_blocks()`) from the cache if it is there, else read from the
+    /// file without adding it: a compaction's sequential pass reads each input block once, so
+    /// caching it would only evict the blocks readers use (RocksDB reads compaction inputs
+    /// with `fill_cache = false` for the same reason) and grow the cache's memory.
+    pub(crate) fn data_block_no_fill(&self, i: usize) -> Result<Arc<Block>> {
+        let handle = self.block_handle(i)?;
+        match self.cached_block(handle) {
+            Some(b) => Ok(b),
+            None => Ok(Arc::new(self.read_data_block(handle)?)),
+        }
+    }
+
+    fn block_handle(&self, i: usize) -> Result<BlockHandle> {
+        let entry = self
+            .index
+            .get(i)
+            .ok_or_else(|| Error::InvalidArgument(format!("data block {i} of {}", self.index.len())))?;
+        Ok(entry.handle)
+    }
+
+    fn cached_block(&self, handle: BlockHandle) -> Option<Arc<Block>> {
+        self.cache.as_ref()?.get(self.cache_id, handle.offset)
     }
 
     /// Reads and checks a data block, bypassing the cache.
@@ -447,6 +471,48 @@ mod tests {
         // verify reads from the file, not the cache.
         r.verify().unwrap();
         assert_eq!(cache.hits() + cache.misses(), 2 * props.data_blocks + 1);
+    }
+
+    #[test]
+    fn scan_cursor_reads_cached_blocks_but_does_not_fill_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = entries(200, 1, 30);
+        let (path, props) =
+            write_table(dir.path(), "t.sst", &items, &SstOptions { block_size: 512, ..SstOptions::default() });
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        let r = open_table(&path, Some(Arc::clone(&cache)));
+        let scan = |mut it: SstIter| {
+            it.seek_to_first().unwrap();
+            let mut seen = Vec::new();
+            while it.valid() {
+                seen.push((it.key().to_vec(), it.value()));
+                it.next().unwrap();
+            }
+            seen
+        };
+        let expected = items.clone();
+        // Nothing cached: every block is read from the file, and none is kept.
+        assert_eq!(scan(r.scan_iter()), expected);
+        assert_eq!((cache.hits(), cache.misses(), cache.len()), (0, props.data_blocks, 0));
+        assert_eq!(cache.usage(), 0);
+        // One block cached by a point read: the scan uses it and still adds nothing.
+        r.get(&items[7].0).unwrap().unwrap();
+        assert_eq!(cache.len(), 1);
+        let (hits, misses) = (cache.hits(), cache.misses());
+        assert_eq!(scan(r.scan_iter()), expected);
+        assert_eq!(cache.hits() - hits, 1);
+        assert_eq!(cache.misses() - misses, props.data_blocks - 1);
+        assert_eq!(cache.len(), 1);
+        // Backwards too.
+        let mut it = r.scan_iter();
+        it.seek_to_last().unwrap();
+        let mut n = 0;
+        while it.valid() {
+            n += 1;
+            it.prev().unwrap();
+        }
+        assert_eq!(n, items.len());
+        assert_eq!(cache.len(), 1);
     }
 
     /// Opens `bytes` as a table and exercises every read path; returns whether any of them

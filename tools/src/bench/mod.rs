@@ -72,6 +72,15 @@ pub struct BenchArgs {
     /// Memtable size in bytes (db_bench's `--write_buffer_size`).
     #[arg(long = "write_buffer_size", default_value_t = 64 << 20)]
     pub write_buffer_size: usize,
+    /// Memtables in memory at once, the active one included (db_bench's
+    /// `--max_write_buffer_number`: `Options::max_immutable_memtables` + 1); default: the
+    /// engine's.
+    #[arg(long = "max_write_buffer_number")]
+    pub max_write_buffer_number: Option<usize>,
+    /// Nice value the compaction thread adds to the process's (Linux; 0..=19); default: the
+    /// engine's (`Options::compaction_thread_nice`).
+    #[arg(long = "compaction_thread_nice")]
+    pub compaction_thread_nice: Option<i32>,
     /// Block cache capacity in bytes (db_bench's `--cache_size`).
     #[arg(long = "cache_size", default_value_t = 64 << 20)]
     pub cache_size: usize,

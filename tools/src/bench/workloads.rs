@@ -230,6 +230,11 @@ impl Bench {
                 .clone()
                 .unwrap_or(defaults.compression_per_level.clone()),
             write_buffer_size: self.args.write_buffer_size,
+            max_immutable_memtables: self
+                .args
+                .max_write_buffer_number
+                .map_or(defaults.max_immutable_memtables, |n| n.saturating_sub(1)),
+            compaction_thread_nice: self.args.compaction_thread_nice.unwrap_or(defaults.compaction_thread_nice),
             block_cache_capacity: self.args.cache_size,
             bloom_bits_per_key: self.args.bloom_bits,
             compression_level: self.args.compression_level,
