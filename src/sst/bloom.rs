@@ -17,6 +17,7 @@ use bytes::Bytes;
 use crate::sst::format::{MAX_BLOOM_PROBES, MIN_BLOOM_BITS};
 use crate::util::blocked_bloom::{block_of, set_bits, test_bits, BLOCK_BYTES};
 use crate::util::hash::xxh64;
+use crate::util::mapped_u64s::MappedU64s;
 use crate::{Error, Result};
 
 /// The probe count for `bits_per_key`: `round(0.6 * bits_per_key)` clamped to `1..=30`
@@ -31,13 +32,14 @@ fn probes(bits_per_key: u32) -> u8 {
 #[derive(Debug)]
 pub struct BloomBuilder {
     bits_per_key: u32,
-    hashes: Vec<u64>,
+    /// 8 bytes a key, up to tens of MiB for a large table: kept outside the allocator.
+    hashes: MappedU64s,
 }
 
 impl BloomBuilder {
     /// A builder sizing the filter at `bits_per_key` bits per added key (at least 1).
     pub fn new(bits_per_key: u32) -> Self {
-        BloomBuilder { bits_per_key: bits_per_key.max(1), hashes: Vec::new() }
+        BloomBuilder { bits_per_key: bits_per_key.max(1), hashes: MappedU64s::new() }
     }
 
     /// Adds a key. The caller dedupes equal consecutive keys (duplicates only waste bits).
@@ -63,7 +65,7 @@ impl BloomBuilder {
         let (bits, kbyte) = out.split_at_mut(nbits / 8);
         let (blocks, _) = bits.as_chunks_mut::<BLOCK_BYTES>();
         let nblocks = blocks.len();
-        for &h in &self.hashes {
+        for h in self.hashes.iter() {
             if let Some(block) = blocks.get_mut(block_of(h, nblocks)) {
                 set_bits(block, h, k);
             }

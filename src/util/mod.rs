@@ -7,6 +7,8 @@
 //! - `hash`: XXH64, the bloom filters' hash;
 //! - `blocked_bloom`: the blocked bloom filter's block addressing, probe sequence and bit
 //!   setting and testing, shared by the table and memtable filters;
+//! - `mapped_u64s`: a growable `u64` sequence in anonymous maps (large transient buffers
+//!   kept outside the global allocator);
 //! - `prefetch`: a cache-line prefetch hint;
 //! - `thread_priority`: lowering a background thread's CPU priority (per thread on Linux);
 //! - [`redact`]: how keys and IDs appear in errors and `Debug` strings (never whole);
@@ -19,6 +21,7 @@ pub(crate) mod blocked_bloom;
 pub(crate) mod checksum;
 pub(crate) mod coding;
 pub(crate) mod hash;
+pub(crate) mod mapped_u64s;
 pub(crate) mod prefetch;
 mod redact;
 mod splitmix;
