@@ -137,6 +137,16 @@ impl DbInner {
         (sv.clone(), self.visible_seq.load(Ordering::Acquire))
     }
 
+    /// [`DbInner::read_view`] for a read of the data: `Error::Closed` once the database is
+    /// closed. Checked after loading the view: `close` marks the database closed before it
+    /// swaps in a view without memtables, so a read that loaded that view always sees the
+    /// mark and never answers from a view missing the memtables' writes.
+    fn open_read_view(&self) -> Result<(Arc<SuperVersion>, SeqNo)> {
+        let view = self.read_view();
+        self.check_open()?;
+        Ok(view)
+    }
+
     fn check_open(&self) -> Result<()> {
         self.health.check_open()
     }

@@ -328,10 +328,17 @@ impl DbInner {
         // released and another `Db` may have opened the directory.
         drop(self.compaction_lock.lock());
         self.lock.lock().take();
-        // Cached blocks are of no use to a closed database: their memory goes back now, not
-        // when the last handle drops.
+        // Cached blocks and memtables are of no use to a closed database: their memory goes
+        // back now, not when the last handle drops. The memtables' writes are in the log
+        // (synced above); cursors opened before keep the view they hold, and a read racing
+        // with this sees the database closed (`open_read_view`).
         if let Some(cache) = &self.ctx.cache {
             cache.release();
+        }
+        {
+            let mut sv = self.super_version.write();
+            let mem = Arc::new(Memtable::unfiltered(sv.mem.wal_number()));
+            *sv = Arc::new(SuperVersion { mem, imm: Vec::new(), version: sv.version.clone() });
         }
         // A failure is reported here too: writes since it may not be durable, and a failed
         // flush may have been holding some.

@@ -53,8 +53,7 @@ impl Db {
     /// The current value of `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let inner = self.inner();
-        inner.check_open()?;
-        let (sv, seq) = inner.read_view();
+        let (sv, seq) = inner.open_read_view()?;
         DbInner::get_at(&sv, key.as_ref(), seq)
     }
 
@@ -83,8 +82,7 @@ impl Db {
 
     fn iter_bounds(&self, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Result<DbIterator> {
         let inner = self.inner();
-        inner.check_open()?;
-        let (sv, seq): (Arc<SuperVersion>, SeqNo) = inner.read_view();
+        let (sv, seq): (Arc<SuperVersion>, SeqNo) = inner.open_read_view()?;
         Ok(DbIterator::new(sv, seq, lower, upper))
     }
 }

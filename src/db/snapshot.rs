@@ -82,8 +82,7 @@ impl Snapshot {
 
     /// The value of `key` as of the snapshot.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        self.inner.check_open()?;
-        let (sv, _) = self.inner.read_view();
+        let (sv, _) = self.inner.open_read_view()?;
         DbInner::get_at(&sv, key.as_ref(), self.seq)
     }
 
@@ -105,8 +104,7 @@ impl Snapshot {
     }
 
     fn iter_bounds(&self, lower: std::ops::Bound<Vec<u8>>, upper: std::ops::Bound<Vec<u8>>) -> Result<DbIterator> {
-        self.inner.check_open()?;
-        let (sv, _) = self.inner.read_view();
+        let (sv, _) = self.inner.open_read_view()?;
         Ok(DbIterator::new(sv, self.seq, lower, upper))
     }
 }
