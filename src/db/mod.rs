@@ -241,6 +241,8 @@ impl Db {
 
     /// Makes every acknowledged write durable, stops background work and releases the lock
     /// file. Later calls on any clone return [`Error::Closed`]. Closing twice is a no-op.
+    /// The block cache and the memtables give their memory back here, not when the last
+    /// handle drops; an iterator opened before keeps the view it was created on.
     /// If a background flush or compaction failed (or panicked), returns that error: the
     /// writes it was flushing are still in the log, and the next open recovers them.
     pub fn close(&self) -> Result<()> {

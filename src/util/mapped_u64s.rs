@@ -14,9 +14,9 @@
 
 use std::alloc::{handle_alloc_error, Layout};
 
-use memmap2::MmapMut;
+use memmap2::{MmapMut, MmapOptions};
 
-/// Bytes a chunk maps: 256 KiB, 32,768 values (pages are only committed when written).
+/// Bytes a chunk maps: 256 KiB, 32,768 values.
 const CHUNK_BYTES: usize = 256 << 10;
 const PER_CHUNK: usize = CHUNK_BYTES / 8;
 
@@ -48,7 +48,9 @@ impl MappedU64s {
     pub(crate) fn push(&mut self, v: u64) {
         let at = (self.len % PER_CHUNK) * 8;
         if at == 0 {
-            match MmapMut::map_anon(CHUNK_BYTES) {
+            // Populated: the kernel commits the chunk's pages in one call instead of one
+            // fault a page as they are written (the flush thread fills ~14 chunks a flush).
+            match MmapOptions::new().len(CHUNK_BYTES).populate().map_anon() {
                 Ok(m) => self.chunks.push(m),
                 Err(_) => handle_alloc_error(Layout::new::<[u64; PER_CHUNK]>()),
             }
