@@ -55,10 +55,11 @@ impl MappedU64s {
                 Err(_) => handle_alloc_error(Layout::new::<[u64; PER_CHUNK]>()),
             }
         }
-        if let Some(slot) = self.chunks.last_mut().and_then(|c| c.get_mut(at..at + 8)) {
-            slot.copy_from_slice(&v.to_le_bytes());
-            self.len += 1;
-        }
+        // Chunk `len / PER_CHUNK` exists (just mapped, or holding value `len - 1`) and `at + 8
+        // <= CHUNK_BYTES`: indexing cannot fail, and if the invariant ever broke it would stop
+        // here rather than silently lose a hash (a filter false negative).
+        self.chunks[self.len / PER_CHUNK][at..at + 8].copy_from_slice(&v.to_le_bytes());
+        self.len += 1;
     }
 
     /// The values in the order they were pushed.

@@ -73,10 +73,10 @@ pub struct BenchArgs {
     #[arg(long = "write_buffer_size", default_value_t = 64 << 20)]
     pub write_buffer_size: usize,
     /// Memtables in memory at once, the active one included (db_bench's
-    /// `--max_write_buffer_number`: `Options::max_immutable_memtables` + 1); default: the
-    /// engine's.
-    #[arg(long = "max_write_buffer_number")]
-    pub max_write_buffer_number: Option<usize>,
+    /// `--max_write_buffer_number`: `Options::max_immutable_memtables` + 1, at least 2);
+    /// default: the engine's.
+    #[arg(long = "max_write_buffer_number", value_parser = clap::value_parser!(u64).range(2..))]
+    pub max_write_buffer_number: Option<u64>,
     /// Nice value the compaction thread adds to the process's (Linux; 0..=19); default: the
     /// engine's (`Options::compaction_thread_nice`).
     #[arg(long = "compaction_thread_nice")]

@@ -233,7 +233,7 @@ impl Bench {
             max_immutable_memtables: self
                 .args
                 .max_write_buffer_number
-                .map_or(defaults.max_immutable_memtables, |n| n.saturating_sub(1)),
+                .map_or(defaults.max_immutable_memtables, |n| usize::try_from(n - 1).unwrap_or(usize::MAX)),
             compaction_thread_nice: self.args.compaction_thread_nice.unwrap_or(defaults.compaction_thread_nice),
             block_cache_capacity: self.args.cache_size,
             bloom_bits_per_key: self.args.bloom_bits,
